@@ -66,9 +66,7 @@ class ConfigError(UsageError):
 
 class UnknownEnvironmentError(UsageError):
     def __init__(self, name: str, known: list[str] | tuple[str, ...]):
-        super().__init__(
-            f"unknown environment {name!r}", f"known environments: {', '.join(known)}"
-        )
+        super().__init__(f"unknown environment {name!r}", f"known environments: {', '.join(known)}")
         self.name = name
 
 

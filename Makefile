@@ -1,0 +1,38 @@
+# Thin aliases for people. Everything here calls nox or stageflow; `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+ENV ?= dev
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/.installed ## create .venv with stageflow and every tool the tests need
+	@$(BIN)/python scripts/setup_tools.py
+
+test: setup ## install everything, start what the tests need, and run the whole suite
+	@bash scripts/run-tests.sh $(PYTEST_ARGS)
+
+demo: setup ## the main job: deploy the sample service to dev on the local AWS emulator
+	$(BIN)/stageflow --local demo
+
+lint: setup ## ruff check, ruff format --check, terraform fmt -check
+	$(BIN)/nox -s lint
+
+local-up: setup ## start the local AWS emulator
+	$(BIN)/stageflow local up
+
+local-down: setup ## stop the local AWS emulator
+	$(BIN)/stageflow local down
+
+.PHONY: help setup test demo lint local-up local-down

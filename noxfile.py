@@ -1,0 +1,65 @@
+"""nox sessions: the pipeline's stages as commands. Laptops, CodeBuild and make all call these.
+
+Virtualenvs are reused between runs (``reuse_venv = "yes"``); a session installs only what it needs.
+Sessions that take an environment read it from the positional arguments: ``nox -s plan -- staging``.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+nox.options.error_on_missing_interpreters = False
+
+PYTHON = "3.11"
+DEV = ".[dev]"
+
+
+def _install(session: nox.Session, *extra: str) -> None:
+    session.install("-e", DEV, *extra)
+
+
+def _env_arg(session: nox.Session, usage: str) -> str:
+    if not session.posargs:
+        session.error(f"usage: nox -s {session.name} -- {usage}")
+    return session.posargs[0]
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, terraform fmt -check -recursive."""
+    _install(session)
+    session.run("ruff", "check", "src", "tests", "app", "noxfile.py", "bench", "scripts")
+    session.run("ruff", "format", "--check", "src", "tests", "app", "noxfile.py", "bench", "scripts")
+    session.run("terraform", "fmt", "-check", "-recursive", "infrastructure")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit tests (no emulator, no Terraform, no Docker)."""
+    _install(session)
+    session.run("pytest", "tests/unit", "app/tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Integration and end-to-end tests: the emulator, real Terraform, a real Docker engine."""
+    _install(session)
+    session.run("python", "scripts/setup_tools.py")
+    session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def local(session: nox.Session) -> None:
+    """The local AWS emulator: nox -s local -- up|down|status|reset."""
+    _install(session)
+    action = session.posargs[0] if session.posargs else "status"
+    session.run("stageflow", "local", action)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job on the embedded default: deploy the sample service to dev on the local AWS."""
+    _install(session)
+    session.run("stageflow", "--local", "demo", *session.posargs)

@@ -1,0 +1,422 @@
+"""Load and validate ``stageflow.toml`` into frozen dataclasses. All defaults live here.
+
+Validation is strict: an unknown key, a value of the wrong type, a weight outside 0-100, steps that do
+not increase or an unknown environment raise :class:`~stageflow.errors.ConfigError` naming the file,
+the dotted key and the reason (exit code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from stageflow.errors import ConfigError, UnknownEnvironmentError
+
+DEFAULT_CONFIG_NAME = "stageflow.toml"
+FROM_TERRAFORM = "from-terraform"
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+SECRET_REF_RE = re.compile(r"^(secretsmanager|ssm):.+")
+
+
+@dataclass(frozen=True)
+class CanaryStep:
+    weight: int  # percent of alias traffic on the new version during this step
+    bake_minutes: float = 0.0  # how long to watch the gates at this weight
+    approval: bool = False  # pause for a person after this step, before the next
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    steps: tuple[CanaryStep, ...]
+    post_promotion_minutes: float = 30.0
+    check_interval_seconds: float = 60.0  # how often the gates are read during a bake
+    max_extensions: int = 2  # bake extensions on inconclusive data before holding for a person
+
+
+@dataclass(frozen=True)
+class Gates:
+    max_error_rate: float = 0.01  # fraction: 0.01 is 1 %
+    max_p95_ms: float = 5000.0
+    alarms: tuple[str, ...] = ()  # extra CloudWatch alarm names; Terraform's alarm outputs are added
+    min_invocations: int = 50  # fewer canary invocations in a window than this is "no data"
+
+
+@dataclass(frozen=True)
+class Approvals:
+    before_canary: bool = False
+    between_steps: bool = False
+    timeout_minutes: float = 120.0
+
+
+@dataclass(frozen=True)
+class Notifications:
+    sns_topic_arn: str | None = FROM_TERRAFORM  # an ARN, "from-terraform", or "" for none
+    slack_webhook_env: str | None = "STAGEFLOW_SLACK_WEBHOOK"  # env var holding the webhook URL
+
+
+@dataclass(frozen=True)
+class TerraformSettings:
+    root: str
+    var_file: str = "terraform.tfvars"
+    backend_config: str = "backend.hcl"
+    workspace: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    terraform: TerraformSettings
+    canary: CanaryPolicy
+    gates: Gates = field(default_factory=Gates)
+    approvals: Approvals = field(default_factory=Approvals)
+    notifications: Notifications = field(default_factory=Notifications)
+    secrets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    protected: bool = False  # destructive Terraform changes need --allow-destroy or an approval
+    memory_mb: int = 512
+    timeout_s: int = 30
+    log_retention_days: int = 30
+    xray: bool = False
+    function: str = FROM_TERRAFORM  # a Lambda function name, or read from Terraform outputs
+    alias: str = "live"
+    registry: str | None = None  # image registry; None: ECR in AWS, the local registry in local mode
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    region: str = "us-east-1"
+    source: str = "app"  # the service's source directory, packaged for Lambda
+    handler: str = "service.handler.handler"
+    runtime: str = "python3.11"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path  # the repository root: paths in the file are relative to it
+    service: ServiceConfig
+    environments: Mapping[str, EnvironmentConfig]
+
+    def env(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise UnknownEnvironmentError(name, tuple(self.environments)) from None
+
+    @property
+    def environment_names(self) -> tuple[str, ...]:
+        return tuple(self.environments)
+
+
+# -- the design's defaults per environment ---------------------------------------------------------
+def _steps(bakes: tuple[float, float], approval: bool) -> tuple[CanaryStep, ...]:
+    return (
+        CanaryStep(10, bakes[0], approval),
+        CanaryStep(50, bakes[1], approval),
+        CanaryStep(100, 0.0, False),
+    )
+
+
+DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
+    "dev": dict(
+        memory_mb=256,
+        log_retention_days=14,
+        xray=False,
+        protected=False,
+        canary=CanaryPolicy(_steps((5, 5), False), post_promotion_minutes=5),
+        approvals=Approvals(False, False),
+    ),
+    "staging": dict(
+        memory_mb=512,
+        log_retention_days=30,
+        xray=True,
+        protected=False,
+        canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
+        approvals=Approvals(False, False),
+    ),
+    "prod": dict(
+        memory_mb=512,
+        log_retention_days=90,
+        xray=True,
+        protected=True,
+        canary=CanaryPolicy(_steps((15, 15), True), post_promotion_minutes=30),
+        approvals=Approvals(before_canary=True, between_steps=True),
+    ),
+}
+GENERIC_ENVIRONMENT: dict[str, Any] = dict(
+    memory_mb=512,
+    log_retention_days=30,
+    xray=False,
+    protected=False,
+    canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
+    approvals=Approvals(False, False),
+)
+
+
+# -- validation helpers ----------------------------------------------------------------------------
+class _Reader:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(str(self.path), key, reason)
+
+    def table(self, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, got {_typename(value)}")
+        return value
+
+    def check_keys(self, table: dict, key: str, allowed: set[str]) -> None:
+        for k in table:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else k
+                raise self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def get(self, table: dict, key: str, name: str, kind, default, *, lo=None, hi=None):
+        if name not in table:
+            return default
+        value = table[name]
+        full = f"{key}.{name}" if key else name
+        if kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise self.fail(full, f"must be {kind.__name__}, got {_typename(value)}")
+        if kind is float:
+            value = float(value)
+        if lo is not None and value < lo:
+            raise self.fail(full, f"must be at least {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise self.fail(full, f"must be at most {hi}, got {value}")
+        return value
+
+
+def _typename(value: Any) -> str:
+    return {dict: "table", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+def _parse_steps(r: _Reader, raw: Any, key: str, default_approval: bool) -> tuple[CanaryStep, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise r.fail(key, "must be a non-empty array of {weight, bake_minutes, approval} tables")
+    steps: list[CanaryStep] = []
+    for i, item in enumerate(raw):
+        k = f"{key}[{i}]"
+        item = r.table(item, k)
+        r.check_keys(item, k, _field_names(CanaryStep))
+        if "weight" not in item:
+            raise r.fail(f"{k}.weight", "is required")
+        weight = item["weight"]
+        if not isinstance(weight, int) or isinstance(weight, bool):
+            raise r.fail(f"{k}.weight", f"must be an integer percent, got {_typename(weight)}")
+        if not 0 <= weight <= 100:
+            raise r.fail(f"{k}.weight", f"must be between 0 and 100, got {weight}")
+        if steps and weight <= steps[-1].weight:
+            raise r.fail(f"{k}.weight", f"steps must increase: {weight} follows {steps[-1].weight}")
+        bake = r.get(item, k, "bake_minutes", float, 0.0, lo=0)
+        approval = r.get(item, k, "approval", bool, default_approval and weight < 100)
+        steps.append(CanaryStep(weight, bake, approval))
+    if steps[0].weight == 0:
+        raise r.fail(f"{key}[0].weight", "the first step must send some traffic (weight > 0)")
+    if steps[-1].weight != 100:
+        raise r.fail(f"{key}[{len(steps) - 1}].weight", f"the last step must be 100, got {steps[-1].weight}")
+    return tuple(steps)
+
+
+def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
+    key = f"environments.{name}"
+    if not ENV_NAME_RE.match(name):
+        raise r.fail(key, "environment names are lowercase letters, digits and '-'")
+    base = DEFAULT_ENVIRONMENTS.get(name, GENERIC_ENVIRONMENT)
+    raw = r.table(raw, key)
+    simple = {
+        "protected",
+        "memory_mb",
+        "timeout_s",
+        "log_retention_days",
+        "xray",
+        "function",
+        "alias",
+        "registry",
+    }
+    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets"}
+    r.check_keys(raw, key, simple | tables)
+
+    approvals_raw = r.table(raw.get("approvals", {}), f"{key}.approvals")
+    r.check_keys(approvals_raw, f"{key}.approvals", _field_names(Approvals))
+    ab: Approvals = base["approvals"]
+    approvals = Approvals(
+        before_canary=r.get(approvals_raw, f"{key}.approvals", "before_canary", bool, ab.before_canary),
+        between_steps=r.get(approvals_raw, f"{key}.approvals", "between_steps", bool, ab.between_steps),
+        timeout_minutes=r.get(
+            approvals_raw, f"{key}.approvals", "timeout_minutes", float, ab.timeout_minutes, lo=1
+        ),
+    )
+
+    canary_raw = r.table(raw.get("canary", {}), f"{key}.canary")
+    r.check_keys(canary_raw, f"{key}.canary", _field_names(CanaryPolicy))
+    cb: CanaryPolicy = base["canary"]
+    if "steps" in canary_raw:
+        steps = _parse_steps(r, canary_raw["steps"], f"{key}.canary.steps", approvals.between_steps)
+    else:
+        steps = tuple(
+            dataclasses.replace(s, approval=approvals.between_steps and s.weight < 100) for s in cb.steps
+        )
+    canary = CanaryPolicy(
+        steps=steps,
+        post_promotion_minutes=r.get(
+            canary_raw, f"{key}.canary", "post_promotion_minutes", float, cb.post_promotion_minutes, lo=0
+        ),
+        check_interval_seconds=r.get(
+            canary_raw,
+            f"{key}.canary",
+            "check_interval_seconds",
+            float,
+            cb.check_interval_seconds,
+            lo=1,
+            hi=3600,
+        ),
+        max_extensions=r.get(
+            canary_raw, f"{key}.canary", "max_extensions", int, cb.max_extensions, lo=0, hi=20
+        ),
+    )
+
+    gates_raw = r.table(raw.get("gates", {}), f"{key}.gates")
+    gk = f"{key}.gates"
+    r.check_keys(gates_raw, gk, _field_names(Gates))
+    alarms = r.get(gates_raw, gk, "alarms", list, [])
+    if not all(isinstance(a, str) and a for a in alarms):
+        raise r.fail(f"{gk}.alarms", "must be an array of alarm names")
+    gates = Gates(
+        max_error_rate=r.get(gates_raw, gk, "max_error_rate", float, Gates.max_error_rate, lo=0, hi=1),
+        max_p95_ms=r.get(gates_raw, gk, "max_p95_ms", float, Gates.max_p95_ms, lo=1),
+        alarms=tuple(alarms),
+        min_invocations=r.get(gates_raw, gk, "min_invocations", int, Gates.min_invocations, lo=1),
+    )
+
+    tf_raw = r.table(raw.get("terraform", {}), f"{key}.terraform")
+    tk = f"{key}.terraform"
+    r.check_keys(tf_raw, tk, _field_names(TerraformSettings))
+    terraform = TerraformSettings(
+        root=r.get(tf_raw, tk, "root", str, f"infrastructure/environments/{name}"),
+        var_file=r.get(tf_raw, tk, "var_file", str, "terraform.tfvars"),
+        backend_config=r.get(tf_raw, tk, "backend_config", str, "backend.hcl"),
+        workspace=r.get(tf_raw, tk, "workspace", str, None),
+    )
+
+    n_raw = r.table(raw.get("notifications", {}), f"{key}.notifications")
+    nk = f"{key}.notifications"
+    r.check_keys(n_raw, nk, _field_names(Notifications))
+    notifications = Notifications(
+        sns_topic_arn=r.get(n_raw, nk, "sns_topic_arn", str, FROM_TERRAFORM) or None,
+        slack_webhook_env=r.get(n_raw, nk, "slack_webhook_env", str, "STAGEFLOW_SLACK_WEBHOOK") or None,
+    )
+
+    s_raw = r.table(raw.get("secrets", {}), f"{key}.secrets")
+    for sname, ref in s_raw.items():
+        sk = f"{key}.secrets.{sname}"
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", sname):
+            raise r.fail(sk, "secret names must be valid environment variable names")
+        if not isinstance(ref, str) or not SECRET_REF_RE.match(ref):
+            raise r.fail(sk, "must be a reference 'secretsmanager:NAME[#KEY]' or 'ssm:/PATH'")
+
+    return EnvironmentConfig(
+        name=name,
+        terraform=terraform,
+        canary=canary,
+        gates=gates,
+        approvals=approvals,
+        notifications=notifications,
+        secrets=MappingProxyType(dict(s_raw)),
+        protected=r.get(raw, key, "protected", bool, base["protected"]),
+        memory_mb=r.get(raw, key, "memory_mb", int, base["memory_mb"], lo=128, hi=10240),
+        timeout_s=r.get(raw, key, "timeout_s", int, 30, lo=1, hi=900),
+        log_retention_days=r.get(raw, key, "log_retention_days", int, base["log_retention_days"], lo=1),
+        xray=r.get(raw, key, "xray", bool, base["xray"]),
+        function=r.get(raw, key, "function", str, FROM_TERRAFORM),
+        alias=r.get(raw, key, "alias", str, "live"),
+        registry=r.get(raw, key, "registry", str, None),
+    )
+
+
+def parse(data: dict, path: Path, root: Path | None = None) -> Config:
+    r = _Reader(path)
+    r.check_keys(data, "", {"service", "environments"})
+    if "service" not in data:
+        raise r.fail("service", "is required (a [service] table with at least name)")
+    svc_raw = r.table(data["service"], "service")
+    r.check_keys(svc_raw, "service", _field_names(ServiceConfig))
+    name = r.get(svc_raw, "service", "name", str, None)
+    if not name or not re.match(r"^[a-z][a-z0-9-]{1,40}$", name):
+        raise r.fail("service.name", "is required: lowercase letters, digits and '-', 2-41 characters")
+    service = ServiceConfig(
+        name=name,
+        region=r.get(svc_raw, "service", "region", str, "us-east-1"),
+        source=r.get(svc_raw, "service", "source", str, "app"),
+        handler=r.get(svc_raw, "service", "handler", str, ServiceConfig.handler),
+        runtime=r.get(svc_raw, "service", "runtime", str, "python3.11"),
+    )
+    envs_raw = r.table(data.get("environments", {}), "environments")
+    names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
+    environments = {n: _parse_environment(r, n, envs_raw.get(n, {})) for n in names}
+    return Config(
+        path=path,
+        root=(root or path.parent).resolve(),
+        service=service,
+        environments=MappingProxyType(environments),
+    )
+
+
+def load(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(p), "-", "file not found", "run from the repository root or pass --config PATH"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(p), "-", f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), "-", f"not valid TOML: {exc}") from None
+    return parse(data, p)
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses and mappings as plain JSON-able values (for --json output)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The nearest stageflow.toml from ``start`` upwards, or ``./stageflow.toml``."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        candidate = d / DEFAULT_CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return here / DEFAULT_CONFIG_NAME

@@ -1,0 +1,1 @@
+"""Local mode: the embedded AWS emulator, its bootstrap, and the traffic simulator."""

@@ -1,0 +1,58 @@
+"""The emulator process: moto's server app bound to 127.0.0.1 on a free port.
+
+Started by :mod:`stageflow.local.emulator` as ``python -m stageflow.local.server --port-file F``.
+It binds first and then writes the port it got into ``F``, so there is no race for the port. Lambda
+invokes are kept away from any Docker engine: moto's ``use_docker`` is off and ``DOCKER_HOST`` points
+at a socket that does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stageflow-emulator")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", required=True)
+    args = parser.parse_args(argv)
+
+    # Before moto is imported: never reach a Docker engine, never load managed policies lazily.
+    os.environ["DOCKER_HOST"] = "unix:///nonexistent/stageflow-no-docker.sock"
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+    from moto.core.config import default_user_config
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    default_user_config["lambda"]["use_docker"] = False
+    default_user_config["batch"]["use_docker"] = False
+
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    port = server.server_address[1]
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(str(port))
+    os.replace(tmp, args.port_file)
+
+    def _stop(signum, frame):  # noqa: ARG001
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"stageflow emulator listening on http://127.0.0.1:{port} pid {os.getpid()}", flush=True)
+    try:
+        server.serve_forever()
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

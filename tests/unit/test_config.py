@@ -1,0 +1,134 @@
+from pathlib import Path
+
+import pytest
+
+from stageflow import config as cfgmod
+from stageflow.errors import ConfigError, ExitCode, UnknownEnvironmentError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_text(tmp_path, text: str):
+    p = tmp_path / "stageflow.toml"
+    p.write_text(text)
+    return cfgmod.load(p)
+
+
+def test_repository_config_has_the_design_defaults():
+    cfg = cfgmod.load(REPO / "stageflow.toml")
+    assert cfg.environment_names == ("dev", "staging", "prod")
+    dev, staging, prod = (cfg.env(n) for n in ("dev", "staging", "prod"))
+    assert (dev.memory_mb, dev.log_retention_days, dev.xray) == (256, 14, False)
+    assert (staging.memory_mb, staging.log_retention_days) == (512, 30)
+    assert (prod.memory_mb, prod.log_retention_days, prod.xray, prod.protected) == (512, 90, True, True)
+    assert [(s.weight, s.bake_minutes) for s in prod.canary.steps] == [(10, 15), (50, 15), (100, 0)]
+    assert prod.canary.post_promotion_minutes == 30
+    assert prod.approvals.before_canary and prod.approvals.between_steps
+    assert [s.approval for s in prod.canary.steps] == [True, True, False]
+    assert not dev.approvals.before_canary and not any(s.approval for s in dev.canary.steps)
+    assert prod.gates.max_error_rate == 0.01 and prod.gates.max_p95_ms == 5000
+
+
+def test_minimal_file_gets_all_defaults(tmp_path):
+    cfg = load_text(tmp_path, '[service]\nname = "svc"\n')
+    assert cfg.env("prod").canary.steps[0].weight == 10
+    assert cfg.env("dev").terraform.root == "infrastructure/environments/dev"
+    assert cfg.env("prod").alias == "live"
+
+
+def test_config_is_frozen(tmp_path):
+    cfg = load_text(tmp_path, '[service]\nname = "svc"\n')
+    with pytest.raises(AttributeError):
+        cfg.env("dev").memory_mb = 1024  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "body, key, reason",
+    [
+        ('[service]\nname = "svc"\ncolour = "red"\n', "service.colour", "unknown key"),
+        (
+            '[service]\nname = "svc"\n[environments.prod]\nmemroy_mb = 1\n',
+            "environments.prod.memroy_mb",
+            "unknown key",
+        ),
+        (
+            '[service]\nname = "svc"\n[environments.prod.canary]\nsteps = [{weight = 150}]\n',
+            "environments.prod.canary.steps[0].weight",
+            "between 0 and 100",
+        ),
+        (
+            '[service]\nname = "svc"\n[environments.prod.canary]\nsteps = [{weight = -5}]\n',
+            "environments.prod.canary.steps[0].weight",
+            "between 0 and 100",
+        ),
+        (
+            '[service]\nname = "svc"\n[environments.dev.canary]\n'
+            "steps = [{weight = 50}, {weight = 10}, {weight = 100}]\n",
+            "environments.dev.canary.steps[1].weight",
+            "steps must increase",
+        ),
+        (
+            '[service]\nname = "svc"\n[environments.dev.canary]\nsteps = [{weight = 10}, {weight = 50}]\n',
+            "environments.dev.canary.steps[1].weight",
+            "last step must be 100",
+        ),
+        (
+            '[service]\nname = "svc"\n[environments.dev.gates]\nmax_error_rate = 2\n',
+            "environments.dev.gates.max_error_rate",
+            "at most 1",
+        ),
+        (
+            '[service]\nname = "svc"\n[environments.dev]\nmemory_mb = "lots"\n',
+            "environments.dev.memory_mb",
+            "must be int",
+        ),
+        (
+            '[service]\nname = "svc"\n[environments.dev.secrets]\nDB = "vault:x"\n',
+            "environments.dev.secrets.DB",
+            "must be a reference",
+        ),
+        ('[service]\nname = "Bad Name"\n', "service.name", "is required"),
+        ("[environments.dev]\n", "service", "is required"),
+        ('[service]\nname = "svc"\n[environments.Prod]\n', "environments.Prod", "lowercase"),
+    ],
+)
+def test_config_errors_name_file_key_and_reason(tmp_path, body, key, reason):
+    with pytest.raises(ConfigError) as exc:
+        load_text(tmp_path, body)
+    err = exc.value
+    assert err.exit_code == ExitCode.USAGE
+    assert err.key == key
+    assert reason in err.reason
+    line = err.one_line()
+    assert "\n" not in line and str(tmp_path / "stageflow.toml") in line and key in line
+
+
+def test_malformed_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_text(tmp_path, "[service\nname=")
+    with pytest.raises(ConfigError, match="file not found"):
+        cfgmod.load(tmp_path / "nope.toml")
+
+
+def test_unknown_environment_lists_the_known_ones(tmp_path):
+    cfg = load_text(tmp_path, '[service]\nname = "svc"\n')
+    with pytest.raises(UnknownEnvironmentError) as exc:
+        cfg.env("qa")
+    assert exc.value.exit_code == ExitCode.USAGE
+    assert "dev, staging, prod" in exc.value.one_line()
+
+
+def test_extra_environment_and_secret_refs(tmp_path):
+    cfg = load_text(
+        tmp_path,
+        '[service]\nname = "svc"\n[environments.qa]\nmemory_mb = 1024\n'
+        '[environments.qa.secrets]\nDB_PASSWORD = "secretsmanager:svc/qa/database#password"\n'
+        'API_HOST = "ssm:/svc/qa/api/host"\n',
+    )
+    qa = cfg.env("qa")
+    assert qa.memory_mb == 1024
+    assert dict(qa.secrets) == {
+        "DB_PASSWORD": "secretsmanager:svc/qa/database#password",
+        "API_HOST": "ssm:/svc/qa/api/host",
+    }
+    assert cfg.environment_names == ("dev", "staging", "prod", "qa")
