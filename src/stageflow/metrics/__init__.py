@@ -1,0 +1,1 @@
+"""Metric sources (CloudWatch statistics, alarm states, the local simulator's percentiles) and the judge."""
