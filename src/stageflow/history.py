@@ -86,7 +86,10 @@ class Deployment:
     def from_item(cls, item: Mapping[str, Any]) -> Deployment:
         d = _plain(dict(item))
         names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        values = {k: v for k, v in d.items() if k in names}
+        for name in ("previous_version", "version"):  # None values are not stored
+            values.setdefault(name, None)
+        return cls(**values)
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -103,6 +103,8 @@ def rollback(
         target = to
     elif in_flight is not None and in_flight.previous_version:
         target = in_flight.previous_version
+    elif alias.settled and _already_rolled_back_to(ctx.history) == alias.primary:
+        target = alias.primary  # a second alarm after a rollback: nothing to do
     else:
         good = ctx.history.last_known_good(exclude_version=alias.primary if alias.settled else None)
         if good is None:
@@ -111,8 +113,6 @@ def rollback(
                 "name one: stageflow rollback ENV --to VERSION",
             )
         target = good.version
-        if alias.settled and alias.primary == target:
-            target = alias.primary
     before = alias.weights
     changed = not (alias.settled and alias.primary == target)
     if changed:
@@ -168,10 +168,9 @@ def rollback(
                 "deployment_id": dep_id or "",
             },
         )
-        from stageflow.deploy.canary import make_driver
+        from stageflow.deploy.canary import make_notifier
 
-        driver = make_driver(factory, ctx, clock)
-        driver.notifier.send(
+        make_notifier(factory, ctx).send(
             Message(
                 kind="rolled_back",
                 environment=env_name,
@@ -182,6 +181,26 @@ def rollback(
             )
         )
     return RollbackResult(env_name, changed, before, target, reason, trigger, dep_id)
+
+
+def _already_rolled_back_to(history) -> str | None:
+    """The version the newest rollback (an event, or a rolled-back deployment) restored, if any."""
+    candidates: list[tuple[str, str]] = []
+    for ev in history.events(limit=5):
+        if ev.get("kind") == "rollback" and ev.get("to_version"):
+            candidates.append((ev["at"], ev["to_version"]))
+            break
+    for dep in history.list(limit=5):
+        if dep.phase in ("no_change",) or (dep.status == "failed" and not dep.previous_version):
+            continue
+        if dep.status == "rolled_back" and dep.previous_version:
+            candidates.append((dep.ended_at or dep.started_at, dep.previous_version))
+        elif dep.status == "succeeded":
+            candidates.append((dep.ended_at or dep.started_at, ""))
+        break
+    if not candidates:
+        return None
+    return max(candidates)[1] or None
 
 
 def environments_for_alarm(factory, alarm_name: str) -> list[str]:

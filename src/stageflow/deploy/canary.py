@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from stageflow.build.lambda_zip import LambdaZip, package
@@ -66,23 +66,24 @@ def run_clock(factory, ctx: Context) -> Clock:
         return factory.clock
     if isinstance(factory.clock, VirtualClock):
         return factory.clock
-    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = datetime.now(UTC)
     for dep in ctx.history.list(limit=1):
         times = (
             [dep.started_at, dep.ended_at]
             + [t.get("at") for t in dep.transitions]
             + [v.get("at") for v in dep.verdicts]
         )
-        latest = max(parse_iso(t) for t in times if t)
-        start = max(start, latest.replace(second=0, microsecond=0))
+        start = max([start] + [parse_iso(t) for t in times if t])
+    for ev in ctx.history.events(limit=1):
+        start = max(start, parse_iso(ev["at"]))
+    # the next whole minute: metrics land on minute boundaries, and time never goes back
+    start = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
     clock = VirtualClock(start)
     factory._clock = clock
     return clock
 
 
-def make_driver(
-    factory, ctx: Context, clock: Clock, *, scenario: Path | None = None, interactive: bool = False
-) -> Driver:
+def make_notifier(factory, ctx: Context) -> Notifiers:
     env = ctx.env
     channels = []
     topic = env.notifications.sns_topic_arn
@@ -93,11 +94,21 @@ def make_driver(
     url = os.environ.get(hook_var) if hook_var else None
     if url:
         if factory.local:
+            from urllib.parse import urlsplit
+
             from stageflow.aws import check_local_endpoint
 
-            check_local_endpoint(url.split("/", 3)[0] + "//" + url.split("/", 3)[2])
+            parts = urlsplit(url)
+            check_local_endpoint(f"{parts.scheme}://{parts.netloc}")
         channels.append(SlackNotifier(url))
-    notifier = Notifiers(channels, factory.reporter)
+    return Notifiers(channels, factory.reporter)
+
+
+def make_driver(
+    factory, ctx: Context, clock: Clock, *, scenario: Path | None = None, interactive: bool = False
+) -> Driver:
+    env = ctx.env
+    notifier = make_notifier(factory, ctx)
 
     if factory.local:
         from stageflow.local.simulator import SimulatorFeed, load_scenario

@@ -188,10 +188,11 @@ def provision(clients, config: Config, env: EnvironmentConfig, now: datetime, re
         if name not in existing:
             cw.put_metric_alarm(AlarmName=name, **base, **spec)
             created.append(f"alarm {name}")
-    if reporter is not None:
-        what = ", ".join(created) if created else "everything already present"
+    if reporter is not None and created:
         reporter.info(
-            "provision", env.name, f"local provisioner (no AWS provider for Terraform offline): {what}"
+            "provision",
+            env.name,
+            f"local provisioner (Terraform has no AWS provider offline) created: {', '.join(created)}",
         )
     return DeployOutputs(
         function_name=n["function"],
