@@ -116,7 +116,11 @@ def make_driver(
 
         sc = load_scenario(scenario or DEFAULT_SCENARIO)
         feed = SimulatorFeed(
-            factory.aws.client("cloudwatch"), sc, ctx.outputs.function_name, ctx.outputs.alias_name
+            sc,
+            factory.aws.client("cloudwatch"),
+            ctx.outputs.function_name,
+            ctx.outputs.alias_name,
+            start=clock.now(),
         )
         source = LocalSimulatorSource(factory.aws.client("cloudwatch"))
     else:
