@@ -211,15 +211,15 @@ def check_latency_gate(
     over = observed is not None and observed > gate
     head = f"gate p95: {fmt_ms(observed)}"
     decisive = over and p < _alpha(gates, window_complete)
-    if decisive and stable is not None and stable.p95_ms is not None and stable.p95_ms > gate >= 0:
-        if observed <= stable.p95_ms:
-            return MetricResult(
-                **base,
-                outcome="pass",
-                p_value=p,
-                detail=f"{head} > {fmt_ms(gate)}, but stable is at {fmt_ms(stable.p95_ms)}: "
-                "not worse than the version it replaces (pass)",
-            )
+    stable_p95 = stable.p95_ms if stable is not None else None
+    if decisive and stable_p95 is not None and stable_p95 > gate and observed <= stable_p95:
+        return MetricResult(
+            **base,
+            outcome="pass",
+            p_value=p,
+            detail=f"{head} > {fmt_ms(gate)}, but stable is at {fmt_ms(stable_p95)}: "
+            "not worse than the version it replaces (pass)",
+        )
     if decisive:
         return MetricResult(
             **base,
@@ -330,7 +330,8 @@ def check_latency_relative(
     p = float(sps.mannwhitneyu(c, s, alternative="greater").pvalue)
     beyond = c_med > s_med * (1 + margin)
     line = (
-        f"relative p95: canary {fmt_ms(c_med)} vs stable {fmt_ms(s_med)} (median of {len(c)} per-minute p95s), "
+        f"relative p95: canary {fmt_ms(c_med)} vs stable {fmt_ms(s_med)} "
+        f"(median of {len(c)} per-minute p95s), "
         f"margin +{margin:.0%}, {fmt_p(p)}"
     )
     if beyond and p < _alpha(gates, window_complete):
