@@ -8,6 +8,10 @@ Used by the secrets tests and by the end-to-end deploy test::
 
 A hit names where (a file path or a text's label), which value (by index, never the value itself) and
 which form (raw, base64, url, json, ...), so a failing assertion does not print the secret.
+
+Zip files (Terraform saved plans are zips whose members are deflated) are searched member by member
+as well, reported as ``path!member``: a plan made with ``TF_VAR_*`` values holds them in
+``tfplan`` and the values never show in the compressed bytes of the file itself.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import base64
 import json
 import os
 import urllib.parse
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,4 +107,19 @@ def scan_for_values(
         except OSError:
             continue
         hits += _search(data, str(f), value_forms)
+        if data[:4] == b"PK\x03\x04":
+            hits += _search_zip(f, value_forms)
+    return hits
+
+
+def _search_zip(path: Path, value_forms: list[dict[str, bytes]]) -> list[Hit]:
+    hits: list[Hit] = []
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.file_size > 256 * 1024 * 1024:
+                    continue
+                hits += _search(z.read(info), f"{path}!{info.filename}", value_forms)
+    except (zipfile.BadZipFile, OSError, RuntimeError):
+        pass
     return hits
