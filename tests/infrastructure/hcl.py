@@ -173,7 +173,7 @@ def statements(document: dict) -> list[dict]:
 
 
 def jsonencoded(expr: str) -> Any:
-    """Evaluate a literal ``${jsonencode({...})}`` as the parser rendered it (Python literal syntax)."""
+    """Evaluate a literal ``${jsonencode(...)}`` as the parser rendered it."""
     import ast
 
     text = expr.strip()
@@ -182,4 +182,8 @@ def jsonencoded(expr: str) -> Any:
     try:
         return json.loads(body)
     except ValueError:
-        return ast.literal_eval(body)
+        pass
+    try:
+        return ast.literal_eval(body)  # bc-python-hcl2 renders objects as Python literals
+    except (ValueError, SyntaxError):
+        return attr(hcl2.loads(f"x = {body}\n"), "x")  # python-hcl2 8 keeps HCL syntax

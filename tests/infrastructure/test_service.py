@@ -90,7 +90,8 @@ def test_duration_alarm_at_80_percent_of_timeout_and_any_throttling(cfg):
     assert cfg.locals["duration_limit_ms"] == "${var.timeout_seconds * 1000 * 0.8}"
     throttles = _alarm(cfg, "throttles")
     assert attr(throttles, "metric_name") == "Throttles"
-    assert attr(throttles, "threshold") == 0 and attr(throttles, "comparison_operator") == "GreaterThanThreshold"
+    assert attr(throttles, "threshold") == 0
+    assert attr(throttles, "comparison_operator") == "GreaterThanThreshold"
 
 
 def test_per_executed_version_alarms_for_canaries(cfg):
@@ -151,7 +152,9 @@ def test_history_table_key_schema_matches_the_documented_contract(cfg):
     sse = block(table, "server_side_encryption")
     assert attr(sse, "enabled") is True and attr(sse, "kms_key_arn") == "${aws_kms_key.this.arn}"
     doc = (REPO / "docs" / "infrastructure.md").read_text(encoding="utf-8")
-    for needle in ("`pk`", "`sk`", "`pk_status`", "`started_at`", "`by_status`", '"LOCK"', "<service>#<environment>"):
+    needles = ("`pk`", "`sk`", "`pk_status`", "`started_at`", "`by_status`", '"LOCK"')
+    needles += ("<service>#<environment>",)
+    for needle in needles:
         assert needle in doc, f"docs/infrastructure.md does not document {needle}"
 
 

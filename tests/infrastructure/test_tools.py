@@ -36,9 +36,13 @@ def terraform_binaries() -> list[str]:
     pinned = os.environ.get("TERRAFORM_BIN") or str(BIN / "terraform")
     found = [pinned] if Path(pinned).exists() else []
     other = shutil.which("terraform")
-    if other and found and Path(other).resolve() != Path(pinned).resolve():
-        if _version(other) != _version(pinned):
-            found.append(other)
+    if (
+        other
+        and found
+        and Path(other).resolve() != Path(pinned).resolve()
+        and _version(other) != _version(pinned)
+    ):
+        found.append(other)
     return found
 
 
@@ -51,7 +55,10 @@ def _env(tmp_path: Path, mirror: Path | None = None) -> dict:
         lines += [
             f'plugin_cache_dir = "{cache}"',
             "provider_installation {",
-            f'  filesystem_mirror {{\n    path = "{mirror}"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }}',
+            "  filesystem_mirror {",
+            f'    path = "{mirror}"',
+            '    include = ["registry.terraform.io/hashicorp/*"]',
+            "  }",
             '  direct {\n    exclude = ["registry.terraform.io/hashicorp/*"]\n  }',
             "}",
         ]
@@ -100,7 +107,9 @@ def _skip_key(check: dict) -> tuple[str, str, str]:
 
 def test_checkov_no_failures_and_every_skip_in_the_baseline():
     report = _checkov(INFRA)
-    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["results"]["failed_checks"]]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["results"]["failed_checks"]
+    ]
     assert not failed, "checkov failures not in the baseline:\n" + "\n".join(failed)
 
     baseline = yaml.safe_load(BASELINE.read_text(encoding="utf-8"))
