@@ -207,6 +207,7 @@ resource "aws_s3_bucket_versioning" "access_logs" {
   }
 }
 
+#trivy:ignore:AVD-AWS-0132
 resource "aws_s3_bucket_server_side_encryption_configuration" "access_logs" {
   bucket = aws_s3_bucket.access_logs.id
 

@@ -15,6 +15,8 @@ resource "aws_lambda_function" "service" {
   reserved_concurrent_executions = var.reserved_concurrency
   kms_key_arn                    = aws_kms_key.this.arn
 
+  # X-Ray is off in dev by the design (PassThrough); staging and prod set xray_enabled (Active).
+  #trivy:ignore:AVD-AWS-0066
   tracing_config {
     mode = local.tracing_mode
   }
@@ -77,6 +79,8 @@ resource "aws_lambda_function" "rollback" {
   reserved_concurrent_executions = 2
   kms_key_arn                    = aws_kms_key.this.arn
 
+  # X-Ray is off in dev by the design (PassThrough); staging and prod set xray_enabled (Active).
+  #trivy:ignore:AVD-AWS-0066
   tracing_config {
     mode = local.tracing_mode
   }

@@ -91,6 +91,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
 }
 
 # S3 server access logging delivers only to SSE-S3 buckets.
+#trivy:ignore:AVD-AWS-0132
 resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
   bucket = aws_s3_bucket.logs.id
 
