@@ -156,7 +156,11 @@ def _register_commands() -> None:
     """Feature modules add their commands here (one import each)."""
     import importlib
 
-    for module in ("stageflow.commands.canary", "stageflow.commands.secrets"):
+    for module in (
+        "stageflow.commands.canary",
+        "stageflow.commands.pipeline",
+        "stageflow.commands.secrets",
+    ):
         importlib.import_module(module).register(cli)
 
 

@@ -36,7 +36,9 @@ class LambdaZip:
 def package(source_dir: str | Path) -> LambdaZip:
     src = Path(source_dir)
     if not src.is_dir():
-        raise UsageError(f"service source {str(src)!r} is not a directory", "set service.source in stageflow.toml")
+        raise UsageError(
+            f"service source {str(src)!r} is not a directory", "set service.source in stageflow.toml"
+        )
     entries: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(src):
         dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDE_DIRS and not d.startswith("."))
@@ -46,7 +48,9 @@ def package(source_dir: str | Path) -> LambdaZip:
             path = Path(dirpath) / name
             entries.append((path.relative_to(src).as_posix(), path))
     if not any(arc.endswith(".py") for arc, _ in entries):
-        raise UsageError(f"service source {str(src)!r} has no Python files", "set service.source in stageflow.toml")
+        raise UsageError(
+            f"service source {str(src)!r} has no Python files", "set service.source in stageflow.toml"
+        )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for arc, path in sorted(entries):
