@@ -66,7 +66,7 @@ def replay(
     judge_fn: JudgeFn | None = None,
     every_minute: bool = True,
     keep_verdicts: bool = False,
-    since_canary_start: bool = True,
+    since_canary_start: bool = False,
 ) -> ReplayResult:
     """Run ``scenario`` through ``windows``. ``every_minute=False`` judges only at window ends (the
     design's naive policy)."""
