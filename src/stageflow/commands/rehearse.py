@@ -153,6 +153,7 @@ def register(cli: click.Group) -> None:
         base = package(cfg.root / cfg.service.source)
         artifact = rehearsal_artifact(base, f"{sc.name} seed={sc.seed} {time.time_ns()}")
         prompt = (lambda _question: True) if approvals == "auto" else (lambda _question: None)
+        ctx = canary.context(factory, env_name)
         rejected: ReleaseRejected | None = None
         paused = False
         try:
@@ -165,11 +166,11 @@ def register(cli: click.Group) -> None:
                 extra={"rehearsal": {"scenario": sc.name, "seed": sc.seed, "approvals": approvals}},
                 approve_prompt=prompt,
                 who="stageflow-rehearse",
+                ctx=ctx,
             )
             paused = bool(res.outcome and res.outcome.paused)
         except ReleaseRejected as exc:
             rejected = exc
-        ctx = canary.context(factory, env_name)
         dep = ctx.history.list(limit=1)[0]
         result = summarize(dep, sc, paused=paused, alias_weights=ctx.traffic.state().weights)
         result["wall_seconds"] = round(time.perf_counter() - t0, 2)

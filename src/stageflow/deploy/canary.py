@@ -202,11 +202,12 @@ def start(
     interactive: bool = False,
     who: str | None = None,
     approve_prompt=None,  # (question) -> True/False/None; rehearsals auto-approve with it
+    ctx: Context | None = None,  # already resolved (rehearsals read the history afterwards)
 ) -> StartResult:
     cfg = factory.config
     env = cfg.env(env_name)
     artifact = artifact or package(cfg.root / cfg.service.source)
-    ctx = context(factory, env_name)
+    ctx = ctx or context(factory, env_name)
     clock = run_clock(factory, ctx)
     now = clock.now()
     dep_id = new_deployment_id(now)
