@@ -159,6 +159,7 @@ def _register_commands() -> None:
     for module in (
         "stageflow.commands.canary",
         "stageflow.commands.pipeline",
+        "stageflow.commands.rehearse",
         "stageflow.commands.secrets",
     ):
         importlib.import_module(module).register(cli)
