@@ -9,6 +9,7 @@ credentials are set instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 PROHIBITED = frozenset(
@@ -54,6 +55,9 @@ def build_env(
         env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
         env.update({k: v for k, v in local_env.items() if v != ""})
         env["AWS_EC2_METADATA_DISABLED"] = "true"
+        # No profile or credentials file of this machine's user may steer the backend.
+        env["AWS_CONFIG_FILE"] = os.devnull
+        env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     env.update(FORCED)
     env["TF_CLI_CONFIG_FILE"] = cli_config
     if data_dir:

@@ -57,7 +57,7 @@ class PlanSummary:
     by_type: Mapping[str, Mapping[str, int]]
     by_module: Mapping[str, Mapping[str, int]]
     resources: tuple[ResourceChange, ...]
-    outputs: Mapping[str, tuple[str, str]]  # name -> (action, after, masked)
+    outputs: Mapping[str, tuple[str, str]]  # name -> (action, rendered value after, masked)
 
     @property
     def changes(self) -> bool:
@@ -137,6 +137,17 @@ def _mask(value: Any, marks: Any) -> Any:
     return value
 
 
+def _union(a: Any, b: Any) -> Any:
+    if a is True or b is True:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _union(a.get(k, False), b.get(k, False)) for k in set(a) | set(b)}
+    if isinstance(a, list) and isinstance(b, list):
+        n = max(len(a), len(b))
+        return [_union(a[i] if i < len(a) else False, b[i] if i < len(b) else False) for i in range(n)]
+    return a if isinstance(a, dict | list) else b
+
+
 def _get(d: Any, key: str) -> Any:
     return d.get(key) if isinstance(d, dict) else (d if isinstance(d, bool) else None)
 
@@ -159,10 +170,9 @@ def _changed_attributes(change: Mapping[str, Any]) -> dict[str, tuple[str, str]]
             continue
         if key == "id" and a is None and a_u is True and b is None:
             continue
-        out[key] = (
-            "null" if key not in before and b is None else _render(b, b_s),
-            _render(a, a_s, a_u),
-        )
+        # Sensitive on either side masks both: a value sealed now was the same secret before.
+        marks = _union(b_s, a_s)
+        out[key] = (_render(b, marks), _render(a, marks, a_u))
     return out
 
 
