@@ -63,3 +63,12 @@ def demo(session: nox.Session) -> None:
     """The main job on the embedded default: deploy the sample service to dev on the local AWS."""
     _install(session)
     session.run("stageflow", "--local", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def secrets(session: nox.Session) -> None:
+    """An environment's secrets: nox -s secrets -- ENV validate|exec|env-file|lambda [ARGS...]."""
+    _install(session)
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s secrets -- ENV validate|exec|env-file|lambda [PATH | -- CMD ...]")
+    session.run("stageflow", "secrets", *session.posargs)

@@ -1,1 +1,1 @@
-"""CLI commands, one module per feature, each with ``register(cli)``."""
+"""CLI commands by feature; each module has ``register(cli)``."""
