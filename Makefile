@@ -29,6 +29,15 @@ demo: setup ## the main job: deploy the sample service to dev on the local AWS e
 lint: setup ## ruff check, ruff format --check, terraform fmt -check
 	$(BIN)/nox -s lint
 
+plan: setup ## Terraform plan of ENV with its summary and policy (ENV=dev [ALLOW_DESTROY=1])
+	$(BIN)/stageflow plan $(ENV) $(if $(ALLOW_DESTROY),--allow-destroy,)
+
+apply: setup ## plan ENV, check the policy, apply exactly that plan (ENV=dev [ALLOW_DESTROY=1])
+	$(BIN)/stageflow apply $(ENV) $(if $(ALLOW_DESTROY),--allow-destroy,)
+
+drift: setup ## does ENV's infrastructure still match its code? exit 1 when not (ENV=prod)
+	$(BIN)/stageflow drift $(ENV)
+
 canary: setup ## ship the current code to ENV in canary steps (ENV=dev)
 	$(BIN)/stageflow canary $(ENV)
 
@@ -44,4 +53,4 @@ local-up: setup ## start the local AWS emulator
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint canary rollback status local-up local-down
+.PHONY: help setup test demo lint plan apply drift canary rollback status local-up local-down

@@ -22,19 +22,24 @@ NULL_BINARY = f"terraform-provider-null_v{NULL_VERSION}_x4"
 
 
 def terraform_cli_config(mirror: Path) -> str:
-    return (
-        "# Written by scripts/setup_tools.py: providers come from the offline mirror only.\n"
-        "disable_checkpoint = true\n"
-        "provider_installation {\n"
-        "  filesystem_mirror {\n"
-        f'    path    = "{mirror}"\n'
-        '    include = ["registry.terraform.io/hashicorp/*"]\n'
-        "  }\n"
-        "  direct {\n"
-        '    exclude = ["registry.terraform.io/hashicorp/*"]\n'
-        "  }\n"
-        "}\n"
+    """Providers in the mirror come only from it; any other provider goes to the registry."""
+    base = mirror / "registry.terraform.io"
+    held = sorted(
+        f"registry.terraform.io/{ns.name}/{name.name}"
+        for ns in (base.iterdir() if base.is_dir() else [])
+        for name in ns.iterdir()
+        if name.is_dir()
     )
+    quoted = ", ".join(f'"{p}"' for p in held)
+    text = "# Written by scripts/setup_tools.py: providers in the offline mirror come only from it.\n"
+    text += "disable_checkpoint = true\n"
+    if held:
+        text += (
+            "provider_installation {\n"
+            f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = [{quoted}]\n  }}\n'
+            f"  direct {{\n    exclude = [{quoted}]\n  }}\n}}\n"
+        )
+    return text
 
 
 def setup_terraform(prefix: Path = Path(sys.prefix), tools: Path = TOOLS) -> list[str]:

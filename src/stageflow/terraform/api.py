@@ -22,7 +22,7 @@ from stageflow.terraform.args import ApplyOptions, InitOptions, PlanOptions
 from stageflow.terraform.backend import write_local_backend
 from stageflow.terraform.client import StateVersion, Terraform, plan_state_version
 from stageflow.terraform.env import build_env
-from stageflow.terraform.errors import PolicyError, StalePlanError
+from stageflow.terraform.errors import PolicyError, StalePlanError, TerraformError
 from stageflow.terraform.runner import DEFAULT_GRACE_S, SubprocessRunner
 from stageflow.terraform.summary import PlanSummary, PolicyDecision, check_policy, summarize
 
@@ -212,7 +212,13 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
     )
     if not initialised:
         factory.reporter.info("terraform", target.env_name, f"init (Terraform {tf.version}, {target.root})")
-        tf.init(opts)
+        try:
+            tf.init(opts)
+        except TerraformError as exc:
+            ok, reason = B.providers_available(target.root, B.mirror_dir(B.tools_dir(factory.root)))
+            if not ok:
+                exc.hint = f"{reason}; offline, only mirrored providers can be installed"
+            raise
         stamp.write_text(fingerprint)
     if tf.workspace_select_or_create(target.workspace):
         factory.reporter.info("terraform", target.env_name, f"created workspace {target.workspace}")

@@ -71,14 +71,30 @@ def mirror_dir(tools: Path) -> Path:
     return tools / "terraform" / "mirror"
 
 
+def mirrored_providers(mirror: Path | None) -> list[str]:
+    """``registry.terraform.io/NS/NAME`` for every provider the mirror holds."""
+    if mirror is None or not mirror.is_dir():
+        return []
+    base = mirror / "registry.terraform.io"
+    return sorted(
+        f"registry.terraform.io/{ns.name}/{name.name}"
+        for ns in (base.iterdir() if base.is_dir() else [])
+        for name in ns.iterdir()
+        if name.is_dir()
+    )
+
+
 def cli_config_text(mirror: Path | None) -> str:
+    """Providers the mirror holds come only from it (offline); any other goes to the registry
+    (which works on a machine with internet, and fails clearly without)."""
     text = "disable_checkpoint = true\n"
-    if mirror is not None and mirror.is_dir():
+    held = mirrored_providers(mirror)
+    if held:
+        quoted = ", ".join(f'"{p}"' for p in held)
         text += (
             "provider_installation {\n"
-            f'  filesystem_mirror {{\n    path    = "{mirror.resolve()}"\n'
-            '    include = ["registry.terraform.io/hashicorp/*"]\n  }\n'
-            '  direct {\n    exclude = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n'
+            f'  filesystem_mirror {{\n    path    = "{mirror.resolve()}"\n    include = [{quoted}]\n  }}\n'
+            f"  direct {{\n    exclude = [{quoted}]\n  }}\n}}\n"
         )
     return text
 
