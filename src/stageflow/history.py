@@ -73,6 +73,10 @@ def _dynamo(v: Any) -> Any:
     return str(v)
 
 
+class ConcurrentUpdate(EnvironmentFailure):
+    """The record changed under us (e.g. on-call rolled back while this run was baking)."""
+
+
 @dataclass
 class Deployment:
     deployment_id: str
@@ -262,7 +266,7 @@ class DynamoHistory:
                 ExpressionAttributeValues=values,
             )
         except ClientError:
-            raise EnvironmentFailure(
+            raise ConcurrentUpdate(
                 f"deployment {dep.deployment_id} was changed by another run", "check: stageflow status"
             ) from None
         for k, v in changes.items():
