@@ -161,6 +161,7 @@ def _register_commands() -> None:
         "stageflow.commands.pipeline",
         "stageflow.commands.rehearse",
         "stageflow.commands.secrets",
+        "stageflow.commands.terraform",
     ):
         importlib.import_module(module).register(cli)
 
