@@ -73,7 +73,30 @@ def setup_terraform(prefix: Path = Path(sys.prefix), tools: Path = TOOLS) -> lis
     return done
 
 
+PLUGIN_DIRS = os.environ.get("STAGEFLOW_TF_PLUGIN_DIRS", "/opt/tf-plugins")
+
+
+def link_machine_providers(tools: Path = TOOLS, plugin_dirs: str = PLUGIN_DIRS) -> list[str]:
+    """Providers a machine already carries (e.g. /opt/tf-plugins/registry.terraform.io/hashicorp/aws/...)
+    are linked into the mirror, binary by binary: Terraform does not follow a linked directory there."""
+    done: list[str] = []
+    mirror = tools / "terraform" / "mirror"
+    for root in filter(None, plugin_dirs.split(os.pathsep)):
+        base = Path(root)
+        for binary in sorted(base.glob("registry.terraform.io/*/*/*/*/terraform-provider-*")):
+            rel = binary.relative_to(base)
+            target = mirror / rel
+            if target.exists() or target.is_symlink():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(binary.resolve())
+            done.append(f"provider {rel.parts[1]}/{rel.parts[2]} {rel.parts[3]} linked from {base}")
+    return done
+
+
 def main() -> int:
+    for line in link_machine_providers():
+        print(f"setup_tools: {line}")
     for line in setup_terraform():
         print(f"setup_tools: {line}")
     return 0
