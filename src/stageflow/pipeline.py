@@ -77,7 +77,7 @@ def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
     from stageflow.deploy.canary import resolve_outputs
 
     env = factory.config.env(run.environment)
-    out = resolve_outputs(factory, env)
+    out = resolve_outputs(factory, env, ensure=True)
     run.context["outputs"] = out
     how = (
         "local provisioner (Terraform's AWS provider is not available offline)"

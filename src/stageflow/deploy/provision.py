@@ -38,6 +38,33 @@ def names(service: str, env: str) -> dict[str, str]:
     }
 
 
+def alarm_names(service: str, env_name: str, env: EnvironmentConfig) -> tuple[str, ...]:
+    n = names(service, env_name)
+    return (n["alarm_errors"], n["alarm_p95"], n["alarm_throttles"])
+
+
+def existing_outputs(clients, config: Config, env: EnvironmentConfig) -> DeployOutputs | None:
+    """The outputs of an environment the provisioner already built, from one call (None if not built).
+
+    The names are the provisioner's own; the topic ARN shares the function's account and region."""
+    from botocore.exceptions import ClientError
+
+    n = names(config.service.name, env.name)
+    try:
+        alias = clients.client("lambda").get_alias(FunctionName=n["function"], Name=env.alias)
+    except ClientError:
+        return None
+    _, _, _, region, account, *_ = alias["AliasArn"].split(":")
+    return DeployOutputs(
+        function_name=n["function"],
+        alias_name=env.alias,
+        alarm_names=alarm_names(config.service.name, env.name, env),
+        topic_arn=f"arn:aws:sns:{region}:{account}:{n['topic']}",
+        history_table=n["table"],
+        source="provisioner",
+    )
+
+
 def _history_table(ddb, table: str) -> None:
     from botocore.exceptions import ClientError
 
