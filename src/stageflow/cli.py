@@ -156,7 +156,7 @@ def _register_commands() -> None:
     """Feature modules add their commands here (one import each)."""
     import importlib
 
-    for module in ():
+    for module in ("stageflow.commands.canary",):
         importlib.import_module(module).register(cli)
 
 

@@ -24,7 +24,9 @@ class DeployOutputs:
         return asdict(self)
 
 
-def parse_outputs(raw: Mapping[str, Any], *, source: str = "terraform", where: str = "terraform output") -> DeployOutputs:
+def parse_outputs(
+    raw: Mapping[str, Any], *, source: str = "terraform", where: str = "terraform output"
+) -> DeployOutputs:
     """Validate ``terraform output -json`` (values wrapped as {"value": ...}) or a plain mapping."""
 
     def value(name: str):

@@ -1,0 +1,1 @@
+"""CLI commands by feature; each module has ``register(cli)``."""

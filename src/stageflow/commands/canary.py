@@ -1,0 +1,215 @@
+"""CLI: canary, approve, reject, resume, rollback, status, history, unlock, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+ENV = click.argument("env")
+
+
+def _interactive(no_input: bool) -> bool:
+    return not no_input and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _outcome_json(outcome) -> dict:
+    dep = outcome.deployment
+    return {
+        "deployment_id": dep.deployment_id,
+        "environment": dep.environment,
+        "version": dep.version,
+        "previous_version": dep.previous_version,
+        "phase": outcome.state.phase,
+        "paused": outcome.paused,
+        "weight": outcome.state.weight,
+        "reason": outcome.state.reason,
+        "last_verdict": dep.verdicts[-1] if dep.verdicts else None,
+    }
+
+
+def _report_outcome(factory, outcome) -> None:
+    d = _outcome_json(outcome)
+    if outcome.paused:
+        human = (
+            f"{d['environment']}: deployment {d['deployment_id']} (v{d['version']}) awaits approval at "
+            f"{d['weight']}%: {d['reason']}\n  continue: stageflow approve {d['environment']}\n"
+            f"  roll back: stageflow reject {d['environment']}"
+        )
+    else:
+        human = f"{d['environment']}: v{d['version']} {d['phase']} ({d['reason']})"
+    factory.reporter.result(human, d)
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("canary")
+    @ENV
+    @click.option(
+        "--scenario",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Local mode: the traffic scenario the simulator plays (default: healthy).",
+    )
+    @click.option("--commit", default=None, help="Commit being deployed (recorded).")
+    @click.option("--no-input", is_flag=True, help="Never prompt; stop at approval pauses.")
+    @click.pass_obj
+    def canary_cmd(factory, env, scenario, commit, no_input):
+        """Publish the current code as a new version and ship it to ENV in canary steps."""
+        from stageflow.deploy import canary
+
+        res = canary.start(
+            factory,
+            env,
+            scenario=scenario,
+            commit=commit or _git_commit(factory),
+            interactive=_interactive(no_input),
+        )
+        if res.outcome is None:
+            factory.reporter.result(
+                f"{env}: nothing to deploy: {res.published.reason}",
+                {
+                    "environment": env,
+                    "phase": "no_change",
+                    "reason": res.published.reason,
+                    "version": res.published.previous_version,
+                },
+            )
+            return
+        _report_outcome(factory, res.outcome)
+
+    @cli.command("approve")
+    @ENV
+    @click.option("--no-input", is_flag=True, help="Never prompt at later approval pauses.")
+    @click.pass_obj
+    def approve_cmd(factory, env, no_input):
+        """Approve the paused deployment in ENV and continue it."""
+        from stageflow.deploy import canary
+
+        _report_outcome(factory, canary.cont(factory, env, "approve", interactive=_interactive(no_input)))
+
+    @cli.command("reject")
+    @ENV
+    @click.option("--reason", default="rejected by a person", help="Why (recorded and notified).")
+    @click.pass_obj
+    def reject_cmd(factory, env, reason):
+        """Reject the paused deployment in ENV: all traffic back on the previous version (exit 4)."""
+        from stageflow.deploy import canary
+
+        _report_outcome(factory, canary.cont(factory, env, "reject", reason=reason))
+
+    @cli.command("resume")
+    @ENV
+    @click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--no-input", is_flag=True)
+    @click.pass_obj
+    def resume_cmd(factory, env, scenario, no_input):
+        """Continue a deployment in ENV whose run was killed, from its last recorded state."""
+        from stageflow.deploy import canary
+
+        _report_outcome(
+            factory, canary.cont(factory, env, None, scenario=scenario, interactive=_interactive(no_input))
+        )
+
+    @cli.command("rollback")
+    @click.argument("env", required=False)
+    @click.option("--to", "to", default=None, help="Version to restore (default: the last known good).")
+    @click.option("--reason", default="manual rollback by on-call", help="Why (recorded and notified).")
+    @click.option(
+        "--from-alarm-event",
+        "alarm_file",
+        type=click.File("r"),
+        default=None,
+        help="A CloudWatch alarm notification as delivered by SNS (FILE or - for stdin).",
+    )
+    @click.pass_obj
+    def rollback_cmd(factory, env, to, reason, alarm_file):
+        """All traffic of ENV back on the last known good version, now. No analysis, no approval."""
+        from stageflow.errors import UsageError
+        from stageflow.rollback import from_alarm_event, rollback
+
+        if alarm_file is not None:
+            results = from_alarm_event(factory, alarm_file.read(), env)
+        elif env is None:
+            raise UsageError("rollback needs an environment", "stageflow rollback ENV [--to VERSION]")
+        else:
+            results = [rollback(factory, env, to=to, reason=reason)]
+        lines = [
+            (
+                f"{r.environment}: all traffic on v{r.to_version} (was {r.from_weights})"
+                if r.changed
+                else f"{r.environment}: already on v{r.to_version}; nothing changed"
+            )
+            for r in results
+        ]
+        factory.reporter.result(
+            "\n".join(lines) or "no rollback needed", {"rollbacks": [r.to_json() for r in results]}
+        )
+
+    @cli.command("status")
+    @ENV
+    @click.pass_obj
+    def status_cmd(factory, env):
+        """The deployment in flight in ENV (or the last one): phase, step, weights, last verdicts."""
+        from stageflow.deploy.status import status
+
+        human, data = status(factory, env)
+        factory.reporter.result(human, data)
+
+    @cli.command("history")
+    @ENV
+    @click.option("--limit", type=click.IntRange(1, 100), default=10)
+    @click.pass_obj
+    def history_cmd(factory, env, limit):
+        """Recent deployments of ENV, newest first."""
+        from stageflow.deploy.canary import context
+
+        ctx = context(factory, env)
+        deps = ctx.history.list(limit=limit)
+        lines = [
+            f"{d.deployment_id}  v{d.version or '?':<4} {d.status:<17} {d.phase:<13} {d.who}" for d in deps
+        ]
+        factory.reporter.result(
+            "\n".join(lines) or "no deployments", {"deployments": [d.to_json() for d in deps]}
+        )
+
+    @cli.command("unlock")
+    @ENV
+    @click.option("--reason", required=True, help="Why the lock is stale (recorded).")
+    @click.pass_obj
+    def unlock_cmd(factory, env, reason):
+        """Break a stale deploy lock on ENV (recorded with the reason)."""
+        from stageflow.deploy.canary import context
+        from stageflow.history import default_who
+
+        ctx = context(factory, env)
+        held = ctx.history.break_lock(reason, default_who(), factory.clock.now())
+        factory.reporter.result(
+            f"{env}: lock of {held['holder']} broken" if held else f"{env}: not locked", {"broken": held}
+        )
+
+    @cli.command("demo")
+    @click.option("--env", "env", default="dev", show_default=True)
+    @click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.pass_obj
+    def demo_cmd(factory, env, scenario):
+        """The main job on the embedded default: deploy the sample service on the local AWS emulator."""
+        from stageflow.pipeline import deploy
+
+        deploy(factory, env, scenario=scenario, demo=True)
+
+
+def _git_commit(factory) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=factory.config.root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,212 @@
+"""The driver: performs the state machine's actions through injected parts and records every
+transition in the history before the next action."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from stageflow.clock import Clock
+from stageflow.config import EnvironmentConfig
+from stageflow.deploy import machine as m
+from stageflow.deploy.gates import GateReader
+from stageflow.deploy.traffic import AliasTraffic
+from stageflow.history import Deployment, DynamoHistory, iso, parse_iso
+from stageflow.metrics.interface import TrafficFeed, Verdict
+from stageflow.notify import Message, Notifiers
+from stageflow.report import Reporter
+
+
+@dataclass
+class RunOutcome:
+    deployment: Deployment
+    state: m.State
+    paused: bool = False  # stopped at an approval pause; run `stageflow approve` to continue
+    verdicts: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Driver:
+    env: EnvironmentConfig
+    history: DynamoHistory
+    traffic: AliasTraffic
+    gates: GateReader
+    notifier: Notifiers
+    clock: Clock
+    reporter: Reporter
+    feed: TrafficFeed | None = None  # local mode: the traffic simulator
+    approve_prompt: Callable[[str], bool | None] | None = None  # interactive approvals on a TTY
+    stop_after: Callable[[m.State], bool] | None = None  # tests: stop (as if killed) after recording
+    _stop_requested: bool = field(default=False, init=False, repr=False)
+
+    # -- recording ----------------------------------------------------------------------------
+    def _record(self, dep: Deployment, old: m.State, new: m.State, why: str, **extra) -> None:
+        status = {
+            "awaiting_approval": "awaiting_approval",
+            "succeeded": "succeeded",
+            "rolled_back": "rolled_back",
+            "failed": "failed",
+        }.get(new.phase, "in_progress")
+        changes = dict(state=new.to_json(), phase=new.phase, status=status, **extra)
+        if new.terminal:
+            changes["ended_at"] = iso(self.clock.now())
+        if old != new:
+            changes["transition"] = {
+                "at": iso(self.clock.now()),
+                "from": old.phase,
+                "to": new.phase,
+                "step": new.step,
+                "weight": new.weight,
+                "reason": why or new.reason,
+            }
+        self.history.update(dep, **changes)
+
+    def _notify(self, dep: Deployment, action: m.Notify, state: m.State, reasons=()) -> None:
+        self.notifier.send(
+            Message(
+                kind=action.kind,
+                environment=dep.environment,
+                service=dep.service,
+                deployment_id=dep.deployment_id,
+                text=action.message,
+                data={
+                    "version": dep.version,
+                    "previous_version": dep.previous_version,
+                    "phase": state.phase,
+                    "weight": state.weight,
+                    "reasons": list(reasons),
+                    "last_verdict": dep.verdicts[-1] if dep.verdicts else None,
+                },
+            )
+        )
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, dep: Deployment, event: m.Event | None = None) -> RunOutcome:
+        """Drive ``dep`` from its recorded state (optionally applying ``event`` first) until it is
+        terminal or waits for a person."""
+        self._stop_requested = False
+        state = m.State.from_json(dep.state) if dep.state else m.State()
+        if event is not None:
+            state, actions = self._step(dep, state, event)
+        else:
+            actions = m.actions_for(state) if state.phase != "pending" else []
+            if state.phase == "pending":
+                state, actions = self._step(dep, state, m.Start(self.clock.now()))
+        last_reasons: tuple[str, ...] = ()
+        while True:
+            if self._stop_requested:
+                return RunOutcome(dep, state, paused=False)
+            next_event: m.Event | None = None
+            for action in actions:
+                match action:
+                    case m.Notify():
+                        self._notify(dep, action, state, last_reasons)
+                    case m.SetWeight(weight=w):
+                        next_event = self._set_weight(dep, w)
+                    case m.Observe():
+                        next_event, last_reasons = self._observe(dep, state, action)
+                    case m.RollBack(reason=why):
+                        next_event = self._roll_back(dep, why)
+                    case m.AwaitApproval(gate=gate):
+                        next_event = self._await_approval(dep, state, gate)
+                        if next_event is None:
+                            return RunOutcome(dep, state, paused=True)
+            if next_event is None:
+                return RunOutcome(dep, state)
+            state, actions = self._step(dep, state, next_event)
+
+    def _step(self, dep: Deployment, state: m.State, event: m.Event) -> tuple[m.State, list[m.Action]]:
+        new, actions = m.transition(state, event, self.env.canary, self.env.approvals)
+        if new != state:
+            self._record(dep, state, new, new.reason)
+            if self.stop_after is not None and self.stop_after(new):
+                self._stop_requested = True
+            if new.phase != state.phase or new.step != state.step:
+                self.reporter.info("canary", dep.environment, f"{new.phase}: {new.reason}")
+        return new, actions
+
+    # -- actions ----------------------------------------------------------------------------------
+    def _set_weight(self, dep: Deployment, weight: int) -> m.Event:
+        stable, canary = dep.previous_version, dep.version
+        alias = self.traffic.set_canary(stable, canary, weight)
+        self.reporter.info(
+            "canary",
+            dep.environment,
+            f"weight {weight}% → v{canary} (alias {self.traffic.alias}: {alias.weights})",
+        )
+        return m.WeightSet(self.clock.now(), weight)
+
+    def _observe(self, dep: Deployment, state: m.State, action: m.Observe) -> tuple[m.Event, tuple[str, ...]]:
+        until = parse_iso(action.until)
+        start = parse_iso(state.window_start)
+        interval = timedelta(seconds=self.env.canary.check_interval_seconds)
+        now = self.clock.now()
+        wake = min(until, now + interval) if now < until else now
+        self.clock.sleep((wake - now).total_seconds())
+        now = self.clock.now()
+        if self.feed is not None:
+            roles = {dep.version: "canary"}
+            weights = {dep.version: state.weight}
+            if dep.previous_version and state.weight < 100:
+                roles[dep.previous_version] = "stable"
+                weights[dep.previous_version] = 100 - state.weight
+            self.feed.run_until(now, weights, roles)
+        complete = now >= until
+        stable = dep.previous_version if state.weight < 100 else None
+        verdict, canary_series, stable_series = self.gates.check(
+            dep.version, stable, start, now, window_complete=complete
+        )
+        self._report_verdict(dep, state, verdict, start, now)
+        record = {
+            "at": iso(now),
+            "phase": state.phase,
+            "step": state.step,
+            "weight": state.weight,
+            "window_start": iso(start),
+            **verdict.to_json(),
+        }
+        self.history.update(dep, verdict=record)
+        return m.Checked(now, verdict.decision, verdict.reasons), verdict.reasons
+
+    def _report_verdict(
+        self, dep: Deployment, state: m.State, verdict: Verdict, start: datetime, now: datetime
+    ):
+        minute = (now - start).total_seconds() / 60
+        head = (
+            f"{state.phase} {state.weight}% minute {minute:g}: {verdict.decision} (source {verdict.source})"
+        )
+        self.reporter.info("gate", dep.environment, head)
+        for r in verdict.results:
+            if r.detail:
+                self.reporter.info("gate", r.metric, r.detail)
+
+    def _roll_back(self, dep: Deployment, why: str) -> m.Event:
+        target = dep.previous_version
+        if target is None:
+            return m.Failed(self.clock.now(), "no previous version to roll back to")
+        try:
+            alias = self.traffic.restore(target)
+        except Exception as exc:  # noqa: BLE001 - recorded as failed, reported as exit 5
+            return m.Failed(self.clock.now(), f"rollback to v{target} failed: {exc}")
+        self.reporter.info(
+            "rollback",
+            dep.environment,
+            f"all traffic back on v{target} ({why}); alias {self.traffic.alias}: {alias.weights}",
+        )
+        return m.RolledBack(self.clock.now())
+
+    def _await_approval(self, dep: Deployment, state: m.State, gate: str) -> m.Event | None:
+        if self.approve_prompt is not None:
+            answer = self.approve_prompt(f"{dep.environment}: {state.reason}. Approve?")
+            if answer is True:
+                return m.Approved(self.clock.now(), "prompt")
+            if answer is False:
+                return m.Rejected(self.clock.now(), "prompt", "rejected at the prompt")
+        self.reporter.info(
+            "canary",
+            dep.environment,
+            f"awaiting approval ({gate}): run `stageflow approve {dep.environment}` to continue "
+            f"or `stageflow reject {dep.environment}` to roll back",
+        )
+        return None

@@ -1,0 +1,297 @@
+"""The canary as a pure state machine: ``transition(state, event, policy) -> (state, actions)``.
+
+No I/O and no clock here: the driver performs the actions, records every new state before the next
+action, and feeds back what it observed as events. Because the state alone implies what must happen
+next (:func:`actions_for`), a run killed at any point can be resumed from its last recorded state.
+
+Phases::
+
+    pending ─► awaiting_approval (before the canary, if configured)
+       │             │ approve
+       ▼             ▼
+    shifting(step i) ─► baking ─► [awaiting_approval] ─► shifting(step i+1) ... ─► shifting(100 %)
+                          │  extend (no data)                                         │
+                          │                                                           ▼
+                          └─────── rollback ─► rolling_back ─► rolled_back        monitoring ─► succeeded
+                                                   ▲                                  │
+                                                   └──────────── rollback ◄───────────┘
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from stageflow.config import Approvals, CanaryPolicy
+from stageflow.history import iso, parse_iso
+
+Phase = Literal[
+    "pending",
+    "shifting",
+    "baking",
+    "awaiting_approval",
+    "monitoring",
+    "rolling_back",
+    "rolled_back",
+    "succeeded",
+    "failed",
+]
+TERMINAL = ("rolled_back", "succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class State:
+    phase: Phase = "pending"
+    step: int = -1  # index into policy.steps of the current (or last) step; -1 before the first
+    weight: int = 0  # percent of alias traffic on the new version
+    window_start: str | None = None  # when the current bake/monitoring window began (iso)
+    window_end: str | None = None  # when it ends (iso), extensions included
+    extensions: int = 0
+    approval_for: str | None = None  # "before_canary" | "step:<i>" | "inconclusive:<i>"
+    reason: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> State:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+# -- events: what the driver observed ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Start:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    at: datetime
+    weight: int
+
+
+@dataclass(frozen=True)
+class Checked:
+    at: datetime
+    decision: Literal["continue", "rollback", "extend"]
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Approved:
+    at: datetime
+    who: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    at: datetime
+    who: str
+    reason: str = "rejected"
+
+
+@dataclass(frozen=True)
+class AbortRequested:
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Failed:
+    at: datetime
+    reason: str
+
+
+Event = Start | WeightSet | Checked | Approved | Rejected | AbortRequested | RolledBack | Failed
+
+
+# -- actions: what the driver must do next -------------------------------------------------------------
+@dataclass(frozen=True)
+class SetWeight:
+    weight: int  # 100 means promote: the alias points at the new version, routing cleared
+
+
+@dataclass(frozen=True)
+class Observe:
+    until: str  # keep checking the gates until this time (iso)
+    final: bool  # monitoring after promotion rather than a bake
+
+
+@dataclass(frozen=True)
+class AwaitApproval:
+    gate: str
+
+
+@dataclass(frozen=True)
+class RollBack:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Notify:
+    kind: Literal["started", "approval_needed", "promoted", "succeeded", "rolled_back", "failed"]
+    message: str
+
+
+Action = SetWeight | Observe | AwaitApproval | RollBack | Notify
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def actions_for(state: State) -> list[Action]:
+    """What being in ``state`` requires next: the basis of resume."""
+    match state.phase:
+        case "shifting":
+            return [SetWeight(state.weight)]
+        case "baking":
+            return [Observe(state.window_end or "", final=False)]
+        case "monitoring":
+            return [Observe(state.window_end or "", final=True)]
+        case "awaiting_approval":
+            return [AwaitApproval(state.approval_for or "")]
+        case "rolling_back":
+            return [RollBack(state.reason)]
+        case _:
+            return []
+
+
+def _shift_to(state: State, policy: CanaryPolicy, step: int) -> State:
+    return replace(
+        state,
+        phase="shifting",
+        step=step,
+        weight=policy.steps[step].weight,
+        extensions=0,
+        window_start=None,
+        window_end=None,
+        approval_for=None,
+        reason=f"step {step + 1}/{len(policy.steps)}: weight {policy.steps[step].weight}%",
+    )
+
+
+def _after_step(state: State, policy: CanaryPolicy) -> State:
+    """The bake of the current step passed: pause for approval if configured, else shift on."""
+    step = policy.steps[state.step]
+    if step.approval and state.approval_for != f"step:{state.step}":
+        return replace(
+            state,
+            phase="awaiting_approval",
+            approval_for=f"step:{state.step}",
+            reason=f"step {state.step + 1} passed at {state.weight}%: approval needed to continue",
+        )
+    return _shift_to(state, policy, state.step + 1)
+
+
+def transition(
+    state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
+) -> tuple[State, list[Action]]:
+    new = _next(state, event, policy, approvals)
+    actions: list[Action] = []
+    if new.phase != state.phase or new.step != state.step:
+        if isinstance(event, Start):
+            actions.append(Notify("started", new.reason))
+        if new.phase == "awaiting_approval":
+            actions.append(Notify("approval_needed", new.reason))
+        elif new.phase == "monitoring":
+            actions.append(Notify("promoted", new.reason))
+        elif new.phase in ("succeeded", "rolled_back", "failed"):
+            actions.append(Notify(new.phase, new.reason))
+    return new, actions + actions_for(new)
+
+
+def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals) -> State:
+    phase = state.phase
+    if isinstance(event, Failed):
+        return replace(state, phase="failed", reason=event.reason)
+    if isinstance(event, AbortRequested) and phase not in TERMINAL and phase != "rolling_back":
+        return replace(state, phase="rolling_back", reason=event.reason)
+    match phase, event:
+        case "pending", Start():
+            if approvals.before_canary:
+                return replace(
+                    state,
+                    phase="awaiting_approval",
+                    approval_for="before_canary",
+                    reason="approval needed before the canary takes traffic",
+                )
+            return _shift_to(state, policy, 0)
+        case "shifting", WeightSet(at=at, weight=w) if w == state.weight:
+            if w >= 100:
+                end = at + timedelta(minutes=policy.post_promotion_minutes)
+                return replace(
+                    state,
+                    phase="monitoring",
+                    window_start=iso(at),
+                    window_end=iso(end),
+                    reason=f"promoted to 100%: monitoring for {policy.post_promotion_minutes:g} min",
+                )
+            bake = policy.steps[state.step].bake_minutes
+            end = at + timedelta(minutes=bake)
+            return replace(
+                state,
+                phase="baking",
+                window_start=iso(at),
+                window_end=iso(end),
+                reason=f"baking at {w}% for {bake:g} min",
+            )
+        case "baking", Checked(at=at, decision=decision, reasons=reasons):
+            if decision == "rollback":
+                return replace(state, phase="rolling_back", reason="; ".join(reasons) or "gate failed")
+            if at < parse_iso(state.window_end):
+                return state
+            if decision == "continue":
+                return _after_step(state, policy)
+            # extend: not enough data to judge at the end of the window
+            if state.extensions < policy.max_extensions:
+                bake = max(policy.steps[state.step].bake_minutes, policy.check_interval_seconds / 60)
+                end = parse_iso(state.window_end) + timedelta(minutes=bake)
+                return replace(
+                    state,
+                    window_end=iso(end),
+                    extensions=state.extensions + 1,
+                    reason=f"inconclusive ({'; '.join(reasons)}): bake extended "
+                    f"{state.extensions + 1}/{policy.max_extensions}",
+                )
+            return replace(
+                state,
+                phase="awaiting_approval",
+                approval_for=f"inconclusive:{state.step}",
+                reason=f"still inconclusive after {policy.max_extensions} extensions: "
+                "a person must decide (approve to continue, reject to roll back)",
+            )
+        case "monitoring", Checked(at=at, decision=decision, reasons=reasons):
+            if decision == "rollback":
+                return replace(
+                    state,
+                    phase="rolling_back",
+                    reason="post-promotion: " + ("; ".join(reasons) or "gate failed"),
+                )
+            if at < parse_iso(state.window_end):
+                return state
+            return replace(state, phase="succeeded", reason="monitoring window passed")
+        case "awaiting_approval", Approved(who=who):
+            if state.approval_for == "before_canary":
+                return replace(_shift_to(state, policy, 0), reason=f"approved by {who}: step 1")
+            if (state.approval_for or "").startswith("inconclusive:"):
+                return replace(
+                    _shift_to(state, policy, state.step + 1) if state.step + 1 < len(policy.steps) else state,
+                    reason=f"approved by {who} despite inconclusive data",
+                )
+            return replace(_shift_to(state, policy, state.step + 1), reason=f"approved by {who}")
+        case "awaiting_approval", Rejected(who=who, reason=why):
+            return replace(state, phase="rolling_back", reason=f"rejected by {who}: {why}")
+        case "rolling_back", RolledBack():
+            return replace(state, phase="rolled_back", weight=0)
+    raise InvalidTransition(f"{type(event).__name__} is not valid in phase {phase!r}")

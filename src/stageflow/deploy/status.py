@@ -1,0 +1,67 @@
+"""`stageflow status ENV`: what is deployed, what is in flight, and why."""
+
+from __future__ import annotations
+
+
+def status(factory, env_name: str) -> tuple[str, dict]:
+    from stageflow.deploy.canary import context
+
+    ctx = context(factory, env_name)
+    alias = ctx.traffic.state()
+    lock = ctx.history.lock()
+    current = ctx.history.in_flight()
+    latest = ctx.history.list(limit=1)
+    dep = current or (latest[0] if latest else None)
+    good = ctx.history.last_known_good()
+    data = {
+        "environment": env_name,
+        "function": ctx.outputs.function_name,
+        "alias": ctx.outputs.alias_name,
+        "resources": ctx.outputs.source,
+        "weights": alias.weights,
+        "locked_by": lock.get("holder") if lock else None,
+        "in_flight": current is not None,
+        "deployment_id": dep.deployment_id if dep else None,
+        "phase": dep.phase if dep else None,
+        "status": dep.status if dep else None,
+        "version": dep.version if dep else None,
+        "previous_version": dep.previous_version if dep else None,
+        "step": (dep.state or {}).get("step") if dep else None,
+        "reason": (dep.state or {}).get("reason") if dep else None,
+        "last_verdicts": dep.verdicts[-3:] if dep else [],
+        "last_known_good": good.version if good else None,
+        "transitions": dep.transitions if dep else [],
+    }
+    lines = [
+        f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves "
+        + ", ".join(f"v{v} {w}%" for v, w in sorted(alias.weights.items(), key=lambda kv: -kv[1]))
+    ]
+    if dep is None:
+        lines.append("  no deployments recorded")
+    else:
+        what = "in flight" if current else "last deployment"
+        lines.append(
+            f"  {what}: {dep.deployment_id} v{dep.version} ({dep.status}, phase {dep.phase}) by {dep.who}"
+        )
+        if data["reason"]:
+            lines.append(f"  why: {data['reason']}")
+        for v in dep.verdicts[-3:]:
+            lines.append(
+                f"  verdict {v.get('at', '')}: {v.get('decision')} at {v.get('weight')}% "
+                f"({'; '.join(v.get('reasons') or []) or 'all gates pass'})"
+            )
+        if current and dep.phase == "awaiting_approval":
+            lines.append(f"  next: stageflow approve {env_name}  |  stageflow reject {env_name}")
+        elif current and lock:
+            lines.append(
+                f"  if its run was killed: stageflow resume {env_name}  |  stageflow rollback {env_name}"
+            )
+    if lock and not current:
+        lines.append(
+            f"  lock held by {lock.get('holder')} with no deployment in flight: "
+            f"stageflow unlock {env_name} --reason ..."
+        )
+    lines.append(
+        f"  last known good: v{data['last_known_good']}" if good else "  last known good: none recorded"
+    )
+    return "\n".join(lines), data

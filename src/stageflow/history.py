@@ -1,0 +1,341 @@
+"""The deployment history in DynamoDB: one record per deployment, every transition, the deploy lock.
+
+Key schema (the same in infrastructure/modules/service and the local provisioner):
+
+- ``pk`` (S) = ``<service>#<environment>``; ``sk`` (S) = ``DEP#<deployment id>`` for a deployment,
+  ``LOCK`` for the environment's deploy lock, ``EVT#<time>#<id>`` for rollback events outside a deploy.
+- GSI ``by_status``: ``pk_status`` (S) = ``<service>#<environment>#<status>``, ``started_at`` (S).
+
+Deployment ids sort by time (``20261122T015900Z-1a2b3c``). A record is updated with a conditional
+write on its ``seq`` counter, so two writers never lose each other's transitions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from stageflow.errors import EnvironmentFailure, LockedError, UsageError
+
+LOCK_SK = "LOCK"
+STATUSES = ("in_progress", "awaiting_approval", "succeeded", "rolled_back", "failed")
+ACTIVE = ("in_progress", "awaiting_approval")
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(s: str) -> datetime:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def new_deployment_id(now: datetime) -> str:
+    return f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{_secrets.token_hex(3)}"
+
+
+def default_who() -> str:
+    user = os.environ.get("CODEBUILD_INITIATOR") or os.environ.get("USER") or "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _dynamo(v: Any) -> Any:
+    """Floats to Decimal (via JSON, so NaN/inf are refused early)."""
+    return json.loads(json.dumps(v, default=str), parse_float=Decimal)
+
+
+@dataclass
+class Deployment:
+    deployment_id: str
+    environment: str
+    service: str
+    version: str
+    previous_version: str | None
+    status: str
+    phase: str
+    started_at: str
+    who: str
+    commit: str | None = None
+    artifact_digest: str | None = None
+    plan_hash: str | None = None
+    ended_at: str | None = None
+    state: dict = field(default_factory=dict)
+    transitions: list = field(default_factory=list)
+    verdicts: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    seq: int = 0
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Deployment:
+        d = _plain(dict(item))
+        names = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in d.items() if k in names}
+        for name in ("previous_version", "version"):  # None values are not stored
+            values.setdefault(name, None)
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class DynamoHistory:
+    """Deployment records and the per-environment lock in one DynamoDB table."""
+
+    def __init__(self, client, table: str, service: str, environment: str):
+        self.ddb = client
+        self.table = table
+        self.service = service
+        self.environment = environment
+        self.pk = f"{service}#{environment}"
+
+    # -- errors ---------------------------------------------------------------------------------
+    def _call(self, fn, **kwargs):
+        from botocore.exceptions import ClientError, EndpointConnectionError
+
+        try:
+            return fn(TableName=self.table, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise
+            if code == "ResourceNotFoundException":
+                raise EnvironmentFailure(
+                    f"deployment history table {self.table!r} not found",
+                    "provision the environment first (stageflow deploy / apply)",
+                ) from None
+            raise EnvironmentFailure(
+                f"deployment history: {code}: {exc.response['Error'].get('Message', '')}"
+            ) from None
+        except EndpointConnectionError as exc:
+            raise EnvironmentFailure(f"deployment history unreachable: {exc}") from None
+
+    # -- the lock ---------------------------------------------------------------------------------
+    def acquire_lock(self, deployment_id: str, who: str, now: datetime) -> None:
+        from botocore.exceptions import ClientError
+
+        item = {
+            "pk": {"S": self.pk},
+            "sk": {"S": LOCK_SK},
+            "holder": {"S": deployment_id},
+            "who": {"S": who},
+            "since": {"S": iso(now)},
+            "pid": {"N": str(os.getpid())},
+        }
+        try:
+            self._call(self.ddb.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError:
+            lock = self.lock()
+            holder = (
+                f"deployment {lock['holder']} ({lock['who']}, since {lock['since']})"
+                if lock
+                else "another run"
+            )
+            raise LockedError(
+                f"environment {self.environment}",
+                holder,
+                f"wait, or if it is stale: stageflow unlock {self.environment} --reason TEXT",
+            ) from None
+
+    def lock(self) -> dict | None:
+        resp = self._call(
+            self.ddb.get_item, Key={"pk": {"S": self.pk}, "sk": {"S": LOCK_SK}}, ConsistentRead=True
+        )
+        item = resp.get("Item")
+        if not item:
+            return None
+        return {k: next(iter(v.values())) for k, v in item.items()}
+
+    def release_lock(self, deployment_id: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                self.ddb.delete_item,
+                Key={"pk": {"S": self.pk}, "sk": {"S": LOCK_SK}},
+                ConditionExpression="holder = :h",
+                ExpressionAttributeValues={":h": {"S": deployment_id}},
+            )
+            return True
+        except ClientError:
+            return False
+
+    def break_lock(self, reason: str, who: str, now: datetime) -> dict | None:
+        if not reason.strip():
+            raise UsageError("breaking a lock needs a reason", "--reason 'the run was killed at 14:02'")
+        held = self.lock()
+        if held is None:
+            return None
+        self._call(self.ddb.delete_item, Key={"pk": {"S": self.pk}, "sk": {"S": LOCK_SK}})
+        self.record_event("lock_broken", now, {"holder": held.get("holder"), "reason": reason, "who": who})
+        return held
+
+    # -- deployments ------------------------------------------------------------------------------
+    def _key(self, deployment_id: str) -> dict:
+        return {"pk": {"S": self.pk}, "sk": {"S": f"DEP#{deployment_id}"}}
+
+    def create(self, dep: Deployment) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        ser = TypeSerializer()
+        body = {k: v for k, v in dep.to_json().items() if v is not None}
+        body.update(pk=self.pk, sk=f"DEP#{dep.deployment_id}", pk_status=f"{self.pk}#{dep.status}")
+        item = {k: ser.serialize(_dynamo(v)) for k, v in body.items()}
+        self._call(self.ddb.put_item, Item=item, ConditionExpression="attribute_not_exists(sk)")
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        resp = self._call(self.ddb.get_item, Key=self._key(deployment_id), ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return None
+        de = TypeDeserializer()
+        return Deployment.from_item({k: de.deserialize(v) for k, v in item.items()})
+
+    def update(self, dep: Deployment, **changes: Any) -> Deployment:
+        """Apply ``changes`` (plus optional ``transition=`` / ``verdict=`` appended) under the seq check."""
+        from boto3.dynamodb.types import TypeSerializer
+        from botocore.exceptions import ClientError
+
+        ser = TypeSerializer()
+        transition = changes.pop("transition", None)
+        verdict = changes.pop("verdict", None)
+        names, values, sets = {}, {}, []
+        for i, (k, v) in enumerate(changes.items()):
+            names[f"#f{i}"] = k
+            values[f":v{i}"] = ser.serialize(_dynamo(v))
+            sets.append(f"#f{i} = :v{i}")
+        if "status" in changes:
+            names["#ps"] = "pk_status"
+            values[":ps"] = {"S": f"{self.pk}#{changes['status']}"}
+            sets.append("#ps = :ps")
+        if transition is not None:
+            names["#tr"] = "transitions"
+            values[":tr"] = ser.serialize(_dynamo([transition]))
+            values[":empty"] = {"L": []}
+            sets.append("#tr = list_append(if_not_exists(#tr, :empty), :tr)")
+        if verdict is not None:
+            names["#vd"] = "verdicts"
+            values[":vd"] = ser.serialize(_dynamo([verdict]))
+            values.setdefault(":empty", {"L": []})
+            sets.append("#vd = list_append(if_not_exists(#vd, :empty), :vd)")
+        names["#seq"] = "seq"
+        values[":old"] = {"N": str(dep.seq)}
+        values[":new"] = {"N": str(dep.seq + 1)}
+        sets.append("#seq = :new")
+        try:
+            self._call(
+                self.ddb.update_item,
+                Key=self._key(dep.deployment_id),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#seq = :old",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError:
+            raise EnvironmentFailure(
+                f"deployment {dep.deployment_id} was changed by another run", "check: stageflow status"
+            ) from None
+        for k, v in changes.items():
+            setattr(dep, k, v)
+        if transition is not None:
+            dep.transitions.append(transition)
+        if verdict is not None:
+            dep.verdicts.append(verdict)
+        dep.seq += 1
+        return dep
+
+    def list(self, limit: int = 20) -> list[Deployment]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        de = TypeDeserializer()
+        resp = self._call(
+            self.ddb.query,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :dep)",
+            ExpressionAttributeValues={":pk": {"S": self.pk}, ":dep": {"S": "DEP#"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            Deployment.from_item({k: de.deserialize(v) for k, v in it.items()})
+            for it in resp.get("Items", [])
+        ]
+
+    def by_status(self, status: str, limit: int = 10) -> list[Deployment]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        de = TypeDeserializer()
+        resp = self._call(
+            self.ddb.query,
+            IndexName="by_status",
+            KeyConditionExpression="pk_status = :ps",
+            ExpressionAttributeValues={":ps": {"S": f"{self.pk}#{status}"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            Deployment.from_item({k: de.deserialize(v) for k, v in it.items()})
+            for it in resp.get("Items", [])
+        ]
+
+    def in_flight(self) -> Deployment | None:
+        lock = self.lock()
+        if lock:
+            dep = self.get(lock["holder"])
+            if dep is not None:
+                return dep
+        for status in ACTIVE:
+            found = self.by_status(status, limit=1)
+            if found:
+                return found[0]
+        return None
+
+    def last_known_good(self, exclude_version: str | None = None) -> Deployment | None:
+        """The newest succeeded deployment whose version is not ``exclude_version``."""
+        for dep in self.by_status("succeeded", limit=25):
+            if dep.version != exclude_version:
+                return dep
+        return None
+
+    def record_event(self, kind: str, now: datetime, data: Mapping[str, Any]) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        ser = TypeSerializer()
+        body = {
+            "pk": self.pk,
+            "sk": f"EVT#{iso(now)}#{_secrets.token_hex(3)}",
+            "kind": kind,
+            "at": iso(now),
+            **data,
+        }
+        self._call(self.ddb.put_item, Item={k: ser.serialize(_dynamo(v)) for k, v in body.items()})
+
+    def events(self, limit: int = 50) -> list[dict]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        de = TypeDeserializer()
+        resp = self._call(
+            self.ddb.query,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :e)",
+            ExpressionAttributeValues={":pk": {"S": self.pk}, ":e": {"S": "EVT#"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_plain({k: de.deserialize(v) for k, v in it.items()}) for it in resp.get("Items", [])]

@@ -1,0 +1,115 @@
+"""Deployment notifications: SNS and a Slack-compatible webhook.
+
+A failed notification is a warning, never a failed deploy: the history is the record of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stageflow.redact import REDACTOR
+
+ICONS = {
+    "started": "🚀",
+    "approval_needed": "✋",
+    "promoted": "✅",
+    "succeeded": "🏁",
+    "rolled_back": "⏪",
+    "failed": "🔥",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # started | approval_needed | promoted | succeeded | rolled_back | failed
+    environment: str
+    service: str
+    deployment_id: str
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return f"[{self.service} {self.environment}] {self.kind.replace('_', ' ')}: {self.deployment_id}"[:99]
+
+    def body(self) -> dict:
+        return {
+            "kind": self.kind,
+            "environment": self.environment,
+            "service": self.service,
+            "deployment_id": self.deployment_id,
+            "text": self.text,
+            **dict(self.data),
+        }
+
+
+class Notifier(Protocol):
+    name: str
+
+    def send(self, msg: Message) -> None: ...
+
+
+class SnsNotifier:
+    name = "sns"
+
+    def __init__(self, client, topic_arn: str):
+        self.sns = client
+        self.topic_arn = topic_arn
+
+    def send(self, msg: Message) -> None:
+        body = REDACTOR.redact(json.dumps(msg.body(), default=str, sort_keys=True))
+        self.sns.publish(
+            TopicArn=self.topic_arn,
+            Subject=msg.subject,
+            Message=body,
+            MessageAttributes={"kind": {"DataType": "String", "StringValue": msg.kind}},
+        )
+
+
+class SlackNotifier:
+    name = "slack"
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        self.url = url
+        self.timeout = timeout
+
+    def send(self, msg: Message) -> None:
+        lines = [f"{ICONS.get(msg.kind, '')} *{msg.subject}*", msg.text]
+        reasons = msg.data.get("reasons") or []
+        lines += [f"• {r}" for r in reasons]
+        payload = {
+            "text": REDACTOR.redact("\n".join(lines)),
+            "attachments": [{"text": REDACTOR.redact(json.dumps(msg.body(), default=str))}],
+        }
+        if not self.url.startswith(("https://", "http://")):
+            raise ValueError("webhook URL must be http(s)")
+        req = urllib.request.Request(  # noqa: S310 - scheme checked above
+            self.url,
+            data=json.dumps(payload).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+            resp.read()
+
+
+class Notifiers:
+    """Sends to every channel; a channel that fails is reported and skipped."""
+
+    def __init__(self, channels: Sequence[Notifier], reporter=None):
+        self.channels = list(channels)
+        self.reporter = reporter
+        self.sent: list[Message] = []
+
+    def send(self, msg: Message) -> None:
+        self.sent.append(msg)
+        for ch in self.channels:
+            try:
+                ch.send(msg)
+            except Exception as exc:  # noqa: BLE001 - never fail a deploy on a notification
+                if self.reporter is not None:
+                    self.reporter.warn(f"notification via {ch.name} failed: {type(exc).__name__}: {exc}")

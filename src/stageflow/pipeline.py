@@ -1,0 +1,138 @@
+"""`stageflow deploy ENV`: the pipeline's stages as a chain of plain functions.
+
+Each stage prints one summary line with its duration; a failure names its stage and ends with the
+stage error's exit code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stageflow.errors import StageflowError
+
+
+@dataclass
+class StageResult:
+    name: str
+    ok: bool
+    seconds: float
+    summary: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class PipelineRun:
+    environment: str
+    stages: list[StageResult] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "environment": self.environment,
+            "stages": [
+                {
+                    "name": s.name,
+                    "ok": s.ok,
+                    "seconds": round(s.seconds, 3),
+                    "summary": s.summary,
+                    **({"data": s.data} if s.data else {}),
+                }
+                for s in self.stages
+            ],
+        }
+
+
+Stage = Callable[[Any, PipelineRun], tuple[str, dict]]
+
+
+def _run_stage(factory, run: PipelineRun, name: str, fn: Stage) -> None:
+    t0 = time.monotonic()
+    try:
+        summary, data = fn(factory, run)
+    except StageflowError as exc:
+        took = time.monotonic() - t0
+        run.stages.append(StageResult(name, False, took, exc.one_line()))
+        factory.reporter.info("stage", name, f"FAILED after {took:.1f} s")
+        exc.message = f"stage {name} failed: {exc.message}"
+        raise
+    took = time.monotonic() - t0
+    run.stages.append(StageResult(name, True, took, summary, data))
+    factory.reporter.info("stage", name, f"{summary} ({took:.1f} s)")
+
+
+def stage_build(factory, run: PipelineRun) -> tuple[str, dict]:
+    from stageflow.build.lambda_zip import package
+
+    cfg = factory.config
+    art = package(cfg.root / cfg.service.source)
+    run.context["artifact"] = art
+    return f"lambda zip {art.files} files, {len(art.data)} bytes, {art.digest[:19]}…", {"digest": art.digest}
+
+
+def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
+    from stageflow.deploy.canary import resolve_outputs
+
+    env = factory.config.env(run.environment)
+    out = resolve_outputs(factory, env)
+    run.context["outputs"] = out
+    how = (
+        "local provisioner (Terraform's AWS provider is not available offline)"
+        if out.source == "provisioner"
+        else "terraform outputs"
+    )
+    return f"{out.function_name}:{out.alias_name} via {how}", out.to_json()
+
+
+def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
+    from stageflow.deploy import canary
+
+    res = canary.start(
+        factory,
+        run.environment,
+        artifact=run.context.get("artifact"),
+        scenario=run.context.get("scenario"),
+        commit=run.context.get("commit"),
+        extra={"pipeline": [s.name for s in run.stages]},
+    )
+    if res.outcome is None:
+        return f"nothing to deploy: {res.published.reason}", {"version": res.published.previous_version}
+    o = res.outcome
+    run.context["outcome"] = o
+    if o.paused:
+        return (
+            f"v{o.deployment.version} awaits approval at {o.state.weight}%: stageflow approve "
+            f"{run.environment}"
+        ), {"deployment_id": o.deployment.deployment_id}
+    return f"v{o.deployment.version} {o.state.phase} (was v{o.deployment.previous_version})", {
+        "deployment_id": o.deployment.deployment_id,
+        "version": o.deployment.version,
+    }
+
+
+def deploy(
+    factory, env_name: str, *, scenario: Path | None = None, demo: bool = False, commit: str | None = None
+) -> PipelineRun:
+    factory.config.env(env_name)  # unknown environment: exit 2 before anything runs
+    run = PipelineRun(env_name, context={"scenario": scenario, "commit": commit})
+    stages: list[tuple[str, Stage]] = [
+        ("build", stage_build),
+        ("infrastructure", stage_infrastructure),
+        ("canary", stage_canary),
+    ]
+    for name, fn in stages:
+        _run_stage(factory, run, name, fn)
+    lines = [
+        f"deployed {factory.config.service.name} to {env_name}"
+        + (" on the local AWS emulator" if factory.local else "")
+    ]
+    lines += [f"  {s.name:<15} {s.summary} ({s.seconds:.1f} s)" for s in run.stages]
+    if demo and factory.local:
+        st = factory.emulator.status()
+        lines.append(f"  emulator: {st.endpoint} (stageflow local status | stageflow local down)")
+        lines.append(f"  see it: stageflow status {env_name}   roll back: make rollback ENV={env_name}")
+    factory.reporter.result("\n".join(lines), run.to_json())
+    return run
