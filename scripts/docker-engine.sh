@@ -222,6 +222,9 @@ cmd_up() {
     mkdir -p "$DIR" 2>/dev/null || die3 "cannot create $DIR"
   fi
   [ -w "$DIR" ] || die3 "cannot write $DIR"
+  # One `up` at a time (several worktrees or test runs may share the engine).
+  exec 9>"$DIR/.lock"
+  command -v flock >/dev/null && flock 9
   install_packages
   start_engine
   ensure_base_image

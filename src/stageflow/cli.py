@@ -156,7 +156,7 @@ def _register_commands() -> None:
     """Feature modules add their commands here (one import each)."""
     import importlib
 
-    for module in ("stageflow.commands.canary",):
+    for module in ("stageflow.commands.canary", "stageflow.commands.build"):
         importlib.import_module(module).register(cli)
 
 

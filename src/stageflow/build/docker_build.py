@@ -342,12 +342,16 @@ class _LineBuffer:
         self._buf = ""
 
 
-def build_context(root: Path, dockerfile: str) -> io.BytesIO:
+def build_context(root: Path, dockerfile: str) -> bytes:
     """The context tar: the repository root filtered by docker/.dockerignore (an allowlist)."""
     from docker.utils.build import tar
 
+    if not (root / dockerfile).is_file():
+        raise UsageError(f"no Dockerfile at {root / dockerfile}", "run from the repository root")
     patterns = read_dockerignore(root / DOCKERIGNORE)
-    return tar(str(root), exclude=patterns, dockerfile=(dockerfile, None))
+    with tar(str(root), exclude=patterns, dockerfile=(dockerfile, None)) as fh:
+        fh.seek(0)
+        return fh.read()
 
 
 def build_target(
@@ -408,7 +412,7 @@ def push_tag(client, ref: str, auth: Mapping[str, str] | None, emit: Callable[[s
         if isinstance(aux, dict) and aux.get("Digest"):
             digest = aux["Digest"]
         status = chunk.get("status")
-        if status and not chunk.get("progressDetail"):
+        if status and not chunk.get("progressDetail") and status not in ("Preparing", "Waiting"):
             emit(f"{chunk.get('id', '')} {status}".strip())
     if not digest:
         raise DockerPushFailed(f"push of {ref} returned no digest", "check the registry")
@@ -428,12 +432,14 @@ def build_images(
     """Build, tag and (optionally) push every target of ``options``; one call per CLI build."""
     unknown = [t for t in options.targets if t not in TARGETS]
     if unknown or not options.targets:
-        raise UsageError(f"unknown build target {', '.join(unknown) or '(none)'}", f"targets: {', '.join(TARGETS)}")
+        raise UsageError(
+            f"unknown build target {', '.join(unknown) or '(none)'}", f"targets: {', '.join(TARGETS)}"
+        )
     info = info or (lambda phase, subject, message: None)
     child = child or (lambda line: None)
     git = git or git_info(options.root)
     started = clock()
-    context = build_context(options.root, options.dockerfile).getvalue()
+    context = build_context(options.root, options.dockerfile)
     push = options.push and registry.host is not None
     images: list[BuiltImage] = []
     for target in options.targets:
@@ -462,7 +468,11 @@ def build_images(
                 size=int(image.attrs.get("Size") or 0),
             )
         )
-        info("build", target, f"{image.id[:19]} {', '.join(local_tags)}" + (f" → {digests[0]}" if digests else ""))
+        info(
+            "build",
+            target,
+            f"{image.id[:19]} {', '.join(local_tags)}" + (f" → {digests[0]}" if digests else ""),
+        )
     return BuildResult(
         service=options.service,
         revision=git.sha,
@@ -494,4 +504,3 @@ def default_base_image(client, engine: EngineInfo) -> str | None:
     except ImageNotFound:
         return None
     return engine.base_image
-
