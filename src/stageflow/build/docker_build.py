@@ -98,6 +98,7 @@ class BuildOptions:
     dockerfile: str = DEFAULT_DOCKERFILE
     base_image: str | None = None  # BASE_IMAGE build arg; None: the Dockerfile's default
     app_dir: str = "app"
+    no_cache: bool = False  # rebuild every layer (the benchmark's cold build)
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,7 @@ def build_target(
         rm=True,
         forcerm=True,
         pull=False,
+        nocache=options.no_cache,
         decode=True,
     )
     for chunk in stream:
