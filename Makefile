@@ -26,6 +26,15 @@ test: setup ## install everything, start what the tests need, and run the whole 
 demo: setup ## the main job: deploy the sample service to dev on the local AWS emulator
 	$(BIN)/stageflow --local demo
 
+docker-up: ## start the local Docker engine, base image and registry (root; scripts/docker-engine.sh)
+	bash scripts/docker-engine.sh up
+
+docker-down: ## stop the local Docker engine and registry started by docker-up
+	bash scripts/docker-engine.sh down
+
+build: setup ## build (and push) the service's images for ENV: make build ENV=dev
+	$(BIN)/stageflow build $(ENV)
+
 lint: setup ## ruff check, ruff format --check, terraform fmt -check
 	$(BIN)/nox -s lint
 
@@ -35,4 +44,4 @@ local-up: setup ## start the local AWS emulator
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint local-up local-down
+.PHONY: help setup test demo lint local-up local-down docker-up docker-down build

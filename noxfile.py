@@ -63,3 +63,16 @@ def demo(session: nox.Session) -> None:
     """The main job on the embedded default: deploy the sample service to dev on the local AWS."""
     _install(session)
     session.run("stageflow", "--local", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docker(session: nox.Session) -> None:
+    """Docker images: nox -s docker -- ENV [stageflow build options], e.g. -- dev --target runtime --no-push.
+
+    Starts the local engine and registry first where it can (scripts/docker-engine.sh up; needs root), then
+    builds through `stageflow build`. Without an engine the build exits 3 with the hint.
+    """
+    _install(session)
+    env = _env_arg(session, "ENV [--target T ...] [--push/--no-push]")
+    session.run("bash", "scripts/docker-engine.sh", "up", external=True, success_codes=[0, 3])
+    session.run("stageflow", "build", env, *session.posargs[1:])

@@ -7,8 +7,8 @@ import json
 import shutil
 import subprocess
 import time
-import uuid
 import urllib.request
+import uuid
 
 import pytest
 
