@@ -38,10 +38,19 @@ build: setup ## build (and push) the service's images for ENV: make build ENV=de
 lint: setup ## ruff check, ruff format --check, terraform fmt -check
 	$(BIN)/nox -s lint
 
+canary: setup ## ship the current code to ENV in canary steps (ENV=dev)
+	$(BIN)/stageflow canary $(ENV)
+
+rollback: setup ## all traffic of ENV to the last known good version (ENV=prod [TO=VERSION])
+	$(BIN)/stageflow rollback $(ENV) $(if $(TO),--to $(TO),)
+
+status: setup ## what ENV serves and what is in flight (ENV=prod)
+	$(BIN)/stageflow status $(ENV)
+
 local-up: setup ## start the local AWS emulator
 	$(BIN)/stageflow local up
 
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint local-up local-down docker-up docker-down build
+.PHONY: help setup test demo lint canary rollback status local-up local-down docker-up docker-down build

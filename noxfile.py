@@ -66,6 +66,15 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def secrets(session: nox.Session) -> None:
+    """An environment's secrets: nox -s secrets -- ENV validate|exec|env-file|lambda [ARGS...]."""
+    _install(session)
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s secrets -- ENV validate|exec|env-file|lambda [PATH | -- CMD ...]")
+    session.run("stageflow", "secrets", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def docker(session: nox.Session) -> None:
     """Docker images: nox -s docker -- ENV [stageflow build options], e.g. -- dev --target runtime --no-push.
 

@@ -156,7 +156,7 @@ def _register_commands() -> None:
     """Feature modules add their commands here (one import each)."""
     import importlib
 
-    for module in ("stageflow.commands.canary", "stageflow.commands.build"):
+    for module in ("stageflow.commands.canary", "stageflow.commands.secrets", "stageflow.commands.build"):
         importlib.import_module(module).register(cli)
 
 
@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     show_traceback = "--traceback" in args
     reporter_err = sys.stderr
     try:
-        cli.main(args=args, prog_name="stageflow", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="stageflow", standalone_mode=False)
+        if isinstance(rv, int) and rv:  # a command's ctx.exit(N) / Exit(N), e.g. `secrets exec`'s child
+            return rv
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.ClickException as exc:

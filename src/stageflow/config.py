@@ -45,6 +45,14 @@ class Gates:
     max_p95_ms: float = 5000.0
     alarms: tuple[str, ...] = ()  # extra CloudWatch alarm names; Terraform's alarm outputs are added
     min_invocations: int = 50  # fewer canary invocations in a window than this is "no data"
+    # The statistical judge (docs/judge.md): significance at the end of a bake window and at the looks
+    # in between (stricter: the window is looked at about once a minute), the effect-size margins a
+    # canary must exceed to count as worse than stable, and the latency minutes needed to judge.
+    alpha: float = 0.001
+    interim_alpha: float = 1e-5
+    relative_margin: float = 0.25  # canary worse than stable by more than 25 % (errors and p95)
+    error_margin: float = 0.001  # ... and its error rate more than 0.1 percentage points above stable's
+    min_latency_minutes: int = 5
 
 
 @dataclass(frozen=True)
@@ -307,7 +315,18 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         max_p95_ms=r.get(gates_raw, gk, "max_p95_ms", float, Gates.max_p95_ms, lo=1),
         alarms=tuple(alarms),
         min_invocations=r.get(gates_raw, gk, "min_invocations", int, Gates.min_invocations, lo=1),
+        alpha=r.get(gates_raw, gk, "alpha", float, Gates.alpha, lo=1e-12, hi=0.5),
+        interim_alpha=r.get(gates_raw, gk, "interim_alpha", float, Gates.interim_alpha, lo=1e-12, hi=0.5),
+        relative_margin=r.get(gates_raw, gk, "relative_margin", float, Gates.relative_margin, lo=0, hi=100),
+        error_margin=r.get(gates_raw, gk, "error_margin", float, Gates.error_margin, lo=0, hi=1),
+        min_latency_minutes=r.get(
+            gates_raw, gk, "min_latency_minutes", int, Gates.min_latency_minutes, lo=1, hi=1440
+        ),
     )
+    if gates.interim_alpha > gates.alpha:
+        raise r.fail(
+            f"{gk}.interim_alpha", f"must not exceed alpha ({gates.interim_alpha:g} > {gates.alpha:g})"
+        )
 
     tf_raw = r.table(raw.get("terraform", {}), f"{key}.terraform")
     tk = f"{key}.terraform"

@@ -12,7 +12,6 @@ write on its ``seq`` counter, so two writers never lose each other's transitions
 
 from __future__ import annotations
 
-import json
 import os
 import secrets as _secrets
 import socket
@@ -57,8 +56,21 @@ def _plain(v: Any) -> Any:
 
 
 def _dynamo(v: Any) -> Any:
-    """Floats to Decimal (via JSON, so NaN/inf are refused early)."""
-    return json.loads(json.dumps(v, default=str), parse_float=Decimal)
+    """Values DynamoDB accepts: floats as Decimal with 15 significant digits, magnitudes below
+    DynamoDB's smallest number (1e-130) as 0, NaN and infinity refused."""
+    if isinstance(v, bool) or v is None or isinstance(v, str | int | Decimal):
+        return v
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("NaN or infinity cannot be recorded")
+        if abs(v) < 1e-120:
+            return Decimal(0)
+        return Decimal(f"{v:.15g}")
+    if isinstance(v, dict):
+        return {str(k): _dynamo(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_dynamo(x) for x in v]
+    return str(v)
 
 
 @dataclass
@@ -296,11 +308,15 @@ class DynamoHistory:
         ]
 
     def in_flight(self) -> Deployment | None:
+        """The deployment that is not finished, if any. A lock left behind by a finished run (killed
+        between its last record and releasing the lock) is released here."""
         lock = self.lock()
         if lock:
             dep = self.get(lock["holder"])
-            if dep is not None:
+            if dep is not None and dep.status in ACTIVE:
                 return dep
+            if dep is not None:
+                self.release_lock(dep.deployment_id)
         for status in ACTIVE:
             found = self.by_status(status, limit=1)
             if found:

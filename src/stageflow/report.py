@@ -38,7 +38,7 @@ class Reporter:
         self.json_mode = json_mode
         self._err = err
         self._out = out
-        self.redactor = redactor or REDACTOR
+        self.redactor = redactor if redactor is not None else REDACTOR
         self.quiet = quiet
         self._lock = threading.Lock()
 

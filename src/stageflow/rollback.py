@@ -131,7 +131,8 @@ def rollback(
     else:
         factory.reporter.info("rollback", env_name, f"nothing to do: all traffic already on v{target}")
     dep_id = None
-    if in_flight is not None and not m.State.from_json(in_flight.state or {}).terminal and changed:
+    closed = False
+    if in_flight is not None and not m.State.from_json(in_flight.state or {}).terminal:
         dep_id = in_flight.deployment_id
         old = m.State.from_json(in_flight.state or {})
         new = m.State(phase="rolled_back", step=old.step, weight=0, reason=f"{trigger}: {reason}")
@@ -149,13 +150,8 @@ def rollback(
             },
         )
         ctx.history.release_lock(in_flight.deployment_id)
-    elif (
-        in_flight is not None
-        and changed is False
-        and in_flight.status in ("in_progress", "awaiting_approval")
-    ):
-        dep_id = in_flight.deployment_id
-    if changed:
+        closed = True
+    if changed or closed:
         ctx.history.record_event(
             "rollback",
             now,

@@ -132,3 +132,37 @@ def test_extra_environment_and_secret_refs(tmp_path):
         "API_HOST": "ssm:/svc/qa/api/host",
     }
     assert cfg.environment_names == ("dev", "staging", "prod", "qa")
+
+
+def test_judge_knobs_defaults_and_validation(tmp_path):
+    from stageflow.config import Gates, parse
+    from stageflow.errors import ConfigError
+
+    cfg = parse({"service": {"name": "svc"}}, tmp_path / "stageflow.toml")
+    g = cfg.env("prod").gates
+    assert (g.alpha, g.interim_alpha, g.relative_margin, g.error_margin, g.min_latency_minutes) == (
+        Gates.alpha,
+        Gates.interim_alpha,
+        0.25,
+        0.001,
+        5,
+    )
+    cfg = parse(
+        {
+            "service": {"name": "svc"},
+            "environments": {"dev": {"gates": {"alpha": 0.01, "min_latency_minutes": 3}}},
+        },
+        tmp_path / "stageflow.toml",
+    )
+    assert cfg.env("dev").gates.alpha == 0.01 and cfg.env("dev").gates.min_latency_minutes == 3
+    for gates, key in (
+        ({"alpha": 0.9}, "environments.dev.gates.alpha"),
+        ({"interim_alpha": 0.01}, "environments.dev.gates.interim_alpha"),  # above alpha
+        ({"relative_margin": "big"}, "environments.dev.gates.relative_margin"),
+        ({"min_latency_minutes": 0}, "environments.dev.gates.min_latency_minutes"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse(
+                {"service": {"name": "svc"}, "environments": {"dev": {"gates": gates}}}, tmp_path / "s.toml"
+            )
+        assert info.value.key == key

@@ -249,6 +249,8 @@ def start(
             ctx.history.release_lock(dep_id)
             factory.reporter.info("publish", env.name, f"nothing to deploy: {pub.reason}")
             return StartResult(pub, None)
+        if os.environ.get("STAGEFLOW_FAILPOINT") == "kill-after-publish":
+            os.kill(os.getpid(), signal.SIGKILL)
         factory.reporter.info(
             "publish",
             env.name,

@@ -172,14 +172,25 @@ class Driver:
     def _report_verdict(
         self, dep: Deployment, state: m.State, verdict: Verdict, start: datetime, now: datetime
     ):
+        """One plain line per check with the key numbers; every check's detail when it decides."""
         minute = (now - start).total_seconds() / 60
-        head = (
-            f"{state.phase} {state.weight}% minute {minute:g}: {verdict.decision} (source {verdict.source})"
-        )
-        self.reporter.info("gate", dep.environment, head)
+        parts = []
         for r in verdict.results:
-            if r.detail:
-                self.reporter.info("gate", r.metric, r.detail)
+            if r.kind == "absolute" and r.observed is not None:
+                value = f"{r.observed:.2%}" if r.metric == "error_rate" else f"{r.observed:.0f} ms"
+                parts.append(f"{r.metric} {value} {r.outcome}")
+        summary = " · ".join(parts) or "no data yet"
+        self.reporter.info(
+            "gate",
+            dep.environment,
+            f"{state.phase} {state.weight}% minute {minute:g}: {verdict.decision} "
+            f"({summary}; {verdict.source})",
+        )
+        decisive = verdict.decision != "continue" or now >= parse_iso(state.window_end or iso(now))
+        if decisive:
+            for r in verdict.results:
+                if r.detail:
+                    self.reporter.child(f"  {r.detail}")
 
     def _roll_back(self, dep: Deployment, why: str) -> m.Event:
         target = dep.previous_version

@@ -13,6 +13,8 @@ def status(factory, env_name: str) -> tuple[str, dict]:
     latest = ctx.history.list(limit=1)
     dep = current or (latest[0] if latest else None)
     good = ctx.history.last_known_good()
+    rollbacks = [e for e in ctx.history.events(limit=10) if e.get("kind") == "rollback"]
+    last_rb = rollbacks[0] if rollbacks else None
     data = {
         "environment": env_name,
         "function": ctx.outputs.function_name,
@@ -31,6 +33,7 @@ def status(factory, env_name: str) -> tuple[str, dict]:
         "last_verdicts": dep.verdicts[-3:] if dep else [],
         "last_known_good": good.version if good else None,
         "transitions": dep.transitions if dep else [],
+        "last_rollback": last_rb,
     }
     lines = [
         f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves "
@@ -56,6 +59,11 @@ def status(factory, env_name: str) -> tuple[str, dict]:
             lines.append(
                 f"  if its run was killed: stageflow resume {env_name}  |  stageflow rollback {env_name}"
             )
+    if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
+        lines.append(
+            f"  last rollback: {last_rb['at']} to v{last_rb.get('to_version')} ({last_rb.get('trigger')}, "
+            f"{last_rb.get('who')}): {last_rb.get('reason')}"
+        )
     if lock and not current:
         lines.append(
             f"  lock held by {lock.get('holder')} with no deployment in flight: "

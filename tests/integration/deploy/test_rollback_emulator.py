@@ -20,8 +20,12 @@ pytestmark = pytest.mark.emulator
 
 
 def setup_canary_in_flight(project, emulator_state, weight=10):
-    f = Factory(config_path=project / "stageflow.toml", local=True, state_dir=emulator_state,
-                reporter=Reporter(quiet=True))
+    f = Factory(
+        config_path=project / "stageflow.toml",
+        local=True,
+        state_dir=emulator_state,
+        reporter=Reporter(quiet=True),
+    )
     out = provision(f.aws, f.config, f.config.env("dev"), datetime.now(UTC))
     lam = f.aws.client("lambda")
     pub = publish(lam, out.function_name, out.alias_name, package(project / "app"))
@@ -33,18 +37,40 @@ def setup_canary_in_flight(project, emulator_state, weight=10):
 def alarm_notification(alarm: str, state: str = "ALARM") -> dict:
     """The shape a Lambda subscribed to SNS receives for a CloudWatch alarm."""
     message = {
-        "AlarmName": alarm, "AlarmDescription": "Lambda errors > 5 in 5 min", "AWSAccountId": "123456789012",
-        "NewStateValue": state, "NewStateReason": "Threshold Crossed: 1 datapoint [12.0] > 5.0",
-        "StateChangeTime": "2026-11-22T01:02:03.456+0000", "Region": "US East (N. Virginia)",
+        "AlarmName": alarm,
+        "AlarmDescription": "Lambda errors > 5 in 5 min",
+        "AWSAccountId": "123456789012",
+        "NewStateValue": state,
+        "NewStateReason": "Threshold Crossed: 1 datapoint [12.0] > 5.0",
+        "StateChangeTime": "2026-11-22T01:02:03.456+0000",
+        "Region": "US East (N. Virginia)",
         "OldStateValue": "OK",
-        "Trigger": {"MetricName": "Errors", "Namespace": "AWS/Lambda", "Statistic": "SUM", "Period": 60,
-                    "EvaluationPeriods": 5, "ComparisonOperator": "GreaterThanThreshold", "Threshold": 5.0},
+        "Trigger": {
+            "MetricName": "Errors",
+            "Namespace": "AWS/Lambda",
+            "Statistic": "SUM",
+            "Period": 60,
+            "EvaluationPeriods": 5,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 5.0,
+        },
     }
-    return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "Sns": {
-        "Type": "Notification", "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:sample-api-deploys-dev",
-        "Subject": f'ALARM: "{alarm}" in US East (N. Virginia)', "Message": json.dumps(message),
-        "Timestamp": "2026-11-22T01:02:03.500Z"}}]}
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                    "TopicArn": "arn:aws:sns:us-east-1:123456789012:sample-api-deploys-dev",
+                    "Subject": f'ALARM: "{alarm}" in US East (N. Virginia)',
+                    "Message": json.dumps(message),
+                    "Timestamp": "2026-11-22T01:02:03.500Z",
+                },
+            }
+        ]
+    }
 
 
 def test_alarm_event_rolls_back_then_second_is_noop(project, emulator_state, aws, cli, tmp_path):
@@ -59,22 +85,48 @@ def test_alarm_event_rolls_back_then_second_is_noop(project, emulator_state, aws
     res = json.loads(r.stdout)["rollbacks"]
     assert res[0]["changed"] and res[0]["to_version"] == pub.previous_version and res[0]["trigger"] == "alarm"
     assert traffic.state().weights == {pub.previous_version: 100}
-    again = cli("--config", cfg, "--local", "--json", "rollback", "--from-alarm-event", "-",
-                input=event.read_text(), env=env)
+    again = cli(
+        "--config",
+        cfg,
+        "--local",
+        "--json",
+        "rollback",
+        "--from-alarm-event",
+        "-",
+        input=event.read_text(),
+        env=env,
+    )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["rollbacks"][0]["changed"] is False
     assert traffic.state().weights == {pub.previous_version: 100}
     ok_event = alarm_notification(out.alarm_names[0], state="OK")
-    r3 = cli("--config", cfg, "--local", "--json", "rollback", "--from-alarm-event", "-",
-             input=json.dumps(ok_event), env=env)
+    r3 = cli(
+        "--config",
+        cfg,
+        "--local",
+        "--json",
+        "rollback",
+        "--from-alarm-event",
+        "-",
+        input=json.dumps(ok_event),
+        env=env,
+    )
     assert r3.returncode == 0 and json.loads(r3.stdout)["rollbacks"] == []
 
 
 def test_rollback_to_unknown_version_changes_nothing(project, emulator_state, aws, cli):
     f, out, pub, traffic = setup_canary_in_flight(project, emulator_state, weight=50)
     before = traffic.state().weights
-    r = cli("--config", str(project / "stageflow.toml"), "--local", "rollback", "dev", "--to", "99",
-            env={"STAGEFLOW_STATE_DIR": str(emulator_state)})
+    r = cli(
+        "--config",
+        str(project / "stageflow.toml"),
+        "--local",
+        "rollback",
+        "dev",
+        "--to",
+        "99",
+        env={"STAGEFLOW_STATE_DIR": str(emulator_state)},
+    )
     assert r.returncode == 2
     assert r.stderr.strip().startswith("stageflow: error: version '99'") and r.stderr.count("\n") == 1
     assert traffic.state().weights == before
@@ -101,9 +153,19 @@ def test_manual_rollback_notifies_sns_and_slack(project, emulator_state, aws, cl
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     try:
-        r = cli("--config", str(project / "stageflow.toml"), "--local", "rollback", "dev", "--reason", "pager",
-                env={"STAGEFLOW_STATE_DIR": str(emulator_state),
-                     "STAGEFLOW_SLACK_WEBHOOK": f"http://127.0.0.1:{server.server_port}/hook"})
+        r = cli(
+            "--config",
+            str(project / "stageflow.toml"),
+            "--local",
+            "rollback",
+            "dev",
+            "--reason",
+            "pager",
+            env={
+                "STAGEFLOW_STATE_DIR": str(emulator_state),
+                "STAGEFLOW_SLACK_WEBHOOK": f"http://127.0.0.1:{server.server_port}/hook",
+            },
+        )
     finally:
         server.shutdown()
     assert r.returncode == 0, r.stderr
@@ -121,4 +183,5 @@ def test_rollback_without_history_of_good_versions_is_a_clear_error(project, emu
     assert r.returncode == 2, r.stderr
     assert r.stderr.splitlines()[-1] == (
         "stageflow: error: no last known good version recorded for dev "
-        "(name one: stageflow rollback ENV --to VERSION)")
+        "(name one: stageflow rollback ENV --to VERSION)"
+    )

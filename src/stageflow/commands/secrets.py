@@ -1,0 +1,194 @@
+"""``stageflow secrets ENV ACTION``: validate, exec, env-file, lambda.
+
+The order ``stageflow secrets ACTION ENV`` is accepted too. Everything printed goes through the
+redacting Reporter; a child's output under ``exec`` is streamed through it line by line.
+"""
+
+from __future__ import annotations
+
+import click
+
+from stageflow.errors import UsageError
+
+ACTIONS = ("validate", "exec", "env-file", "lambda")
+
+HELP = """Secrets of environment ENV, read from Secrets Manager (at AWSCURRENT) and Parameter Store.
+
+\b
+ACTION is one of:
+  validate          every reference resolves; all failures listed in one error (exit 2, or 3 if denied)
+  exec -- CMD ...   run CMD with the values in its environment; its output is masked
+  env-file PATH     write NAME=value lines to PATH (mode 0600, atomic); refuses a file with wider
+                    permissions or one tracked by git
+  lambda            merge the values into the Lambda function's environment, keeping other keys
+
+\b
+Examples:
+  stageflow secrets prod validate
+  stageflow secrets dev exec -- python manage.py migrate
+  stageflow secrets dev exec --pristine -- env
+  stageflow secrets dev env-file .env.dev
+  stageflow secrets staging lambda --function sample-api-staging
+"""
+
+
+def _order(env_name: str, action: str) -> tuple[str, str]:
+    """Accept ``ENV ACTION`` and ``ACTION ENV``."""
+    if action not in ACTIONS and env_name in ACTIONS:
+        return action, env_name
+    return env_name, action
+
+
+def register(cli) -> None:
+    @cli.command("secrets", help=HELP, short_help="Validate, exec with, write or push secrets.")
+    @click.argument("env_name", metavar="ENV")
+    @click.argument("action", metavar="ACTION")
+    @click.argument("args", nargs=-1, metavar="[PATH | -- CMD ...]")
+    @click.option(
+        "--version-stage",
+        default="AWSCURRENT",
+        show_default=True,
+        help="Secrets Manager staging label to read (e.g. AWSPENDING). Parameters are read at their latest.",
+    )
+    @click.option("--pristine", is_flag=True, help="exec: the child gets only the secrets, not even PATH.")
+    @click.option("--tf-vars", is_flag=True, help="exec: also export each value as TF_VAR_<name lowercased>.")
+    @click.option(
+        "--function",
+        "function_name",
+        default=None,
+        help="lambda: the function (default: environments.ENV.function in stageflow.toml).",
+    )
+    @click.pass_obj
+    def secrets_cmd(factory, env_name, action, args, version_stage, pristine, tf_vars, function_name):
+        env_name, action = _order(env_name, action)
+        if action not in ACTIONS:
+            raise UsageError(f"unknown secrets action {action!r}", f"one of: {', '.join(ACTIONS)}")
+        if pristine and action != "exec":
+            raise UsageError("--pristine is for exec only", "stageflow secrets ENV exec --pristine -- CMD")
+        if tf_vars and action != "exec":
+            raise UsageError("--tf-vars is for exec only", "stageflow secrets ENV exec --tf-vars -- CMD")
+        if function_name is not None and action != "lambda":
+            raise UsageError("--function is for lambda only", "stageflow secrets ENV lambda --function NAME")
+        if action in ("validate", "lambda") and args:
+            raise UsageError(f"{action} takes no further arguments, got {' '.join(args)!r}", "see --help")
+        if action == "env-file" and len(args) != 1:
+            raise UsageError("env-file needs exactly one PATH", "stageflow secrets ENV env-file PATH")
+        if action == "exec" and not args:
+            raise UsageError("exec needs a command", "stageflow secrets ENV exec -- CMD [ARGS...]")
+        handler = {"validate": _validate, "exec": _exec, "env-file": _env_file, "lambda": _lambda}[action]
+        handler(
+            factory,
+            env_name,
+            args=args,
+            version_stage=version_stage,
+            pristine=pristine,
+            tf_vars=tf_vars,
+            function_name=function_name,
+        )
+
+
+def _prepare(factory, env_name: str, version_stage: str):
+    """Check the stage, the environment and every reference before any AWS call."""
+    from stageflow.secrets import check_version_stage, parse_refs
+
+    check_version_stage(version_stage)
+    return parse_refs(factory.config.env(env_name).secrets)
+
+
+def _resolve(factory, env_name: str, version_stage: str):
+    """Every value, or one error line; then a note when --version-stage did not apply to all."""
+    from stageflow.secrets import SSM, parse_refs, resolve
+
+    secrets = resolve(factory, env_name, version_stage=version_stage)
+    refs = parse_refs(factory.config.env(env_name).secrets)
+    if version_stage != "AWSCURRENT" and any(r.source == SSM for r in refs):
+        factory.reporter.info(
+            "secrets",
+            env_name,
+            "--version-stage applies to Secrets Manager; parameters were read at their latest",
+        )
+    return secrets
+
+
+def _validate(factory, env_name, *, version_stage, **_):
+
+    refs = _prepare(factory, env_name, version_stage)
+    secrets = _resolve(factory, env_name, version_stage)
+    names = list(secrets)
+    if not refs:
+        human = f"secrets {env_name}: none configured (environments.{env_name}.secrets is empty)"
+    else:
+        human = "\n".join(
+            [f"secrets {env_name}: all {len(refs)} references resolve ({version_stage})"]
+            + [f"  {r.name} ← {r.text}" for r in refs]
+        )
+    factory.reporter.result(
+        human,
+        {
+            "environment": env_name,
+            "version_stage": version_stage,
+            "ok": True,
+            "names": names,
+            "references": {r.name: r.text for r in refs},
+        },
+    )
+
+
+def _exec(factory, env_name, *, args, version_stage, pristine, tf_vars, **_):
+    from stageflow.report import Reporter
+    from stageflow.secrets import exec_env, run_streaming
+
+    _prepare(factory, env_name, version_stage)
+    secrets = _resolve(factory, env_name, version_stage)
+    extra = {} if pristine else factory.child_env()
+    env = exec_env(secrets, pristine=pristine, extra=extra, tf=tf_vars)
+    reporter = factory.reporter
+    factory.reporter.info(
+        "secrets",
+        env_name,
+        f"running {args[0]} with {len(secrets)} secret"
+        + ("s" if len(secrets) != 1 else "")
+        + (" (pristine environment)" if pristine else ""),
+    )
+    # The child's stdout goes to our stdout, its stderr to our stderr, both redacted line by line.
+    to_out = Reporter(err=reporter.out, redactor=reporter.redactor)
+    to_err = Reporter(err=reporter.err, redactor=reporter.redactor)
+    rc = run_streaming(list(args), env, out=to_out.child, err=to_err.child)
+    if rc:
+        raise click.exceptions.Exit(rc)
+
+
+def _env_file(factory, env_name, *, args, version_stage, **_):
+    from stageflow.secrets import check_env_file_target, env_file_ignored, write_env_file
+
+    _prepare(factory, env_name, version_stage)
+    check_env_file_target(args[0])  # refuse before reading any secret
+    secrets = _resolve(factory, env_name, version_stage)
+    path = write_env_file(args[0], secrets)
+    if env_file_ignored(path) is False:
+        factory.reporter.warn(f"{path} is not ignored by git: add it to .gitignore")
+    factory.reporter.result(
+        f"secrets {env_name}: wrote {len(secrets)} values to {path} (mode 0600)",
+        {"environment": env_name, "path": str(path), "mode": "0600", "names": list(secrets)},
+    )
+
+
+def _lambda(factory, env_name, *, version_stage, function_name, **_):
+    from stageflow.config import FROM_TERRAFORM
+    from stageflow.secrets import update_lambda_env
+
+    _prepare(factory, env_name, version_stage)
+    function = function_name or factory.config.env(env_name).function
+    if not function or function == FROM_TERRAFORM:
+        raise UsageError(
+            f"environment {env_name}: the function name comes from Terraform outputs",
+            "pass --function NAME, or set environments." + env_name + ".function in stageflow.toml",
+        )
+    secrets = _resolve(factory, env_name, version_stage)
+    update = update_lambda_env(factory, function, secrets)
+    factory.reporter.result(
+        f"secrets {env_name}: lambda {function}: set {len(update.set)} variables"
+        + (f" ({', '.join(update.set)})" if update.set else "")
+        + f", kept {len(update.kept)} others",
+        {"environment": env_name, **update.to_json()},
+    )

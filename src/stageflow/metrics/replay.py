@@ -1,0 +1,123 @@
+"""An in-process canary replay: a scenario's simulated traffic judged minute by minute over a policy.
+
+No emulator and no driver: the simulator's numbers go straight into the judge. The benchmark uses it
+to judge thousands of seeded canaries in seconds, and the unit tests use it to check every shared
+scenario's expected verdict. The real rehearsal (``stageflow rehearse``) runs the canary driver against
+the emulator instead; this module models the same policy: for each step, bake ``bake_minutes`` looking
+once a minute, extend a bake that ends without enough data (up to ``max_extensions`` per step, then
+hold for a person), and after 100 % keep watching for ``post_promotion_minutes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from stageflow.config import CanaryPolicy, Gates
+from stageflow.local.simulator import Scenario, TrafficGenerator
+from stageflow.metrics.interface import MinuteStats, Verdict, VersionSeries
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+STABLE, CANARY = "1", "2"
+
+
+@dataclass(frozen=True)
+class Window:
+    weight: int
+    minutes: int
+
+
+@dataclass
+class ReplayResult:
+    verdict: str  # "promoted" | "rolled_back" | "held"
+    decided_at_minute: int | None  # canary minutes at the decision (rollback or promotion)
+    final_weight: int
+    reasons: tuple[str, ...] = ()
+    extensions: int = 0
+    looks: int = 0
+    verdicts: list[tuple[int, Verdict]] = field(default_factory=list)
+
+
+def policy_windows(policy: CanaryPolicy) -> list[Window]:
+    """Bake windows of a canary policy: each step with its bake, then the post-promotion monitoring."""
+    out = [Window(s.weight, int(round(s.bake_minutes))) for s in policy.steps if s.weight < 100]
+    out.append(Window(100, int(round(policy.post_promotion_minutes))))
+    return out
+
+
+PROD_WINDOWS = [Window(10, 15), Window(50, 15), Window(100, 30)]
+
+JudgeFn = Callable[[VersionSeries, VersionSeries | None, Gates, Sequence[str], bool], Verdict]
+
+
+def _our_judge(canary, stable, gates, alarms, complete):
+    from stageflow.metrics.judge import judge
+
+    return judge(canary, stable, gates, alarms, window_complete=complete)
+
+
+def replay(
+    scenario: Scenario,
+    windows: Sequence[Window] = tuple(PROD_WINDOWS),
+    gates: Gates | None = None,
+    *,
+    max_extensions: int = 2,
+    judge_fn: JudgeFn | None = None,
+    every_minute: bool = True,
+    keep_verdicts: bool = False,
+) -> ReplayResult:
+    """Run ``scenario`` through ``windows``. ``every_minute=False`` judges only at window ends (the
+    design's naive policy)."""
+    gates = gates or Gates()
+    judge_fn = judge_fn or _our_judge
+    gen = TrafficGenerator(scenario)
+    minute = 0
+    looks = 0
+    total_ext = 0
+    kept: list[tuple[int, Verdict]] = []
+    roles = {STABLE: "stable", CANARY: "canary"}
+    for w in windows:
+        c_min: list[MinuteStats] = []
+        s_min: list[MinuteStats] = []
+        length = max(1, w.minutes)
+        ext = 0
+        t = 0
+        while True:
+            start = T0 + timedelta(minutes=minute)
+            samples = gen.minute(minute, {STABLE: 100 - w.weight, CANARY: w.weight}, roles)
+            c_min.append(samples[CANARY].stats(start))
+            s_min.append(samples[STABLE].stats(start))
+            minute += 1
+            t += 1
+            complete = t >= length
+            if not every_minute and not complete:
+                continue
+            canary = VersionSeries(CANARY, tuple(c_min), "simulator")
+            stable = VersionSeries(STABLE, tuple(s_min), "simulator") if w.weight < 100 else None
+            v = judge_fn(canary, stable, gates, (), complete)
+            looks += 1
+            if keep_verdicts:
+                kept.append((minute, v))
+            if v.decision == "rollback":
+                return ReplayResult("rolled_back", minute, w.weight, v.reasons, total_ext, looks, kept)
+            if not complete:
+                continue
+            if v.decision == "extend":
+                if ext >= max_extensions:
+                    return ReplayResult("held", minute, w.weight, v.reasons, total_ext, looks, kept)
+                ext += 1
+                total_ext += 1
+                length += max(1, w.minutes)
+                continue
+            break
+    return ReplayResult("promoted", minute, 100, (), total_ext, looks, kept)
+
+
+def naive_replay(scenario: Scenario, windows: Sequence[Window] = tuple(PROD_WINDOWS), gates=None):
+    from stageflow.metrics.judge import naive_judge
+
+    def fn(canary, stable, gates, alarms, complete):
+        return naive_judge(canary, gates, alarms)
+
+    return replay(scenario, windows, gates, judge_fn=fn, every_minute=False)

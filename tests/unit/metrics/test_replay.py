@@ -1,0 +1,62 @@
+"""Every shared scenario gives its expected verdict when the judge looks minute by minute over the
+prod policy (in-process replay; `stageflow rehearse` runs the same through the emulator)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stageflow.local.simulator import load_scenario, parse_scenario
+from stageflow.metrics.replay import PROD_WINDOWS, naive_replay, replay
+from tests.conftest import REPO
+
+SCENARIOS = sorted((REPO / "tests" / "fixtures" / "scenarios").glob("*.json"))
+VERDICT = {"promote": "promoted", "rollback": "rolled_back"}
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_shared_scenario_verdicts(path):
+    s = load_scenario(path)
+    r = replay(s, keep_verdicts=True)
+    assert r.verdict == VERDICT[s.expect], r.reasons
+    # looked at least once per virtual minute during every bake
+    assert [m for m, _ in r.verdicts] == list(range(1, r.decided_at_minute + 1))
+    if r.verdict == "rolled_back":
+        assert r.reasons
+
+
+def _all_failing(traffic):
+    return parse_scenario(
+        {
+            "seed": 3,
+            "traffic_per_minute": traffic,
+            "stable": {"error_rate": 0.005, "latency_ms": {"median": 120, "p95": 450}},
+            "canary": {"error_rate": 1.0, "latency_ms": {"median": 20, "p95": 40}},
+        }
+    )
+
+
+@pytest.mark.parametrize("traffic", [600, 100])
+def test_canary_failing_every_request_rolls_back_within_two_minutes(traffic):
+    r = replay(_all_failing(traffic))
+    assert r.verdict == "rolled_back" and r.decided_at_minute <= 2 and r.final_weight == 10
+    n = naive_replay(_all_failing(traffic))
+    assert n.decided_at_minute == PROD_WINDOWS[0].minutes  # the design's end-of-window check waits 15
+
+
+def test_thin_traffic_naive_rolls_back_on_noise_judge_promotes():
+    s = load_scenario(REPO / "tests" / "fixtures" / "scenarios" / "low-traffic-healthy.json")
+    assert replay(s).verdict == "promoted"
+    assert naive_replay(s).verdict == "rolled_back"
+
+
+def test_no_traffic_is_never_promoted():
+    s = parse_scenario(
+        {
+            "seed": 1,
+            "traffic_per_minute": 0,
+            "stable": {"error_rate": 0.0, "latency_ms": {"median": 1, "p95": 2}},
+            "canary": {"error_rate": 0.0, "latency_ms": {"median": 1, "p95": 2}},
+        }
+    )
+    r = replay(s)
+    assert r.verdict == "held" and r.extensions == 2 and r.final_weight == 10
