@@ -88,7 +88,7 @@ start_engine() {
   # address. Only a unix socket, no TCP listener.
   setsid dockerd --bridge=none --iptables=false --ip-masq=false --ip-forward=false \
     --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$DIR/dockerd.pid" \
-    -H "unix://$SOCK" </dev/null >"$DIR/dockerd.log" 2>&1 &
+    -H "unix://$SOCK" </dev/null >"$DIR/dockerd.log" 2>&1 9>&- &
   local started=$!
   echo "$started" >"$DIR/dockerd.started"
   for _ in $(seq 1 150); do
@@ -184,7 +184,7 @@ http:
     X-Content-Type-Options: [nosniff]
 EOF
   echo "$port" >"$DIR/registry/port"
-  setsid docker-registry serve "$DIR/registry/config.yml" </dev/null >"$DIR/registry/registry.log" 2>&1 &
+  setsid docker-registry serve "$DIR/registry/config.yml" </dev/null >"$DIR/registry/registry.log" 2>&1 9>&- &
   echo $! >"$DIR/registry/pid"
   for _ in $(seq 1 100); do
     registry_ok && {
@@ -222,7 +222,8 @@ cmd_up() {
     mkdir -p "$DIR" 2>/dev/null || die3 "cannot create $DIR"
   fi
   [ -w "$DIR" ] || die3 "cannot write $DIR"
-  # One `up` at a time (several worktrees or test runs may share the engine).
+  # One `up` at a time (several worktrees or test runs may share the engine). The daemons get the
+  # descriptor closed (9>&-), or they would hold the lock for their whole life.
   exec 9>"$DIR/.lock"
   command -v flock >/dev/null && flock 9
   install_packages
@@ -246,6 +247,10 @@ cmd_down() {
     for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     alive "$pid" && kill -9 "$pid"
     stopped=1 && log "dockerd stopped (pid $pid)"
+  fi
+  # dockerd leaves its network-namespace bind mount behind; release it so $DIR can be removed.
+  if command -v mountpoint >/dev/null && mountpoint -q "$DIR/exec/netns/default" 2>/dev/null; then
+    umount "$DIR/exec/netns/default" 2>/dev/null || true
   fi
   rm -f "$DIR/dockerd.started" "$DIR/dockerd.pid" "$STATE"
   [ "$stopped" -eq 1 ] || log "nothing of ours was running"
