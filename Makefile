@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+# make runs nox sessions inside .venv (already set up): no second virtualenv, nothing reinstalled
+NOX := $(BIN)/nox --no-venv --no-install
 ENV ?= dev
 PYTEST_ARGS ?=
 
@@ -23,8 +26,8 @@ setup: $(BIN)/.installed ## create .venv with stageflow and every tool the tests
 test: setup ## install everything, start what the tests need, and run the whole suite
 	@bash scripts/run-tests.sh $(PYTEST_ARGS)
 
-demo: setup ## the main job: deploy the sample service to dev on the local AWS emulator
-	$(BIN)/stageflow --local demo
+demo: setup ## the main job: the pipeline for dev (nox -s deploy -- dev) on the local AWS emulator
+	STAGEFLOW_LOCAL=1 $(NOX) -s deploy -- dev
 
 docker-up: ## start the local Docker engine, base image and registry (root; scripts/docker-engine.sh)
 	bash scripts/docker-engine.sh up
@@ -36,16 +39,34 @@ build: setup ## build (and push) the service's images for ENV: make build ENV=de
 	$(BIN)/stageflow build $(ENV)
 
 lint: setup ## ruff check, ruff format --check, terraform fmt -check
-	$(BIN)/nox -s lint
+	$(NOX) -s lint
+
+deploy: setup ## the pipeline for ENV: build, security, Terraform, canary (ENV=staging)
+	$(NOX) -s deploy -- $(ENV)
+
+plan: setup ## Terraform plan of ENV with its summary and policy (ENV=dev [ALLOW_DESTROY=1])
+	$(NOX) -s plan -- $(ENV) $(if $(ALLOW_DESTROY),--allow-destroy,)
+
+apply: setup ## plan ENV, check the policy, apply exactly that plan (ENV=dev [ALLOW_DESTROY=1])
+	$(NOX) -s apply -- $(ENV) $(if $(ALLOW_DESTROY),--allow-destroy,)
+
+drift: setup ## does ENV's infrastructure still match its code? exit 1 when not (ENV=prod)
+	$(BIN)/stageflow drift $(ENV)
 
 canary: setup ## ship the current code to ENV in canary steps (ENV=dev)
-	$(BIN)/stageflow canary $(ENV)
+	$(NOX) -s canary -- $(ENV)
 
 rollback: setup ## all traffic of ENV to the last known good version (ENV=prod [TO=VERSION])
-	$(BIN)/stageflow rollback $(ENV) $(if $(TO),--to $(TO),)
+	$(NOX) -s rollback -- $(ENV) $(if $(TO),--to $(TO),)
 
 status: setup ## what ENV serves and what is in flight (ENV=prod)
-	$(BIN)/stageflow status $(ENV)
+	$(NOX) -s status -- $(ENV)
+
+smoke: setup ## the deployed service's health endpoint (ENV=dev)
+	$(NOX) -s smoke -- $(ENV)
+
+load: setup ## a bounded load test against the service, compared with the gates (ENV=dev)
+	$(NOX) -s load -- $(ENV)
 
 local-up: setup ## start the local AWS emulator
 	$(BIN)/stageflow local up
@@ -53,4 +74,4 @@ local-up: setup ## start the local AWS emulator
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint canary rollback status local-up local-down docker-up docker-down build
+.PHONY: help setup test demo lint deploy plan apply drift canary rollback status smoke load local-up local-down docker-up docker-down build

@@ -50,19 +50,68 @@ def integration(session: nox.Session) -> None:
     session.run("pytest", "tests/integration", *session.posargs)
 
 
+def _stageflow(session: nox.Session, *args: str) -> None:
+    session.run("stageflow", *args, external=True)
+
+
+@nox.session(python=PYTHON)
+def deploy(session: nox.Session) -> None:
+    """The pipeline for an environment: nox -s deploy -- ENV (build, security, Terraform, canary, record)."""
+    _install(session)
+    env = _env_arg(session, "ENV [--scenario FILE]")
+    _stageflow(session, "deploy", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def canary(session: nox.Session) -> None:
+    """Publish the current code and ship it in canary steps: nox -s canary -- ENV."""
+    _install(session)
+    env = _env_arg(session, "ENV [--scenario FILE]")
+    _stageflow(session, "canary", env, "--no-input", *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def rollback(session: nox.Session) -> None:
+    """All traffic to the last known good version: nox -s rollback -- ENV [--to VERSION]."""
+    _install(session)
+    env = _env_arg(session, "ENV [--to VERSION]")
+    _stageflow(session, "rollback", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def status(session: nox.Session) -> None:
+    """What an environment serves and what is in flight: nox -s status -- ENV."""
+    _install(session)
+    _stageflow(session, "status", _env_arg(session, "ENV"), *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def smoke(session: nox.Session) -> None:
+    """The deployed service's health endpoint: nox -s smoke -- ENV [--url URL]."""
+    _install(session)
+    _stageflow(session, "smoke", _env_arg(session, "ENV [--url URL]"), *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def load(session: nox.Session) -> None:
+    """A bounded headless locust run against the service: nox -s load -- ENV [--users N --seconds S]."""
+    _install(session)
+    _stageflow(session, "load", _env_arg(session, "ENV [--url URL]"), *session.posargs[1:])
+
+
 @nox.session(python=PYTHON)
 def local(session: nox.Session) -> None:
     """The local AWS emulator: nox -s local -- up|down|status|reset."""
     _install(session)
     action = session.posargs[0] if session.posargs else "status"
-    session.run("stageflow", "local", action)
+    _stageflow(session, "local", action)
 
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job on the embedded default: deploy the sample service to dev on the local AWS."""
+    """The main job on the embedded default: the pipeline for dev on the local AWS emulator."""
     _install(session)
-    session.run("stageflow", "--local", "demo", *session.posargs)
+    _stageflow(session, "--local", "deploy", "dev", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -75,6 +124,24 @@ def secrets(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def plan(session: nox.Session) -> None:
+    """Terraform plan of an environment with its summary and policy: nox -s plan -- ENV [--allow-destroy]."""
+    _install(session)
+    env = _env_arg(session, "ENV [--allow-destroy] [--json]")
+    session.run("python", "scripts/setup_tools.py", external=True)
+    _stageflow(session, "plan", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def apply(session: nox.Session) -> None:
+    """Plan, check the policy, apply exactly that saved plan: nox -s apply -- ENV [--allow-destroy]."""
+    _install(session)
+    env = _env_arg(session, "ENV [--allow-destroy] [--json]")
+    session.run("python", "scripts/setup_tools.py", external=True)
+    _stageflow(session, "apply", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
 def docker(session: nox.Session) -> None:
     """Docker images: nox -s docker -- ENV [stageflow build options], e.g. -- dev --target runtime --no-push.
 
@@ -84,4 +151,4 @@ def docker(session: nox.Session) -> None:
     _install(session)
     env = _env_arg(session, "ENV [--target T ...] [--push/--no-push]")
     session.run("bash", "scripts/docker-engine.sh", "up", external=True, success_codes=[0, 3])
-    session.run("stageflow", "build", env, *session.posargs[1:])
+    _stageflow(session, "build", env, *session.posargs[1:])

@@ -156,7 +156,14 @@ def _register_commands() -> None:
     """Feature modules add their commands here (one import each)."""
     import importlib
 
-    for module in ("stageflow.commands.canary", "stageflow.commands.secrets", "stageflow.commands.build"):
+    for module in (
+        "stageflow.commands.canary",
+        "stageflow.commands.pipeline",
+        "stageflow.commands.rehearse",
+        "stageflow.commands.secrets",
+        "stageflow.commands.terraform",
+        "stageflow.commands.build",
+    ):
         importlib.import_module(module).register(cli)
 
 

@@ -12,7 +12,7 @@ import enum
 
 class ExitCode(enum.IntEnum):
     OK = 0
-    UNEXPECTED = 1  # a bug, or drift found by `stageflow drift`
+    UNEXPECTED = 1  # a bug, or a check found a problem (drift, smoke, load)
     USAGE = 2  # usage or configuration error; nothing was changed
     ENVIRONMENT = 3  # terraform, Docker engine, AWS, credentials, missing binary
     REJECTED = 4  # the release was rejected: a gate failed, traffic is back on the stable version
@@ -23,7 +23,7 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODE_HELP = {
     ExitCode.OK: "done",
-    ExitCode.UNEXPECTED: "unexpected error (a bug), or drift found by `stageflow drift`",
+    ExitCode.UNEXPECTED: "unexpected error (a bug), or a check found a problem (drift, smoke, load)",
     ExitCode.USAGE: "usage or configuration error; nothing was changed",
     ExitCode.ENVIRONMENT: "environment or infrastructure failure (terraform, Docker, AWS, credentials)",
     ExitCode.REJECTED: "release rejected: a gate failed and traffic is back on the stable version",
@@ -98,6 +98,12 @@ class LockedError(StageflowError):
     def __init__(self, what: str, holder: str, hint: str | None = None):
         super().__init__(f"{what} is locked by {holder}", hint or "wait for it, or break a stale lock")
         self.holder = holder
+
+
+class CheckFailed(StageflowError):
+    """A check found a problem: drift, a failed smoke test, a load test outside the gates."""
+
+    exit_code = ExitCode.UNEXPECTED
 
 
 class Interrupted(StageflowError):

@@ -130,7 +130,7 @@ def deploy(
         + (" on the local AWS emulator" if factory.local else "")
     ]
     lines += [f"  {s.name:<15} {s.summary} ({s.seconds:.1f} s)" for s in run.stages]
-    if demo and factory.local:
+    if factory.local:
         st = factory.emulator.status()
         lines.append(f"  emulator: {st.endpoint} (stageflow local status | stageflow local down)")
         lines.append(f"  see it: stageflow status {env_name}   roll back: make rollback ENV={env_name}")

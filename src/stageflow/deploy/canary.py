@@ -105,7 +105,13 @@ def make_notifier(factory, ctx: Context) -> Notifiers:
 
 
 def make_driver(
-    factory, ctx: Context, clock: Clock, *, scenario: Path | None = None, interactive: bool = False
+    factory,
+    ctx: Context,
+    clock: Clock,
+    *,
+    scenario: Path | None = None,
+    interactive: bool = False,
+    approve_prompt=None,
 ) -> Driver:
     env = ctx.env
     notifier = make_notifier(factory, ctx)
@@ -138,7 +144,7 @@ def make_driver(
         alias=ctx.outputs.alias_name,
         judge=default_judge(),
     )
-    prompt = _tty_prompt if interactive else None
+    prompt = approve_prompt or (_tty_prompt if interactive else None)
     return Driver(
         env=env,
         history=ctx.history,
@@ -195,11 +201,13 @@ def start(
     extra: dict | None = None,
     interactive: bool = False,
     who: str | None = None,
+    approve_prompt=None,  # (question) -> True/False/None; rehearsals auto-approve with it
+    ctx: Context | None = None,  # already resolved (rehearsals read the history afterwards)
 ) -> StartResult:
     cfg = factory.config
     env = cfg.env(env_name)
     artifact = artifact or package(cfg.root / cfg.service.source)
-    ctx = context(factory, env_name)
+    ctx = ctx or context(factory, env_name)
     clock = run_clock(factory, ctx)
     now = clock.now()
     dep_id = new_deployment_id(now)
@@ -281,7 +289,9 @@ def start(
             )
         ctx.history.release_lock(dep_id)
         raise
-    driver = make_driver(factory, ctx, clock, scenario=scenario, interactive=interactive)
+    driver = make_driver(
+        factory, ctx, clock, scenario=scenario, interactive=interactive, approve_prompt=approve_prompt
+    )
     outcome = driver.run(dep)
     return StartResult(pub, _finish(ctx, outcome))
 
@@ -340,6 +350,14 @@ def cont(
             if event_kind == "approve"
             else m.Rejected(clock.now(), who, reason or "rejected")
         )
+    if state.phase == "awaiting_approval" and dep.transitions:
+        paused_at = parse_iso(dep.transitions[-1]["at"])
+        limit = ctx.env.approvals.timeout_minutes
+        if clock.now() - paused_at > timedelta(minutes=limit):
+            factory.reporter.info(
+                "canary", env_name, f"the approval pause passed its {limit:g} min timeout: rolling back"
+            )
+            event = m.Rejected(clock.now(), "timeout", f"no approval within {limit:g} min")
     lock = ctx.history.lock()
     if lock is None:
         ctx.history.acquire_lock(dep.deployment_id, who, clock.now())

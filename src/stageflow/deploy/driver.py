@@ -12,7 +12,7 @@ from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.traffic import AliasTraffic
-from stageflow.history import Deployment, DynamoHistory, iso, parse_iso
+from stageflow.history import ConcurrentUpdate, Deployment, DynamoHistory, iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed, Verdict
 from stageflow.notify import Message, Notifiers
 from stageflow.report import Reporter
@@ -93,6 +93,24 @@ class Driver:
             actions = m.actions_for(state) if state.phase != "pending" else []
             if state.phase == "pending":
                 state, actions = self._step(dep, state, m.Start(self.clock.now()))
+        try:
+            return self._loop(dep, state, actions)
+        except ConcurrentUpdate:
+            # Someone else changed the record: on-call rolled back, or another process resumed it.
+            fresh = self.history.get(dep.deployment_id)
+            if fresh is None:
+                raise
+            fresh_state = m.State.from_json(fresh.state) if fresh.state else m.State()
+            if not fresh_state.terminal:
+                raise
+            self.reporter.info(
+                "canary",
+                dep.environment,
+                f"stopped: the deployment was ended elsewhere ({fresh_state.phase}: {fresh_state.reason})",
+            )
+            return RunOutcome(fresh, fresh_state)
+
+    def _loop(self, dep: Deployment, state: m.State, actions: list[m.Action]) -> RunOutcome:
         last_reasons: tuple[str, ...] = ()
         while True:
             if self._stop_requested:
@@ -127,7 +145,14 @@ class Driver:
         return new, actions
 
     # -- actions ----------------------------------------------------------------------------------
+    def _still_ours(self, dep: Deployment) -> None:
+        """Before moving traffic: the record must be as we last wrote it (no rollback meanwhile)."""
+        fresh = self.history.get(dep.deployment_id)
+        if fresh is None or fresh.seq != dep.seq:
+            raise ConcurrentUpdate(f"deployment {dep.deployment_id} was changed by another run")
+
     def _set_weight(self, dep: Deployment, weight: int) -> m.Event:
+        self._still_ours(dep)
         stable, canary = dep.previous_version, dep.version
         alias = self.traffic.set_canary(stable, canary, weight)
         self.reporter.info(
@@ -143,7 +168,13 @@ class Driver:
         interval = timedelta(seconds=self.env.canary.check_interval_seconds)
         now = self.clock.now()
         wake = min(until, now + interval) if now < until else now
-        self.clock.sleep((wake - now).total_seconds())
+        left = (until - now).total_seconds() / 60
+        last = dep.verdicts[-1].get("reasons") if dep.verdicts else None
+        label = (
+            f"canary {dep.environment}: {state.phase} at {state.weight}% → v{dep.version}, "
+            f"{left:.1f} min left in the window" + (f" (last: {'; '.join(last)})" if last else "")
+        )
+        self.reporter.wait(self.clock, (wake - now).total_seconds(), label)
         now = self.clock.now()
         if self.feed is not None:
             roles = {dep.version: "canary"}

@@ -39,7 +39,10 @@ Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 SIMULATOR_NAMESPACE = "Stageflow/Simulator"
-PERCENTILE_METRICS = {"p50": "DurationP50", "p95": "DurationP95", "p99": "DurationP99"}
+# One datum per version-minute carrying that minute's latency percentiles as a statistic set, so one
+# GetMetricStatistics call reads all three back exactly: Minimum = p50, Maximum = p99,
+# Sum - Minimum - Maximum = p95 (SampleCount = 3).
+PERCENTILES_METRIC = "DurationPercentiles"
 MAX_DATUMS_PER_CALL = 500  # CloudWatch takes up to 1000 per PutMetricData; stay well under 1 MB
 
 
@@ -357,12 +360,22 @@ def metric_datums(
             "Unit": "Milliseconds",
         },
     ]  # fmt: skip
-    sim = [
-        {"MetricName": PERCENTILE_METRICS[k], "Dimensions": dims, "Timestamp": start, "Value": v,
-         "Unit": "Milliseconds"}
-        for k, v in (("p50", s.p50_ms), ("p95", s.p95_ms), ("p99", s.p99_ms))
-        if v is not None
-    ]  # fmt: skip
+    sim = []
+    if s.p50_ms is not None and s.p95_ms is not None and s.p99_ms is not None:
+        sim.append(
+            {
+                "MetricName": PERCENTILES_METRIC,
+                "Dimensions": dims,
+                "Timestamp": start,
+                "StatisticValues": {
+                    "SampleCount": 3.0,
+                    "Sum": s.p50_ms + s.p95_ms + s.p99_ms,
+                    "Minimum": s.p50_ms,
+                    "Maximum": s.p99_ms,
+                },
+                "Unit": "Milliseconds",
+            }
+        )
     return lam, sim
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from stageflow.errors import EnvironmentFailure
 from stageflow.local.simulator import (
     LAMBDA_NAMESPACE,
-    PERCENTILE_METRICS,
+    PERCENTILES_METRIC,
     SIMULATOR_NAMESPACE,
     lambda_dimensions,
 )
@@ -131,17 +131,22 @@ class CloudWatchSource(MetricSource):
 
 
 class LocalSimulatorSource(MetricSource):
-    """Local mode: counts from ``AWS/Lambda`` (exact sums), percentiles from the simulator's namespace."""
+    """Local mode: counts from ``AWS/Lambda`` (exact sums), percentiles from the simulator's namespace.
+
+    The simulator publishes every whole minute before the driver reads, so a minute once read with
+    traffic is final: it is cached, and each look asks only for the minutes not read yet (three
+    calls per version: Invocations, Errors, the percentile statistic set)."""
 
     name = "local-simulator"
 
     def __init__(self, cloudwatch):
         self.cloudwatch = cloudwatch
         self.calls = 0
+        self._cache: dict[tuple[str, str, str], dict[datetime, tuple]] = {}
 
-    def _stat(
-        self, namespace: str, metric: str, stat: str, dims: list[dict], start: datetime, end: datetime
-    ) -> dict[datetime, float]:
+    def _stats(
+        self, namespace: str, metric: str, stats: list[str], dims: list[dict], start: datetime, end: datetime
+    ) -> dict[datetime, dict]:
         try:
             resp = self.cloudwatch.get_metric_statistics(
                 Namespace=namespace,
@@ -150,12 +155,12 @@ class LocalSimulatorSource(MetricSource):
                 StartTime=start,
                 EndTime=end,
                 Period=PERIOD,
-                Statistics=[stat],
+                Statistics=stats,
             )
         except Exception as exc:  # noqa: BLE001
             raise _aws_error("CloudWatch GetMetricStatistics", exc) from exc
         self.calls += 1
-        return {_minute(d["Timestamp"]): float(d[stat]) for d in resp.get("Datapoints", [])}
+        return {_minute(d["Timestamp"]): d for d in resp.get("Datapoints", [])}
 
     def series(
         self, function: str, alias: str, version: str, start: datetime, end: datetime
@@ -163,15 +168,32 @@ class LocalSimulatorSource(MetricSource):
         minutes = _minutes(start, end)
         if not minutes:
             return VersionSeries(version, (), self.name)
-        lo, hi = minutes[0], minutes[-1] + timedelta(minutes=1)
-        dims = lambda_dimensions(function, alias, version)
-        values = {
-            "invocations": self._stat(LAMBDA_NAMESPACE, "Invocations", "Sum", dims, lo, hi),
-            "errors": self._stat(LAMBDA_NAMESPACE, "Errors", "Sum", dims, lo, hi),
+        cache = self._cache.setdefault((function, alias, version), {})
+        todo = [t for t in minutes if t not in cache]
+        if todo:
+            lo, hi = todo[0], minutes[-1] + timedelta(minutes=1)
+            dims = lambda_dimensions(function, alias, version)
+            inv = self._stats(LAMBDA_NAMESPACE, "Invocations", ["Sum"], dims, lo, hi)
+            err = self._stats(LAMBDA_NAMESPACE, "Errors", ["Sum"], dims, lo, hi)
+            pct = self._stats(
+                SIMULATOR_NAMESPACE, PERCENTILES_METRIC, ["Minimum", "Maximum", "Sum"], dims, lo, hi
+            )
+            for t in todo:
+                if t not in inv:
+                    continue  # no traffic (yet): not cached, asked again next time
+                p = pct.get(t)
+                p50 = p95 = p99 = None
+                if p is not None:
+                    p50, p99 = float(p["Minimum"]), float(p["Maximum"])
+                    p95 = round(float(p["Sum"]) - p50 - p99, 3)
+                cache[t] = (float(inv[t]["Sum"]), float(err.get(t, {}).get("Sum", 0.0)), p50, p95, p99)
+        values: dict[str, dict[datetime, float]] = {
+            k: {} for k in ("invocations", "errors", "p50", "p95", "p99")
         }
-        for key, metric in PERCENTILE_METRICS.items():
-            # One datum per minute: Maximum returns it unchanged.
-            values[key] = self._stat(SIMULATOR_NAMESPACE, metric, "Maximum", dims, lo, hi)
+        for t in minutes:
+            for k, v in zip(values, cache.get(t, ()), strict=False):
+                if v is not None:
+                    values[k][t] = v
         return _build(version, minutes, values, self.name)
 
 

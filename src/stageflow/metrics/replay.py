@@ -66,6 +66,7 @@ def replay(
     judge_fn: JudgeFn | None = None,
     every_minute: bool = True,
     keep_verdicts: bool = False,
+    since_canary_start: bool = False,
 ) -> ReplayResult:
     """Run ``scenario`` through ``windows``. ``every_minute=False`` judges only at window ends (the
     design's naive policy)."""
@@ -77,9 +78,11 @@ def replay(
     total_ext = 0
     kept: list[tuple[int, Verdict]] = []
     roles = {STABLE: "stable", CANARY: "canary"}
+    c_min: list[MinuteStats] = []
+    s_min: list[MinuteStats] = []
     for w in windows:
-        c_min: list[MinuteStats] = []
-        s_min: list[MinuteStats] = []
+        if not since_canary_start or w.weight >= 100:
+            c_min, s_min = [], []
         length = max(1, w.minutes)
         ext = 0
         t = 0
@@ -120,4 +123,4 @@ def naive_replay(scenario: Scenario, windows: Sequence[Window] = tuple(PROD_WIND
     def fn(canary, stable, gates, alarms, complete):
         return naive_judge(canary, gates, alarms)
 
-    return replay(scenario, windows, gates, judge_fn=fn, every_minute=False)
+    return replay(scenario, windows, gates, judge_fn=fn, every_minute=False, since_canary_start=False)

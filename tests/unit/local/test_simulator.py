@@ -188,10 +188,16 @@ def test_feed_publishes_whole_minutes_in_batches_with_lambda_dimensions():
     ]
     names = {d["MetricName"] for d in cw.calls[2]["MetricData"]}
     assert names == {"Invocations", "Errors", "Duration"}
-    assert {d["MetricName"] for d in cw.calls[3]["MetricData"]} == {
-        "DurationP50",
-        "DurationP95",
-        "DurationP99",
+    pct = cw.calls[3]["MetricData"][0]
+    assert pct["MetricName"] == "DurationPercentiles"
+    s0 = next(
+        s for (t, v, _r, s) in feed.published if v == pct["Dimensions"][2]["Value"] and t == pct["Timestamp"]
+    )
+    assert pct["StatisticValues"] == {
+        "SampleCount": 3.0,
+        "Minimum": s0.p50_ms,
+        "Maximum": s0.p99_ms,
+        "Sum": s0.p50_ms + s0.p95_ms + s0.p99_ms,
     }
     dur = next(d for d in cw.calls[2]["MetricData"] if d["MetricName"] == "Duration")
     assert set(dur["StatisticValues"]) == {"SampleCount", "Sum", "Minimum", "Maximum"}

@@ -96,32 +96,49 @@ def test_local_simulator_source_reads_sums_and_simulator_percentiles(cw):
     client, stub = cw
     t = [T0, T0 + timedelta(minutes=1)]
 
-    def expect(ns, metric, stat, values):
+    def expect(ns, metric, stats, points, start=T0):
         stub.add_response(
             "get_metric_statistics",
-            {
-                "Label": metric,
-                "Datapoints": [{"Timestamp": ts, stat: v} for ts, v in zip(t, values, strict=True)],
-            },
+            {"Label": metric, "Datapoints": [{"Timestamp": ts, **p} for ts, p in points]},
             {
                 "Namespace": ns,
                 "MetricName": metric,
                 "Dimensions": DIMS,
-                "StartTime": T0,
-                "EndTime": T0 + timedelta(minutes=2),
+                "StartTime": start,
+                "EndTime": T0 + timedelta(minutes=3),
                 "Period": 60,
-                "Statistics": [stat],
+                "Statistics": stats,
             },
         )
 
-    expect("AWS/Lambda", "Invocations", "Sum", [60.0, 62.0])
-    expect("AWS/Lambda", "Errors", "Sum", [0.0, 3.0])
-    expect("Stageflow/Simulator", "DurationP50", "Maximum", [120.5, 119.0])
-    expect("Stageflow/Simulator", "DurationP95", "Maximum", [450.25, 470.0])
-    expect("Stageflow/Simulator", "DurationP99", "Maximum", [800.0, 810.0])
-    s = LocalSimulatorSource(client).series("api", "live", "7", T0, T0 + timedelta(minutes=2))
+    pct = ["Minimum", "Maximum", "Sum"]
+    expect("AWS/Lambda", "Invocations", ["Sum"], [(t[0], {"Sum": 60.0}), (t[1], {"Sum": 62.0})])
+    expect("AWS/Lambda", "Errors", ["Sum"], [(t[0], {"Sum": 0.0}), (t[1], {"Sum": 3.0})])
+    expect(
+        "Stageflow/Simulator",
+        "DurationPercentiles",
+        pct,
+        [
+            (t[0], {"Minimum": 120.5, "Maximum": 800.0, "Sum": 120.5 + 450.25 + 800.0}),
+            (t[1], {"Minimum": 119.0, "Maximum": 810.0, "Sum": 119.0 + 470.125 + 810.0}),
+        ],
+    )
+    src = LocalSimulatorSource(client)
+    s = src.series("api", "live", "7", T0, T0 + timedelta(minutes=3))
     assert s.source == "local-simulator"
-    assert [(m.invocations, m.errors, m.p95_ms) for m in s.minutes] == [(60, 0, 450.25), (62, 3, 470.0)]
+    assert [(m.invocations, m.errors, m.p50_ms, m.p95_ms, m.p99_ms) for m in s.minutes] == [
+        (60, 0, 120.5, 450.25, 800.0),
+        (62, 3, 119.0, 470.125, 810.0),
+        (0, 0, None, None, None),
+    ]
+    # the next look asks only for what it has not read with traffic yet (minute 3 onwards)
+    late = T0 + timedelta(minutes=2)
+    expect("AWS/Lambda", "Invocations", ["Sum"], [(late, {"Sum": 5.0})], start=late)
+    expect("AWS/Lambda", "Errors", ["Sum"], [], start=late)
+    expect("Stageflow/Simulator", "DurationPercentiles", pct, [], start=late)
+    again = src.series("api", "live", "7", T0, T0 + timedelta(minutes=3))
+    assert [(m.invocations, m.errors) for m in again.minutes] == [(60, 0), (62, 3), (5, 0)]
+    assert src.calls == 6
 
 
 def test_alarms_firing_and_missing(cw):

@@ -1,0 +1,6 @@
+# S3 backend of the prod environment (infrastructure/bootstrap creates the bucket and the table).
+bucket         = "sample-api-terraform-state"
+key            = "sample-api/prod/terraform.tfstate"
+region         = "us-east-1"
+dynamodb_table = "sample-api-terraform-locks"
+encrypt        = true

@@ -1,0 +1,31 @@
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = {
+      Service     = var.service_name
+      Environment = var.environment
+      ManagedBy   = "terraform"
+    }
+  }
+}
+
+module "service" {
+  source = "../../modules/service"
+
+  service_name           = var.service_name
+  environment            = var.environment
+  package_path           = var.package_path
+  rollback_package_path  = var.rollback_package_path
+  memory_size            = var.lambda_memory_size
+  log_retention_days     = var.log_retention_days
+  xray_enabled           = var.enable_xray_tracing
+  advanced_security      = var.enable_advanced_security
+  api_version_stage      = var.api_version_stage
+  daily_quota_limit      = var.daily_quota_limit
+  alert_email            = var.alert_email
+  pager_https_endpoint   = var.pager_https_endpoint
+  canary_traffic_percent = var.canary_traffic_percent
+  reserved_concurrency   = var.reserved_concurrency
+  tracked_versions       = var.tracked_versions
+}

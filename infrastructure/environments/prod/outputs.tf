@@ -1,0 +1,35 @@
+# The outputs contract (docs/contracts.md): the deploy step reads these five.
+output "function_name" {
+  description = "The Lambda function."
+  value       = module.service.function_name
+}
+
+output "alias_name" {
+  description = "The alias that takes traffic."
+  value       = module.service.alias_name
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarms that veto a canary when in ALARM."
+  value       = module.service.alarm_names
+}
+
+output "topic_arn" {
+  description = "SNS topic for deploy notifications and alarm actions."
+  value       = module.service.topic_arn
+}
+
+output "history_table" {
+  description = "DynamoDB table of the deployment history."
+  value       = module.service.history_table
+}
+
+output "rollback_function_name" {
+  description = "The rollback handler subscribed to the alerts topic."
+  value       = module.service.rollback_function_name
+}
+
+output "parameter_prefix" {
+  description = "SSM path of the environment's settings."
+  value       = module.service.parameter_prefix
+}

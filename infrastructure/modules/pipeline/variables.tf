@@ -1,0 +1,89 @@
+variable "service_name" {
+  description = "The service's name; the pipeline deploys {service}-{environment}."
+  type        = string
+}
+
+variable "repository_id" {
+  description = "The source repository as owner/name."
+  type        = string
+}
+
+variable "repository_url" {
+  description = "HTTPS clone URL of the repository (the rollback project checks it out directly)."
+  type        = string
+}
+
+variable "branch" {
+  description = "The branch this pipeline releases to production (design: main)."
+  type        = string
+  default     = "main"
+}
+
+variable "connection_provider" {
+  description = "Provider of the source connection: GitHub, GitLab or Bitbucket."
+  type        = string
+  default     = "GitHub"
+}
+
+variable "build_image" {
+  description = "CodeBuild image: a current AWS-managed standard image with Python 3.11."
+  type        = string
+  default     = "aws/codebuild/standard:7.0"
+}
+
+variable "compute_type" {
+  description = "CodeBuild compute type."
+  type        = string
+  default     = "BUILD_GENERAL1_SMALL"
+}
+
+variable "artifact_retention_days" {
+  description = "Days pipeline artifacts are kept (design: 30)."
+  type        = number
+  default     = 30
+}
+
+variable "log_retention_days" {
+  description = "Retention of the CodeBuild logs (a year: build logs are the release audit trail)."
+  type        = number
+  default     = 365
+}
+
+variable "production_approval_timeout_minutes" {
+  description = "Approval before production (design: 24 h, then rejected)."
+  type        = number
+  default     = 1440
+}
+
+variable "canary_approval_timeout_minutes" {
+  description = "Approvals between canary steps (design: 2 h, then rolled back)."
+  type        = number
+  default     = 120
+}
+
+variable "notification_email" {
+  description = "E-mail address for pipeline notifications and approval requests; empty for none."
+  type        = string
+  default     = ""
+}
+
+variable "state_bucket" {
+  description = "Terraform state bucket the deploy projects read and write."
+  type        = string
+}
+
+variable "state_lock_table" {
+  description = "Terraform lock table."
+  type        = string
+}
+
+variable "state_kms_key_arn" {
+  description = "The key that encrypts the state bucket and lock table."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,278 @@
+# CloudWatch alarms that veto a canary when in ALARM (output alarm_names) and notify the alerts topic,
+# whose subscriber rolls the alias back. Thresholds are the design's (docs/infrastructure.md).
+locals {
+  alias_resource    = "${local.function_name}:${local.alias_name}"
+  duration_limit_ms = var.timeout_seconds * 1000 * 0.8
+}
+
+# Lambda errors > 5 in 5 minutes.
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  alarm_name          = "${local.prefix}-errors-${local.suffix}"
+  alarm_description   = "Lambda errors > ${var.errors_threshold} in 5 minutes"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = local.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.errors_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+}
+
+# Error rate > 1 % for 10 minutes (metric math over Errors and Invocations, per minute).
+resource "aws_cloudwatch_metric_alarm" "error_rate" {
+  alarm_name          = "${local.prefix}-error-rate-${local.suffix}"
+  alarm_description   = "Error rate > ${var.error_rate_threshold_percent} % for 10 minutes"
+  evaluation_periods  = 10
+  datapoints_to_alarm = 10
+  threshold           = var.error_rate_threshold_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(invocations > 0, 100 * errors / invocations, 0)"
+    label       = "Error rate (%)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      dimensions  = { FunctionName = local.function_name }
+      stat        = "Sum"
+      period      = 60
+    }
+  }
+
+  metric_query {
+    id = "invocations"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Invocations"
+      dimensions  = { FunctionName = local.function_name }
+      stat        = "Sum"
+      period      = 60
+    }
+  }
+}
+
+# p95 duration > 5 s for 10 minutes (two 5-minute periods).
+resource "aws_cloudwatch_metric_alarm" "p95_duration" {
+  alarm_name          = "${local.prefix}-p95-duration-${local.suffix}"
+  alarm_description   = "p95 duration > ${var.p95_threshold_ms} ms for 10 minutes"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Duration"
+  dimensions          = { FunctionName = local.function_name }
+  extended_statistic  = "p95"
+  period              = 300
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  threshold           = var.p95_threshold_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+}
+
+# p95 duration > 10 s for 5 minutes: immediate rollback.
+resource "aws_cloudwatch_metric_alarm" "p95_critical" {
+  alarm_name          = "${local.prefix}-p95-critical-${local.suffix}"
+  alarm_description   = "CRITICAL: p95 duration > ${var.p95_critical_threshold_ms} ms for 5 minutes"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Duration"
+  dimensions          = { FunctionName = local.function_name }
+  extended_statistic  = "p95"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.p95_critical_threshold_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+}
+
+# Duration > 80 % of the timeout.
+resource "aws_cloudwatch_metric_alarm" "duration_near_timeout" {
+  alarm_name          = "${local.prefix}-duration-near-timeout-${local.suffix}"
+  alarm_description   = "Maximum duration > 80 % of the ${var.timeout_seconds} s timeout"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Duration"
+  dimensions          = { FunctionName = local.function_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = local.duration_limit_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+}
+
+# Any throttling.
+resource "aws_cloudwatch_metric_alarm" "throttles" {
+  alarm_name          = "${local.prefix}-throttles-${local.suffix}"
+  alarm_description   = "Any Lambda throttling"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = local.function_name }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+}
+
+# Per executed version under the live alias (the canary and the stable version each get their own):
+# error rate > 1 % and p95 > 5 s, with the dimensions Lambda publishes for alias traffic.
+resource "aws_cloudwatch_metric_alarm" "version_error_rate" {
+  for_each = toset(var.tracked_versions)
+
+  alarm_name          = "${local.prefix}-v${each.value}-error-rate-${local.suffix}"
+  alarm_description   = "Version ${each.value} under ${local.alias_name}: error rate > ${var.error_rate_threshold_percent} % for 10 minutes"
+  evaluation_periods  = 10
+  datapoints_to_alarm = 10
+  threshold           = var.error_rate_threshold_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(invocations > 0, 100 * errors / invocations, 0)"
+    label       = "Error rate of version ${each.value} (%)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      dimensions = {
+        FunctionName    = local.function_name
+        Resource        = local.alias_resource
+        ExecutedVersion = each.value
+      }
+      stat   = "Sum"
+      period = 60
+    }
+  }
+
+  metric_query {
+    id = "invocations"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Invocations"
+      dimensions = {
+        FunctionName    = local.function_name
+        Resource        = local.alias_resource
+        ExecutedVersion = each.value
+      }
+      stat   = "Sum"
+      period = 60
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "version_p95_duration" {
+  for_each = toset(var.tracked_versions)
+
+  alarm_name         = "${local.prefix}-v${each.value}-p95-duration-${local.suffix}"
+  alarm_description  = "Version ${each.value} under ${local.alias_name}: p95 duration > ${var.p95_threshold_ms} ms for 10 minutes"
+  namespace          = "AWS/Lambda"
+  metric_name        = "Duration"
+  extended_statistic = "p95"
+  dimensions = {
+    FunctionName    = local.function_name
+    Resource        = local.alias_resource
+    ExecutedVersion = each.value
+  }
+  period              = 300
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  threshold           = var.p95_threshold_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+}
+
+# DynamoDB throttled requests > 5 in 5 minutes, for each of the service's own tables.
+resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
+  for_each = toset(var.data_table_names)
+
+  alarm_name          = "${local.prefix}-${each.value}-throttled-requests-${local.suffix}"
+  alarm_description   = "DynamoDB ${each.value}: throttled requests > ${var.dynamodb_throttle_threshold} in 5 minutes"
+  evaluation_periods  = 1
+  threshold           = var.dynamodb_throttle_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+
+  metric_query {
+    id          = "throttled"
+    expression  = "reads + writes"
+    label       = "Throttled requests"
+    return_data = true
+  }
+
+  metric_query {
+    id = "reads"
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "ReadThrottleEvents"
+      dimensions  = { TableName = each.value }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id = "writes"
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "WriteThrottleEvents"
+      dimensions  = { TableName = each.value }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}
+
+locals {
+  alarm_names = concat(
+    [
+      aws_cloudwatch_metric_alarm.errors.alarm_name,
+      aws_cloudwatch_metric_alarm.error_rate.alarm_name,
+      aws_cloudwatch_metric_alarm.p95_duration.alarm_name,
+      aws_cloudwatch_metric_alarm.p95_critical.alarm_name,
+      aws_cloudwatch_metric_alarm.duration_near_timeout.alarm_name,
+      aws_cloudwatch_metric_alarm.throttles.alarm_name,
+    ],
+    [for a in aws_cloudwatch_metric_alarm.version_error_rate : a.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.version_p95_duration : a.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.dynamodb_throttles : a.alarm_name],
+  )
+}

@@ -1,0 +1,155 @@
+# The service function and its `live` alias. Terraform creates them; from then on the deploy step owns
+# the code (it publishes versions) and the alias's routing (the canary), so Terraform ignores both.
+resource "aws_lambda_function" "service" {
+  #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
+  #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
+  function_name                  = local.function_name
+  description                    = "${var.service_name} (${var.environment})"
+  role                           = aws_iam_role.service.arn
+  runtime                        = var.runtime
+  handler                        = var.handler
+  filename                       = var.package_path
+  publish                        = true
+  memory_size                    = var.memory_size
+  timeout                        = var.timeout_seconds
+  reserved_concurrent_executions = var.reserved_concurrency
+  kms_key_arn                    = aws_kms_key.this.arn
+
+  # X-Ray is off in dev by the design (PassThrough); staging and prod set xray_enabled (Active).
+  #trivy:ignore:AVD-AWS-0066
+  tracing_config {
+    mode = local.tracing_mode
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dlq.arn
+  }
+
+  environment {
+    variables = {
+      SERVICE_NAME     = var.service_name
+      ENVIRONMENT      = var.environment
+      PARAMETER_PREFIX = local.parameter_prefix
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [
+    aws_cloudwatch_log_group.service,
+    aws_iam_role_policy.service,
+  ]
+
+  lifecycle {
+    ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version]
+  }
+}
+
+resource "aws_lambda_alias" "live" {
+  name             = local.alias_name
+  description      = "Takes the traffic; the deploy step shifts it between versions (canary)"
+  function_name    = aws_lambda_function.service.function_name
+  function_version = aws_lambda_function.service.version
+
+  lifecycle {
+    ignore_changes = [function_version, routing_config]
+  }
+}
+
+resource "aws_cloudwatch_log_group" "service" {
+  #checkov:skip=CKV_AWS_338:Retention is the design's per-environment figure (dev 14, staging 30, prod 90 days)
+  name              = "/aws/lambda/${local.function_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+# The rollback handler: alarm -> SNS -> this function -> alias back on the last good version.
+resource "aws_lambda_function" "rollback" {
+  #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
+  #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
+  function_name                  = local.rollback_name
+  description                    = "Rolls ${local.function_name}:${local.alias_name} back when an alarm fires"
+  role                           = aws_iam_role.rollback.arn
+  runtime                        = var.runtime
+  handler                        = var.rollback_handler
+  filename                       = var.rollback_package_path
+  memory_size                    = 256
+  timeout                        = 60
+  reserved_concurrent_executions = 2
+  kms_key_arn                    = aws_kms_key.this.arn
+
+  # X-Ray is off in dev by the design (PassThrough); staging and prod set xray_enabled (Active).
+  #trivy:ignore:AVD-AWS-0066
+  tracing_config {
+    mode = local.tracing_mode
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dlq.arn
+  }
+
+  environment {
+    variables = {
+      STAGEFLOW_SERVICE       = var.service_name
+      STAGEFLOW_ENVIRONMENT   = var.environment
+      STAGEFLOW_FUNCTION_NAME = local.function_name
+      STAGEFLOW_ALIAS_NAME    = local.alias_name
+      STAGEFLOW_HISTORY_TABLE = local.history_name
+      STAGEFLOW_TOPIC_ARN     = aws_sns_topic.alerts.arn
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [
+    aws_cloudwatch_log_group.rollback,
+    aws_iam_role_policy.rollback,
+  ]
+
+  lifecycle {
+    ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version]
+  }
+}
+
+resource "aws_cloudwatch_log_group" "rollback" {
+  #checkov:skip=CKV_AWS_338:Retention is the design's per-environment figure (dev 14, staging 30, prod 90 days)
+  name              = "/aws/lambda/${local.rollback_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+# Failed asynchronous invocations (SNS -> rollback handler, and the service's own) land here.
+resource "aws_sqs_queue" "dlq" {
+  name                              = local.dlq_name
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_data_key_reuse_period_seconds = 300
+  tags                              = local.tags
+}
+
+data "aws_iam_policy_document" "dlq" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.dlq.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+  policy    = data.aws_iam_policy_document.dlq.json
+}

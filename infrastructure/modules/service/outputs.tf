@@ -1,0 +1,55 @@
+# The outputs contract (docs/contracts.md) plus what the pipeline and operators need.
+output "function_name" {
+  description = "The Lambda function."
+  value       = aws_lambda_function.service.function_name
+}
+
+output "function_arn" {
+  description = "The Lambda function's ARN (unqualified)."
+  value       = aws_lambda_function.service.arn
+}
+
+output "alias_name" {
+  description = "The alias that takes traffic."
+  value       = aws_lambda_alias.live.name
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarms that veto a canary when in ALARM."
+  value       = local.alarm_names
+}
+
+output "topic_arn" {
+  description = "SNS topic for deploy notifications and alarm actions."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "history_table" {
+  description = "DynamoDB table of the deployment history."
+  value       = aws_dynamodb_table.history.name
+}
+
+output "history_table_arn" {
+  description = "The deployment history table's ARN."
+  value       = aws_dynamodb_table.history.arn
+}
+
+output "rollback_function_name" {
+  description = "The rollback handler subscribed to the alerts topic."
+  value       = aws_lambda_function.rollback.function_name
+}
+
+output "dead_letter_queue_url" {
+  description = "Failed asynchronous invocations."
+  value       = aws_sqs_queue.dlq.id
+}
+
+output "kms_key_arn" {
+  description = "The environment's customer-managed key."
+  value       = aws_kms_key.this.arn
+}
+
+output "parameter_prefix" {
+  description = "SSM parameter path of the environment's settings."
+  value       = local.parameter_prefix
+}

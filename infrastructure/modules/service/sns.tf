@@ -1,0 +1,79 @@
+# Alerts: every alarm notifies this encrypted topic; the rollback handler is subscribed to it, and so
+# are the e-mail address (staging, prod) and the pager (prod) when set.
+resource "aws_sns_topic" "alerts" {
+  name              = local.topic_name
+  kms_master_key_id = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+data "aws_iam_policy_document" "alerts" {
+  statement {
+    sid       = "CloudWatchAlarmsOfThisAccountPublish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alerts" {
+  arn    = aws_sns_topic.alerts.arn
+  policy = data.aws_iam_policy_document.alerts.json
+}
+
+resource "aws_sns_topic_subscription" "rollback" {
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "lambda"
+  endpoint  = aws_lambda_function.rollback.arn
+}
+
+resource "aws_lambda_permission" "rollback_from_sns" {
+  statement_id   = "AllowAlertsTopic"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.rollback.function_name
+  principal      = "sns.amazonaws.com"
+  source_arn     = aws_sns_topic.alerts.arn
+  source_account = local.account_id
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count     = var.alert_email == "" ? 0 : 1
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = var.alert_email
+}
+
+resource "aws_sns_topic_subscription" "pager" {
+  count                  = var.pager_https_endpoint == "" ? 0 : 1
+  topic_arn              = aws_sns_topic.alerts.arn
+  protocol               = "https"
+  endpoint               = var.pager_https_endpoint
+  endpoint_auto_confirms = true
+}

@@ -1,0 +1,173 @@
+variable "service_name" {
+  description = "The service's name; resources are named {service}-{component}-{environment}."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,40}$", var.service_name))
+    error_message = "The service_name must be lower-case letters, digits and dashes (2-41 characters)."
+  }
+}
+
+variable "environment" {
+  description = "The environment: dev, staging or prod."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "The environment must be dev, staging or prod."
+  }
+}
+
+variable "package_path" {
+  description = "Path of the service's Lambda zip for the first create; later code is published by the deploy step."
+  type        = string
+}
+
+variable "handler" {
+  description = "The service's Lambda handler."
+  type        = string
+  default     = "service.handler.handler"
+}
+
+variable "runtime" {
+  description = "The Lambda runtime of the service and the rollback handler."
+  type        = string
+  default     = "python3.11"
+}
+
+variable "memory_size" {
+  description = "Lambda memory in MB (design: dev 256, staging 512, prod 512)."
+  type        = number
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240
+    error_message = "The memory_size must be between 128 and 10240 MB."
+  }
+}
+
+variable "timeout_seconds" {
+  description = "Lambda timeout in seconds; the duration alarm fires at 80 % of it."
+  type        = number
+  default     = 30
+}
+
+variable "xray_enabled" {
+  description = "Active X-Ray tracing (design: off in dev, on in staging and prod)."
+  type        = bool
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch Logs retention (design: dev 14, staging 30, prod 90)."
+  type        = number
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "The log_retention_days must be a value CloudWatch Logs accepts."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions of the service function."
+  type        = number
+  default     = 100
+}
+
+variable "rollback_package_path" {
+  description = "Path of the rollback handler's Lambda zip (stageflow packaged on its own)."
+  type        = string
+}
+
+variable "rollback_handler" {
+  description = "The rollback handler's entry point."
+  type        = string
+  default     = "stageflow.rollback.handler"
+}
+
+variable "alert_email" {
+  description = "E-mail address subscribed to the alerts topic; empty for none (dev)."
+  type        = string
+  default     = ""
+}
+
+variable "pager_https_endpoint" {
+  description = "HTTPS endpoint of the paging service subscribed to the alerts topic; empty for none."
+  type        = string
+  default     = ""
+}
+
+variable "api_version_stage" {
+  description = "The API's version stage (parameter file: ApiVersionStage)."
+  type        = string
+  default     = "v1"
+}
+
+variable "advanced_security" {
+  description = "EnableAdvancedSecurity from the parameter file."
+  type        = bool
+  default     = false
+}
+
+variable "daily_quota_limit" {
+  description = "The app's daily quota (design: dev 50, staging 100, prod 200)."
+  type        = number
+}
+
+variable "canary_traffic_percent" {
+  description = "First canary step's traffic share in percent (prod parameter file: CanaryTrafficPercent)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.canary_traffic_percent > 0 && var.canary_traffic_percent < 100
+    error_message = "The canary_traffic_percent must be between 1 and 99."
+  }
+}
+
+variable "tracked_versions" {
+  description = "Function versions that get their own per-executed-version alarms (the canary and the stable version)."
+  type        = list(string)
+  default     = []
+}
+
+variable "data_table_names" {
+  description = "The service's own DynamoDB tables; each gets a throttled-requests alarm."
+  type        = list(string)
+  default     = []
+}
+
+# Thresholds: the design's figures (docs/infrastructure.md lists where each comes from).
+variable "errors_threshold" {
+  description = "Lambda errors in 5 minutes above which the errors alarm fires."
+  type        = number
+  default     = 5
+}
+
+variable "error_rate_threshold_percent" {
+  description = "Error rate in percent above which the error-rate alarm fires (for 10 minutes)."
+  type        = number
+  default     = 1
+}
+
+variable "p95_threshold_ms" {
+  description = "p95 duration in ms above which the latency alarm fires (for 10 minutes)."
+  type        = number
+  default     = 5000
+}
+
+variable "p95_critical_threshold_ms" {
+  description = "p95 duration in ms above which the critical latency alarm fires (for 5 minutes)."
+  type        = number
+  default     = 10000
+}
+
+variable "dynamodb_throttle_threshold" {
+  description = "DynamoDB throttled requests in 5 minutes above which a table's alarm fires."
+  type        = number
+  default     = 5
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,10 @@
+service_name       = "sample-api"
+region             = "us-east-1"
+repository_id      = "example-org/sample-api"
+repository_url     = "https://github.com/example-org/sample-api.git"
+branch             = "main"
+notification_email = "platform-releases@example.com"
+
+state_bucket      = "sample-api-terraform-state"
+state_lock_table  = "sample-api-terraform-locks"
+state_kms_key_arn = "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000"

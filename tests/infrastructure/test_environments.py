@@ -1,0 +1,112 @@
+"""Environment roots: the design's per-environment settings, backend, outputs contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from stageflow.outputs import REQUIRED
+from tests.infrastructure.hcl import ENVIRONMENTS, INFRA, attr, blocks, clean, load_dir, load_vars
+
+# REQUIREMENTS.md, "Environments": memory, retention, X-Ray, alerts, daily quota.
+DESIGN = {
+    "dev": {"memory": 256, "retention": 14, "xray": False, "email": False, "quota": 50},
+    "staging": {"memory": 512, "retention": 30, "xray": True, "email": True, "quota": 100},
+    "prod": {"memory": 512, "retention": 90, "xray": True, "email": True, "quota": 200},
+}
+# module argument <- root variable (the parameter file's names)
+WIRING = {
+    "memory_size": "lambda_memory_size",
+    "log_retention_days": "log_retention_days",
+    "xray_enabled": "enable_xray_tracing",
+    "daily_quota_limit": "daily_quota_limit",
+    "alert_email": "alert_email",
+    "environment": "environment",
+    "canary_traffic_percent": "canary_traffic_percent",
+    "advanced_security": "enable_advanced_security",
+    "api_version_stage": "api_version_stage",
+}
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env(request):
+    return request.param
+
+
+def _root(env):
+    return INFRA / "environments" / env
+
+
+def test_parameter_file_has_the_designs_settings(env):
+    tfvars = load_vars(_root(env) / "terraform.tfvars")
+    want = DESIGN[env]
+    assert tfvars["environment"] == env
+    assert tfvars["lambda_memory_size"] == want["memory"]
+    assert tfvars["log_retention_days"] == want["retention"]
+    assert tfvars["enable_xray_tracing"] is want["xray"]
+    assert tfvars["daily_quota_limit"] == want["quota"]
+    assert bool(tfvars.get("alert_email")) is want["email"]
+    for name in ("api_version_stage", "enable_advanced_security"):
+        assert name in tfvars
+    if env == "prod":
+        assert tfvars["canary_traffic_percent"] == 10
+
+
+def test_root_wires_the_settings_into_the_service_module(env):
+    cfg = load_dir(_root(env))
+    service = cfg.modules["service"]
+    assert attr(service, "source") == "../../modules/service"
+    for argument, variable in WIRING.items():
+        assert attr(service, argument) == f"${{var.{variable}}}", argument
+        assert variable in cfg.variables, variable
+
+
+def test_root_refuses_another_environments_parameter_file(env):
+    cfg = load_dir(_root(env))
+    (validation,) = blocks(cfg.variables["environment"], "validation")
+    assert attr(validation, "condition") == f'${{var.environment == "{env}"}}'
+
+
+def test_outputs_contract_present(env):
+    cfg = load_dir(_root(env))
+    for name in REQUIRED:
+        assert name in cfg.outputs, f"{env}: missing output {name}"
+        assert attr(cfg.outputs[name], "value") == f"${{module.service.{name}}}"
+
+
+def test_backend_is_s3_with_locking_and_encryption(env):
+    cfg = load_dir(_root(env))
+    backends = [b for t in cfg.terraform for b in blocks(t, "backend")]
+    assert len(backends) == 1 and [clean(k) for k in backends[0] if not k.startswith("__")] == ["s3"]
+    backend = load_vars(_root(env) / "backend.hcl")
+    assert set(backend) >= {"bucket", "key", "region", "dynamodb_table", "encrypt"}
+    assert backend["key"] == f"sample-api/{env}/terraform.tfstate"
+    assert backend["encrypt"] is True
+
+
+def test_state_keys_differ_per_environment():
+    keys = {load_vars(_root(e) / "backend.hcl")["key"] for e in ENVIRONMENTS}
+    assert len(keys) == len(ENVIRONMENTS)
+
+
+def test_roots_accept_terraform_1_0():
+    for path in sorted(INFRA.rglob("*.tf")):
+        text = path.read_text(encoding="utf-8")
+        for newer in ("terraform_data", "optional(", "import {", "moved {", "check {", "removed {"):
+            assert newer not in text, f"{path}: {newer} needs a Terraform newer than 1.0"
+
+
+def test_state_module_bucket_and_lock_table():
+    cfg = load_dir(INFRA / "modules" / "state")
+    lock = cfg.resource("aws_dynamodb_table", "lock")
+    assert attr(lock, "hash_key") == "LockID"
+    assert [attr(a, "type") for a in blocks(lock, "attribute")] == ["S"]
+    versioning = cfg.resource("aws_s3_bucket_versioning", "state")
+    assert attr(blocks(versioning, "versioning_configuration")[0], "status") == "Enabled"
+    sse = cfg.resource("aws_s3_bucket_server_side_encryption_configuration", "state")
+    default = blocks(blocks(sse, "rule")[0], "apply_server_side_encryption_by_default")[0]
+    assert attr(default, "sse_algorithm") == "aws:kms"
+    pab = cfg.resource("aws_s3_bucket_public_access_block", "state")
+    assert all(
+        attr(pab, f) is True
+        for f in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+    )

@@ -1,0 +1,266 @@
+"""The pipeline module as the design requires it (REQUIREMENTS: pipeline validation)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.infrastructure.hcl import MODULES, as_list, attr, block, blocks, jsonencoded, load_dir, statements
+
+PIPELINE = MODULES / "pipeline"
+STAGES = [
+    "Source",
+    "Build",
+    "DeployDev",
+    "IntegrationTest",
+    "DeployStaging",
+    "ApprovalForProduction",
+    "DeployProduction",
+]
+# Read actions AWS does not let a policy scope to a resource; only these may stand with Resource "*"
+# unless the statement carries a condition.
+UNSCOPABLE_READS = {
+    "sts:GetCallerIdentity",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:GetMetricStatistics",
+    "ssm:DescribeParameters",
+    "kms:ListAliases",
+}
+ADMIN_POLICIES = re.compile(r"AdministratorAccess|PowerUserAccess|IAMFullAccess|FullAccess")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_dir(PIPELINE)
+
+
+@pytest.fixture(scope="module")
+def stages(cfg):
+    return blocks(cfg.resource("aws_codepipeline", "this"), "stage")
+
+
+def _actions(stage):
+    return sorted(blocks(stage, "action"), key=lambda a: int(attr(a, "run_order", 1)))
+
+
+def _env(action):
+    """STAGEFLOW_* variables a CodeBuild action passes (resolving ``local.env_vars``)."""
+    raw = attr(attr(action, "configuration"), "EnvironmentVariables", None)
+    if raw is None:
+        return {}
+    m = re.fullmatch(r"\$\{local\.env_vars\.(\w+)\}", raw)
+    if m:
+        raw = load_dir(PIPELINE).locals["env_vars"][m.group(1)]
+    return {v["name"]: v["value"] for v in jsonencoded(raw)}
+
+
+def test_stages_in_the_designs_order(stages):
+    assert [attr(s, "name") for s in stages] == STAGES
+
+
+def test_manual_approval_precedes_production(stages):
+    names = [attr(s, "name") for s in stages]
+    approval = stages[names.index("ApprovalForProduction")]
+    (action,) = blocks(approval, "action")
+    assert (attr(action, "category"), attr(action, "provider")) == ("Approval", "Manual")
+    assert attr(action, "timeout_in_minutes") == "${var.production_approval_timeout_minutes}"
+    assert names.index("ApprovalForProduction") == names.index("DeployProduction") - 1
+    # nothing reaches prod before the approval
+    for stage in stages[: names.index("ApprovalForProduction")]:
+        assert all(_env(a).get("STAGEFLOW_ENV") != "prod" for a in blocks(stage, "action"))
+
+
+def test_production_is_a_canary_with_approvals_between_steps(stages):
+    prod = stages[STAGES.index("DeployProduction")]
+    actions = _actions(prod)
+    kinds = [(attr(a, "name"), attr(a, "category")) for a in actions]
+    assert [n for n, _ in kinds] == [
+        "PreProductionChaos",
+        "Canary10",
+        "CanaryApproval",
+        "Canary50",
+        "FinalApproval",
+        "Promote",
+    ]
+    steps = [_env(a).get("STAGEFLOW_CANARY_STEP") for a in actions if attr(a, "category") == "Build"]
+    assert steps == ["1", "2", "3"]
+    for a in actions:
+        if attr(a, "category") == "Approval":
+            assert attr(a, "provider") == "Manual"
+            assert attr(a, "timeout_in_minutes") == "${var.canary_approval_timeout_minutes}"
+        if attr(a, "category") == "Build":
+            assert _env(a)["STAGEFLOW_ENV"] == "prod"
+    run_orders = [int(attr(a, "run_order")) for a in actions]
+    assert run_orders == sorted(set(run_orders)), "each production action runs after the previous one"
+
+
+def test_approval_timeouts_are_the_designs(cfg):
+    assert attr(cfg.variables["production_approval_timeout_minutes"], "default") == 24 * 60
+    assert attr(cfg.variables["canary_approval_timeout_minutes"], "default") == 2 * 60
+
+
+def test_an_abandoned_canary_approval_starts_the_rollback(cfg):
+    rule = cfg.resource("aws_cloudwatch_event_rule", "canary_abandoned")
+    pattern = jsonencoded(attr(rule, "event_pattern"))
+    assert pattern["detail"]["action"] == ["CanaryApproval", "FinalApproval"]
+    assert pattern["detail"]["state"] == ["FAILED"]
+    target = cfg.resource("aws_cloudwatch_event_target", "rollback")
+    assert attr(target, "arn") == "${aws_codebuild_project.rollback.arn}"
+
+
+def test_deploys_go_dev_then_staging_then_prod(stages):
+    envs = []
+    for stage in stages:
+        for a in _actions(stage):
+            env = _env(a)
+            if attr(a, "category") == "Build" and "STAGEFLOW_ENV" in env:
+                envs.append(env["STAGEFLOW_ENV"])
+    assert envs == ["dev", "staging", "prod", "prod", "prod"]
+
+
+def test_artifact_store_is_the_encrypted_bucket(cfg):
+    store = block(cfg.resource("aws_codepipeline", "this"), "artifact_store")
+    assert attr(store, "location") == "${aws_s3_bucket.artifacts.bucket}"
+    key = block(store, "encryption_key")
+    assert attr(key, "type") == "KMS"
+    assert attr(key, "id") == "${aws_kms_key.pipeline.arn}"
+
+
+def test_artifact_bucket_encrypted_versioned_private_with_30_day_lifecycle(cfg):
+    bucket = "${aws_s3_bucket.artifacts.id}"
+    sse = cfg.resource("aws_s3_bucket_server_side_encryption_configuration", "artifacts")
+    assert attr(sse, "bucket") == bucket
+    default = block(block(sse, "rule"), "apply_server_side_encryption_by_default")
+    assert attr(default, "sse_algorithm") == "aws:kms"
+    assert attr(default, "kms_master_key_id") == "${aws_kms_key.pipeline.arn}"
+
+    versioning = cfg.resource("aws_s3_bucket_versioning", "artifacts")
+    assert attr(versioning, "bucket") == bucket
+    assert attr(block(versioning, "versioning_configuration"), "status") == "Enabled"
+
+    pab = cfg.resource("aws_s3_bucket_public_access_block", "artifacts")
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert attr(pab, flag) is True, flag
+
+    lifecycle = cfg.resource("aws_s3_bucket_lifecycle_configuration", "artifacts")
+    rule = block(lifecycle, "rule")
+    assert attr(rule, "status") == "Enabled"
+    assert attr(block(rule, "expiration"), "days") == "${var.artifact_retention_days}"
+    assert attr(cfg.variables["artifact_retention_days"], "default") == 30
+
+
+def _role_policies(cfg, role: str) -> list[dict]:
+    """Statements of every inline policy on an IAM role of the module."""
+    out = []
+    for body in cfg.of_type("aws_iam_role_policy").values():
+        if attr(body, "role") != f"${{aws_iam_role.{role}.id}}":
+            continue
+        policy = attr(body, "policy")
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", policy)
+        if m:
+            out.extend(statements(cfg.policy_document(m.group(1))))
+        else:
+            doc = jsonencoded(policy)
+            for st in doc["Statement"]:
+                out.append(
+                    {
+                        "Sid": st.get("Sid", ""),
+                        "Effect": st["Effect"],
+                        "Action": as_list(st["Action"]),
+                        "Resource": as_list(st["Resource"]),
+                        "Condition": st.get("Condition", []),
+                    }
+                )
+    return out
+
+
+def _pipeline_and_codebuild_roles(cfg) -> list[str]:
+    roles = []
+    for name, body in cfg.of_type("aws_iam_role").items():
+        trust = attr(body, "assume_role_policy")
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", trust)
+        principals = [
+            p for st in blocks(cfg.policy_document(m.group(1)), "statement") for p in blocks(st, "principals")
+        ]
+        services = {i for p in principals for i in as_list(attr(p, "identifiers"))}
+        if services & {"codepipeline.amazonaws.com", "codebuild.amazonaws.com"}:
+            roles.append(name)
+    return roles
+
+
+def test_pipeline_and_codebuild_roles_are_found(cfg):
+    assert sorted(_pipeline_and_codebuild_roles(cfg)) == ["builder", "deployer", "pipeline"]
+
+
+def test_no_administrator_or_wildcard_policies_on_pipeline_and_codebuild_roles(cfg):
+    roles = _pipeline_and_codebuild_roles(cfg)
+    for attachment in cfg.of_type("aws_iam_role_policy_attachment").values():
+        assert not ADMIN_POLICIES.search(attr(attachment, "policy_arn")), attachment
+    for role in roles:
+        found = _role_policies(cfg, role)
+        assert found, f"role {role} has no inline policy"
+        for st in found:
+            if st["Effect"] != "Allow":
+                continue
+            for action in st["Action"]:
+                assert action != "*" and not action.endswith(":*"), f"{role}: wildcard action {action}"
+            if "*" in st["Resource"]:
+                unscoped = set(st["Action"]) - UNSCOPABLE_READS
+                assert not unscoped or st["Condition"], f"{role} {st['Sid']}: {sorted(unscoped)} on *"
+
+
+def test_deployer_passes_roles_only_to_lambda_and_attaches_only_xray(cfg):
+    by_sid = {st["Sid"]: st for st in _role_policies(cfg, "deployer")}
+    passrole = [st for st in by_sid.values() if "iam:PassRole" in st["Action"]]
+    assert [st["Sid"] for st in passrole] == ["PassServiceRolesToLambdaOnly"]
+    cond = passrole[0]["Condition"][0]
+    assert attr(cond, "variable") == "iam:PassedToService"
+    attach = [st for st in by_sid.values() if "iam:AttachRolePolicy" in st["Action"]]
+    assert len(attach) == 1
+    assert any("AWSXRayDaemonWriteAccess" in v for v in as_list(attr(attach[0]["Condition"][0], "values")))
+
+
+def test_four_codebuild_projects_run_their_buildspecs(cfg):
+    roles = cfg.locals["pipeline_projects"]
+    assert sorted(roles) == ["build", "deploy", "integration"]
+    source = block(cfg.resource("aws_codebuild_project", "pipeline"), "source")
+    assert attr(source, "buildspec") == "buildspecs/${each.key}.yml"
+    rollback = block(cfg.resource("aws_codebuild_project", "rollback"), "source")
+    assert attr(rollback, "buildspec") == "buildspecs/rollback.yml"
+
+
+@pytest.mark.parametrize("project", ["pipeline", "rollback"])
+def test_codebuild_logs_to_cloudwatch_caches_and_runs_unprivileged_on_a_current_image(cfg, project):
+    body = cfg.resource("aws_codebuild_project", project)
+    logs = block(block(body, "logs_config"), "cloudwatch_logs")
+    assert attr(logs, "status") == "ENABLED"
+    assert attr(logs, "group_name") == "${aws_cloudwatch_log_group.codebuild.name}"
+    cache = block(body, "cache")
+    assert attr(cache, "type") in ("S3", "LOCAL")
+    assert attr(cache, "location").startswith("${aws_s3_bucket.artifacts.bucket}/cache/")
+    env = block(body, "environment")
+    assert attr(env, "privileged_mode") is False
+    assert attr(env, "image") == "${var.build_image}"
+    assert attr(body, "encryption_key") == "${aws_kms_key.pipeline.arn}"
+
+
+def test_build_image_is_a_current_managed_image(cfg):
+    image = attr(cfg.variables["build_image"], "default")
+    m = re.fullmatch(r"aws/codebuild/standard:(\d+)\.0", image)
+    assert m and int(m.group(1)) >= 7, image  # standard:7.0 carries Python 3.11+
+
+
+def test_build_log_group_is_encrypted(cfg):
+    group = cfg.resource("aws_cloudwatch_log_group", "codebuild")
+    assert attr(group, "kms_key_id") == "${aws_kms_key.pipeline.arn}"
+    assert attr(group, "retention_in_days") == "${var.log_retention_days}"
+
+
+def test_notifications_cover_failures_and_approvals(cfg):
+    rule = cfg.resource("aws_codestarnotifications_notification_rule", "pipeline")
+    events = set(as_list(attr(rule, "event_type_ids")))
+    assert "codepipeline-pipeline-pipeline-execution-failed" in events
+    assert "codepipeline-pipeline-manual-approval-needed" in events
+    topic = cfg.resource("aws_sns_topic", "notifications")
+    assert attr(topic, "kms_master_key_id") == "${aws_kms_key.pipeline.arn}"

@@ -1,0 +1,177 @@
+"""The service module: function, alias, alarms with the design's thresholds, rollback path, history."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.infrastructure.hcl import MODULES, REPO, as_list, attr, block, blocks, load_dir, statements
+
+SERVICE = MODULES / "service"
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_dir(SERVICE)
+
+
+def _default(cfg, name):
+    return attr(cfg.variables[name], "default")
+
+
+def test_function_runs_python311_with_per_environment_memory_timeout_and_tracing(cfg):
+    fn = cfg.resource("aws_lambda_function", "service")
+    assert _default(cfg, "runtime") == "python3.11"
+    assert attr(fn, "runtime") == "${var.runtime}"
+    assert attr(fn, "memory_size") == "${var.memory_size}"
+    assert attr(fn, "timeout") == "${var.timeout_seconds}"
+    assert attr(block(fn, "tracing_config"), "mode") == "${local.tracing_mode}"
+    assert cfg.locals["tracing_mode"] == '${var.xray_enabled ? "Active" : "PassThrough"}'
+    assert attr(fn, "publish") is True
+    assert attr(block(fn, "dead_letter_config"), "target_arn") == "${aws_sqs_queue.dlq.arn}"
+    assert attr(fn, "kms_key_arn") == "${aws_kms_key.this.arn}"
+
+
+def test_live_alias_routing_belongs_to_the_deploy_step(cfg):
+    alias = cfg.resource("aws_lambda_alias", "live")
+    assert cfg.locals["alias_name"] == "live"
+    assert attr(alias, "name") == "${local.alias_name}"
+    ignored = as_list(attr(block(alias, "lifecycle"), "ignore_changes"))
+    assert {i.strip("${}") for i in ignored} == {"function_version", "routing_config"}
+
+
+def test_log_groups_keep_the_environments_retention_encrypted(cfg):
+    for name in ("service", "rollback"):
+        group = cfg.resource("aws_cloudwatch_log_group", name)
+        assert attr(group, "retention_in_days") == "${var.log_retention_days}"
+        assert attr(group, "kms_key_id") == "${aws_kms_key.this.arn}"
+
+
+def _alarm(cfg, name):
+    return cfg.resource("aws_cloudwatch_metric_alarm", name)
+
+
+def test_errors_alarm_more_than_5_in_5_minutes(cfg):
+    a = _alarm(cfg, "errors")
+    assert (attr(a, "metric_name"), attr(a, "statistic")) == ("Errors", "Sum")
+    assert int(attr(a, "period")) * int(attr(a, "evaluation_periods")) == 300
+    assert attr(a, "threshold") == "${var.errors_threshold}" and _default(cfg, "errors_threshold") == 5
+    assert attr(a, "comparison_operator") == "GreaterThanThreshold"
+
+
+def test_error_rate_alarm_is_metric_math_over_1_percent_for_10_minutes(cfg):
+    a = _alarm(cfg, "error_rate")
+    queries = {attr(q, "id"): q for q in blocks(a, "metric_query")}
+    assert "errors / invocations" in attr(queries["rate"], "expression")
+    assert attr(queries["rate"], "return_data") is True
+    metrics = {qid: block(q, "metric") for qid, q in queries.items() if qid != "rate"}
+    assert {attr(m, "metric_name") for m in metrics.values()} == {"Errors", "Invocations"}
+    period = int(attr(next(iter(metrics.values())), "period"))
+    assert period * int(attr(a, "evaluation_periods")) == 600
+    assert attr(a, "datapoints_to_alarm") == attr(a, "evaluation_periods")
+    assert _default(cfg, "error_rate_threshold_percent") == 1
+
+
+def test_latency_alarms_p95_over_5s_for_10_min_and_over_10s_for_5_min(cfg):
+    slow = _alarm(cfg, "p95_duration")
+    assert attr(slow, "extended_statistic") == "p95" and attr(slow, "metric_name") == "Duration"
+    assert int(attr(slow, "period")) * int(attr(slow, "evaluation_periods")) == 600
+    assert _default(cfg, "p95_threshold_ms") == 5000
+    critical = _alarm(cfg, "p95_critical")
+    assert attr(critical, "extended_statistic") == "p95"
+    assert int(attr(critical, "period")) * int(attr(critical, "evaluation_periods")) == 300
+    assert _default(cfg, "p95_critical_threshold_ms") == 10000
+
+
+def test_duration_alarm_at_80_percent_of_timeout_and_any_throttling(cfg):
+    near = _alarm(cfg, "duration_near_timeout")
+    assert attr(near, "threshold") == "${local.duration_limit_ms}"
+    assert cfg.locals["duration_limit_ms"] == "${var.timeout_seconds * 1000 * 0.8}"
+    throttles = _alarm(cfg, "throttles")
+    assert attr(throttles, "metric_name") == "Throttles"
+    assert attr(throttles, "threshold") == 0
+    assert attr(throttles, "comparison_operator") == "GreaterThanThreshold"
+
+
+def test_per_executed_version_alarms_for_canaries(cfg):
+    for name in ("version_error_rate", "version_p95_duration"):
+        a = _alarm(cfg, name)
+        assert attr(a, "for_each") == "${toset(var.tracked_versions)}"
+        dims = [attr(m, "dimensions") for q in blocks(a, "metric_query") for m in blocks(q, "metric")]
+        dims = dims or [attr(a, "dimensions")]
+        for d in dims:
+            assert d["ExecutedVersion"] == "${each.value}"
+            assert d["Resource"] == "${local.alias_resource}"
+
+
+def test_dynamodb_throttle_alarm_over_5(cfg):
+    a = _alarm(cfg, "dynamodb_throttles")
+    assert attr(a, "threshold") == "${var.dynamodb_throttle_threshold}"
+    assert _default(cfg, "dynamodb_throttle_threshold") == 5
+
+
+def test_every_alarm_notifies_the_topic_and_is_in_alarm_names(cfg):
+    alarms = cfg.of_type("aws_cloudwatch_metric_alarm")
+    listed = attr(cfg.outputs["alarm_names"], "value")
+    assert listed == "${local.alarm_names}"
+    names = "".join(str(v) for v in as_list(cfg.locals["alarm_names"]))
+    for name, body in alarms.items():
+        assert as_list(attr(body, "alarm_actions")) == ["${aws_sns_topic.alerts.arn}"], name
+        assert attr(body, "actions_enabled") is True
+        assert f"aws_cloudwatch_metric_alarm.{name}" in names, f"{name} missing from alarm_names"
+
+
+def test_topic_encrypted_and_rollback_handler_subscribed(cfg):
+    topic = cfg.resource("aws_sns_topic", "alerts")
+    assert attr(topic, "kms_master_key_id") == "${aws_kms_key.this.arn}"
+    sub = cfg.resource("aws_sns_topic_subscription", "rollback")
+    assert attr(sub, "protocol") == "lambda"
+    assert attr(sub, "endpoint") == "${aws_lambda_function.rollback.arn}"
+    perm = cfg.resource("aws_lambda_permission", "rollback_from_sns")
+    assert attr(perm, "source_arn") == "${aws_sns_topic.alerts.arn}"
+    handler = cfg.resource("aws_lambda_function", "rollback")
+    assert attr(handler, "handler") == "${var.rollback_handler}"
+    assert _default(cfg, "rollback_handler") == "stageflow.rollback.handler"
+    assert attr(handler, "filename") == "${var.rollback_package_path}"
+
+
+def test_history_table_key_schema_matches_the_documented_contract(cfg):
+    table = cfg.resource("aws_dynamodb_table", "history")
+    assert (attr(table, "hash_key"), attr(table, "range_key")) == ("pk", "sk")
+    types = {attr(a, "name"): attr(a, "type") for a in blocks(table, "attribute")}
+    assert types == {"pk": "S", "sk": "S", "pk_status": "S", "started_at": "S"}
+    (gsi,) = blocks(table, "global_secondary_index")
+    assert (attr(gsi, "name"), attr(gsi, "hash_key"), attr(gsi, "range_key")) == (
+        "by_status",
+        "pk_status",
+        "started_at",
+    )
+    assert attr(gsi, "projection_type") == "ALL"
+    assert attr(block(table, "point_in_time_recovery"), "enabled") is True
+    sse = block(table, "server_side_encryption")
+    assert attr(sse, "enabled") is True and attr(sse, "kms_key_arn") == "${aws_kms_key.this.arn}"
+    doc = (REPO / "docs" / "infrastructure.md").read_text(encoding="utf-8")
+    needles = ("`pk`", "`sk`", "`pk_status`", "`started_at`", "`by_status`", '"LOCK"')
+    needles += ("<service>#<environment>",)
+    for needle in needles:
+        assert needle in doc, f"docs/infrastructure.md does not document {needle}"
+
+
+def test_dead_letter_queue_and_parameters_encrypted(cfg):
+    assert attr(cfg.resource("aws_sqs_queue", "dlq"), "kms_master_key_id") == "${aws_kms_key.this.arn}"
+    ssm = cfg.resource("aws_ssm_parameter", "settings")
+    assert attr(ssm, "type") == "SecureString"
+    assert attr(ssm, "name") == "${local.parameter_prefix}/${each.key}"
+    assert cfg.locals["parameter_prefix"] == "/${var.service_name}/${var.environment}"
+    assert attr(cfg.resource("aws_kms_key", "this"), "enable_key_rotation") is True
+
+
+@pytest.mark.parametrize("document", ["service", "rollback"])
+def test_function_roles_are_least_privilege(cfg, document):
+    for st in statements(cfg.policy_document(document)):
+        for action in st["Action"]:
+            assert action != "*" and not action.endswith(":*"), action
+        assert "*" not in st["Resource"], st["Sid"]
+    for attachment in cfg.of_type("aws_iam_role_policy_attachment").values():
+        assert re.search(r"AWSXRayDaemonWriteAccess", attr(attachment, "policy_arn"))
