@@ -506,3 +506,39 @@ def default_base_image(client, engine: EngineInfo) -> str | None:
     except ImageNotFound:
         return None
     return engine.base_image
+
+
+def build_for_env(
+    factory,
+    env: str,
+    *,
+    targets: tuple[str, ...] = (),
+    push: bool = True,
+    base_image: str | None = None,
+    engine: EngineInfo | None = None,
+) -> BuildResult:
+    """`stageflow build ENV` and the pipeline's image stage: build, tag, push, record."""
+    cfg = factory.config
+    env_cfg = cfg.env(env)
+    engine = engine or engine_info()
+    client = docker_client(engine)
+    registry = RegistryTarget(host=None)
+    if push:
+        registry = resolve_registry(
+            env_cfg.registry,
+            local=factory.local,
+            engine=engine,
+            ecr_client=lambda: factory.aws.client("ecr"),
+        )
+    options = BuildOptions(
+        root=cfg.root,
+        service=cfg.service.name,
+        targets=tuple(targets) or DEFAULT_TARGETS,
+        push=push,
+        base_image=base_image or default_base_image(client, engine),
+        app_dir=cfg.service.source,
+    )
+    rep = factory.reporter
+    result = build_images(client, options, registry, info=rep.info, child=rep.child)
+    record_build(factory.state_dir, env, result)
+    return result

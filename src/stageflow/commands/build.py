@@ -33,31 +33,10 @@ def register(cli: click.Group) -> None:
         <service>:<git sha> and <service>:<git describe>, pushes to environments.ENV.registry (ECR in AWS,
         the local registry of scripts/docker-engine.sh in local mode) and prints the image digest.
         """
-        from stageflow.build import docker_build as db
+        from stageflow.build.docker_build import build_for_env
 
-        cfg = factory.config
-        env_cfg = cfg.env(env)
-        engine = db.engine_info()
-        client = db.docker_client(engine)
-        registry = db.RegistryTarget(host=None)
-        if push:
-            registry = db.resolve_registry(
-                env_cfg.registry,
-                local=factory.local,
-                engine=engine,
-                ecr_client=lambda: factory.aws.client("ecr"),
-            )
-        options = db.BuildOptions(
-            root=cfg.root,
-            service=cfg.service.name,
-            targets=tuple(targets) or DEFAULT_TARGETS,
-            push=push,
-            base_image=base_image or db.default_base_image(client, engine),
-            app_dir=cfg.service.source,
-        )
+        result = build_for_env(factory, env, targets=tuple(targets), push=push, base_image=base_image)
         rep = factory.reporter
-        result = db.build_images(client, options, registry, info=rep.info, child=rep.child)
-        db.record_build(factory.state_dir, env, result)
         lines = [f"built {result.service} {result.version} ({result.revision[:12]}) in {result.seconds:.1f}s"]
         for img in result.images:
             where = img.repo_digests[0] if img.repo_digests else ", ".join(img.tags)

@@ -2,7 +2,8 @@
 (function, `live` alias, alarms, topic, history table) and yields the same outputs contract.
 
 Used in local mode when Terraform cannot build the AWS resources because the hashicorp/aws provider is
-not available offline. It says so: ``DeployOutputs.source == "provisioner"``.
+not available offline, and local mode does not apply the environment roots to the emulator. It says
+so: ``DeployOutputs.source == "provisioner"``.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def provision(clients, config: Config, env: EnvironmentConfig, now: datetime, re
         reporter.info(
             "provision",
             env.name,
-            f"local provisioner (Terraform has no AWS provider offline) created: {', '.join(created)}",
+            f"local provisioner created: {', '.join(created)}",
         )
     return DeployOutputs(
         function_name=n["function"],
