@@ -98,17 +98,39 @@ def stage_image(factory, run: PipelineRun) -> tuple[str, dict]:
 
 
 def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
+    """AWS: Terraform plan (summary, protected-environment policy), apply exactly that plan, read the
+    outputs; secrets reach Terraform only as TF_VAR_* in its environment, and the plan file (which holds
+    them) is deleted after the apply. Local mode: the local provisioner."""
     from stageflow.deploy.canary import resolve_outputs
 
     env = factory.config.env(run.environment)
-    out = resolve_outputs(factory, env, ensure=True)
+    if factory.local:
+        out = resolve_outputs(factory, env, ensure=True)
+        run.context["outputs"] = out
+        how = "the local provisioner (local mode does not apply the Terraform roots to the emulator)"
+        return f"{out.function_name}:{out.alias_name} via {how}", out.to_json()
+    from stageflow.terraform import api
+
+    tf_env: dict[str, str] = {}
+    if env.secrets:
+        from stageflow import secrets
+
+        tf_env = secrets.tf_vars(secrets.resolve(factory, env.name))
+    planned = api.plan(factory, env.name, extra_env=tf_env)
+    try:
+        api.enforce_policy(planned)
+        applied = api.apply(factory, planned, extra_env=tf_env)
+    finally:
+        planned.plan_file.unlink(missing_ok=True)
+    out = api.outputs(factory, env.name)
     run.context["outputs"] = out
-    how = (
-        "the local provisioner (local mode does not apply the Terraform roots to the emulator)"
-        if out.source == "provisioner"
-        else "terraform outputs"
-    )
-    return f"{out.function_name}:{out.alias_name} via {how}", out.to_json()
+    run.context["plan_hash"] = planned.plan_sha256
+    what = planned.summary.headline() if applied.applied else "no changes"
+    return f"terraform: {what}; {out.function_name}:{out.alias_name}", {
+        "plan_sha256": planned.plan_sha256,
+        "applied": applied.applied,
+        **out.to_json(),
+    }
 
 
 def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
@@ -140,6 +162,7 @@ def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
         scenario=run.context.get("scenario"),
         commit=run.context.get("commit"),
         extra=extra,
+        plan_hash=run.context.get("plan_hash"),
     )
     if res.outcome is None:
         return f"nothing to deploy: {res.published.reason}", {"version": res.published.previous_version}

@@ -214,6 +214,7 @@ def start(
     who: str | None = None,
     approve_prompt=None,  # (question) -> True/False/None; rehearsals auto-approve with it
     ctx: Context | None = None,  # already resolved (rehearsals read the history afterwards)
+    plan_hash: str | None = None,  # sha256 of the Terraform plan applied before this deploy
 ) -> StartResult:
     cfg = factory.config
     env = cfg.env(env_name)
@@ -237,6 +238,7 @@ def start(
             who=who,
             commit=commit,
             artifact_digest=artifact.digest,
+            plan_hash=plan_hash,
             extra=dict(extra or {}),
             state=m.State().to_json(),
         )

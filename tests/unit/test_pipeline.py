@@ -1,0 +1,108 @@
+"""The pipeline's composition with fakes at the seams (Terraform API, secrets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stageflow import pipeline
+from stageflow.errors import ExitCode, StageflowError, UnknownEnvironmentError
+from stageflow.factory import Factory
+from stageflow.outputs import DeployOutputs
+from stageflow.report import Reporter
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class FakeSummary:
+    def headline(self):
+        return "2 to create"
+
+
+@dataclass
+class FakePlan:
+    plan_file: Path
+    plan_sha256: str = "abc123"
+    summary: FakeSummary = FakeSummary()
+
+
+@dataclass
+class FakeApplied:
+    applied: bool = True
+
+
+def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_path, monkeypatch):
+    from stageflow import secrets
+    from stageflow.terraform import api
+
+    plan_file = tmp_path / "p.tfplan"
+    plan_file.write_bytes(b"holds secrets")
+    calls = []
+    monkeypatch.setattr(secrets, "resolve", lambda f, env: {"DB_PASSWORD": secrets.Secret("s3cr3t-value")})
+    monkeypatch.setattr(
+        api, "plan", lambda f, env, extra_env: calls.append(("plan", env, extra_env)) or FakePlan(plan_file)
+    )
+    monkeypatch.setattr(api, "enforce_policy", lambda p: calls.append(("policy",)))
+    monkeypatch.setattr(
+        api, "apply", lambda f, p, extra_env: calls.append(("apply", p.plan_file, extra_env)) or FakeApplied()
+    )
+    out = DeployOutputs("fn", "live", ("a",), "arn:aws:sns:us-east-1:1:t", "tbl")
+    monkeypatch.setattr(api, "outputs", lambda f, env: out)
+    cfg = tmp_path / "stageflow.toml"
+    cfg.write_text(
+        '[service]\nname = "svc"\n[environments.staging.secrets]\n'
+        'DB_PASSWORD = "secretsmanager:svc/staging/db#password"\n'
+    )
+    f = Factory(config_path=cfg, local=False, reporter=Reporter(quiet=True))
+    run = pipeline.PipelineRun("staging")
+    summary, data = pipeline.stage_infrastructure(f, run)
+    assert [c[0] for c in calls] == ["plan", "policy", "apply"]
+    assert calls[0][2] == {"TF_VAR_db_password": "s3cr3t-value"} and calls[2][2] == calls[0][2]
+    assert not plan_file.exists()  # the plan file held the secret: gone after the apply
+    assert run.context["plan_hash"] == "abc123" and run.context["outputs"] is out
+    assert "2 to create" in summary and data["applied"] is True
+
+
+def test_plan_file_is_deleted_even_when_the_policy_refuses(tmp_path, monkeypatch):
+    from stageflow.errors import UsageError
+    from stageflow.terraform import api
+
+    plan_file = tmp_path / "p.tfplan"
+    plan_file.write_bytes(b"x")
+    monkeypatch.setattr(api, "plan", lambda f, env, extra_env: FakePlan(plan_file))
+
+    def refuse(p):
+        raise UsageError("prod: 1 delete needs --allow-destroy")
+
+    monkeypatch.setattr(api, "enforce_policy", refuse)
+    f = Factory(config_path=REPO / "stageflow.toml", local=False, reporter=Reporter(quiet=True))
+    with pytest.raises(UsageError):
+        pipeline.stage_infrastructure(f, pipeline.PipelineRun("prod"))
+    assert not plan_file.exists()
+
+
+def test_unknown_environment_fails_before_any_stage(monkeypatch):
+    ran = []
+    monkeypatch.setattr(pipeline, "stage_build", lambda f, r: ran.append("build") or ("", {}))
+    f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
+    with pytest.raises(UnknownEnvironmentError) as exc:
+        pipeline.deploy(f, "qa")
+    assert exc.value.exit_code == ExitCode.USAGE and "dev, staging, prod" in exc.value.one_line()
+    assert ran == []
+
+
+def test_a_failing_stage_is_named_and_keeps_its_exit_code(monkeypatch):
+    from stageflow.errors import EnvironmentFailure
+
+    def boom(f, r):
+        raise EnvironmentFailure("engine gone")
+
+    monkeypatch.setattr(pipeline, "stage_image", boom)
+    f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
+    with pytest.raises(StageflowError) as exc:
+        pipeline.deploy(f, "dev")
+    assert exc.value.exit_code == ExitCode.ENVIRONMENT
+    assert exc.value.one_line().startswith("stage image failed: engine gone")
