@@ -133,6 +133,25 @@ def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
     }
 
 
+def stage_secrets(factory, run: PipelineRun) -> tuple[str, dict]:
+    """The environment's secrets into the function's environment (merged, other keys kept), so the
+    version the canary publishes carries them. Values never reach the output: they are registered
+    with the redactor as they are fetched."""
+    env = factory.config.env(run.environment)
+    if not env.secrets:
+        return "none configured", {"names": []}
+    from stageflow import secrets
+
+    values = secrets.resolve(factory, env.name)
+    out = run.context["outputs"]
+    update = secrets.update_lambda_env(factory, out.function_name, values)
+    names = sorted(values)
+    return f"{len(names)} into {out.function_name}'s environment: {', '.join(names)}", {
+        "names": names,
+        "kept": list(update.kept) if hasattr(update, "kept") else [],
+    }
+
+
 def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
     from stageflow.deploy import canary
 
@@ -188,6 +207,7 @@ def deploy(
         ("build", stage_build),
         ("image", stage_image),
         ("infrastructure", stage_infrastructure),
+        ("secrets", stage_secrets),
         ("canary", stage_canary),
     ]
     for name, fn in stages:

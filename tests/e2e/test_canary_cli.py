@@ -240,3 +240,41 @@ def test_approval_pause_times_out_into_a_rollback(project, emulator_state, aws):
     assert late.returncode == 4, late.stderr
     assert "no approval within 120 min" in late.stderr
     assert alias_weights(aws, "sample-api-prod") == {"1": 100}
+
+
+def test_full_local_deploy_with_secrets_leaves_no_trace_of_them(project, emulator_state, aws):
+    from tests.helpers.leakscan import scan_for_values
+
+    values = ["pw-Zq8!x7#database-secret", "k3y-api-9f2c71d0e4", "host.internal-7731.example"]
+    aws.client("secretsmanager").create_secret(
+        Name="sample-api/dev/database", SecretString=json.dumps({"password": values[0], "user": "app"})
+    )
+    aws.client("secretsmanager").create_secret(Name="sample-api/dev/api-key", SecretString=values[1])
+    aws.client("ssm").put_parameter(Name="/sample-api/dev/api/host", Value=values[2], Type="SecureString")
+    cfg = project / "stageflow.toml"
+    cfg.write_text(
+        cfg.read_text() + "\n[environments.dev.secrets]\n"
+        'DB_PASSWORD = "secretsmanager:sample-api/dev/database#password"\n'
+        'API_KEY = "secretsmanager:sample-api/dev/api-key"\n'
+        'API_HOST = "ssm:/sample-api/dev/api/host"\n'
+    )
+    r = run(project, emulator_state, "--json", "deploy", "dev")
+    assert r.returncode == 0, r.stderr
+    stages = {s["name"]: s for s in json.loads(r.stdout)["stages"]}
+    assert stages["secrets"]["ok"] and "API_HOST, API_KEY, DB_PASSWORD" in stages["secrets"]["summary"]
+    # the published version carries them
+    conf = lambda_client(aws).get_function_configuration(FunctionName="sample-api-dev", Qualifier="2")
+    assert conf["Environment"]["Variables"]["DB_PASSWORD"] == values[0]
+    st = run(project, emulator_state, "--json", "status", "dev")
+    hist = run(project, emulator_state, "--json", "history", "dev")
+    hits = scan_for_values(
+        [project, emulator_state],
+        {
+            "deploy stdout": r.stdout,
+            "deploy stderr": r.stderr,
+            "status": st.stdout + st.stderr,
+            "history": hist.stdout + hist.stderr,
+        },
+        values,
+    )
+    assert not hits, [str(h) for h in hits]
