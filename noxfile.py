@@ -121,3 +121,13 @@ def secrets(session: nox.Session) -> None:
     if len(session.posargs) < 2:
         session.error("usage: nox -s secrets -- ENV validate|exec|env-file|lambda [PATH | -- CMD ...]")
     session.run("stageflow", "secrets", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def security(session: nox.Session) -> None:
+    """The security gate: bandit, checkov, detect-secrets, trivy (if present), pip-audit (info), SBOM.
+
+    Writes reports/security.json and reports/sbom.cdx.json; exit 7 when a scanner finds problems.
+    """
+    _install(session)
+    _stageflow(session, "security", *session.posargs)

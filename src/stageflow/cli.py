@@ -161,6 +161,7 @@ def _register_commands() -> None:
         "stageflow.commands.pipeline",
         "stageflow.commands.rehearse",
         "stageflow.commands.secrets",
+        "stageflow.commands.security",
     ):
         importlib.import_module(module).register(cli)
 
