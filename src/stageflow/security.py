@@ -217,8 +217,14 @@ class SecurityReport:
         return tuple(r.name for r in self.results if r.status is Status.ERROR)
 
     @property
+    def checked(self) -> tuple[str, ...]:
+        """Scanners whose verdict was ``pass``: ``skipped`` and ``info`` never count as one."""
+        return tuple(r.name for r in self.results if r.status is Status.PASS)
+
+    @property
     def passed(self) -> bool:
-        return not self.failed and not self.errored
+        """No scanner failed or errored, and at least one really passed (all-skipped is no pass)."""
+        return not self.failed and not self.errored and bool(self.checked)
 
     def result(self, name: str) -> ScanResult:
         for r in self.results:
@@ -231,6 +237,7 @@ class SecurityReport:
             "passed": self.passed,
             "failed": list(self.failed),
             "errored": list(self.errored),
+            "checked": list(self.checked),
             "root": self.root,
             "generated_at": self.generated_at,
             "duration_s": round(self.duration_s, 3),
@@ -266,6 +273,11 @@ class SecurityReport:
         if self.errored:
             parts = [f"{n} ({self.result(n).summary})" for n in self.errored]
             raise EnvironmentFailure("security gate could not run: " + "; ".join(parts), where)
+        if not self.checked:
+            raise SecurityGateFailed(
+                "security gate checked nothing: every scanner was skipped or information only",
+                "run bandit, checkov or secrets (see stageflow security --help)",
+            )
 
 
 # -- the scanners' shared context ---------------------------------------------------------------------
