@@ -6,9 +6,14 @@ Sessions that take an environment read it from the positional arguments: ``nox -
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.reuse_venv = "yes"
+# CodeBuild checks the source out under a new path each build: keep the cached virtualenvs in a fixed
+# place (buildspecs set NOX_ENVDIR and cache it); locally they stay in .nox/.
+nox.options.envdir = os.environ.get("NOX_ENVDIR") or ".nox"
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_missing_interpreters = False
 
@@ -131,3 +136,22 @@ def security(session: nox.Session) -> None:
     """
     _install(session)
     _stageflow(session, "security", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def approve(session: nox.Session) -> None:
+    """Approve the paused canary of an environment and continue it: nox -s approve -- ENV.
+
+    CodeBuild runs this for the production canary's later steps (STAGEFLOW_CANARY_STEP 2 and 3).
+    """
+    _install(session)
+    _stageflow(session, "approve", _env_arg(session, "ENV"), "--no-input", *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def docker(session: nox.Session) -> None:
+    """Docker images: nox -s docker -- ENV [stageflow build options] (minimal; the Docker work owns it)."""
+    _install(session)
+    _stageflow(
+        session, "build", _env_arg(session, "ENV [--target T ...] [--push/--no-push]"), *session.posargs[1:]
+    )
