@@ -35,6 +35,15 @@ lint: setup ## ruff check, ruff format --check, terraform fmt -check
 deploy: setup ## the pipeline for ENV: build, security, Terraform, canary (ENV=staging)
 	$(NOX) -s deploy -- $(ENV)
 
+plan: setup ## Terraform plan of ENV with its summary and policy (ENV=dev [ALLOW_DESTROY=1])
+	$(NOX) -s plan -- $(ENV) $(if $(ALLOW_DESTROY),--allow-destroy,)
+
+apply: setup ## plan ENV, check the policy, apply exactly that plan (ENV=dev [ALLOW_DESTROY=1])
+	$(NOX) -s apply -- $(ENV) $(if $(ALLOW_DESTROY),--allow-destroy,)
+
+drift: setup ## does ENV's infrastructure still match its code? exit 1 when not (ENV=prod)
+	$(BIN)/stageflow drift $(ENV)
+
 canary: setup ## ship the current code to ENV in canary steps (ENV=dev)
 	$(NOX) -s canary -- $(ENV)
 
@@ -56,4 +65,4 @@ local-up: setup ## start the local AWS emulator
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint deploy canary rollback status smoke load local-up local-down
+.PHONY: help setup test demo lint deploy plan apply drift canary rollback status smoke load local-up local-down

@@ -155,3 +155,21 @@ def docker(session: nox.Session) -> None:
     _stageflow(
         session, "build", _env_arg(session, "ENV [--target T ...] [--push/--no-push]"), *session.posargs[1:]
     )
+
+
+@nox.session(python=PYTHON)
+def plan(session: nox.Session) -> None:
+    """Terraform plan of an environment with its summary and policy: nox -s plan -- ENV [--allow-destroy]."""
+    _install(session)
+    env = _env_arg(session, "ENV [--allow-destroy] [--json]")
+    session.run("python", "scripts/setup_tools.py", external=True)
+    _stageflow(session, "plan", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def apply(session: nox.Session) -> None:
+    """Plan, check the policy, apply exactly that saved plan: nox -s apply -- ENV [--allow-destroy]."""
+    _install(session)
+    env = _env_arg(session, "ENV [--allow-destroy] [--json]")
+    session.run("python", "scripts/setup_tools.py", external=True)
+    _stageflow(session, "apply", env, *session.posargs[1:])

@@ -162,6 +162,7 @@ def _register_commands() -> None:
         "stageflow.commands.rehearse",
         "stageflow.commands.secrets",
         "stageflow.commands.security",
+        "stageflow.commands.terraform",
     ):
         importlib.import_module(module).register(cli)
 

@@ -26,6 +26,7 @@ from stageflow.errors import EnvironmentFailure, LockedError, UsageError
 LOCK_SK = "LOCK"
 STATUSES = ("in_progress", "awaiting_approval", "succeeded", "rolled_back", "failed")
 ACTIVE = ("in_progress", "awaiting_approval")
+KEEP_VERDICTS = 5
 
 
 def iso(t: datetime) -> str:
@@ -94,7 +95,8 @@ class Deployment:
     ended_at: str | None = None
     state: dict = field(default_factory=dict)
     transitions: list = field(default_factory=list)
-    verdicts: list = field(default_factory=list)
+    verdicts: list = field(default_factory=list)  # the last KEEP_VERDICTS; all_verdicts() has every one
+    verdict_count: int = 0
     extra: dict = field(default_factory=dict)
     seq: int = 0
 
@@ -247,24 +249,44 @@ class DynamoHistory:
             values[":tr"] = ser.serialize(_dynamo([transition]))
             values[":empty"] = {"L": []}
             sets.append("#tr = list_append(if_not_exists(#tr, :empty), :tr)")
+        recent = None
         if verdict is not None:
+            # Every verdict is its own item (a 60-minute canary has dozens, and an item is capped at
+            # 400 KB); the record keeps the last few for status and notifications.
+            recent = (dep.verdicts + [verdict])[-KEEP_VERDICTS:]
             names["#vd"] = "verdicts"
-            values[":vd"] = ser.serialize(_dynamo([verdict]))
-            values.setdefault(":empty", {"L": []})
-            sets.append("#vd = list_append(if_not_exists(#vd, :empty), :vd)")
+            values[":vd"] = ser.serialize(_dynamo(recent))
+            sets.append("#vd = :vd")
+            names["#vc"] = "verdict_count"
+            values[":vc"] = {"N": str(dep.verdict_count + 1)}
+            sets.append("#vc = :vc")
         names["#seq"] = "seq"
         values[":old"] = {"N": str(dep.seq)}
         values[":new"] = {"N": str(dep.seq + 1)}
         sets.append("#seq = :new")
+        update = {
+            "TableName": self.table,
+            "Key": self._key(dep.deployment_id),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": "#seq = :old",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
         try:
-            self._call(
-                self.ddb.update_item,
-                Key=self._key(dep.deployment_id),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#seq = :old",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            if verdict is None:
+                self._call(self.ddb.update_item, **{k: v for k, v in update.items() if k != "TableName"})
+            else:
+                item = {
+                    "pk": self.pk,
+                    "sk": f"VRD#{dep.deployment_id}#{dep.verdict_count + 1:06d}",
+                    "deployment_id": dep.deployment_id,
+                    **verdict,
+                }
+                put = {
+                    "TableName": self.table,
+                    "Item": {k: ser.serialize(_dynamo(v)) for k, v in item.items()},
+                }
+                self._transact([{"Update": update}, {"Put": put}])
         except ClientError:
             raise ConcurrentUpdate(
                 f"deployment {dep.deployment_id} was changed by another run", "check: stageflow status"
@@ -273,10 +295,37 @@ class DynamoHistory:
             setattr(dep, k, v)
         if transition is not None:
             dep.transitions.append(transition)
-        if verdict is not None:
-            dep.verdicts.append(verdict)
+        if recent is not None:
+            dep.verdicts = recent
+            dep.verdict_count += 1
         dep.seq += 1
         return dep
+
+    def _transact(self, items: list[dict]) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ddb.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise
+            raise EnvironmentFailure(
+                f"deployment history: {code}: {exc.response['Error'].get('Message', '')}"
+            ) from None
+
+    def all_verdicts(self, deployment_id: str, limit: int = 500) -> list[dict]:
+        """Every verdict of a deployment, oldest first."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        de = TypeDeserializer()
+        resp = self._call(
+            self.ddb.query,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":pk": {"S": self.pk}, ":v": {"S": f"VRD#{deployment_id}#"}},
+            Limit=limit,
+        )
+        return [_plain({k: de.deserialize(v) for k, v in it.items()}) for it in resp.get("Items", [])]
 
     def list(self, limit: int = 20) -> list[Deployment]:
         from boto3.dynamodb.types import TypeDeserializer

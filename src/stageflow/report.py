@@ -79,6 +79,28 @@ class Reporter:
         if not self.quiet:
             self._write(self.err, line.rstrip("\n"))
 
+    def wait(self, clock, seconds: float, label: str) -> None:
+        """Sleep on ``clock``; on a terminal with a real clock, show a live countdown (rich)."""
+        if seconds <= 0:
+            return
+        from stageflow.clock import SystemClock
+
+        if not (self.is_tty and isinstance(clock, SystemClock)) or self.quiet:
+            clock.sleep(seconds)
+            return
+        import time
+
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console(file=self.err, no_color=not self.color)
+        end = time.monotonic() + seconds
+        with Live(console=console, transient=True, refresh_per_second=2) as live:
+            while (left := end - time.monotonic()) > 0:
+                mins, secs = divmod(int(left), 60)
+                live.update(self.redactor.redact(f"{label} — next check in {mins:d}:{secs:02d}"))
+                clock.sleep(min(1.0, left))
+
     def result(self, human: str | None, data: Any) -> None:
         """The command's result: JSON on stdout with --json, else the human text on stdout."""
         if self.json_mode:

@@ -217,3 +217,22 @@ def test_sigkill_at_every_step_boundary_then_resume_or_rollback(fast_project, em
     if final["in_flight"] is False and final["transitions"]:
         _check_history_complete(final)
     time.sleep(0)
+
+
+def test_approval_pause_times_out_into_a_rollback(project, emulator_state, aws):
+    first = run(project, emulator_state, "canary", "prod", "--no-input")
+    assert first.returncode == 0 and "awaits approval" in first.stdout, first.stderr
+    st = json.loads(run(project, emulator_state, "--json", "status", "prod").stdout)
+    # the pause began three hours ago (prod's approval timeout is 120 min)
+    ddb = aws.client("dynamodb")
+    table = "sample-api-deployments-prod"
+    key = {"pk": {"S": "sample-api#prod"}, "sk": {"S": f"DEP#{st['deployment_id']}"}}
+    item = ddb.get_item(TableName=table, Key=key)["Item"]
+    last = len(item["transitions"]["L"]) - 1
+    ddb.update_item(TableName=table, Key=key, UpdateExpression=f"SET transitions[{last}].#at = :t",
+                    ExpressionAttributeNames={"#at": "at"},
+                    ExpressionAttributeValues={":t": {"S": "2020-01-01T00:00:00.000000Z"}})
+    late = run(project, emulator_state, "approve", "prod", "--no-input")
+    assert late.returncode == 4, late.stderr
+    assert "no approval within 120 min" in late.stderr
+    assert alias_weights(aws, "sample-api-prod") == {"1": 100}

@@ -77,7 +77,7 @@ def summarize(dep, scenario, *, paused: bool, alias_weights: dict[str, int]) -> 
         minute = round((decided - first_traffic).total_seconds() / 60, 2)
     elif first_traffic is not None and verdict == "awaiting_approval" and last is not None:
         minute = round((_at(last["at"]) - first_traffic).total_seconds() / 60, 2)
-    looks = len(dep.verdicts)
+    looks = dep.verdict_count
     extensions = sum(1 for t in dep.transitions if "extended" in (t.get("reason") or ""))
     return {
         "scenario": scenario.name,

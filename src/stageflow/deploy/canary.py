@@ -350,6 +350,14 @@ def cont(
             if event_kind == "approve"
             else m.Rejected(clock.now(), who, reason or "rejected")
         )
+    if state.phase == "awaiting_approval" and dep.transitions:
+        paused_at = parse_iso(dep.transitions[-1]["at"])
+        limit = ctx.env.approvals.timeout_minutes
+        if clock.now() - paused_at > timedelta(minutes=limit):
+            factory.reporter.info(
+                "canary", env_name, f"the approval pause passed its {limit:g} min timeout: rolling back"
+            )
+            event = m.Rejected(clock.now(), "timeout", f"no approval within {limit:g} min")
     lock = ctx.history.lock()
     if lock is None:
         ctx.history.acquire_lock(dep.deployment_id, who, clock.now())

@@ -168,7 +168,13 @@ class Driver:
         interval = timedelta(seconds=self.env.canary.check_interval_seconds)
         now = self.clock.now()
         wake = min(until, now + interval) if now < until else now
-        self.clock.sleep((wake - now).total_seconds())
+        left = (until - now).total_seconds() / 60
+        last = dep.verdicts[-1].get("reasons") if dep.verdicts else None
+        label = (
+            f"canary {dep.environment}: {state.phase} at {state.weight}% → v{dep.version}, "
+            f"{left:.1f} min left in the window" + (f" (last: {'; '.join(last)})" if last else "")
+        )
+        self.reporter.wait(self.clock, (wake - now).total_seconds(), label)
         now = self.clock.now()
         if self.feed is not None:
             roles = {dep.version: "canary"}

@@ -123,7 +123,9 @@ def test_alias_goes_10_50_100_and_history_has_every_transition(project, emulator
     path = [t["to"] for t in stored.transitions]
     assert path == ["shifting", "baking", "shifting", "baking", "shifting", "monitoring", "succeeded"]
     assert [t["weight"] for t in stored.transitions[:6]] == [10, 10, 50, 50, 100, 100]
-    assert len(stored.verdicts) == 15 and stored.status == "succeeded"
+    assert stored.verdict_count == 15 and len(stored.verdicts) == 5 and stored.status == "succeeded"
+    every = history.all_verdicts(dep.deployment_id)
+    assert len(every) == 15 and [v["weight"] for v in every[:5]] == [10] * 5 and every[-1]["weight"] == 100
     assert [msg.kind for msg in rec.messages] == ["started", "promoted", "succeeded"]
 
 
@@ -184,8 +186,12 @@ def test_on_call_rollback_during_a_bake_stops_the_run(project, emulator_state, a
 
     def decide(n, done):
         if n == 3:  # on-call rolls back from another process while this run is baking at 10 %
-            f2 = Factory(config_path=project / "stageflow.toml", local=True, state_dir=emulator_state,
-                         reporter=Reporter(quiet=True))
+            f2 = Factory(
+                config_path=project / "stageflow.toml",
+                local=True,
+                state_dir=emulator_state,
+                reporter=Reporter(quiet=True),
+            )
             state["rb"] = rollback(f2, "dev", reason="pager says no")
         return "continue", ()
 

@@ -1,0 +1,77 @@
+"""`stageflow plan ENV`, `stageflow apply ENV`, `stageflow drift ENV`: thin callers of terraform.api."""
+
+from __future__ import annotations
+
+import click
+
+from stageflow.errors import ExitCode, StageflowError
+
+
+class DriftDetected(StageflowError):
+    """`stageflow drift` found differences (exit 1, with the summary on stdout)."""
+
+    exit_code = ExitCode.UNEXPECTED
+
+
+def _show_plan(factory, result, *, as_result: bool) -> None:
+    title = f"{result.kind} {result.env_name}"
+    text = f"{title}: " + result.summary.table() + f"\n  policy: {result.policy.reason}"
+    if as_result:
+        factory.reporter.result(text, result.to_json())
+    else:
+        for line in text.splitlines():
+            factory.reporter.info("terraform", "", line)
+
+
+def register(cli) -> None:
+    @cli.command("plan")
+    @click.argument("env")
+    @click.option(
+        "--allow-destroy", is_flag=True, help="Accept deletes/replacements in a protected environment."
+    )
+    @click.pass_obj
+    def plan_cmd(factory, env: str, allow_destroy: bool):
+        """Plan ENV: init its backend, save the plan, print the summary and the policy decision.
+
+        Exits 2 when the plan deletes or replaces resources in a protected environment and
+        --allow-destroy was not given.
+        """
+        from stageflow.terraform import api
+
+        result = api.plan(factory, env, allow_destroy=allow_destroy)
+        _show_plan(factory, result, as_result=True)
+        api.enforce_policy(result)
+
+    @cli.command("apply")
+    @click.argument("env")
+    @click.option(
+        "--allow-destroy", is_flag=True, help="Accept deletes/replacements in a protected environment."
+    )
+    @click.pass_obj
+    def apply_cmd(factory, env: str, allow_destroy: bool):
+        """Plan ENV, check the policy, then apply exactly that saved plan (skipped when no changes)."""
+        from stageflow.terraform import api
+
+        result = api.plan(factory, env, allow_destroy=allow_destroy)
+        _show_plan(factory, result, as_result=False)
+        applied = api.apply(factory, result)
+        human = f"apply {env}: " + (
+            "applied: " + applied.reason if applied.applied else "skipped: no changes"
+        )
+        factory.reporter.result(human, {"plan": result.to_json(), "apply": applied.to_json()})
+
+    @cli.command("drift")
+    @click.argument("env")
+    @click.pass_obj
+    def drift_cmd(factory, env: str):
+        """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
+        from stageflow.terraform import api
+
+        result = api.drift(factory, env)
+        if result.changes:
+            _show_plan(factory, result, as_result=True)
+            raise DriftDetected(
+                f"drift in {env}: {result.summary.headline()}",
+                "review it: apply the code, or fix the infrastructure",
+            )
+        factory.reporter.result(f"drift {env}: none", result.to_json())

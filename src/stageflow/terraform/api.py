@@ -1,0 +1,390 @@
+"""What the deploy pipeline and the CLI call: plan, apply, outputs, drift, providers_available.
+
+One environment = one Terraform root (``environments.<env>.terraform`` in stageflow.toml) with its
+var file, backend config and workspace. Terraform's working data (``TF_DATA_DIR``), the saved plan
+and the generated local backend live under ``<state_dir>/terraform/<env>/<mode>-<root hash>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stageflow.errors import ConfigError, UsageError
+from stageflow.outputs import DeployOutputs, parse_outputs
+from stageflow.redact import REDACTOR
+from stageflow.terraform import binary as B
+from stageflow.terraform.args import ApplyOptions, InitOptions, PlanOptions
+from stageflow.terraform.backend import write_local_backend
+from stageflow.terraform.client import StateVersion, Terraform, plan_state_version
+from stageflow.terraform.env import build_env
+from stageflow.terraform.errors import PolicyError, StalePlanError, TerraformError
+from stageflow.terraform.runner import DEFAULT_GRACE_S, SubprocessRunner
+from stageflow.terraform.summary import PlanSummary, PolicyDecision, check_policy, summarize
+
+DEFAULT_TIMEOUT_S = 1800.0
+INIT_STAMP = "stageflow-init.sha256"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """How long commands may run and how long to wait for a state lock (env-overridable)."""
+
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    lock_timeout: str = "0s"  # fail fast on contention: exit 6 naming the holder
+    grace_s: float = DEFAULT_GRACE_S
+
+    @classmethod
+    def from_env(cls, environ=None) -> Runtime:
+        env = os.environ if environ is None else environ
+        try:
+            return cls(
+                timeout_s=float(env.get("STAGEFLOW_TERRAFORM_TIMEOUT") or DEFAULT_TIMEOUT_S),
+                lock_timeout=env.get("STAGEFLOW_TERRAFORM_LOCK_TIMEOUT") or "0s",
+                grace_s=float(env.get("STAGEFLOW_TERRAFORM_GRACE") or DEFAULT_GRACE_S),
+            )
+        except ValueError:
+            raise UsageError(
+                "STAGEFLOW_TERRAFORM_TIMEOUT / STAGEFLOW_TERRAFORM_GRACE must be numbers of seconds"
+            ) from None
+
+
+@dataclass(frozen=True)
+class EnvTarget:
+    env_name: str
+    root: Path
+    work_dir: Path
+    var_files: tuple[str, ...]
+    backend_config: tuple[str, ...]
+    workspace: str
+    protected: bool
+    local: bool
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    env_name: str
+    root: Path
+    plan_file: Path
+    changes: bool
+    summary: PlanSummary
+    policy: PolicyDecision
+    state: StateVersion
+    plan_sha256: str
+    terraform_version: str
+    workspace: str
+    local: bool
+    kind: str = "plan"  # "plan" or "drift"
+
+    def to_json(self) -> dict:
+        return {
+            "environment": self.env_name,
+            "kind": self.kind,
+            "root": str(self.root),
+            "plan_file": str(self.plan_file),
+            "plan_sha256": self.plan_sha256,
+            "changes": self.changes,
+            "summary": self.summary.to_json(),
+            "policy": self.policy.to_json(),
+            "state": self.state.to_json(),
+            "terraform_version": self.terraform_version,
+            "workspace": self.workspace,
+            "local": self.local,
+        }
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    env_name: str
+    applied: bool
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"environment": self.env_name, "applied": self.applied, "reason": self.reason}
+
+
+# -- building the Terraform for an environment --------------------------------------------------------
+def resolve_target(factory, env_name: str, *, root: str | Path | None = None) -> EnvTarget:
+    cfg = factory.config
+    env = cfg.env(env_name)
+    tfs = env.terraform
+    key = f"environments.{env_name}.terraform"
+    root_path = Path(root) if root is not None else cfg.root / tfs.root
+    root_path = root_path.resolve()
+    if not root_path.is_dir():
+        raise ConfigError(str(cfg.path), f"{key}.root", f"Terraform root {root_path} does not exist")
+    var_files: tuple[str, ...] = ()
+    if tfs.var_file:
+        vf = root_path / tfs.var_file
+        if vf.is_file():
+            var_files = (str(vf),)
+        elif tfs.var_file != "terraform.tfvars":
+            raise ConfigError(str(cfg.path), f"{key}.var_file", f"{vf} does not exist")
+    local = bool(factory.local)
+    backend: tuple[str, ...] = ()
+    if not local:
+        bf = root_path / tfs.backend_config
+        if not bf.is_file():
+            raise ConfigError(
+                str(cfg.path),
+                f"{key}.backend_config",
+                f"{bf} does not exist",
+                "outside local mode each environment needs its backend.hcl (or use --local)",
+            )
+        backend = (str(bf),)
+    digest = hashlib.sha256(str(root_path).encode()).hexdigest()[:10]
+    work = factory.state_dir / "terraform" / env_name / f"{'local' if local else 'aws'}-{digest}"
+    return EnvTarget(
+        env_name=env_name,
+        root=root_path,
+        work_dir=work,
+        var_files=var_files,
+        backend_config=backend,
+        workspace=tfs.workspace or "default",
+        protected=env.protected,
+        local=local,
+    )
+
+
+def open_terraform(
+    factory, target: EnvTarget, *, extra_env: dict[str, str] | None = None, runtime: Runtime | None = None
+) -> Terraform:
+    runtime = runtime or Runtime.from_env()
+    tools = B.tools_dir(factory.root)
+    target.work_dir.mkdir(parents=True, exist_ok=True)
+    cli_config = B.ensure_cli_config(tools, factory.state_dir)
+    env = build_env(
+        os.environ,
+        cli_config=str(cli_config),
+        data_dir=str(target.work_dir / ".terraform"),
+        local_env=factory.child_env() if target.local else None,
+        extra=extra_env,
+    )
+    runner = SubprocessRunner(lambda line, _stream: factory.reporter.child(line), grace_s=runtime.grace_s)
+    return Terraform(
+        binary=B.find_binary(),
+        workdir=str(target.root),
+        env=env,
+        runner=runner,
+        timeout=runtime.timeout_s,
+        lock_timeout=runtime.lock_timeout,
+    )
+
+
+def _init_fingerprint(tf: Terraform, target: EnvTarget, init_args: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(f"{tf.binary}\0{tf.version}\0{init_args}\0{tf.env.get('TF_CLI_CONFIG_FILE')}\0".encode())
+    for f in [Path(p) for p in target.backend_config] + B.config_files(target.root):
+        h.update(str(f).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
+    """init with the environment's backend (skipped when nothing changed since the last init), then
+    select (or create) the workspace."""
+    backend = target.backend_config
+    if target.local:
+        from stageflow.local.bootstrap import LOCK_TABLE, STATE_BUCKET
+
+        path = write_local_backend(
+            target.work_dir / "backend-local.hcl",
+            endpoint=factory.aws_target.endpoint,
+            bucket=STATE_BUCKET,
+            table=LOCK_TABLE,
+            key=f"{factory.config.service.name}/{target.env_name}/terraform.tfstate",
+            region=factory.region,
+            version=tf.version,
+        )
+        backend = (str(path),)
+    opts = InitOptions(backend_config=backend, lock_timeout=None)
+    from stageflow.terraform.args import build_init_args
+
+    fingerprint = _init_fingerprint(tf, target, build_init_args(opts, tf.version))
+    stamp = target.work_dir / ".terraform" / INIT_STAMP
+    initialised = (
+        stamp.is_file()
+        and stamp.read_text() == fingerprint
+        and (target.root / ".terraform.lock.hcl").is_file()
+    )
+    if not initialised:
+        factory.reporter.info("terraform", target.env_name, f"init (Terraform {tf.version}, {target.root})")
+        try:
+            tf.init(opts)
+        except TerraformError as exc:
+            ok, reason = B.providers_available(target.root, B.mirror_dir(B.tools_dir(factory.root)))
+            if not ok:
+                exc.hint = f"{reason}; offline, only mirrored providers can be installed"
+            raise
+        stamp.write_text(fingerprint)
+    if tf.workspace_select_or_create(target.workspace):
+        factory.reporter.info("terraform", target.env_name, f"created workspace {target.workspace}")
+
+
+KEEP_PLANS = 5
+
+
+def _new_plan_file(work_dir: Path, kind: str) -> Path:
+    """A fresh file per plan (a reviewed plan is never overwritten by a later one); old ones pruned."""
+    old = sorted(work_dir.glob(f"{kind}-*.tfplan"))
+    for stale in old[: max(0, len(old) - KEEP_PLANS + 1)]:
+        stale.unlink(missing_ok=True)
+    return work_dir / f"{kind}-{time.time_ns()}.tfplan"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: str) -> PlanResult:
+    target = resolve_target(factory, env_name, root=root)
+    tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
+    prepare(factory, target, tf)
+    plan_file = _new_plan_file(target.work_dir, kind)
+    factory.reporter.info(
+        "terraform", env_name, f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})"
+    )
+    changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
+    summary = summarize(tf.show_plan(str(plan_file)))
+    policy = check_policy(summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy)
+    state = plan_state_version(str(plan_file)) or tf.state_version()
+    return PlanResult(
+        env_name=env_name,
+        root=target.root,
+        plan_file=plan_file,
+        changes=changes,
+        summary=summary,
+        policy=policy,
+        state=state,
+        plan_sha256=_sha256(plan_file),
+        terraform_version=str(tf.version),
+        workspace=target.workspace,
+        local=target.local,
+        kind=kind,
+    )
+
+
+# -- the API ---------------------------------------------------------------------------------------------
+def plan(
+    factory,
+    env_name: str,
+    *,
+    root: str | Path | None = None,
+    allow_destroy: bool = False,
+    extra_env: dict[str, str] | None = None,
+    runtime: Runtime | None = None,
+) -> PlanResult:
+    """init, workspace, ``plan -out``, summary and policy decision. Changes nothing."""
+    return _plan(
+        factory,
+        env_name,
+        root=root,
+        allow_destroy=allow_destroy,
+        extra_env=extra_env,
+        runtime=runtime,
+        kind="plan",
+    )
+
+
+def drift(
+    factory, env_name: str, *, root: str | Path | None = None, extra_env=None, runtime: Runtime | None = None
+) -> PlanResult:
+    """A plan with -detailed-exitcode: ``changes`` means the environment drifted from its code."""
+    return _plan(
+        factory, env_name, root=root, allow_destroy=True, extra_env=extra_env, runtime=runtime, kind="drift"
+    )
+
+
+def enforce_policy(result: PlanResult) -> None:
+    if not result.policy.allowed:
+        raise PolicyError(
+            result.policy.reason, "review the plan, then rerun with --allow-destroy; nothing was applied"
+        )
+
+
+def apply(
+    factory,
+    plan_result: PlanResult,
+    *,
+    extra_env: dict[str, str] | None = None,
+    runtime: Runtime | None = None,
+) -> ApplyResult:
+    """Apply exactly the saved, reviewed plan; skip a plan without changes; refuse a stale one."""
+    env_name = plan_result.env_name
+    if not plan_result.changes:
+        factory.reporter.info("terraform", env_name, "no changes: apply skipped")
+        return ApplyResult(env_name, False, "no changes")
+    enforce_policy(plan_result)
+    if plan_result.kind != "plan":
+        raise UsageError("only a plan made by plan() can be applied")
+    if not plan_result.plan_file.is_file() or _sha256(plan_result.plan_file) != plan_result.plan_sha256:
+        raise StalePlanError(
+            f"the saved plan {plan_result.plan_file} is missing or changed since it was reviewed",
+            "plan again",
+        )
+    target = resolve_target(factory, env_name, root=plan_result.root)
+    tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
+    prepare(factory, target, tf)
+    factory.reporter.info(
+        "terraform", env_name, f"apply {plan_result.plan_file.name} ({plan_result.summary.headline()})"
+    )
+    try:
+        # Terraform compares the plan's prior state (lineage, serial) with the current state under
+        # the state lock, so the check cannot race with another apply; we only word the refusal.
+        tf.apply(ApplyOptions(plan_file=str(plan_result.plan_file)))
+    except StalePlanError:
+        lineage = plan_result.state.lineage
+        raise StalePlanError(
+            f"the state of {env_name} moved since the plan (planned against serial "
+            f"{plan_result.state.serial}{', lineage ' + lineage[:8] if lineage else ''})",
+            "plan again and review; nothing was applied",
+        ) from None
+    return ApplyResult(env_name, True, plan_result.summary.headline())
+
+
+def _masked_outputs(raw: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, item in raw.items():
+        value = item.get("value") if isinstance(item, dict) else item
+        if isinstance(item, dict) and item.get("sensitive"):
+            for leaf in _leaves(value):
+                REDACTOR.add(leaf)
+            value = "(sensitive)"
+        out[name] = value
+    return out
+
+
+def _leaves(value: Any):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _leaves(v)
+    elif value is not None:
+        yield str(value)
+
+
+def raw_outputs(factory, env_name: str, *, root=None, runtime: Runtime | None = None) -> dict[str, Any]:
+    target = resolve_target(factory, env_name, root=root)
+    tf = open_terraform(factory, target, runtime=runtime)
+    prepare(factory, target, tf)
+    raw = tf.outputs()
+    _masked_outputs(raw)  # registers sensitive values with the redactor
+    return raw
+
+
+def outputs(
+    factory, env_name: str, *, root: str | Path | None = None, runtime: Runtime | None = None
+) -> DeployOutputs:
+    """The outputs contract from ``terraform output -json``, validated (names a missing output)."""
+    raw = raw_outputs(factory, env_name, root=root, runtime=runtime)
+    return parse_outputs(raw, source="terraform", where=f"terraform output ({env_name})")
+
+
+def providers_available(root: str | Path, *, mirror: Path | None = None) -> tuple[bool, str]:
+    """Whether every provider the root needs is in the offline mirror (and if not, which are missing)."""
+    return B.providers_available(Path(root), mirror)
