@@ -67,8 +67,6 @@ _WALK_SKIP_DIRS = {
     "__pycache__",
     "node_modules",
     "reports",
-    "build",
-    "dist",
 }
 
 
@@ -534,14 +532,52 @@ def files_to_scan(root: Path, runner: CommandRunner | None = None) -> list[str]:
         if res.returncode == 0:
             names = sorted({n for n in res.stdout.split("\0") if n})
             return [n for n in names if (root / n).is_file() and n != str(SECRETS_BASELINE)]
+    ignored = _gitignore_matcher(root / ".gitignore")
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _WALK_SKIP_DIRS and not d.endswith(".egg-info"))
+        reldir = Path(dirpath).relative_to(root)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in _WALK_SKIP_DIRS
+            and not d.endswith(".egg-info")
+            and not ignored((reldir / d).as_posix(), True)
+        )
         for name in sorted(filenames):
-            rel = (Path(dirpath) / name).relative_to(root).as_posix()
-            if rel != str(SECRETS_BASELINE) and not name.endswith((".pyc", ".whl", ".zip")):
-                found.append(rel)
+            rel = (reldir / name).as_posix()
+            if rel == str(SECRETS_BASELINE) or name.endswith((".pyc", ".whl", ".zip")) or ignored(rel, False):
+                continue
+            found.append(rel)
     return found
+
+
+def _gitignore_matcher(path: Path) -> Callable[[str, bool], bool]:
+    """A small reading of the top-level .gitignore for trees outside git (no negation, no nesting):
+    ``dir/`` matches directories, a leading ``/`` anchors at the root, else the name matches anywhere."""
+    import fnmatch
+
+    patterns = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "!")):
+                patterns.append(line)
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        for pat in patterns:
+            dir_only = pat.endswith("/")
+            pat = pat.rstrip("/")
+            if dir_only and not is_dir:
+                continue
+            if pat.startswith("/"):
+                if fnmatch.fnmatchcase(rel, pat[1:]):
+                    return True
+            elif fnmatch.fnmatchcase(name, pat) or ("/" in pat and fnmatch.fnmatchcase(rel, pat)):
+                return True
+        return False
+
+    return ignored
 
 
 def scan_secrets(ctx: GateContext) -> ScanResult:

@@ -271,7 +271,19 @@ def test_files_to_scan_walks_without_git_and_skips_tool_dirs(tree):
     (tree / "reports").mkdir()
     (tree / "reports" / "security.json").write_text("{}")
     (tree / ".secrets.baseline").write_text("{}")
-    assert security.files_to_scan(tree) == ["infrastructure/main.tf", "src/pkg/mod.py"]
+    (tree / "infrastructure" / "dev").mkdir()
+    (tree / "infrastructure" / "dev" / ".terraform.lock.hcl").write_text("h1:abc=")
+    (tree / "infrastructure" / "dev" / "plan.tfplan").write_text("")
+    (tree / "build").mkdir()
+    (tree / "src" / "build").mkdir()
+    (tree / "src" / "build" / "keep.py").write_text("")
+    (tree / ".gitignore").write_text("# x\n.terraform.lock.hcl\n*.tfplan\n/build/\n")
+    assert security.files_to_scan(tree) == [
+        ".gitignore",
+        "infrastructure/main.tf",
+        "src/build/keep.py",
+        "src/pkg/mod.py",
+    ]
 
 
 # -- trivy, pip-audit, SBOM ----------------------------------------------------------------------------
