@@ -29,6 +29,15 @@ test: setup ## install everything, start what the tests need, and run the whole 
 demo: setup ## the main job: the pipeline for dev (nox -s deploy -- dev) on the local AWS emulator
 	STAGEFLOW_LOCAL=1 $(NOX) -s deploy -- dev
 
+docker-up: ## start the local Docker engine, base image and registry (root; scripts/docker-engine.sh)
+	bash scripts/docker-engine.sh up
+
+docker-down: ## stop the local Docker engine and registry started by docker-up
+	bash scripts/docker-engine.sh down
+
+build: setup ## build (and push) the service's images for ENV: make build ENV=dev
+	$(BIN)/stageflow build $(ENV)
+
 lint: setup ## ruff check, ruff format --check, terraform fmt -check
 	$(NOX) -s lint
 
@@ -65,4 +74,4 @@ local-up: setup ## start the local AWS emulator
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint deploy plan apply drift canary rollback status smoke load local-up local-down
+.PHONY: help setup test demo lint deploy plan apply drift canary rollback status smoke load local-up local-down docker-up docker-down build

@@ -173,3 +173,16 @@ def apply(session: nox.Session) -> None:
     env = _env_arg(session, "ENV [--allow-destroy] [--json]")
     session.run("python", "scripts/setup_tools.py", external=True)
     _stageflow(session, "apply", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def docker(session: nox.Session) -> None:
+    """Docker images: nox -s docker -- ENV [stageflow build options], e.g. -- dev --target runtime --no-push.
+
+    Starts the local engine and registry first where it can (scripts/docker-engine.sh up; needs root), then
+    builds through `stageflow build`. Without an engine the build exits 3 with the hint.
+    """
+    _install(session)
+    env = _env_arg(session, "ENV [--target T ...] [--push/--no-push]")
+    session.run("bash", "scripts/docker-engine.sh", "up", external=True, success_codes=[0, 3])
+    _stageflow(session, "build", env, *session.posargs[1:])

@@ -4,6 +4,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 mkdir -p reports
+# A Docker engine, base image and loopback registry for the `docker` tests (docs/docker.md). Where none can
+# be started (not root, no apt) the docker tests skip locally and fail in CI.
+if engine_env=$(bash scripts/docker-engine.sh up >&2 && bash scripts/docker-engine.sh env); then
+  eval "$engine_env"
+else
+  echo "run-tests: no Docker engine (scripts/docker-engine.sh up failed): docker tests will skip" >&2
+fi
 "$BIN/python" -m pytest -p no:cacheprovider --junitxml=reports/junit.xml "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

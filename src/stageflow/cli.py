@@ -163,6 +163,7 @@ def _register_commands() -> None:
         "stageflow.commands.secrets",
         "stageflow.commands.security",
         "stageflow.commands.terraform",
+        "stageflow.commands.build",
     ):
         importlib.import_module(module).register(cli)
 

@@ -77,15 +77,14 @@ class Factory:
         return Emulator(self.state_dir)
 
     def ensure_local(self):
-        """Start the emulator on demand and make sure the Terraform state bucket and table exist."""
+        """Start the emulator on demand; a fresh one gets the Terraform state bucket and lock table."""
         from stageflow.aws import AwsClients, AwsTarget
         from stageflow.local.bootstrap import bootstrap
 
         status, started = self.emulator.up()
         if started:
             self.reporter.info("local", "emulator", f"started on {status.endpoint} (pid {status.pid})")
-        clients = AwsClients(AwsTarget(self.region, True, status.endpoint))
-        bootstrap(clients, self.region)
+            bootstrap(AwsClients(AwsTarget(self.region, True, status.endpoint)), self.region)
         return status
 
     @property

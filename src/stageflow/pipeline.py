@@ -73,14 +73,38 @@ def stage_build(factory, run: PipelineRun) -> tuple[str, dict]:
     return f"lambda zip {art.files} files, {len(art.data)} bytes, {art.digest[:19]}…", {"digest": art.digest}
 
 
+def stage_image(factory, run: PipelineRun) -> tuple[str, dict]:
+    """The multi-stage Docker build (its `test` stage runs the unit tests), tagged and pushed, when an
+    engine can be reached; skipped (and said so) when none runs."""
+    from stageflow.build.docker_build import (
+        DockerEngineUnavailable,
+        build_for_env,
+        docker_client,
+        engine_info,
+    )
+
+    engine = engine_info()
+    try:
+        docker_client(engine, timeout=10)
+    except DockerEngineUnavailable as exc:
+        run.context["image"] = None
+        return f"skipped: no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)", {
+            "skipped": True
+        }
+    result = build_for_env(factory, run.environment, engine=engine)
+    run.context["image"] = result
+    where = next((d for img in result.images for d in img.repo_digests), None) or result.digest
+    return f"images {', '.join(i.target for i in result.images)} pushed: {where}", result.to_json()
+
+
 def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
     from stageflow.deploy.canary import resolve_outputs
 
     env = factory.config.env(run.environment)
-    out = resolve_outputs(factory, env)
+    out = resolve_outputs(factory, env, ensure=True)
     run.context["outputs"] = out
     how = (
-        "local provisioner (Terraform's AWS provider is not available offline)"
+        "the local provisioner (local mode does not apply the Terraform roots to the emulator)"
         if out.source == "provisioner"
         else "terraform outputs"
     )
@@ -90,13 +114,32 @@ def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
 def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
     from stageflow.deploy import canary
 
+    image = run.context.get("image")
+    extra = {
+        "pipeline": [
+            {"stage": s.name, "ok": s.ok, "seconds": round(s.seconds, 2), "summary": s.summary}
+            for s in run.stages
+        ]
+    }
+    if image is not None:
+        extra["image"] = {
+            "digest": image.digest,
+            "revision": image.revision,
+            "version": image.version,
+            "images": [
+                {"target": i.target, "tags": list(i.tags), "repo_digests": list(i.repo_digests)}
+                for i in image.images
+            ],
+        }
+    if run.context.get("security") is not None:
+        extra["security"] = run.context["security"]
     res = canary.start(
         factory,
         run.environment,
         artifact=run.context.get("artifact"),
         scenario=run.context.get("scenario"),
         commit=run.context.get("commit"),
-        extra={"pipeline": [s.name for s in run.stages]},
+        extra=extra,
     )
     if res.outcome is None:
         return f"nothing to deploy: {res.published.reason}", {"version": res.published.previous_version}
@@ -120,6 +163,7 @@ def deploy(
     run = PipelineRun(env_name, context={"scenario": scenario, "commit": commit})
     stages: list[tuple[str, Stage]] = [
         ("build", stage_build),
+        ("image", stage_image),
         ("infrastructure", stage_infrastructure),
         ("canary", stage_canary),
     ]

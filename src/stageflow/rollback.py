@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ class RollbackResult:
     reason: str
     trigger: str  # "manual" | "alarm"
     deployment_id: str | None = None
+    seconds_to_restore: float | None = None  # tool time from the request to the alias verified
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -86,12 +88,14 @@ def rollback(
     reason: str = "manual rollback",
     trigger: str = "manual",
     who: str | None = None,
+    started: float | None = None,
 ) -> RollbackResult:
     from stageflow.deploy import machine as m
     from stageflow.deploy.canary import context, run_clock
     from stageflow.history import default_who
     from stageflow.notify import Message
 
+    t0 = started if started is not None else time.monotonic()
     ctx = context(factory, env_name)
     clock = run_clock(factory, ctx)
     now = clock.now()
@@ -114,6 +118,7 @@ def rollback(
             )
         target = good.version
     before = alias.weights
+    restored_in = 0.0
     changed = not (alias.settled and alias.primary == target)
     if changed:
         try:
@@ -127,7 +132,10 @@ def rollback(
             raise RollbackFailed(
                 f"rollback of {env_name}: alias shows {after.weights} after restoring v{target}"
             )
-        factory.reporter.info("rollback", env_name, f"all traffic on v{target} (was {before}): {reason}")
+        restored_in = time.monotonic() - t0
+        factory.reporter.info(
+            "rollback", env_name, f"all traffic on v{target} (was {before}) in {restored_in:.2f} s: {reason}"
+        )
     else:
         factory.reporter.info("rollback", env_name, f"nothing to do: all traffic already on v{target}")
     dep_id = None
@@ -176,7 +184,9 @@ def rollback(
                 data={"to_version": target, "from_weights": before, "trigger": trigger, "reasons": [reason]},
             )
         )
-    return RollbackResult(env_name, changed, before, target, reason, trigger, dep_id)
+    return RollbackResult(
+        env_name, changed, before, target, reason, trigger, dep_id, round(restored_in, 3) if changed else None
+    )
 
 
 def _already_rolled_back_to(history) -> str | None:
@@ -200,26 +210,30 @@ def _already_rolled_back_to(history) -> str | None:
 
 
 def environments_for_alarm(factory, alarm_name: str) -> list[str]:
-    """Which environments list this alarm in their outputs (or config)."""
+    """Which environments list this alarm: in config, by the local provisioner's names, or in their
+    Terraform outputs."""
     from stageflow.deploy.canary import resolve_outputs
+    from stageflow.deploy.provision import alarm_names
 
     found = []
     for name, env in factory.config.environments.items():
         if alarm_name in env.gates.alarms:
             found.append(name)
-            continue
-        if factory.local and f"-{name}" not in alarm_name:
-            continue
-        try:
-            out = resolve_outputs(factory, env)
-        except Exception:  # noqa: BLE001, S112 - an environment that is not built has no alarms
-            continue
-        if alarm_name in out.alarm_names:
-            found.append(name)
+        elif factory.local:
+            if alarm_name in alarm_names(factory.config.service.name, name, env):
+                found.append(name)
+        else:
+            try:
+                out = resolve_outputs(factory, env)
+            except Exception:  # noqa: BLE001, S112 - an environment that is not built has no alarms
+                continue
+            if alarm_name in out.alarm_names:
+                found.append(name)
     return found
 
 
 def from_alarm_event(factory, raw: str | dict, env_name: str | None = None) -> list[RollbackResult]:
+    started = time.monotonic()  # the clock of "all traffic back within 1 s" starts when the event is read
     results = []
     for ev in parse_alarm_event(raw):
         if ev.new_state != "ALARM":
@@ -239,6 +253,7 @@ def from_alarm_event(factory, raw: str | dict, env_name: str | None = None) -> l
                     reason=f"alarm {ev.alarm_name}: {ev.reason}".strip(),
                     trigger="alarm",
                     who=f"alarm:{ev.alarm_name}",
+                    started=started,
                 )
             )
     return results

@@ -75,7 +75,7 @@ def test_demo_deploys_and_rollback_restores_previous(project, emulator_state, aw
     r = run(project, emulator_state, "demo")
     assert r.returncode == 0, r.stderr
     assert "deployed sample-api to dev on the local AWS emulator" in r.stdout
-    assert "via local provisioner" in r.stdout  # says plainly which built the resources
+    assert "via the local provisioner" in r.stdout  # says plainly which built the resources
     st = json.loads(run(project, emulator_state, "--json", "status", "dev").stdout)
     assert st["phase"] == "succeeded" and st["deployment_id"] and st["weights"] == {"2": 100}
     assert [t["to"] for t in st["transitions"]][-1] == "succeeded"

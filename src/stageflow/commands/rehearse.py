@@ -153,7 +153,7 @@ def register(cli: click.Group) -> None:
         base = package(cfg.root / cfg.service.source)
         artifact = rehearsal_artifact(base, f"{sc.name} seed={sc.seed} {time.time_ns()}")
         prompt = (lambda _question: True) if approvals == "auto" else (lambda _question: None)
-        ctx = canary.context(factory, env_name)
+        ctx = canary.context(factory, env_name, ensure=True)
         rejected: ReleaseRejected | None = None
         paused = False
         try:

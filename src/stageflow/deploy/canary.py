@@ -39,20 +39,31 @@ class Context:
     traffic: AliasTraffic
 
 
-def resolve_outputs(factory, env: EnvironmentConfig) -> DeployOutputs:
-    """Local mode: the provisioner builds (or finds) the resources; AWS: Terraform's outputs."""
-    if factory.local:
-        from stageflow.deploy.provision import provision
+def resolve_outputs(factory, env: EnvironmentConfig, *, ensure: bool = False) -> DeployOutputs:
+    """Local mode: the provisioner's resources (``ensure``: create what is missing, as a deploy
+    does; otherwise found by name when they exist); AWS: Terraform's outputs. Once per process."""
+    cache = factory.__dict__.setdefault("_outputs_cache", {})
+    key = (env.name, ensure and factory.local)
+    if key not in cache:
+        if factory.local and not ensure:
+            from stageflow.deploy.provision import existing_outputs
 
-        return provision(factory.aws, factory.config, env, datetime.now(UTC), factory.reporter)
-    from stageflow.terraform.api import outputs as tf_outputs
+            found = existing_outputs(factory.aws, factory.config, env)
+            cache[key] = found if found is not None else resolve_outputs(factory, env, ensure=True)
+        elif factory.local:
+            from stageflow.deploy.provision import provision
 
-    return tf_outputs(factory, env.name)
+            cache[key] = provision(factory.aws, factory.config, env, datetime.now(UTC), factory.reporter)
+        else:
+            from stageflow.terraform.api import outputs as tf_outputs
+
+            cache[key] = tf_outputs(factory, env.name)
+    return cache[key]
 
 
-def context(factory, env_name: str) -> Context:
+def context(factory, env_name: str, *, ensure: bool = False) -> Context:
     env = factory.config.env(env_name)
-    out = resolve_outputs(factory, env)
+    out = resolve_outputs(factory, env, ensure=ensure)
     history = DynamoHistory(
         factory.aws.client("dynamodb"), out.history_table, factory.config.service.name, env.name
     )
@@ -207,7 +218,7 @@ def start(
     cfg = factory.config
     env = cfg.env(env_name)
     artifact = artifact or package(cfg.root / cfg.service.source)
-    ctx = ctx or context(factory, env_name)
+    ctx = ctx or context(factory, env_name, ensure=True)
     clock = run_clock(factory, ctx)
     now = clock.now()
     dep_id = new_deployment_id(now)

@@ -2,7 +2,8 @@
 (function, `live` alias, alarms, topic, history table) and yields the same outputs contract.
 
 Used in local mode when Terraform cannot build the AWS resources because the hashicorp/aws provider is
-not available offline. It says so: ``DeployOutputs.source == "provisioner"``.
+not available offline, and local mode does not apply the environment roots to the emulator. It says
+so: ``DeployOutputs.source == "provisioner"``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,33 @@ def names(service: str, env: str) -> dict[str, str]:
         "alarm_p95": f"{service}-p95-{env}",
         "alarm_throttles": f"{service}-throttles-{env}",
     }
+
+
+def alarm_names(service: str, env_name: str, env: EnvironmentConfig) -> tuple[str, ...]:
+    n = names(service, env_name)
+    return (n["alarm_errors"], n["alarm_p95"], n["alarm_throttles"])
+
+
+def existing_outputs(clients, config: Config, env: EnvironmentConfig) -> DeployOutputs | None:
+    """The outputs of an environment the provisioner already built, from one call (None if not built).
+
+    The names are the provisioner's own; the topic ARN shares the function's account and region."""
+    from botocore.exceptions import ClientError
+
+    n = names(config.service.name, env.name)
+    try:
+        alias = clients.client("lambda").get_alias(FunctionName=n["function"], Name=env.alias)
+    except ClientError:
+        return None
+    _, _, _, region, account, *_ = alias["AliasArn"].split(":")
+    return DeployOutputs(
+        function_name=n["function"],
+        alias_name=env.alias,
+        alarm_names=alarm_names(config.service.name, env.name, env),
+        topic_arn=f"arn:aws:sns:{region}:{account}:{n['topic']}",
+        history_table=n["table"],
+        source="provisioner",
+    )
 
 
 def _history_table(ddb, table: str) -> None:
@@ -192,7 +220,7 @@ def provision(clients, config: Config, env: EnvironmentConfig, now: datetime, re
         reporter.info(
             "provision",
             env.name,
-            f"local provisioner (Terraform has no AWS provider offline) created: {', '.join(created)}",
+            f"local provisioner created: {', '.join(created)}",
         )
     return DeployOutputs(
         function_name=n["function"],

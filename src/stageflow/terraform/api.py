@@ -188,8 +188,9 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
     select (or create) the workspace."""
     backend = target.backend_config
     if target.local:
-        from stageflow.local.bootstrap import LOCK_TABLE, STATE_BUCKET
+        from stageflow.local.bootstrap import LOCK_TABLE, STATE_BUCKET, bootstrap
 
+        bootstrap(factory.aws, factory.region)  # the state bucket and lock table (cheap when present)
         path = write_local_backend(
             target.work_dir / "backend-local.hcl",
             endpoint=factory.aws_target.endpoint,

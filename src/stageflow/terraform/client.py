@@ -119,8 +119,20 @@ class Terraform:
             return False
         if "doesn't exist" not in res.stderr and "does not exist" not in res.stderr:
             raise classify([self.binary, "workspace", "select", name], res.returncode, res.stderr)
-        self.run(A.build_workspace_new_args(opts, self.version))
-        return True
+        # Creating a workspace writes its first state under the lock; allow a short wait for it, and
+        # if another run created it meanwhile (or the backend answered late), selecting it is enough.
+        new_opts = A.WorkspaceOptions(name=name, lock_timeout=self.lock_timeout or "10s")
+        if self.lock_timeout in (None, "0s"):
+            new_opts = A.WorkspaceOptions(name=name, lock_timeout="10s")
+        created = self.run(A.build_workspace_new_args(new_opts, self.version), ok=(0, 1))
+        if created.returncode == 0:
+            return True
+        again = self.run(A.build_workspace_select_args(opts, self.version), ok=(0, 1))
+        if again.returncode == 0:
+            return True
+        raise classify(
+            [self.binary, "workspace", "new", name], created.returncode, created.stderr or created.stdout
+        )
 
     def plan(self, opts: A.PlanOptions) -> bool:
         """Run plan; True when it has changes (exit 2 with -detailed-exitcode)."""

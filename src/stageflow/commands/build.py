@@ -1,0 +1,44 @@
+"""CLI: stageflow build ENV — multi-stage Docker images, tagged by commit, pushed to ENV's registry."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    from stageflow.build.docker_build import DEFAULT_TARGETS, TARGETS
+
+    @cli.command("build")
+    @click.argument("env")
+    @click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        type=click.Choice(TARGETS),
+        help=f"Dockerfile stage to build (repeatable; default: {', '.join(DEFAULT_TARGETS)}).",
+    )
+    @click.option(
+        "--push/--no-push", default=True, help="Push to the environment's registry (default: push)."
+    )
+    @click.option(
+        "--base-image",
+        default=None,
+        help="BASE_IMAGE build argument (default: the local engine's base image, else python:3.11-slim).",
+    )
+    @click.pass_obj
+    def build_cmd(factory, env, targets, push, base_image):
+        """Build the service's Docker image(s) for ENV through the local or configured Docker engine.
+
+        Runs the app's unit tests in the `test` stage (a failure fails the build, exit 3), tags
+        <service>:<git sha> and <service>:<git describe>, pushes to environments.ENV.registry (ECR in AWS,
+        the local registry of scripts/docker-engine.sh in local mode) and prints the image digest.
+        """
+        from stageflow.build.docker_build import build_for_env
+
+        result = build_for_env(factory, env, targets=tuple(targets), push=push, base_image=base_image)
+        rep = factory.reporter
+        lines = [f"built {result.service} {result.version} ({result.revision[:12]}) in {result.seconds:.1f}s"]
+        for img in result.images:
+            where = img.repo_digests[0] if img.repo_digests else ", ".join(img.tags)
+            lines.append(f"  {img.target}: {img.image_id[:19]} {where}")
+        rep.result("\n".join(lines), {"environment": env, **result.to_json()})
