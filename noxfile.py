@@ -149,15 +149,6 @@ def approve(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
-def docker(session: nox.Session) -> None:
-    """Docker images: nox -s docker -- ENV [stageflow build options] (minimal; the Docker work owns it)."""
-    _install(session)
-    _stageflow(
-        session, "build", _env_arg(session, "ENV [--target T ...] [--push/--no-push]"), *session.posargs[1:]
-    )
-
-
-@nox.session(python=PYTHON)
 def plan(session: nox.Session) -> None:
     """Terraform plan of an environment with its summary and policy: nox -s plan -- ENV [--allow-destroy]."""
     _install(session)

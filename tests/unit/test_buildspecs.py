@@ -195,3 +195,18 @@ def test_commands_are_valid_bash(name):
     for command in _commands(_load(name)):
         out = subprocess.run(["bash", "-n", "-c", command], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, f"{name}: {command!r}: {out.stderr}"
+
+
+def test_noxfile_defines_each_session_once():
+    """nox only warns when a later definition silently replaces an earlier one (e.g. after a merge)."""
+    import ast
+    from collections import Counter
+
+    tree = ast.parse((REPO / "noxfile.py").read_text(encoding="utf-8"))
+    names = Counter(
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("nox.session" in ast.unparse(d) for d in node.decorator_list)
+    )
+    assert [n for n, c in names.items() if c > 1] == []
