@@ -30,12 +30,18 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "stageflow", "--help"], check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     probe = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from stageflow.cli import main\n"
-         "import contextlib, io\n"
-         "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
-         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"],
-        check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from stageflow.cli import main\n"
+            "import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     heavy = [m for m in probe.stdout.strip().split(",") if m]
     baseline = []
     for _ in range(5):

@@ -33,19 +33,38 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as state:
-        f = Factory(config_path=REPO / "stageflow.toml", local=True, state_dir=state, reporter=Reporter(quiet=True))
+        f = Factory(
+            config_path=REPO / "stageflow.toml", local=True, state_dir=state, reporter=Reporter(quiet=True)
+        )
         try:
             out = provision(f.aws, f.config, f.config.env("dev"), datetime.now(UTC))
             lam = f.aws.client("lambda")
             pub = publish(lam, out.function_name, out.alias_name, package(REPO / "app"))
             traffic = AliasTraffic(lam, out.function_name, out.alias_name)
-            event = {"Records": [{"Sns": {"Message": json.dumps(
-                {"AlarmName": out.alarm_names[0], "NewStateValue": "ALARM", "NewStateReason": "bench"})}}]}
+            event = {
+                "Records": [
+                    {
+                        "Sns": {
+                            "Message": json.dumps(
+                                {
+                                    "AlarmName": out.alarm_names[0],
+                                    "NewStateValue": "ALARM",
+                                    "NewStateReason": "bench",
+                                }
+                            )
+                        }
+                    }
+                ]
+            }
             tool, wall = [], []
             for _ in range(args.runs):
                 traffic.set_canary(pub.previous_version, pub.version, 50)
-                g = Factory(config_path=REPO / "stageflow.toml", local=True, state_dir=state,
-                            reporter=Reporter(quiet=True))
+                g = Factory(
+                    config_path=REPO / "stageflow.toml",
+                    local=True,
+                    state_dir=state,
+                    reporter=Reporter(quiet=True),
+                )
                 t0 = time.perf_counter()
                 res = from_alarm_event(g, event)
                 wall.append(time.perf_counter() - t0)

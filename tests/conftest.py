@@ -77,9 +77,22 @@ def project(tmp_path):
     dst = tmp_path / "project"
     dst.mkdir()
     shutil.copy(REPO / "stageflow.toml", dst / "stageflow.toml")
-    for sub in ("app", "infrastructure"):
+    for sub in ("app", "infrastructure", "docker"):
         if (REPO / sub).exists():
             shutil.copytree(REPO / sub, dst / sub, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
+    # a checkout with one commit, as in real use (image tags and deploy records carry the commit)
+    git = [
+        "git",
+        "-c",
+        "user.name=stageflow-tests",
+        "-c",
+        "user.email=tests@localhost",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    subprocess.run(["git", "init", "-q", str(dst)], check=True)
+    subprocess.run([*git, "-C", str(dst), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(dst), "commit", "-qm", "test project"], check=True)
     return dst
 
 

@@ -229,9 +229,13 @@ def test_approval_pause_times_out_into_a_rollback(project, emulator_state, aws):
     key = {"pk": {"S": "sample-api#prod"}, "sk": {"S": f"DEP#{st['deployment_id']}"}}
     item = ddb.get_item(TableName=table, Key=key)["Item"]
     last = len(item["transitions"]["L"]) - 1
-    ddb.update_item(TableName=table, Key=key, UpdateExpression=f"SET transitions[{last}].#at = :t",
-                    ExpressionAttributeNames={"#at": "at"},
-                    ExpressionAttributeValues={":t": {"S": "2020-01-01T00:00:00.000000Z"}})
+    ddb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression=f"SET transitions[{last}].#at = :t",
+        ExpressionAttributeNames={"#at": "at"},
+        ExpressionAttributeValues={":t": {"S": "2020-01-01T00:00:00.000000Z"}},
+    )
     late = run(project, emulator_state, "approve", "prod", "--no-input")
     assert late.returncode == 4, late.stderr
     assert "no approval within 120 min" in late.stderr

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,16 +52,28 @@ def package(source_dir: str | Path) -> LambdaZip:
         raise UsageError(
             f"service source {str(src)!r} has no Python files", "set service.source in stageflow.toml"
         )
+    return zip_files({arc: path.read_bytes() for arc, path in entries})
+
+
+def zip_files(files: Mapping[str, bytes]) -> LambdaZip:
+    """A reproducible zip of ``files`` (archive name -> bytes): sorted, fixed times and modes."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for arc, path in sorted(entries):
+        for arc in sorted(files):
             info = zipfile.ZipInfo(arc, date_time=FIXED_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, path.read_bytes())
+            zf.writestr(info, files[arc])
     data = buf.getvalue()
     digest = hashlib.sha256(data).digest()
-    return LambdaZip(data, base64.b64encode(digest).decode(), digest.hex(), len(entries))
+    return LambdaZip(data, base64.b64encode(digest).decode(), digest.hex(), len(files))
+
+
+def with_files(base: LambdaZip, extra: Mapping[str, bytes]) -> LambdaZip:
+    """``base`` plus (or overriding) ``extra`` files, still reproducible."""
+    with zipfile.ZipFile(io.BytesIO(base.data)) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    return zip_files({**files, **extra})
 
 
 def placeholder(handler: str) -> LambdaZip:
@@ -81,13 +94,4 @@ def placeholder(handler: str) -> LambdaZip:
         "    return {'statusCode': 503, 'headers': {'content-type': 'application/json'},\n"
         "            'body': json.dumps({'status': 'not deployed yet'})}\n"
     ).encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for arc in sorted(files):
-            info = zipfile.ZipInfo(arc, date_time=FIXED_TIME)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, files[arc])
-    data = buf.getvalue()
-    digest = hashlib.sha256(data).digest()
-    return LambdaZip(data, base64.b64encode(digest).decode(), digest.hex(), len(files))
+    return zip_files(files)

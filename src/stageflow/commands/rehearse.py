@@ -8,11 +8,7 @@ promoted, 4 when rolled back (format: scenarios/README.md, docs/judge.md).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import time
-import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -25,22 +21,9 @@ REHEARSAL_MARKER = "stageflow_rehearsal.txt"
 
 def rehearsal_artifact(base, marker: str):
     """The service package plus a marker file, so every rehearsal publishes a new version."""
-    from stageflow.build.lambda_zip import FIXED_TIME, LambdaZip
+    from stageflow.build.lambda_zip import with_files
 
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(base.data)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for info in src.infolist():
-            dst.writestr(info, src.read(info.filename))
-        info = zipfile.ZipInfo(REHEARSAL_MARKER, date_time=FIXED_TIME)
-        info.external_attr = 0o644 << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        dst.writestr(info, marker.encode())
-    data = out.getvalue()
-    digest = hashlib.sha256(data).digest()
-    return LambdaZip(data, base64.b64encode(digest).decode(), digest.hex(), base.files + 1)
+    return with_files(base, {REHEARSAL_MARKER: marker.encode()})
 
 
 def _at(s: str | None) -> datetime | None:

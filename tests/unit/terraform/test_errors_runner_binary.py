@@ -155,7 +155,7 @@ def test_workspace_select_or_create():
     assert _tf(runner).workspace_select_or_create("prod") is True
     assert runner.calls[-2:] == [
         ["tf", "workspace", "select", "-no-color", "prod"],
-        ["tf", "workspace", "new", "-no-color", "-lock-timeout=0s", "prod"],
+        ["tf", "workspace", "new", "-no-color", "-lock-timeout=10s", "prod"],
     ]
     runner = FakeRunner({})
     assert _tf(runner).workspace_select_or_create("prod") is False
