@@ -6,9 +6,14 @@ Sessions that take an environment read it from the positional arguments: ``nox -
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.reuse_venv = "yes"
+# CodeBuild checks the source out under a new path each build: keep the cached virtualenvs in a fixed
+# place (buildspecs set NOX_ENVDIR and cache it); locally they stay in .nox/.
+nox.options.envdir = os.environ.get("NOX_ENVDIR") or ".nox"
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_missing_interpreters = False
 
@@ -121,6 +126,26 @@ def secrets(session: nox.Session) -> None:
     if len(session.posargs) < 2:
         session.error("usage: nox -s secrets -- ENV validate|exec|env-file|lambda [PATH | -- CMD ...]")
     session.run("stageflow", "secrets", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def security(session: nox.Session) -> None:
+    """The security gate: bandit, checkov, detect-secrets, trivy (if present), pip-audit (info), SBOM.
+
+    Writes reports/security.json and reports/sbom.cdx.json; exit 7 when a scanner finds problems.
+    """
+    _install(session)
+    _stageflow(session, "security", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def approve(session: nox.Session) -> None:
+    """Approve the paused canary of an environment and continue it: nox -s approve -- ENV.
+
+    CodeBuild runs this for the production canary's later steps (STAGEFLOW_CANARY_STEP 2 and 3).
+    """
+    _install(session)
+    _stageflow(session, "approve", _env_arg(session, "ENV"), "--no-input", *session.posargs[1:])
 
 
 @nox.session(python=PYTHON)

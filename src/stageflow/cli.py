@@ -161,6 +161,7 @@ def _register_commands() -> None:
         "stageflow.commands.pipeline",
         "stageflow.commands.rehearse",
         "stageflow.commands.secrets",
+        "stageflow.commands.security",
         "stageflow.commands.terraform",
         "stageflow.commands.build",
     ):

@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     REJECTED = 4  # the release was rejected: a gate failed, traffic is back on the stable version
     ROLLBACK_FAILED = 5  # rollback failed: page a person
     LOCKED = 6  # another deployment holds the environment lock
+    SECURITY_GATE = 7  # the security gate found problems; the pipeline stopped before any change
     INTERRUPTED = 130
 
 
@@ -29,6 +30,7 @@ EXIT_CODE_HELP = {
     ExitCode.REJECTED: "release rejected: a gate failed and traffic is back on the stable version",
     ExitCode.ROLLBACK_FAILED: "rollback failed: page a person",
     ExitCode.LOCKED: "locked by another deployment",
+    ExitCode.SECURITY_GATE: "security gate failed: findings in reports/security.json; nothing was changed",
     ExitCode.INTERRUPTED: "interrupted",
 }
 
@@ -104,6 +106,12 @@ class CheckFailed(StageflowError):
     """A check found a problem: drift, a failed smoke test, a load test outside the gates."""
 
     exit_code = ExitCode.UNEXPECTED
+
+
+class SecurityGateFailed(CheckFailed):
+    """A security scanner found problems (bandit, checkov, secrets, trivy): nothing was deployed."""
+
+    exit_code = ExitCode.SECURITY_GATE
 
 
 class Interrupted(StageflowError):

@@ -93,7 +93,7 @@ class SlackNotifier:
             headers={"content-type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only
             resp.read()
 
 

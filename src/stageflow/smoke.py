@@ -69,7 +69,7 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, dict | None]:
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"not an http(s) URL: {url!r}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) checked
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:

@@ -1,0 +1,56 @@
+"""CLI: ``stageflow security``, the security gate (bandit, checkov, secrets, trivy, pip-audit, SBOM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+HELP = """Run the security gate over the repository and write reports/security.json and
+reports/sbom.cdx.json.
+
+\b
+Scanners (each prints one line: pass, fail, skipped, info or error):
+  bandit     src/ and app/ (tests excluded): fails on medium and high findings
+  checkov    infrastructure/: fails on any failed check, and on a skip not in
+             infrastructure/.checkov.baseline.yaml with a reason
+  secrets    detect-secrets over the repository's files: fails on a finding not in .secrets.baseline
+  trivy      trivy config infrastructure/ when trivy is available, else skipped
+  pip-audit  information only: offline every package is "not audited", which is never a pass
+  sbom       CycloneDX SBOM of stageflow's runtime dependencies
+
+\b
+Exit codes: 0 the gate passed; 7 a scanner found problems; 3 a scanner could not run;
+2 bad usage (e.g. an unknown scanner name).
+"""
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("security", help=HELP, short_help="The security gate: scanners, merged report, SBOM.")
+    @click.option(
+        "--root",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Repository to scan (default: the directory of stageflow.toml).",
+    )
+    @click.option(
+        "--only",
+        "only",
+        multiple=True,
+        metavar="SCANNER",
+        help="Run only this scanner (repeatable): bandit, checkov, secrets, trivy, pip-audit, sbom.",
+    )
+    @click.option(
+        "--reports",
+        "reports_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where to write security.json and sbom.cdx.json (default: ROOT/reports).",
+    )
+    @click.pass_obj
+    def security_cmd(factory, root, only, reports_dir):
+        from stageflow.security import run_gate
+
+        report = run_gate(root or factory.root, factory.reporter, only=only or None, reports_dir=reports_dir)
+        factory.reporter.result(report.human(), report.to_json())
+        report.raise_for_status()

