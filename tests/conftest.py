@@ -76,7 +76,8 @@ def project(tmp_path):
     """A copy of the repository's config and infrastructure in a temporary directory."""
     dst = tmp_path / "project"
     dst.mkdir()
-    shutil.copy(REPO / "stageflow.toml", dst / "stageflow.toml")
+    for name in ("stageflow.toml", ".secrets.baseline", ".gitignore"):
+        shutil.copy(REPO / name, dst / name)
     for sub in ("app", "infrastructure", "docker"):
         if (REPO / sub).exists():
             shutil.copytree(REPO / sub, dst / sub, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))

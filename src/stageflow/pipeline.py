@@ -1,4 +1,5 @@
-"""`stageflow deploy ENV`: the pipeline's stages as a chain of plain functions.
+"""`stageflow deploy ENV`: build → image → security gate → infrastructure (Terraform) → secrets →
+canary (which records and notifies), as a chain of plain functions.
 
 Each stage prints one summary line with its duration; a failure names its stage and ends with the
 stage error's exit code.
@@ -95,6 +96,18 @@ def stage_image(factory, run: PipelineRun) -> tuple[str, dict]:
     run.context["image"] = result
     where = next((d for img in result.images for d in img.repo_digests), None) or result.digest
     return f"images {', '.join(i.target for i in result.images)} pushed: {where}", result.to_json()
+
+
+def stage_security(factory, run: PipelineRun) -> tuple[str, dict]:
+    """The security gate (bandit, checkov, detect-secrets, trivy where available, pip-audit as
+    information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
+    from stageflow.security import run_gate
+
+    report = run_gate(factory.config.root, factory.reporter)
+    run.context["security"] = report.record()
+    report.raise_for_status()
+    statuses = ", ".join(f"{k} {v}" for k, v in report.record()["scanners"].items())
+    return f"passed ({statuses})", report.record()
 
 
 def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
@@ -206,6 +219,7 @@ def deploy(
     stages: list[tuple[str, Stage]] = [
         ("build", stage_build),
         ("image", stage_image),
+        ("security", stage_security),
         ("infrastructure", stage_infrastructure),
         ("secrets", stage_secrets),
         ("canary", stage_canary),

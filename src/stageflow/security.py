@@ -50,6 +50,8 @@ REPORT_NAME = "security.json"
 SBOM_NAME = "sbom.cdx.json"
 CHECKOV_BASELINE = Path("infrastructure") / ".checkov.baseline.yaml"
 SECRETS_BASELINE = Path(".secrets.baseline")
+# a stageflow.toml secret reference line: NAME = "secretsmanager:..." or "ssm:/..."
+SECRET_REFERENCE_LINE = r'^\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*"(secretsmanager|ssm):[^"]*"\s*(#.*)?$'  # noqa: S105
 BANDIT_TARGETS = ("src", "app")
 BANDIT_EXCLUDE = "*/tests/*,*/test_*.py"
 MAX_FINDINGS = 50  # per scanner in the JSON report; the counts are always complete
@@ -586,7 +588,11 @@ def scan_secrets(ctx: GateContext) -> ScanResult:
     if not files:
         return ScanResult("secrets", Status.SKIPPED, "no files to scan")
     exe = ctx.require("detect-secrets")
-    res = ctx.run([exe, "scan", "--all-files", *files], env=_child_env())
+    # stageflow.toml's secret *references* (secretsmanager:NAME, ssm:/PATH) name where a secret lives;
+    # they are not secrets, and every project that configures secrets would trip the gate otherwise.
+    res = ctx.run(
+        [exe, "scan", "--all-files", "--exclude-lines", SECRET_REFERENCE_LINE, *files], env=_child_env()
+    )
     data = _load_json(res.stdout, "detect-secrets")
     baseline: dict[str, list[dict]] = {}
     if baseline_path.exists():
