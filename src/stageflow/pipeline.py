@@ -195,6 +195,7 @@ def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
         commit=run.context.get("commit"),
         extra=extra,
         plan_hash=run.context.get("plan_hash"),
+        pre_approved_by=run.context.get("pre_approved_by"),
     )
     if res.outcome is None:
         return f"nothing to deploy: {res.published.reason}", {"version": res.published.previous_version}
@@ -212,10 +213,18 @@ def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
 
 
 def deploy(
-    factory, env_name: str, *, scenario: Path | None = None, demo: bool = False, commit: str | None = None
+    factory,
+    env_name: str,
+    *,
+    scenario: Path | None = None,
+    demo: bool = False,
+    commit: str | None = None,
+    pre_approved_by: str | None = None,
 ) -> PipelineRun:
     factory.config.env(env_name)  # unknown environment: exit 2 before anything runs
-    run = PipelineRun(env_name, context={"scenario": scenario, "commit": commit})
+    run = PipelineRun(
+        env_name, context={"scenario": scenario, "commit": commit, "pre_approved_by": pre_approved_by}
+    )
     stages: list[tuple[str, Stage]] = [
         ("build", stage_build),
         ("image", stage_image),

@@ -278,3 +278,21 @@ def test_full_local_deploy_with_secrets_leaves_no_trace_of_them(project, emulato
         values,
     )
     assert not hits, [str(h) for h in hits]
+
+
+def test_production_through_codepipeline_steps(project, emulator_state, aws):
+    """deploy.yml: step 1 deploys with the pipeline's approval as the one before the canary, then each
+    CodePipeline approval continues the paused canary: 10 % → 50 % → 100 %."""
+    env = {"STAGEFLOW_PRE_APPROVED_BY": "codepipeline:ApprovalForProduction"}
+    first = run(project, emulator_state, "--json", "deploy", "prod", env=env)
+    assert first.returncode == 0, first.stderr
+    st = json.loads(run(project, emulator_state, "--json", "status", "prod").stdout)
+    assert st["phase"] == "awaiting_approval" and st["weights"] == {"1": 90, "2": 10}
+    assert any("codepipeline:ApprovalForProduction" in t["reason"] for t in st["transitions"])
+    second = run(project, emulator_state, "approve", "prod", "--no-input")
+    assert second.returncode == 0, second.stderr
+    assert alias_weights(aws, "sample-api-prod") == {"1": 50, "2": 50}
+    third = run(project, emulator_state, "--json", "approve", "prod", "--no-input")
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout)["phase"] == "succeeded"
+    assert alias_weights(aws, "sample-api-prod") == {"2": 100}

@@ -29,13 +29,26 @@ def register(cli: click.Group) -> None:
         help="Local mode: the traffic scenario the simulator plays during the canary.",
     )
     @click.option("--commit", default=None, help="Commit being deployed (recorded).")
+    @click.option(
+        "--pre-approved-by",
+        envvar="STAGEFLOW_PRE_APPROVED_BY",
+        default=None,
+        help="The approval before the canary was given upstream (e.g. CodePipeline's approval "
+        "stage); recorded as who approved. Env: STAGEFLOW_PRE_APPROVED_BY.",
+    )
     @click.pass_obj
-    def deploy_cmd(factory, env, scenario, commit):
+    def deploy_cmd(factory, env, scenario, commit, pre_approved_by):
         """The pipeline for ENV: build → security gate → Terraform → canary → record → notify."""
         from stageflow.commands.canary import _git_commit
         from stageflow.pipeline import deploy
 
-        deploy(factory, env, scenario=scenario, commit=commit or _git_commit(factory))
+        deploy(
+            factory,
+            env,
+            scenario=scenario,
+            commit=commit or _git_commit(factory),
+            pre_approved_by=pre_approved_by,
+        )
 
     @cli.command("smoke")
     @click.argument("env")

@@ -123,6 +123,7 @@ def make_driver(
     scenario: Path | None = None,
     interactive: bool = False,
     approve_prompt=None,
+    pre_approved_by: str | None = None,
 ) -> Driver:
     env = ctx.env
     notifier = make_notifier(factory, ctx)
@@ -167,6 +168,7 @@ def make_driver(
         feed=feed,
         approve_prompt=prompt,
         stop_after=_failpoint(),
+        pre_approved_by=pre_approved_by,
     )
 
 
@@ -215,6 +217,7 @@ def start(
     approve_prompt=None,  # (question) -> True/False/None; rehearsals auto-approve with it
     ctx: Context | None = None,  # already resolved (rehearsals read the history afterwards)
     plan_hash: str | None = None,  # sha256 of the Terraform plan applied before this deploy
+    pre_approved_by: str | None = None,  # who approved upstream (CodePipeline's approval before prod)
 ) -> StartResult:
     cfg = factory.config
     env = cfg.env(env_name)
@@ -303,7 +306,13 @@ def start(
         ctx.history.release_lock(dep_id)
         raise
     driver = make_driver(
-        factory, ctx, clock, scenario=scenario, interactive=interactive, approve_prompt=approve_prompt
+        factory,
+        ctx,
+        clock,
+        scenario=scenario,
+        interactive=interactive,
+        approve_prompt=approve_prompt,
+        pre_approved_by=pre_approved_by,
     )
     outcome = driver.run(dep)
     return StartResult(pub, _finish(ctx, outcome))

@@ -38,6 +38,7 @@ class Driver:
     feed: TrafficFeed | None = None  # local mode: the traffic simulator
     approve_prompt: Callable[[str], bool | None] | None = None  # interactive approvals on a TTY
     stop_after: Callable[[m.State], bool] | None = None  # tests: stop (as if killed) after recording
+    pre_approved_by: str | None = None  # the approval before the canary was given upstream (CodePipeline)
     _stop_requested: bool = field(default=False, init=False, repr=False)
 
     # -- recording ----------------------------------------------------------------------------
@@ -239,6 +240,8 @@ class Driver:
         return m.RolledBack(self.clock.now())
 
     def _await_approval(self, dep: Deployment, state: m.State, gate: str) -> m.Event | None:
+        if gate == "before_canary" and self.pre_approved_by:
+            return m.Approved(self.clock.now(), self.pre_approved_by)
         if self.approve_prompt is not None:
             answer = self.approve_prompt(f"{dep.environment}: {state.reason}. Approve?")
             if answer is True:
