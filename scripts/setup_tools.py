@@ -94,7 +94,29 @@ def link_machine_providers(tools: Path = TOOLS, plugin_dirs: str = PLUGIN_DIRS) 
     return done
 
 
+LOCUST_SPEC = "locust>=2.20"
+
+
+def setup_locust(tools: Path = TOOLS) -> list[str]:
+    """locust in a venv of its own: it needs urllib3 2, which checkov (pinned to urllib3 1.26) forbids
+    in the project's venv. `stageflow load` finds it at .tools/locust/bin/locust."""
+    venv = tools / "locust"
+    binary = venv / "bin" / "locust"
+    if binary.exists():
+        return []
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", LOCUST_SPEC],
+        check=True,
+    )
+    return [f"{LOCUST_SPEC} → {venv}"]
+
+
 def main() -> int:
+    for line in setup_locust():
+        print(f"setup_tools: {line}")
     for line in link_machine_providers():
         print(f"setup_tools: {line}")
     for line in setup_terraform():

@@ -142,6 +142,22 @@ def smoke_lambda(lambda_client, function: str, alias: str) -> SmokeResult:
     return SmokeResult(f"lambda:{function}:{alias}", ok, status, body, time.monotonic() - t0)
 
 
+def find_locust() -> str:
+    """STAGEFLOW_LOCUST, else the tool venv of scripts/setup_tools.py, else `locust` on PATH."""
+    import shutil
+
+    candidates = [
+        os.environ.get("STAGEFLOW_LOCUST"),
+        str(Path(__file__).resolve().parents[2] / ".tools" / "locust" / "bin" / "locust"),
+        str(Path.cwd() / ".tools" / "locust" / "bin" / "locust"),
+        shutil.which("locust"),
+    ]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return c
+    raise EnvironmentFailure("locust is not installed", "make setup (installs it in .tools/locust)")
+
+
 def run_load(
     url: str,
     *,
@@ -155,9 +171,7 @@ def run_load(
         raise UsageError(f"--users must be 1..{MAX_USERS}, got {users}")
     if not 1 <= seconds <= MAX_SECONDS:
         raise UsageError(f"--seconds must be 1..{MAX_SECONDS}, got {seconds}")
-    binary = locust_bin or str(Path(sys.executable).with_name("locust"))
-    if not Path(binary).exists():
-        raise EnvironmentFailure("locust is not installed", "make setup")
+    binary = locust_bin or find_locust()
     with tempfile.TemporaryDirectory(prefix="stageflow-load-") as tmp:
         prefix = str(Path(tmp) / "load")
         argv = [

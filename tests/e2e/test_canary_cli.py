@@ -296,3 +296,22 @@ def test_production_through_codepipeline_steps(project, emulator_state, aws):
     assert third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["phase"] == "succeeded"
     assert alias_weights(aws, "sample-api-prod") == {"2": 100}
+
+
+def test_smoke_and_bounded_load_are_recorded_in_the_deployment(project, emulator_state, aws):
+    assert run(project, emulator_state, "canary", "dev").returncode == 0
+    smoke = run(project, emulator_state, "--json", "smoke", "dev")
+    assert smoke.returncode == 0, smoke.stderr
+    data = json.loads(smoke.stdout)
+    assert data["ok"] and data["status"] == 200 and data["target"].startswith("http://127.0.0.1:")
+    load = run(project, emulator_state, "--json", "load", "dev", "--users", "3", "--seconds", "3")
+    assert load.returncode == 0, load.stderr
+    res = json.loads(load.stdout)
+    assert res["requests"] > 0 and res["users"] == 3 and res["error_rate"] == 0 and res["within_gates"]
+    hist = json.loads(run(project, emulator_state, "--json", "history", "dev").stdout)["deployments"]
+    assert hist[0]["deployment_id"] == res["deployment_id"]
+    assert hist[0]["extra"]["load"]["requests"] == res["requests"]
+    bad = run(project, emulator_state, "load", "dev", "--users", "500")
+    assert bad.returncode == 2 and "500" in bad.stderr
+    down = run(project, emulator_state, "smoke", "dev", "--url", "http://127.0.0.1:9")
+    assert down.returncode == 3 and down.stderr.startswith("stageflow: error: smoke:")
