@@ -60,7 +60,7 @@ def emulator(emulator_state):
 
 
 @pytest.fixture
-def aws(emulator):
+def aws(emulator, emulator_state):
     """Clients pointed at a freshly reset emulator."""
     import urllib.request
 
@@ -68,6 +68,8 @@ def aws(emulator):
 
     req = urllib.request.Request(f"{emulator.endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10).read()
+    for stale in (emulator_state / "local").glob("outputs-*.json"):  # what Terraform built is gone
+        stale.unlink()
     return AwsClients(AwsTarget("us-east-1", True, emulator.endpoint))
 
 

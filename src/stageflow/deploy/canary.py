@@ -99,7 +99,16 @@ def _remembered_local_outputs(factory, env: EnvironmentConfig) -> DeployOutputs 
         return None
     raw = dict(data["outputs"])
     source = raw.pop("source", "terraform")
-    return parse_outputs(raw, source=source, where=str(path))
+    out = parse_outputs(raw, source=source, where=str(path))
+    from botocore.exceptions import ClientError
+
+    try:  # the emulator may have been reset since: only trust outputs whose function still exists
+        factory.aws.client("lambda").get_alias(FunctionName=out.function_name, Name=out.alias_name)
+        factory.aws.client("sns").get_topic_attributes(TopicArn=out.topic_arn)
+    except ClientError:
+        path.unlink(missing_ok=True)
+        return None
+    return out
 
 
 def context(factory, env_name: str, *, ensure: bool = False) -> Context:
