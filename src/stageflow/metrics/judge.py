@@ -42,7 +42,7 @@ post-promotion monitoring) they are left out and the absolute gates decide.
 
 Multiple looks: the driver asks about once a virtual minute, so one window is tested many times.
 Mid-window looks reject only at ``gates.interim_alpha`` (1e-5 by default: overwhelming evidence);
-the look at the window's end uses ``gates.alpha`` (1e-3). Over a 60-minute prod policy that keeps the
+the look at the window's end uses ``gates.alpha`` (3e-3). Over a 60-minute prod policy that keeps the
 false-rollback rate of a healthy canary under 1 % (bench/judge_bench.py measures it).
 """
 

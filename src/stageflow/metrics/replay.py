@@ -50,9 +50,7 @@ PROD_WINDOWS = [Window(10, 15), Window(50, 15), Window(100, 30)]
 
 # judge_fn(canary, stable, gates, alarms, window_complete, relative) -> Verdict; ``relative`` is
 # (canary, stable) over every minute since the canary first took traffic, or None in the first step.
-JudgeFn = Callable[
-    [VersionSeries, VersionSeries | None, Gates, Sequence[str], bool, tuple | None], Verdict
-]
+JudgeFn = Callable[[VersionSeries, VersionSeries | None, Gates, Sequence[str], bool, tuple | None], Verdict]
 
 
 def _our_judge(canary, stable, gates, alarms, complete, relative=None):
