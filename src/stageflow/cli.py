@@ -115,6 +115,8 @@ def local_reset(factory: Factory):
     from stageflow.local.bootstrap import bootstrap
 
     factory.emulator.reset()
+    for stale in (factory.state_dir / "local").glob("outputs-*.json"):
+        stale.unlink(missing_ok=True)  # resources built by Terraform in the emulator are gone
     st = factory.emulator.status()
     bootstrap(AwsClients(AwsTarget(factory.region, True, st.endpoint)), factory.region)
     factory.reporter.result(f"local AWS emulator reset ({st.endpoint})", {"reset": True, **st.to_json()})

@@ -65,6 +65,32 @@ def _run_stage(factory, run: PipelineRun, name: str, fn: Stage) -> None:
     factory.reporter.info("stage", name, f"{summary} ({took:.1f} s)")
 
 
+def local_terraform_requested() -> bool:
+    import os
+
+    return os.environ.get("STAGEFLOW_LOCAL_TERRAFORM", "").strip() in ("1", "true", "yes")
+
+
+def write_packages(factory) -> list[Path]:
+    """The packages the environment roots deploy (tfvars: build/lambda/<service>.zip and the rollback
+    handler's stageflow-rollback.zip), written at the repository root."""
+    import stageflow
+    from stageflow.build.lambda_zip import package
+
+    cfg = factory.config
+    out_dir = cfg.root / "build" / "lambda"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, src in (
+        (f"{cfg.service.name}.zip", cfg.root / cfg.service.source),
+        ("stageflow-rollback.zip", Path(stageflow.__file__).resolve().parent.parent),
+    ):
+        path = out_dir / name
+        path.write_bytes(package(src).data)
+        written.append(path)
+    return written
+
+
 def stage_build(factory, run: PipelineRun) -> tuple[str, dict]:
     from stageflow.build.lambda_zip import package
 
@@ -117,12 +143,26 @@ def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
     from stageflow.deploy.canary import resolve_outputs
 
     env = factory.config.env(run.environment)
-    if factory.local:
+    if factory.local and not local_terraform_requested():
         out = resolve_outputs(factory, env, ensure=True)
         run.context["outputs"] = out
-        how = "the local provisioner (local mode does not apply the Terraform roots to the emulator)"
+        how = (
+            "the local provisioner (STAGEFLOW_LOCAL_TERRAFORM=1 applies the Terraform root to the "
+            "emulator instead, when the hashicorp/aws provider is in the offline mirror)"
+        )
         return f"{out.function_name}:{out.alias_name} via {how}", out.to_json()
     from stageflow.terraform import api
+
+    if factory.local:
+        root = factory.config.root / env.terraform.root
+        ok, why = api.providers_available(root)
+        if not ok:
+            from stageflow.errors import EnvironmentFailure
+
+            raise EnvironmentFailure(
+                f"STAGEFLOW_LOCAL_TERRAFORM=1 but {why}", "unset it to use the local provisioner"
+            )
+        write_packages(factory)
 
     tf_env: dict[str, str] = {}
     if env.secrets:
@@ -136,6 +176,10 @@ def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
     finally:
         planned.plan_file.unlink(missing_ok=True)
     out = api.outputs(factory, env.name)
+    if factory.local:
+        from stageflow.deploy.canary import remember_local_outputs
+
+        remember_local_outputs(factory, env, out)
     run.context["outputs"] = out
     run.context["plan_hash"] = planned.plan_sha256
     what = planned.summary.headline() if applied.applied else "no changes"

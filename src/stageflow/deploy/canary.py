@@ -44,6 +44,10 @@ def resolve_outputs(factory, env: EnvironmentConfig, *, ensure: bool = False) ->
     does; otherwise found by name when they exist); AWS: Terraform's outputs. Once per process."""
     cache = factory.__dict__.setdefault("_outputs_cache", {})
     key = (env.name, ensure and factory.local)
+    if key not in cache and factory.local:
+        remembered = _remembered_local_outputs(factory, env)
+        if remembered is not None:
+            cache[key] = remembered
     if key not in cache:
         if factory.local and not ensure:
             from stageflow.deploy.provision import existing_outputs
@@ -59,6 +63,43 @@ def resolve_outputs(factory, env: EnvironmentConfig, *, ensure: bool = False) ->
 
             cache[key] = tf_outputs(factory, env.name)
     return cache[key]
+
+
+def _outputs_file(factory, env: EnvironmentConfig) -> Path:
+    return factory.state_dir / "local" / f"outputs-{env.name}.json"
+
+
+def remember_local_outputs(factory, env: EnvironmentConfig, out: DeployOutputs) -> None:
+    """Local mode built by Terraform: later commands read these outputs (valid for this emulator run)."""
+    import json
+
+    status = factory.emulator.status()
+    path = _outputs_file(factory, env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {"emulator_pid": status.pid, "emulator_started_at": status.started_at, "outputs": out.to_json()}
+        )
+    )
+
+
+def _remembered_local_outputs(factory, env: EnvironmentConfig) -> DeployOutputs | None:
+    import json
+
+    from stageflow.outputs import parse_outputs
+
+    path = _outputs_file(factory, env)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    status = factory.emulator.status()
+    if (data.get("emulator_pid"), data.get("emulator_started_at")) != (status.pid, status.started_at):
+        path.unlink(missing_ok=True)  # a different emulator run: those resources are gone
+        return None
+    raw = dict(data["outputs"])
+    source = raw.pop("source", "terraform")
+    return parse_outputs(raw, source=source, where=str(path))
 
 
 def context(factory, env_name: str, *, ensure: bool = False) -> Context:

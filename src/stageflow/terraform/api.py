@@ -7,6 +7,7 @@ and the generated local backend live under ``<state_dir>/terraform/<env>/<mode>-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -228,6 +229,15 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
 KEEP_PLANS = 5
 
 
+def _local_aws(factory, target: EnvTarget):
+    """Local mode on a root that uses the AWS provider: every provider endpoint on the emulator."""
+    if not target.local:
+        return contextlib.nullcontext()
+    from stageflow.terraform.local_provider import aws_override
+
+    return aws_override(target.root, factory.aws_target.endpoint, factory.region)
+
+
 def _new_plan_file(work_dir: Path, kind: str) -> Path:
     """A fresh file per plan (a reviewed plan is never overwritten by a later one); old ones pruned."""
     old = sorted(work_dir.glob(f"{kind}-*.tfplan"))
@@ -243,13 +253,16 @@ def _sha256(path: Path) -> str:
 def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: str) -> PlanResult:
     target = resolve_target(factory, env_name, root=root)
     tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
-    prepare(factory, target, tf)
-    plan_file = _new_plan_file(target.work_dir, kind)
-    factory.reporter.info(
-        "terraform", env_name, f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})"
-    )
-    changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
-    summary = summarize(tf.show_plan(str(plan_file)))
+    with _local_aws(factory, target):
+        prepare(factory, target, tf)
+        plan_file = _new_plan_file(target.work_dir, kind)
+        factory.reporter.info(
+            "terraform",
+            env_name,
+            f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
+        )
+        changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
+        summary = summarize(tf.show_plan(str(plan_file)))
     policy = check_policy(summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy)
     state = plan_state_version(str(plan_file)) or tf.state_version()
     return PlanResult(
@@ -328,21 +341,22 @@ def apply(
         )
     target = resolve_target(factory, env_name, root=plan_result.root)
     tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
-    prepare(factory, target, tf)
-    factory.reporter.info(
-        "terraform", env_name, f"apply {plan_result.plan_file.name} ({plan_result.summary.headline()})"
-    )
-    try:
-        # Terraform compares the plan's prior state (lineage, serial) with the current state under
-        # the state lock, so the check cannot race with another apply; we only word the refusal.
-        tf.apply(ApplyOptions(plan_file=str(plan_result.plan_file)))
-    except StalePlanError:
-        lineage = plan_result.state.lineage
-        raise StalePlanError(
-            f"the state of {env_name} moved since the plan (planned against serial "
-            f"{plan_result.state.serial}{', lineage ' + lineage[:8] if lineage else ''})",
-            "plan again and review; nothing was applied",
-        ) from None
+    with _local_aws(factory, target):
+        prepare(factory, target, tf)
+        factory.reporter.info(
+            "terraform", env_name, f"apply {plan_result.plan_file.name} ({plan_result.summary.headline()})"
+        )
+        try:
+            # Terraform compares the plan's prior state (lineage, serial) with the current state under
+            # the state lock, so the check cannot race with another apply; we only word the refusal.
+            tf.apply(ApplyOptions(plan_file=str(plan_result.plan_file)))
+        except StalePlanError:
+            lineage = plan_result.state.lineage
+            raise StalePlanError(
+                f"the state of {env_name} moved since the plan (planned against serial "
+                f"{plan_result.state.serial}{', lineage ' + lineage[:8] if lineage else ''})",
+                "plan again and review; nothing was applied",
+            ) from None
     return ApplyResult(env_name, True, plan_result.summary.headline())
 
 
