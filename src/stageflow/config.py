@@ -48,7 +48,7 @@ class Gates:
     # The statistical judge (docs/judge.md): significance at the end of a bake window and at the looks
     # in between (stricter: the window is looked at about once a minute), the effect-size margins a
     # canary must exceed to count as worse than stable, and the latency minutes needed to judge.
-    alpha: float = 0.001
+    alpha: float = 0.003
     interim_alpha: float = 1e-5
     relative_margin: float = 0.25  # canary worse than stable by more than 25 % (errors and p95)
     error_margin: float = 0.001  # ... and its error rate more than 0.1 percentage points above stable's

@@ -186,8 +186,9 @@ class Driver:
             self.feed.run_until(now, weights, roles)
         complete = now >= until
         stable = dep.previous_version if state.weight < 100 else None
+        canary_start = parse_iso(state.canary_start) if state.canary_start else None
         verdict, canary_series, stable_series = self.gates.check(
-            dep.version, stable, start, now, window_complete=complete
+            dep.version, stable, start, now, window_complete=complete, canary_start=canary_start
         )
         self._report_verdict(dep, state, verdict, start, now)
         record = {
@@ -196,6 +197,7 @@ class Driver:
             "step": state.step,
             "weight": state.weight,
             "window_start": iso(start),
+            **({"canary_start": state.canary_start} if state.canary_start else {}),
             **verdict.to_json(),
         }
         self.history.update(dep, verdict=record)

@@ -47,6 +47,7 @@ class State:
     weight: int = 0  # percent of alias traffic on the new version
     window_start: str | None = None  # when the current bake/monitoring window began (iso)
     window_end: str | None = None  # when it ends (iso), extensions included
+    canary_start: str | None = None  # when the canary first took traffic (iso); None in older records
     extensions: int = 0
     approval_for: str | None = None  # "before_canary" | "step:<i>" | "inconclusive:<i>"
     reason: str = ""
@@ -244,6 +245,7 @@ def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
                 phase="baking",
                 window_start=iso(at),
                 window_end=iso(end),
+                canary_start=state.canary_start or (iso(at) if w > 0 else None),
                 reason=f"baking at {w}% for {bake:g} min",
             )
         case "baking", Checked(at=at, decision=decision, reasons=reasons):

@@ -32,12 +32,17 @@ a human ``detail`` line):
     Mann-Whitney U (one-sided) on the per-minute p95 series of both versions over the same minutes;
     the canary's median per-minute p95 must also exceed stable's by gates.relative_margin.
 
+Relative checks compare the versions over every minute since the canary first took traffic when the
+caller passes those series (``relative=``; the driver does from the second step on, the 10 % and
+50 % steps together): a small relative regression (2x a 0.5 % error rate) needs the traffic of both
+steps to be told from noise, while the absolute gates stay per step window (a step's own traffic).
+
 Relative checks need a baseline: when ``stable`` is None or carried no traffic (100 % on the canary,
 post-promotion monitoring) they are left out and the absolute gates decide.
 
 Multiple looks: the driver asks about once a virtual minute, so one window is tested many times.
 Mid-window looks reject only at ``gates.interim_alpha`` (1e-5 by default: overwhelming evidence);
-the look at the window's end uses ``gates.alpha`` (1e-3). Over a 60-minute prod policy that keeps the
+the look at the window's end uses ``gates.alpha`` (3e-3). Over a 60-minute prod policy that keeps the
 false-rollback rate of a healthy canary under 1 % (bench/judge_bench.py measures it).
 """
 
@@ -45,6 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from statistics import median
 
 from scipy import stats as sps
@@ -339,6 +345,16 @@ def check_latency_relative(
     return MetricResult(**base, outcome="pass", p_value=p, detail=f"{line} (pass)")
 
 
+_RANK = {"fail": 0, "pass": 1, "nodata": 2}
+
+
+def _worst(results) -> MetricResult:
+    """One relative check over several spans (the window; every minute since the canary started):
+    a fail on any span decides; else a pass on any span; else nodata. Spans given window first."""
+    results = list(results)
+    return min(results, key=lambda r: _RANK[r.outcome])
+
+
 # -- the verdict -------------------------------------------------------------------------------------
 def judge(
     canary: VersionSeries,
@@ -347,8 +363,12 @@ def judge(
     firing_alarms: Sequence[str],
     *,
     window_complete: bool,
+    relative: tuple[VersionSeries, VersionSeries] | None = None,
 ) -> Verdict:
-    """Judge one bake window so far. See the module docstring for the checks and the decision."""
+    """Judge one bake window so far. See the module docstring for the checks and the decision.
+
+    ``relative``: canary and stable over every minute since the canary first took traffic (the
+    driver passes them from the second step on); the relative checks use them instead of the window."""
     if stable is not None and stable.invocations == 0:
         stable = None  # 100 % on the canary: no baseline in these minutes
     if stable is not None:
@@ -361,8 +381,16 @@ def judge(
         check_latency_gate(canary, stable, gates, window_complete),
     ]
     if stable is not None:
-        results.append(check_error_relative(canary, stable, gates, window_complete))
-        results.append(check_latency_relative(canary, stable, gates, window_complete))
+        spans = [(canary, stable)]
+        if relative is not None:
+            rel_c, rel_s = _aligned(*relative)
+            if rel_s.invocations and len(rel_c.minutes) > len(canary.minutes):
+                spans.append((rel_c, rel_s))
+        for check in (check_error_relative, check_latency_relative):
+            found = [check(c, s, gates, window_complete) for c, s in spans]
+            if len(found) > 1:
+                found[1] = replace(found[1], detail=f"{found[1].detail} [since the canary started]")
+            results.append(_worst(found))
 
     failed = [r for r in results if r.outcome == "fail"]
     nodata = [r for r in results if r.outcome == "nodata"]

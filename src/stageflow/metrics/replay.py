@@ -48,13 +48,15 @@ def policy_windows(policy: CanaryPolicy) -> list[Window]:
 
 PROD_WINDOWS = [Window(10, 15), Window(50, 15), Window(100, 30)]
 
-JudgeFn = Callable[[VersionSeries, VersionSeries | None, Gates, Sequence[str], bool], Verdict]
+# judge_fn(canary, stable, gates, alarms, window_complete, relative) -> Verdict; ``relative`` is
+# (canary, stable) over every minute since the canary first took traffic, or None in the first step.
+JudgeFn = Callable[[VersionSeries, VersionSeries | None, Gates, Sequence[str], bool, tuple | None], Verdict]
 
 
-def _our_judge(canary, stable, gates, alarms, complete):
+def _our_judge(canary, stable, gates, alarms, complete, relative=None):
     from stageflow.metrics.judge import judge
 
-    return judge(canary, stable, gates, alarms, window_complete=complete)
+    return judge(canary, stable, gates, alarms, window_complete=complete, relative=relative)
 
 
 def replay(
@@ -66,10 +68,10 @@ def replay(
     judge_fn: JudgeFn | None = None,
     every_minute: bool = True,
     keep_verdicts: bool = False,
-    since_canary_start: bool = False,
 ) -> ReplayResult:
     """Run ``scenario`` through ``windows``. ``every_minute=False`` judges only at window ends (the
-    design's naive policy)."""
+    design's naive policy). As the driver does, the absolute gates see the current window (extensions
+    included) and, from the second step on, the relative checks every minute since minute 0."""
     gates = gates or Gates()
     judge_fn = judge_fn or _our_judge
     gen = TrafficGenerator(scenario)
@@ -78,11 +80,11 @@ def replay(
     total_ext = 0
     kept: list[tuple[int, Verdict]] = []
     roles = {STABLE: "stable", CANARY: "canary"}
-    c_min: list[MinuteStats] = []
-    s_min: list[MinuteStats] = []
+    c_all: list[MinuteStats] = []  # every minute since the canary first took traffic
+    s_all: list[MinuteStats] = []
     for w in windows:
-        if not since_canary_start or w.weight >= 100:
-            c_min, s_min = [], []
+        c_min: list[MinuteStats] = []  # the current window's minutes
+        s_min: list[MinuteStats] = []
         length = max(1, w.minutes)
         ext = 0
         t = 0
@@ -91,6 +93,8 @@ def replay(
             samples = gen.minute(minute, {STABLE: 100 - w.weight, CANARY: w.weight}, roles)
             c_min.append(samples[CANARY].stats(start))
             s_min.append(samples[STABLE].stats(start))
+            c_all.append(c_min[-1])
+            s_all.append(s_min[-1])
             minute += 1
             t += 1
             complete = t >= length
@@ -98,7 +102,13 @@ def replay(
                 continue
             canary = VersionSeries(CANARY, tuple(c_min), "simulator")
             stable = VersionSeries(STABLE, tuple(s_min), "simulator") if w.weight < 100 else None
-            v = judge_fn(canary, stable, gates, (), complete)
+            relative = None
+            if stable is not None and len(c_all) > len(c_min):
+                relative = (
+                    VersionSeries(CANARY, tuple(c_all), "simulator"),
+                    VersionSeries(STABLE, tuple(s_all), "simulator"),
+                )
+            v = judge_fn(canary, stable, gates, (), complete, relative)
             looks += 1
             if keep_verdicts:
                 kept.append((minute, v))
@@ -120,7 +130,7 @@ def replay(
 def naive_replay(scenario: Scenario, windows: Sequence[Window] = tuple(PROD_WINDOWS), gates=None):
     from stageflow.metrics.judge import naive_judge
 
-    def fn(canary, stable, gates, alarms, complete):
+    def fn(canary, stable, gates, alarms, complete, relative=None):
         return naive_judge(canary, gates, alarms)
 
-    return replay(scenario, windows, gates, judge_fn=fn, every_minute=False, since_canary_start=False)
+    return replay(scenario, windows, gates, judge_fn=fn, every_minute=False)

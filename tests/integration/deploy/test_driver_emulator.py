@@ -16,7 +16,7 @@ from stageflow.deploy.provision import provision
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.factory import Factory
-from stageflow.history import Deployment, DynamoHistory, iso, new_deployment_id
+from stageflow.history import Deployment, DynamoHistory, iso, new_deployment_id, parse_iso
 from stageflow.metrics.interface import MetricResult, MetricSource, MinuteStats, Verdict, VersionSeries
 from stageflow.notify import Notifiers
 from stageflow.report import Reporter
@@ -63,10 +63,11 @@ def make(factory_dir, emulator_state, aws, decide):
     )
     seen = []
 
-    def judge(canary, stable, gates, firing, *, window_complete):
+    def judge(canary, stable, gates, firing, *, window_complete, relative=None):
         a = observer.get_alias(FunctionName=out.function_name, Name=out.alias_name)
         weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         seen.append((a["FunctionVersion"], dict(weights)))
+        judge.relatives.append(relative)
         decision, reasons = decide(len(seen), window_complete)
         result = MetricResult(
             "error_rate",
@@ -78,6 +79,8 @@ def make(factory_dir, emulator_state, aws, decide):
             detail="; ".join(reasons),
         )
         return Verdict(decision, (result,), "scripted", tuple(reasons))
+
+    judge.relatives = []
 
     rec = Recorder()
     reader = GateReader(ScriptedSource(), None, (), env.gates, out.function_name, out.alias_name, judge)
@@ -119,6 +122,14 @@ def test_alias_goes_10_50_100_and_history_has_every_transition(project, emulator
     assert (canary, {}) in seen  # observed at 100 % during monitoring
     # dev policy: 5 + 5 min bake, 5 min monitoring, checked every minute
     assert len(seen) == 15
+    # the relative checks get both versions since the canary started in the 50 % step only
+    rels = driver.gates.judge.relatives
+    passed = [(round(w.get(canary, 1.0), 2), rel is not None) for (_, w), rel in zip(seen, rels, strict=True)]
+    assert {f for f, has in passed if has} == {0.5}
+    assert {f for f, has in passed if not has} == {0.1, 1.0}
+    first_step_start = parse_iso(outcome.state.canary_start)
+    rel_c, rel_s = next(rel for rel in driver.gates.judge.relatives if rel is not None)
+    assert rel_c.minutes[0].start == rel_s.minutes[0].start == first_step_start
     stored = history.get(dep.deployment_id)
     path = [t["to"] for t in stored.transitions]
     assert path == ["shifting", "baking", "shifting", "baking", "shifting", "monitoring", "succeeded"]

@@ -112,3 +112,20 @@ def test_abort_from_any_live_phase_and_actions_for_resume():
 def test_state_json_round_trip():
     s = m.State(phase="baking", step=1, weight=50, window_start="a", window_end="b", extensions=1, reason="r")
     assert m.State.from_json(s.to_json()) == s
+
+
+def test_canary_start_is_the_first_weight_shift_and_survives_later_steps():
+    s, _ = m.transition(m.State(), m.Start(at(0)), DEV_POLICY, DEV)
+    assert s.canary_start is None
+    s, _ = m.transition(s, m.WeightSet(at(1), 10), DEV_POLICY, DEV)
+    assert s.canary_start == s.window_start and s.canary_start.startswith("2026-01-01T00:01")
+    s, _ = m.transition(s, m.Checked(at(6), "continue"), DEV_POLICY, DEV)
+    s, _ = m.transition(s, m.WeightSet(at(6), 50), DEV_POLICY, DEV)
+    assert s.window_start.startswith("2026-01-01T00:06") and s.canary_start.startswith("2026-01-01T00:01")
+    assert m.State.from_json(s.to_json()) == s
+
+
+def test_state_from_older_records_without_canary_start():
+    old = {"phase": "baking", "step": 1, "weight": 50, "window_start": "a", "window_end": "b"}
+    s = m.State.from_json(old)
+    assert s.canary_start is None and s.phase == "baking"

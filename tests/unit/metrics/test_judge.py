@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -305,3 +306,51 @@ def test_naive_policy_is_point_thresholds():
 def test_formatting():
     assert fmt_pct(0.02) == "2.00%" and fmt_pct(0.0005) == "0.050%" and fmt_pct(0.25) == "25.0%"
     assert fmt_ms(450) == "450 ms" and fmt_ms(6100) == "6.1 s" and fmt_ms(None) == "n/a"
+
+
+def _shift(s: VersionSeries, minutes: int) -> VersionSeries:
+    return VersionSeries(
+        s.version, tuple(replace(m, start=m.start + timedelta(minutes=minutes)) for m in s.minutes), s.source
+    )
+
+
+def _joined(first: VersionSeries, second: VersionSeries) -> VersionSeries:
+    return VersionSeries(first.version, first.minutes + second.minutes, first.source)
+
+
+def _rel_err(v):
+    return next(r for r in v.results if r.metric == "error_rate" and r.kind == "relative")
+
+
+def test_relative_errors_over_every_minute_since_the_canary_started():
+    """2x errors (1 % vs 0.5 %): not significant in the 50 % step alone, significant over both steps."""
+    step1_c = series("2", 15, 60, errs(9, 15), jitter(450, 15))
+    step1_s = series("1", 15, 540, errs(40, 15), jitter(450, 15))
+    step2_c = _shift(series("2", 15, 300, errs(45, 15), jitter(450, 15)), 15)
+    step2_s = _shift(series("1", 15, 300, errs(22, 15), jitter(450, 15)), 15)
+    alone = judge(step2_c, step2_s, GATES, [], window_complete=True)
+    assert alone.decision == "continue" and _rel_err(alone).p_value > GATES.alpha
+    both = (_joined(step1_c, step2_c), _joined(step1_s, step2_s))
+    v = judge(step2_c, step2_s, GATES, [], window_complete=True, relative=both)
+    rel = _rel_err(v)
+    assert v.decision == "rollback" and rel.outcome == "fail", [r.detail for r in v.results]
+    assert (rel.canary_count, rel.stable_count) == (900 + 4500, 8100 + 4500)
+    assert rel.detail.endswith("(fail) [since the canary started]")
+    # the absolute gates stay per window: 1.00 % over the 50 % step's 4500 invocations
+    gate = next(r for r in v.results if r.metric == "error_rate" and r.kind == "absolute")
+    assert gate.canary_count == 4500 and gate.outcome == "pass"
+    # mid-window the longer span is held to interim_alpha like the window
+    assert judge(step2_c, step2_s, GATES, [], window_complete=False, relative=both).decision == "continue"
+
+
+def test_a_regression_in_the_window_is_not_diluted_by_the_longer_span():
+    """Errors start in the 50 % step: the window fails even though the whole span would not."""
+    step1_c = series("2", 60, 600, errs(30, 60), jitter(450, 60))
+    step1_s = series("1", 60, 5400, errs(270, 60), jitter(450, 60))
+    step2_c = _shift(series("2", 15, 300, errs(30, 15), jitter(450, 15)), 60)
+    step2_s = _shift(series("1", 15, 300, errs(8, 15), jitter(450, 15)), 60)
+    both = (_joined(step1_c, step2_c), _joined(step1_s, step2_s))
+    v = judge(step2_c, step2_s, GATES, [], window_complete=True, relative=both)
+    rel = _rel_err(v)
+    assert v.decision == "rollback" and rel.outcome == "fail"
+    assert "[since the canary started]" not in rel.detail and rel.canary_count == 4500

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from stageflow.local.simulator import load_scenario, parse_scenario
-from stageflow.metrics.replay import PROD_WINDOWS, naive_replay, replay
+from stageflow.metrics.interface import Verdict
+from stageflow.metrics.replay import PROD_WINDOWS, Window, naive_replay, replay
 from tests.conftest import REPO
 
+BASE_DOC = {"error_rate": 0.005, "latency_ms": {"median": 120, "p95": 450}}
 SCENARIOS = sorted((REPO / "tests" / "fixtures" / "scenarios").glob("*.json"))
 VERDICT = {"promote": "promoted", "rollback": "rolled_back"}
 
@@ -60,3 +62,19 @@ def test_no_traffic_is_never_promoted():
     )
     r = replay(s)
     assert r.verdict == "held" and r.extensions == 2 and r.final_weight == 10
+
+
+def test_replay_passes_the_span_since_the_canary_started_like_the_driver():
+    """Absolute gates see the window; relative checks from the second step on see minute 0 onwards."""
+    seen = []
+
+    def fn(canary, stable, gates, alarms, complete, relative=None):
+        seen.append((len(canary.minutes), stable is not None, relative and len(relative[0].minutes)))
+        return Verdict("continue", (), "test")
+
+    s = parse_scenario({"name": "x", "seed": 1, "traffic_per_minute": 100, "expect": "promote",
+                        "stable": BASE_DOC, "canary": BASE_DOC}, "x")  # fmt: skip
+    r = replay(s, [Window(10, 3), Window(50, 2), Window(100, 2)], judge_fn=fn)
+    assert r.verdict == "promoted"
+    assert seen == [(1, True, None), (2, True, None), (3, True, None), (1, True, 4), (2, True, 5),
+                    (1, False, None), (2, False, None)]  # fmt: skip
