@@ -15,7 +15,7 @@ def test_guard_accepts_loopback(endpoint):
         None,
         "",
         "https://s3.amazonaws.com",
-        "http://10.0.0.5:5000",
+        "http://203.0.113.5:5000",
         "http://example.com:5000",
         "http://127.0.0.1",
         "ftp://127.0.0.1:21",
