@@ -91,14 +91,12 @@ def rollback(
     started: float | None = None,
 ) -> RollbackResult:
     from stageflow.deploy import machine as m
-    from stageflow.deploy.canary import context, run_clock
     from stageflow.history import default_who
     from stageflow.notify import Message
 
     t0 = started if started is not None else time.monotonic()
-    ctx = context(factory, env_name)
-    clock = run_clock(factory, ctx)
-    now = clock.now()
+    ctx = factory.environment(env_name)
+    now = ctx.clock.now()
     who = who or default_who()
     alias = ctx.traffic.state()
     in_flight = ctx.history.in_flight()
@@ -111,12 +109,15 @@ def rollback(
         target = alias.primary  # a second alarm after a rollback: nothing to do
     else:
         good = ctx.history.last_known_good(exclude_version=alias.primary if alias.settled else None)
-        if good is None:
+        if good is None and not alias.settled:
+            target = alias.primary  # nothing recorded: the stable side of the split is what served
+        elif good is None:
             raise UsageError(
                 f"no last known good version recorded for {env_name}",
                 "name one: stageflow rollback ENV --to VERSION",
             )
-        target = good.version
+        else:
+            target = good.version
     before = alias.weights
     restored_in = 0.0
     changed = not (alias.settled and alias.primary == target)
@@ -172,9 +173,7 @@ def rollback(
                 "deployment_id": dep_id or "",
             },
         )
-        from stageflow.deploy.canary import make_notifier
-
-        make_notifier(factory, ctx).send(
+        ctx.notifier.send(
             Message(
                 kind="rolled_back",
                 environment=env_name,
@@ -210,25 +209,22 @@ def _already_rolled_back_to(history) -> str | None:
 
 
 def environments_for_alarm(factory, alarm_name: str) -> list[str]:
-    """Which environments list this alarm: in config, by the local provisioner's names, or in their
-    Terraform outputs."""
-    from stageflow.deploy.canary import resolve_outputs
-    from stageflow.deploy.provision import alarm_names
-
-    found = []
-    for name, env in factory.config.environments.items():
-        if alarm_name in env.gates.alarms:
-            found.append(name)
-        elif factory.local:
-            if alarm_name in alarm_names(factory.config.service.name, name, env):
-                found.append(name)
-        else:
+    """Which environments list this alarm: in config, or in their outputs (remembered from this
+    machine's applies first; Terraform is asked only when none of those names it)."""
+    envs = factory.config.environments
+    found = [name for name, env in envs.items() if alarm_name in env.gates.alarms]
+    if found:
+        return found
+    for cached_only in (True, False):
+        for name in envs:
             try:
-                out = resolve_outputs(factory, env)
+                out = factory.outputs(name, cached_only=cached_only)
             except Exception:  # noqa: BLE001, S112 - an environment that is not built has no alarms
                 continue
-            if alarm_name in out.alarm_names:
+            if out is not None and alarm_name in out.alarm_names:
                 found.append(name)
+        if found:
+            return found
     return found
 
 

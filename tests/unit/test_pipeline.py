@@ -56,14 +56,15 @@ def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_
         '[service]\nname = "svc"\n[environments.staging.secrets]\n'
         'DB_PASSWORD = "secretsmanager:svc/staging/db#password"\n'
     )
-    f = Factory(config_path=cfg, local=False, reporter=Reporter(quiet=True))
-    run = pipeline.PipelineRun("staging")
-    summary, data = pipeline.stage_infrastructure(f, run)
+    f = Factory(config_path=cfg, local=False, reporter=Reporter(quiet=True), state_dir=tmp_path / "state")
+    res = pipeline.stage_infrastructure(f, "staging")
     assert [c[0] for c in calls] == ["plan", "policy", "apply"]
     assert calls[0][2] == {"TF_VAR_db_password": "s3cr3t-value"} and calls[2][2] == calls[0][2]
     assert not plan_file.exists()  # the plan file held the secret: gone after the apply
-    assert run.context["plan_hash"] == "abc123" and run.context["outputs"] is out
-    assert "2 to create" in summary and data["applied"] is True
+    assert res.plan_sha256 == "abc123" and res.outputs is out
+    assert "2 to create" in res.summary and res.to_json()["applied"] is True
+    # the secrets were resolved once and travel on to the secrets stage in the result (redacted)
+    assert set(res.secrets) == {"DB_PASSWORD"} and "s3cr3t-value" not in repr(res)
 
 
 def test_plan_file_is_deleted_even_when_the_policy_refuses(tmp_path, monkeypatch):
@@ -80,13 +81,13 @@ def test_plan_file_is_deleted_even_when_the_policy_refuses(tmp_path, monkeypatch
     monkeypatch.setattr(api, "enforce_policy", refuse)
     f = Factory(config_path=REPO / "stageflow.toml", local=False, reporter=Reporter(quiet=True))
     with pytest.raises(UsageError):
-        pipeline.stage_infrastructure(f, pipeline.PipelineRun("prod"))
+        pipeline.stage_infrastructure(f, "prod")
     assert not plan_file.exists()
 
 
 def test_unknown_environment_fails_before_any_stage(monkeypatch):
     ran = []
-    monkeypatch.setattr(pipeline, "stage_build", lambda f, r: ran.append("build") or ("", {}))
+    monkeypatch.setattr(pipeline, "stage_build", lambda f: ran.append("build"))
     f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
     with pytest.raises(UnknownEnvironmentError) as exc:
         pipeline.deploy(f, "qa")
@@ -97,7 +98,7 @@ def test_unknown_environment_fails_before_any_stage(monkeypatch):
 def test_a_failing_stage_is_named_and_keeps_its_exit_code(monkeypatch):
     from stageflow.errors import EnvironmentFailure
 
-    def boom(f, r):
+    def boom(f, env):
         raise EnvironmentFailure("engine gone")
 
     monkeypatch.setattr(pipeline, "stage_image", boom)
