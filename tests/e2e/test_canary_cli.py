@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform]
+# the first test of a session waits for the shared environment: Terraform builds it (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1200)]
 
 FAST_POLICY = """
 [environments.dev.canary]

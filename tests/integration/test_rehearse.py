@@ -42,6 +42,7 @@ VERDICT = {"promote": "promoted", "rollback": "rolled_back"}
 @pytest.mark.emulator
 @pytest.mark.terraform
 @pytest.mark.e2e
+@pytest.mark.timeout(1200)  # the first test of a session waits for Terraform to build the environment
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_rehearse_shared_scenarios(path, prod_project, deployed, cli):
     project = prod_project
@@ -76,6 +77,7 @@ def test_rehearse_shared_scenarios(path, prod_project, deployed, cli):
 @pytest.mark.emulator
 @pytest.mark.terraform
 @pytest.mark.e2e
+@pytest.mark.timeout(1200)  # the first test of a session waits for Terraform to build the environment
 def test_rehearse_canary_failing_everything_is_rolled_back_within_two_minutes(
     prod_project, deployed, cli, tmp_path
 ):
@@ -106,6 +108,7 @@ def test_rehearse_canary_failing_everything_is_rolled_back_within_two_minutes(
 @pytest.mark.emulator
 @pytest.mark.terraform
 @pytest.mark.e2e
+@pytest.mark.timeout(1200)  # the first test of a session waits for Terraform to build the environment
 def test_rehearse_manual_approvals_stop_at_the_first_pause(prod_project, deployed, cli):
     project = prod_project
     r = cli(

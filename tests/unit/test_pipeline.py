@@ -43,7 +43,11 @@ def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_
     calls = []
     monkeypatch.setattr(secrets, "resolve", lambda f, env: {"DB_PASSWORD": secrets.Secret("s3cr3t-value")})
     monkeypatch.setattr(
-        api, "plan", lambda f, env, extra_env: calls.append(("plan", env, extra_env)) or FakePlan(plan_file)
+        api,
+        "plan",
+        lambda f, env, extra_env, allow_destroy=False: (
+            calls.append(("plan", env, extra_env)) or FakePlan(plan_file)
+        ),
     )
     monkeypatch.setattr(api, "enforce_policy", lambda p: calls.append(("policy",)))
     monkeypatch.setattr(
@@ -73,7 +77,7 @@ def test_plan_file_is_deleted_even_when_the_policy_refuses(tmp_path, monkeypatch
 
     plan_file = tmp_path / "p.tfplan"
     plan_file.write_bytes(b"x")
-    monkeypatch.setattr(api, "plan", lambda f, env, extra_env: FakePlan(plan_file))
+    monkeypatch.setattr(api, "plan", lambda f, env, extra_env, allow_destroy=False: FakePlan(plan_file))
 
     def refuse(p):
         raise UsageError("prod: 1 delete needs --allow-destroy")
