@@ -187,10 +187,17 @@ def deployed_env(tmp_path_factory):
         any(mirror_aws.glob("*/*/terraform-provider-aws_*")),
         "hashicorp/aws provider is not in the offline mirror (.tools/terraform/mirror: setup_tools.py)",
     )
-    state = tmp_path_factory.mktemp("deployed-state")
+    # Developers iterating on e2e tests may keep one environment across runs:
+    # STAGEFLOW_TEST_KEEP_DEPLOYED=DIR builds it once in DIR and leaves its emulator running (CI never sets it).
+    keep = os.environ.get("STAGEFLOW_TEST_KEEP_DEPLOYED")
+    state = Path(keep) if keep else tmp_path_factory.mktemp("deployed-state")
     project = make_project(tmp_path_factory.mktemp("deployed") / "project")
     emu = Emulator(state)
     status, _ = emu.up()
+    remembered = state / "outputs" / "local-dev.json"
+    if keep and remembered.is_file():
+        yield Deployed(project, state, status.endpoint, json.loads(remembered.read_text())["outputs"], 0.0)
+        return
     try:
         t0 = time.monotonic()
         r = run_cli(
@@ -208,7 +215,8 @@ def deployed_env(tmp_path_factory):
         outputs = json.loads((state / "outputs" / "local-dev.json").read_text())["outputs"]
         yield Deployed(project, state, status.endpoint, outputs, took)
     finally:
-        emu.down()
+        if not keep:
+            emu.down()
 
 
 @pytest.fixture

@@ -80,8 +80,16 @@ def test_the_environment_is_terraforms_and_a_second_deploy_changes_nothing(proje
     state = json.loads(
         s3.get_object(Bucket="stageflow-local-tfstate", Key="sample-api/dev/terraform.tfstate")["Body"].read()
     )
-    managed = [r for r in state["resources"] if r["mode"] == "managed"]
-    assert len(managed) >= 30
+    instances = [
+        (f"{r['type']}.{r['name']}", i["attributes"])
+        for r in state["resources"]
+        if r["mode"] == "managed"
+        for i in r["instances"]
+    ]
+    assert len(instances) >= 30, len(instances)
+    taggable = [(name, a.get("tags_all") or a.get("tags")) for name, a in instances if "tags_all" in a]
+    assert len(taggable) >= 10
+    assert all((tags or {}).get("ManagedBy") == "terraform" for _, tags in taggable), taggable
     fn = deployed.lam().get_function(FunctionName=deployed.function)
     assert fn["Tags"].get("ManagedBy") == "terraform"
     before = deployed.latest_version()
