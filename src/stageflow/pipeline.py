@@ -73,31 +73,26 @@ def local_terraform_requested() -> bool:
 
 def write_packages(factory) -> list[Path]:
     """The packages the environment roots deploy (tfvars: build/lambda/<service>.zip and the rollback
-    handler's stageflow-rollback.zip), written at the repository root."""
-    import stageflow
-    from stageflow.build.lambda_zip import package
+    function's stageflow-rollback.zip), written at the repository root."""
+    from stageflow.build.lambda_zip import build_packages
 
-    cfg = factory.config
-    out_dir = cfg.root / "build" / "lambda"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, src in (
-        (f"{cfg.service.name}.zip", cfg.root / cfg.service.source),
-        ("stageflow-rollback.zip", Path(stageflow.__file__).resolve().parent.parent),
-    ):
-        path = out_dir / name
-        path.write_bytes(package(src).data)
-        written.append(path)
-    return written
+    return list(build_packages(factory.config).paths)
 
 
 def stage_build(factory, run: PipelineRun) -> tuple[str, dict]:
-    from stageflow.build.lambda_zip import package
+    """The packages Terraform deploys, in every mode: the service zip (requirements installed for the
+    function's platform) — the artifact the canary publishes — and the rollback function's zip."""
+    from stageflow.build.lambda_zip import build_packages
 
-    cfg = factory.config
-    art = package(cfg.root / cfg.service.source)
+    pk = build_packages(factory.config)
+    art = pk.service
     run.context["artifact"] = art
-    return f"lambda zip {art.files} files, {len(art.data)} bytes, {art.digest[:19]}…", {"digest": art.digest}
+    run.context["packages"] = pk
+    deps = f", {pk.dependencies} from requirements" if pk.dependencies else ""
+    return (
+        f"lambda zip {art.files} files{deps}, {len(art.data)} bytes, {art.digest[:19]}…; "
+        f"rollback zip {pk.rollback.digest[:19]}…"
+    ), {"digest": art.digest, "packages": pk.to_json()}
 
 
 def stage_image(factory, run: PipelineRun) -> tuple[str, dict]:

@@ -23,6 +23,19 @@ def _show_plan(factory, result, *, as_result: bool) -> None:
             factory.reporter.info("terraform", "", line)
 
 
+def _build_packages(factory) -> None:
+    """The zips the environment roots name (build/lambda/*.zip): built first, so plan/apply work on a
+    fresh clone."""
+    from stageflow.build.lambda_zip import build_packages
+
+    pk = build_packages(factory.config)
+    factory.reporter.info(
+        "build",
+        "",
+        f"{pk.paths[0].name} {pk.service.digest[:19]}…, {pk.paths[1].name} {pk.rollback.digest[:19]}…",
+    )
+
+
 def register(cli) -> None:
     @cli.command("plan")
     @click.argument("env")
@@ -38,6 +51,8 @@ def register(cli) -> None:
         """
         from stageflow.terraform import api
 
+        factory.config.env(env)  # unknown environment: exit 2 before anything is built
+        _build_packages(factory)
         result = api.plan(factory, env, allow_destroy=allow_destroy)
         _show_plan(factory, result, as_result=True)
         api.enforce_policy(result)
@@ -52,6 +67,8 @@ def register(cli) -> None:
         """Plan ENV, check the policy, then apply exactly that saved plan (skipped when no changes)."""
         from stageflow.terraform import api
 
+        factory.config.env(env)
+        _build_packages(factory)
         result = api.plan(factory, env, allow_destroy=allow_destroy)
         _show_plan(factory, result, as_result=False)
         applied = api.apply(factory, result)
@@ -67,6 +84,8 @@ def register(cli) -> None:
         """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
         from stageflow.terraform import api
 
+        factory.config.env(env)
+        _build_packages(factory)
         result = api.drift(factory, env)
         if result.changes:
             _show_plan(factory, result, as_result=True)

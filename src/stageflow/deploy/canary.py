@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from stageflow.build.lambda_zip import LambdaZip, package
+from stageflow.build.lambda_zip import LambdaZip
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
@@ -271,7 +271,10 @@ def start(
 ) -> StartResult:
     cfg = factory.config
     env = cfg.env(env_name)
-    artifact = artifact or package(cfg.root / cfg.service.source)
+    if artifact is None:  # the service zip the build stage writes (requirements installed)
+        from stageflow.build.lambda_zip import build_packages
+
+        artifact = build_packages(cfg).service
     ctx = ctx or context(factory, env_name, ensure=True)
     clock = run_clock(factory, ctx)
     now = clock.now()
