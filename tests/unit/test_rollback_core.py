@@ -243,3 +243,46 @@ def test_the_rollback_zip_modules_are_closed_under_import_and_need_only_boto3():
             # "from stageflow import rollback_core" names a module; "from x import name" names an attribute
             assert imp in listed or imp.rpartition(".")[0] in listed, f"{rel} imports {imp}"
         assert _third_party_imports(path) <= {"boto3", "botocore"}, rel
+
+
+LAMBDA_ENV = {
+    "STAGEFLOW_SERVICE": "svc",
+    "STAGEFLOW_ENVIRONMENT": "dev",
+    "STAGEFLOW_FUNCTION_NAME": "svc-dev",
+    "STAGEFLOW_ALIAS_NAME": "live",
+    "STAGEFLOW_HISTORY_TABLE": "svc-deployments-dev",
+    "STAGEFLOW_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:svc-alerts-dev",
+    "STAGEFLOW_ROLLBACK_ALARM": "svc-rollback-errors-dev",
+}
+
+
+def test_the_function_names_every_missing_variable():
+    from stageflow.rollback_lambda import Settings, SettingsMissing
+
+    with pytest.raises(SettingsMissing, match="STAGEFLOW_HISTORY_TABLE, STAGEFLOW_TOPIC_ARN"):
+        Settings.from_env({k: v for k, v in LAMBDA_ENV.items() if "HISTORY" not in k and "TOPIC" not in k})
+    assert Settings.from_env(LAMBDA_ENV).own_alarm == "svc-rollback-errors-dev"
+
+
+@pytest.mark.parametrize(
+    ("alarm", "state"), [("svc-errors-dev", "OK"), ("svc-rollback-errors-dev", "ALARM")], ids=["ok", "own"]
+)
+def test_the_function_ignores_ok_and_its_own_alarm_without_calling_aws(monkeypatch, capsys, alarm, state):
+    import json
+
+    from stageflow import rollback_lambda
+
+    for k, v in LAMBDA_ENV.items():
+        monkeypatch.setenv(k, v)
+
+    def no_clients():
+        raise AssertionError("no AWS call expected")
+
+    class Unused:
+        def __getattr__(self, name):
+            no_clients()
+
+    monkeypatch.setattr(rollback_lambda, "_clients", lambda: (Unused(), Unused(), Unused()))
+    event = {"Records": [{"Sns": {"Message": json.dumps({"AlarmName": alarm, "NewStateValue": state})}}]}
+    assert rollback_lambda.handler(event)["rolled_back"] == []
+    assert "nothing to do" in capsys.readouterr().out
