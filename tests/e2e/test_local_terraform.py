@@ -35,7 +35,7 @@ def test_terraform_builds_the_dev_environment_in_the_emulator(project, emulator_
     assert r.returncode == 0, r.stderr[-3000:]
     stages = {s["name"]: s for s in json.loads(r.stdout)["stages"]}
     infra = stages["infrastructure"]
-    assert infra["summary"].startswith("terraform: 33 to create") and infra["data"]["applied"] is True
+    assert infra["summary"].startswith("terraform: 34 to create") and infra["data"]["applied"] is True
     assert infra["data"]["source"] == "terraform" and len(infra["data"]["alarm_names"]) >= 6
     assert not (project / "infrastructure" / "environments" / "dev" / "stageflow_local_override.tf").exists()
     # the function Terraform built serves the app; a code change then goes out as a canary on it
