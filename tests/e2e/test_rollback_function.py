@@ -22,7 +22,8 @@ from stageflow.history import Deployment, DynamoHistory, iso
 from stageflow.notify import Message, SnsNotifier
 from tests.e2e.conftest import reset_tf_dev_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform]
+# one Terraform apply of the dev root in the first test's setup: ~100 s idle, up to ~300 s on a busy machine
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(900)]
 BOTO3_DEPS = ("boto3", "botocore", "jmespath", "dateutil", "urllib3", "s3transfer", "six.py")
 DRIVER = """
 import importlib, json, sys
