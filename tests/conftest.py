@@ -108,9 +108,20 @@ class Deployed:
     done once per session). Tests run the CLI with ``--local`` and ``STAGEFLOW_STATE_DIR=state`` from
     their own project copy: the outputs remembered after the apply lead them to Terraform's resources."""
 
-    def __init__(self, project: Path, state: Path, endpoint: str, outputs: dict, apply_seconds: float):
+    def __init__(
+        self,
+        project: Path,
+        state: Path,
+        endpoint: str,
+        outputs: dict,
+        apply_seconds: float,
+        raw_outputs: dict | None = None,
+        built_fresh: bool = False,
+    ):
         from stageflow.aws import AwsClients, AwsTarget
 
+        self.raw_outputs = raw_outputs or outputs  # every `terraform output` of the root, plain values
+        self.built_fresh = built_fresh  # build/lambda/*.zip did not exist before `stageflow apply dev`
         self.project = project
         self.state = state
         self.endpoint = endpoint
@@ -188,15 +199,18 @@ def deployed_env(tmp_path_factory):
         "hashicorp/aws provider is not in the offline mirror (.tools/terraform/mirror: setup_tools.py)",
     )
     # Developers iterating on e2e tests may keep one environment across runs:
-    # STAGEFLOW_TEST_KEEP_DEPLOYED=DIR builds it once in DIR and leaves its emulator running (CI never sets it).
+    # STAGEFLOW_TEST_KEEP_DEPLOYED=DIR builds it once in DIR and leaves its emulator running
+    # (CI never sets it).
     keep = os.environ.get("STAGEFLOW_TEST_KEEP_DEPLOYED")
     state = Path(keep) if keep else tmp_path_factory.mktemp("deployed-state")
     project = make_project(tmp_path_factory.mktemp("deployed") / "project")
     emu = Emulator(state)
     status, _ = emu.up()
     remembered = state / "outputs" / "local-dev.json"
+    fresh = not (project / "build" / "lambda").exists()
     if keep and remembered.is_file():
-        yield Deployed(project, state, status.endpoint, json.loads(remembered.read_text())["outputs"], 0.0)
+        outputs = json.loads(remembered.read_text())["outputs"]
+        yield Deployed(project, state, status.endpoint, outputs, 0.0, _raw_outputs(project, state), False)
         return
     try:
         t0 = time.monotonic()
@@ -213,10 +227,26 @@ def deployed_env(tmp_path_factory):
         assert r.returncode == 0, r.stderr[-4000:]
         took = time.monotonic() - t0
         outputs = json.loads((state / "outputs" / "local-dev.json").read_text())["outputs"]
-        yield Deployed(project, state, status.endpoint, outputs, took)
+        yield Deployed(project, state, status.endpoint, outputs, took, _raw_outputs(project, state), fresh)
     finally:
         if not keep:
             emu.down()
+
+
+def _raw_outputs(project: Path, state: Path) -> dict:
+    from stageflow.factory import Factory
+    from stageflow.report import Reporter
+    from stageflow.terraform import api
+
+    f = Factory(
+        config_path=project / "stageflow.toml",
+        local=True,
+        state_dir=state,
+        reporter=Reporter(quiet=True),
+        command="status",
+    )
+    raw = api.raw_outputs(f, "dev")
+    return {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in raw.items()}
 
 
 @pytest.fixture

@@ -149,6 +149,9 @@ class FakeRouter:
         self.moves.append(self.state().weights)
         return self.state()
 
+    def version_exists(self, version):
+        return version in self.versions
+
     def require_version(self, version):
         if version not in self.versions:
             raise UsageError(f"version {version!r} of {self.function} does not exist")

@@ -56,16 +56,24 @@ class PipelineRun:
 # -- the stages' results ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BuildResult:
-    artifact: Any  # LambdaZip: the service package the canary publishes
-    packages: tuple[Path, ...]  # what the environment roots deploy (service zip, rollback zip)
+    packages: Any  # lambda_zip.Packages: the service zip and the rollback zip the roots deploy
+
+    @property
+    def artifact(self):
+        """The service package the canary publishes."""
+        return self.packages.service
 
     @property
     def summary(self) -> str:
-        a = self.artifact
-        return f"lambda zip {a.files} files, {len(a.data)} bytes, {a.digest[:19]}…"
+        pk, art = self.packages, self.packages.service
+        deps = f", {pk.dependencies} from requirements" if pk.dependencies else ""
+        return (
+            f"lambda zip {art.files} files{deps}, {len(art.data)} bytes, {art.digest[:19]}…; "
+            f"rollback zip {pk.rollback.digest[:19]}…"
+        )
 
     def to_json(self) -> dict:
-        return {"digest": self.artifact.digest, "packages": [str(p) for p in self.packages]}
+        return {"digest": self.artifact.digest, "packages": self.packages.to_json()}
 
 
 @dataclass(frozen=True)
@@ -192,32 +200,20 @@ def run_stage(factory, run: PipelineRun, name: str, fn: Callable[[], R]) -> R:
 
 
 # -- the stages --------------------------------------------------------------------------------------
-def write_packages(factory) -> tuple[Any, tuple[Path, ...]]:
+def write_packages(factory) -> tuple[Path, ...]:
     """The packages the environment roots deploy (tfvars: build/lambda/<service>.zip and the rollback
-    handler's stageflow-rollback.zip), written at the repository root. Returns the service package."""
-    import stageflow
-    from stageflow.build.lambda_zip import package
+    function's stageflow-rollback.zip), written at the repository root."""
+    from stageflow.build.lambda_zip import build_packages
 
-    cfg = factory.config
-    out_dir = cfg.root / "build" / "lambda"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    service = package(cfg.root / cfg.service.source)
-    written = []
-    for name, art in (
-        (f"{cfg.service.name}.zip", service),
-        ("stageflow-rollback.zip", package(Path(stageflow.__file__).resolve().parent.parent)),
-    ):
-        path = out_dir / name
-        if not path.is_file() or path.read_bytes() != art.data:
-            path.write_bytes(art.data)
-        written.append(path)
-    return service, tuple(written)
+    return tuple(build_packages(factory.config).paths)
 
 
 def stage_build(factory) -> BuildResult:
-    """The packages Terraform deploys and the canary publishes: written in every mode."""
-    artifact, paths = write_packages(factory)
-    return BuildResult(artifact, paths)
+    """The packages Terraform deploys, in every mode: the service zip (requirements installed for the
+    function's platform) — the artifact the canary publishes — and the rollback function's zip."""
+    from stageflow.build.lambda_zip import build_packages
+
+    return BuildResult(build_packages(factory.config))
 
 
 def stage_image(factory, env_name: str) -> ImageResult:

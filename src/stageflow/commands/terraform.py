@@ -23,6 +23,19 @@ def _show_plan(factory, result, *, as_result: bool) -> None:
             factory.reporter.info("terraform", "", line)
 
 
+def _build_packages(factory) -> None:
+    """The zips the environment roots name (build/lambda/*.zip): built first, so plan/apply work on a
+    fresh clone."""
+    from stageflow.build.lambda_zip import build_packages
+
+    pk = build_packages(factory.config)
+    factory.reporter.info(
+        "build",
+        "",
+        f"{pk.paths[0].name} {pk.service.digest[:19]}…, {pk.paths[1].name} {pk.rollback.digest[:19]}…",
+    )
+
+
 def register(cli) -> None:
     @cli.command("plan")
     @click.argument("env")
@@ -88,6 +101,8 @@ def register(cli) -> None:
         """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
         from stageflow.terraform import api
 
+        factory.config.env(env)
+        _build_packages(factory)
         result = api.drift(factory, env)
         if result.changes:
             _show_plan(factory, result, as_result=True)

@@ -129,11 +129,12 @@ def start(
     **kwargs,
 ) -> StartResult:
     """CLI/pipeline entry: wire the environment, then :func:`run_start`."""
-    from stageflow.build.lambda_zip import package
-
     cfg = factory.config
     ctx = ctx or factory.environment(env_name)
-    artifact = artifact or package(cfg.root / cfg.service.source)
+    if artifact is None:  # the service zip the build stage writes (requirements installed)
+        from stageflow.build.lambda_zip import build_packages
+
+        artifact = build_packages(cfg).service
     return run_start(ctx, artifact, **kwargs)
 
 
