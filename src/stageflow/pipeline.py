@@ -129,7 +129,10 @@ def stage_security(factory, run: PipelineRun) -> tuple[str, dict]:
     information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
     from stageflow.security import run_gate
 
-    report = run_gate(factory.config.root, factory.reporter)
+    # unchanged inputs are not re-scanned: results cached by content under the state dir
+    report = run_gate(
+        factory.config.root, factory.reporter, cache_dir=factory.state_dir / "cache" / "security"
+    )
     run.context["security"] = report.record()
     report.raise_for_status()
     statuses = ", ".join(f"{k} {v}" for k, v in report.record()["scanners"].items())
