@@ -121,6 +121,8 @@ def stage_image(factory, run: PipelineRun) -> tuple[str, dict]:
     result = build_for_env(factory, run.environment, engine=engine)
     run.context["image"] = result
     where = next((d for img in result.images for d in img.repo_digests), None) or result.digest
+    if result.reused:  # the same inputs as the recorded build, its images still in engine and registry
+        return f"images {', '.join(i.target for i in result.images)} unchanged: {where}", result.to_json()
     return f"images {', '.join(i.target for i in result.images)} pushed: {where}", result.to_json()
 
 
@@ -178,7 +180,7 @@ def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
         applied = api.apply(factory, planned, extra_env=tf_env)
     finally:
         planned.plan_file.unlink(missing_ok=True)
-    out = api.outputs(factory, env.name)
+    out = api.outputs_after(factory, planned, applied)  # no changes: read from the plan itself
     if factory.local:
         from stageflow.deploy.canary import remember_local_outputs
 

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ class PlanResult:
     workspace: str
     local: bool
     kind: str = "plan"  # "plan" or "drift"
+    # The root's output values as the plan has them (``planned_values.outputs`` of ``show -json``),
+    # kept only for a plan without changes: then they are exactly what ``terraform output`` would say.
+    planned_outputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -177,9 +180,18 @@ def open_terraform(
 
 
 def _init_fingerprint(tf: Terraform, target: EnvTarget, init_args: list[str]) -> str:
+    """What ``init`` depends on: binary, flags, CLI config, backend files and the configuration's files.
+    The local provider override is left out: it configures the provider, which init does not read, and
+    it exists only during a local plan or apply (outputs are read without it) — with it in, every
+    local deploy ran init twice."""
+    from stageflow.terraform.local_provider import OVERRIDE_NAME
+
     h = hashlib.sha256()
     h.update(f"{tf.binary}\0{tf.version}\0{init_args}\0{tf.env.get('TF_CLI_CONFIG_FILE')}\0".encode())
-    for f in [Path(p) for p in target.backend_config] + B.config_files(target.root):
+    files = [Path(p) for p in target.backend_config] + B.config_files(target.root)
+    for f in files:
+        if f.name == OVERRIDE_NAME and f.parent == target.root:
+            continue
         h.update(str(f).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -262,7 +274,8 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
             f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
         )
         changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
-        summary = summarize(tf.show_plan(str(plan_file)))
+        plan_json = tf.show_plan(str(plan_file))
+        summary = summarize(plan_json)
     policy = check_policy(summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy)
     state = plan_state_version(str(plan_file)) or tf.state_version()
     return PlanResult(
@@ -278,7 +291,18 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
         workspace=target.workspace,
         local=target.local,
         kind=kind,
+        planned_outputs=None if changes else planned_outputs(plan_json),
     )
+
+
+def planned_outputs(plan_json: dict[str, Any]) -> dict[str, Any] | None:
+    """``planned_values.outputs`` of a plan (``{name: {"sensitive": bool, "value": ...}}``), or None."""
+    outs = (plan_json.get("planned_values") or {}).get("outputs")
+    if not isinstance(outs, dict):
+        return None
+    if not all(isinstance(v, dict) and "value" in v for v in outs.values()):
+        return None  # a value unknown until apply
+    return outs
 
 
 # -- the API ---------------------------------------------------------------------------------------------
@@ -398,6 +422,19 @@ def outputs(
     """The outputs contract from ``terraform output -json``, validated (names a missing output)."""
     raw = raw_outputs(factory, env_name, root=root, runtime=runtime)
     return parse_outputs(raw, source="terraform", where=f"terraform output ({env_name})")
+
+
+def outputs_after(
+    factory, plan_result: PlanResult, apply_result: ApplyResult, *, runtime: Runtime | None = None
+) -> DeployOutputs:
+    """The outputs contract after :func:`apply`: from the plan itself when nothing was applied (a plan
+    without changes has every output value; no ``init`` or ``output -json`` needed), else from
+    ``terraform output -json``."""
+    raw = plan_result.planned_outputs
+    if apply_result.applied or raw is None:
+        return outputs(factory, plan_result.env_name, root=plan_result.root, runtime=runtime)
+    _masked_outputs(raw)  # registers sensitive values with the redactor
+    return parse_outputs(raw, source="terraform", where=f"terraform plan ({plan_result.env_name})")
 
 
 def providers_available(root: str | Path, *, mirror: Path | None = None) -> tuple[bool, str]:
