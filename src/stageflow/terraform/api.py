@@ -80,8 +80,8 @@ class PlanResult:
     workspace: str
     local: bool
     kind: str = "plan"  # "plan" or "drift"
-    # The root's output values as the plan has them (``planned_values.outputs`` of ``show -json``),
-    # kept only for a plan without changes: then they are exactly what ``terraform output`` would say.
+    # The root's output values (from the saved plan's state), kept only for a plan without changes:
+    # then they are exactly what ``terraform output -json`` would say, without its 10 s of schemas.
     planned_outputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
@@ -274,8 +274,10 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
             f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
         )
         changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
-        plan_json = tf.show_plan(str(plan_file))
-        summary = summarize(plan_json)
+        # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core machine):
+        # only a plan with changes has anything to show. Exit 0 of -detailed-exitcode means no resource
+        # and no output changes, so the summary is empty and the outputs are the state's.
+        summary = summarize(tf.show_plan(str(plan_file))) if changes else summarize({})
     policy = check_policy(summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy)
     state = plan_state_version(str(plan_file)) or tf.state_version()
     return PlanResult(
@@ -291,17 +293,24 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
         workspace=target.workspace,
         local=target.local,
         kind=kind,
-        planned_outputs=None if changes else planned_outputs(plan_json),
+        planned_outputs=None if changes else plan_file_outputs(plan_file),
     )
 
 
-def planned_outputs(plan_json: dict[str, Any]) -> dict[str, Any] | None:
-    """``planned_values.outputs`` of a plan (``{name: {"sensitive": bool, "value": ...}}``), or None."""
-    outs = (plan_json.get("planned_values") or {}).get("outputs")
-    if not isinstance(outs, dict):
+def plan_file_outputs(plan_file: Path) -> dict[str, Any] | None:
+    """The root outputs of the state a saved plan was made against (its ``tfstate`` entry, shaped as
+    ``terraform output -json``: ``{name: {"value": ..., "type": ..., "sensitive": bool}}``), or None.
+    For a plan without changes these are exactly the outputs after it."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(plan_file) as z:
+            outs = json.loads(z.read("tfstate")).get("outputs")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
-    if not all(isinstance(v, dict) and "value" in v for v in outs.values()):
-        return None  # a value unknown until apply
+    if not isinstance(outs, dict) or not all(isinstance(v, dict) and "value" in v for v in outs.values()):
+        return None
     return outs
 
 
@@ -427,8 +436,8 @@ def outputs(
 def outputs_after(
     factory, plan_result: PlanResult, apply_result: ApplyResult, *, runtime: Runtime | None = None
 ) -> DeployOutputs:
-    """The outputs contract after :func:`apply`: from the plan itself when nothing was applied (a plan
-    without changes has every output value; no ``init`` or ``output -json`` needed), else from
+    """The outputs contract after :func:`apply`: from the saved plan when nothing was applied (a plan
+    without changes carries the state's outputs; no ``init``, no ``output -json``), else from
     ``terraform output -json``."""
     raw = plan_result.planned_outputs
     if apply_result.applied or raw is None:
