@@ -38,6 +38,22 @@ def test_terraform_builds_the_dev_environment_in_the_emulator(project, emulator_
     assert infra["summary"].startswith("terraform: 33 to create") and infra["data"]["applied"] is True
     assert infra["data"]["source"] == "terraform" and len(infra["data"]["alarm_names"]) >= 6
     assert not (project / "infrastructure" / "environments" / "dev" / "stageflow_local_override.tf").exists()
+    # a second deploy with nothing changed is a no-op: no Terraform change, no version, no re-scan
+    again = run(project, emulator_state, "--json", "deploy", "dev", env={"STAGEFLOW_LOCAL_TERRAFORM": "1"})
+    assert again.returncode == 0, again.stderr[-3000:]
+    st2 = {s["name"]: s for s in json.loads(again.stdout)["stages"]}
+    assert st2["infrastructure"]["summary"].startswith("terraform: no changes")
+    assert st2["infrastructure"]["data"]["applied"] is False
+    assert st2["canary"]["summary"].startswith("nothing to deploy")
+    assert {"bandit", "checkov", "secrets"} <= set(st2["security"]["data"]["cached"])
+    # the secrets stage merges values into the function's environment: Terraform leaves them alone
+    lam = aws.client("lambda")
+    env_vars = lam.get_function_configuration(FunctionName="sample-api-dev")["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName="sample-api-dev", Environment={"Variables": {**env_vars, "MERGED_BY_DEPLOY": "x"}}
+    )
+    d = run(project, emulator_state, "drift", "dev", env={"STAGEFLOW_LOCAL_TERRAFORM": "1"})
+    assert d.returncode == 0, d.stdout[-2000:] + d.stderr[-2000:]
     # the function Terraform built serves the app; a code change then goes out as a canary on it
     (project / "app" / "service" / "mark.py").write_text("MARK = 1\n")
     c = run(project, emulator_state, "--json", "canary", "dev")
