@@ -439,8 +439,8 @@ def outputs_after(
     """The outputs contract after :func:`apply`: from the saved plan when nothing was applied (a plan
     without changes carries the state's outputs; no ``init``, no ``output -json``), else from
     ``terraform output -json``."""
-    raw = plan_result.planned_outputs
-    if apply_result.applied or raw is None:
+    raw = None if apply_result.applied else plan_result.planned_outputs
+    if raw is None:
         return outputs(factory, plan_result.env_name, root=plan_result.root, runtime=runtime)
     _masked_outputs(raw)  # registers sensitive values with the redactor
     return parse_outputs(raw, source="terraform", where=f"terraform plan ({plan_result.env_name})")
