@@ -87,7 +87,9 @@ class ImageResult:
             return f"skipped: {self.skipped}"
         b = self.build
         where = next((d for img in b.images for d in img.repo_digests), None) or b.digest
-        return f"images {', '.join(i.target for i in b.images)} pushed: {where}"
+        # reused: the same inputs as the recorded build, its images still in engine and registry
+        verb = "unchanged" if getattr(b, "reused", False) else "pushed"
+        return f"images {', '.join(i.target for i in b.images)} {verb}: {where}"
 
     def to_json(self) -> dict:
         return {"skipped": True} if self.build is None else self.build.to_json()
@@ -239,7 +241,10 @@ def stage_security(factory) -> SecurityResult:
     information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
     from stageflow.security import run_gate
 
-    report = run_gate(factory.config.root, factory.reporter)
+    # unchanged inputs are not re-scanned: results cached by content under the state dir
+    report = run_gate(
+        factory.config.root, factory.reporter, cache_dir=factory.state_dir / "cache" / "security"
+    )
     record = report.record()
     report.raise_for_status()
     return SecurityResult(record)
@@ -263,7 +268,7 @@ def stage_infrastructure(factory, env_name: str, *, allow_destroy: bool = False,
         applied = api.apply(factory, planned, extra_env=tf_env)
     finally:
         planned.plan_file.unlink(missing_ok=True)
-    out = api.outputs(factory, env.name)
+    out = api.outputs_after(factory, planned, applied)  # no changes: read from the plan itself
     factory.remember_outputs(env.name, out)
     return InfraResult(
         out, planned.plan_sha256, applied.applied, planned.summary.headline(), values, planned, applied

@@ -100,6 +100,21 @@ def test_the_environment_is_terraforms_and_a_second_deploy_changes_nothing(proje
     assert stages["infrastructure"]["summary"].startswith("terraform: no changes")
     assert stages["canary"]["summary"].startswith("nothing to deploy")
     assert deployed.latest_version() == before
+    # unchanged inputs are not re-scanned (the first scan of this project copy filled the cache)
+    again = run(project, deployed, "--json", "deploy", "dev")
+    assert again.returncode == 0, again.stderr[-3000:]
+    st2 = {s["name"]: s for s in json.loads(again.stdout)["stages"]}
+    assert {"bandit", "checkov", "secrets"} <= set(st2["security"]["data"]["cached"])
+    assert st2["infrastructure"]["data"]["applied"] is False
+    # the secrets stage merges values into the function's environment: Terraform leaves them alone
+    lam = deployed.lam()
+    env_vars = lam.get_function_configuration(FunctionName=deployed.function)["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=deployed.function, Environment={"Variables": {**env_vars, "MERGED_BY_DEPLOY": "x"}}
+    )
+    d = run(project, deployed, "drift", "dev")
+    assert d.returncode == 0, d.stdout[-2000:] + d.stderr[-2000:]
+    lam.update_function_configuration(FunctionName=deployed.function, Environment={"Variables": env_vars})
     assert not (project / "infrastructure" / "environments" / "dev" / "stageflow_local_override.tf").exists()
 
 

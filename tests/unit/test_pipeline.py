@@ -27,6 +27,9 @@ class FakePlan:
     plan_file: Path
     plan_sha256: str = "abc123"
     summary: FakeSummary = FakeSummary()
+    env_name: str = "staging"
+    root: Path | None = None
+    planned_outputs: dict | None = None  # a plan with changes: outputs come from `terraform output`
 
 
 @dataclass
@@ -54,7 +57,7 @@ def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_
         api, "apply", lambda f, p, extra_env: calls.append(("apply", p.plan_file, extra_env)) or FakeApplied()
     )
     out = DeployOutputs("fn", "live", ("a",), "arn:aws:sns:us-east-1:1:t", "tbl")
-    monkeypatch.setattr(api, "outputs", lambda f, env: out)
+    monkeypatch.setattr(api, "outputs", lambda f, env, **kw: out)
     cfg = tmp_path / "stageflow.toml"
     cfg.write_text(
         '[service]\nname = "svc"\n[environments.staging.secrets]\n'
@@ -69,6 +72,35 @@ def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_
     assert "2 to create" in res.summary and res.to_json()["applied"] is True
     # the secrets were resolved once and travel on to the secrets stage in the result (redacted)
     assert set(res.secrets) == {"DB_PASSWORD"} and "s3cr3t-value" not in repr(res)
+
+
+def test_terraform_stage_without_changes_reads_outputs_from_the_plan(tmp_path, monkeypatch):
+    from stageflow.terraform import api
+
+    plan_file = tmp_path / "p.tfplan"
+    plan_file.write_bytes(b"x")
+    raw = {
+        "function_name": {"value": "fn", "type": "string"},
+        "alias_name": {"value": "live", "type": "string"},
+        "alarm_names": {"value": ["a"], "type": ["tuple", ["string"]]},
+        "topic_arn": {"value": "arn:aws:sns:us-east-1:1:t", "type": "string"},
+        "history_table": {"value": "tbl", "type": "string"},
+    }
+    planned = FakePlan(plan_file, planned_outputs=raw)
+    monkeypatch.setattr(api, "plan", lambda f, env, extra_env, allow_destroy=False: planned)
+    monkeypatch.setattr(api, "enforce_policy", lambda p: None)
+    monkeypatch.setattr(api, "apply", lambda f, p, extra_env: FakeApplied(applied=False))
+
+    def no_output_call(*a, **k):
+        raise AssertionError("terraform output must not run after a plan without changes")
+
+    monkeypatch.setattr(api, "outputs", no_output_call)
+    f = Factory(
+        config_path=REPO / "stageflow.toml", local=False, reporter=Reporter(quiet=True), state_dir=tmp_path
+    )
+    res = pipeline.stage_infrastructure(f, "staging")
+    assert res.outputs.function_name == "fn" and res.to_json()["applied"] is False
+    assert res.summary == "terraform: no changes; fn:live"
 
 
 def test_plan_file_is_deleted_even_when_the_policy_refuses(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 # The service function and its `live` alias. Terraform creates them; from then on the deploy step owns
-# the code (it publishes versions) and the alias's routing (the canary), so Terraform ignores both.
+# the code (it publishes versions), the function's environment (the secrets stage merges secret values
+# into it) and the alias's routing (the canary), so Terraform ignores those (docs/infrastructure.md).
 resource "aws_lambda_function" "service" {
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
   #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
@@ -41,7 +42,9 @@ resource "aws_lambda_function" "service" {
   ]
 
   lifecycle {
-    ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version]
+    # environment: Terraform sets the first variables (all derived from the function's own name); the
+    # secrets stage then merges secret values in. Managing it here would strip them on every apply.
+    ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version, environment]
   }
 }
 

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ class PlanResult:
     workspace: str
     local: bool
     kind: str = "plan"  # "plan" or "drift"
+    # The root's output values (from the saved plan's state), kept only for a plan without changes:
+    # then they are exactly what ``terraform output -json`` would say, without its 10 s of schemas.
+    planned_outputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -178,9 +181,18 @@ def open_terraform(
 
 
 def _init_fingerprint(tf: Terraform, target: EnvTarget, init_args: list[str]) -> str:
+    """What ``init`` depends on: binary, flags, CLI config, backend files and the configuration's files.
+    The local provider override is left out: it configures the provider, which init does not read, and
+    it exists only during a local plan or apply (outputs are read without it) — with it in, every
+    local deploy ran init twice."""
+    from stageflow.terraform.local_provider import OVERRIDE_NAME
+
     h = hashlib.sha256()
     h.update(f"{tf.binary}\0{tf.version}\0{init_args}\0{tf.env.get('TF_CLI_CONFIG_FILE')}\0".encode())
-    for f in [Path(p) for p in target.backend_config] + B.config_files(target.root):
+    files = [Path(p) for p in target.backend_config] + B.config_files(target.root)
+    for f in files:
+        if f.name == OVERRIDE_NAME and f.parent == target.root:
+            continue
         h.update(str(f).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -263,7 +275,10 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
             f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
         )
         changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
-        summary = summarize(tf.show_plan(str(plan_file)))
+        # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core machine):
+        # only a plan with changes has anything to show. Exit 0 of -detailed-exitcode means no resource
+        # and no output changes, so the summary is empty and the outputs are the state's.
+        summary = summarize(tf.show_plan(str(plan_file))) if changes else summarize({})
     policy = check_policy(summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy)
     state = plan_state_version(str(plan_file)) or tf.state_version()
     return PlanResult(
@@ -279,7 +294,25 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
         workspace=target.workspace,
         local=target.local,
         kind=kind,
+        planned_outputs=None if changes else plan_file_outputs(plan_file),
     )
+
+
+def plan_file_outputs(plan_file: Path) -> dict[str, Any] | None:
+    """The root outputs of the state a saved plan was made against (its ``tfstate`` entry, shaped as
+    ``terraform output -json``: ``{name: {"value": ..., "type": ..., "sensitive": bool}}``), or None.
+    For a plan without changes these are exactly the outputs after it."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(plan_file) as z:
+            outs = json.loads(z.read("tfstate")).get("outputs")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    if not isinstance(outs, dict) or not all(isinstance(v, dict) and "value" in v for v in outs.values()):
+        return None
+    return outs
 
 
 # -- the API ---------------------------------------------------------------------------------------------
@@ -408,6 +441,19 @@ def outputs(
             f"deploy it first: stageflow deploy {env_name}",
         )
     return parse_outputs(raw, source="terraform", where=f"terraform output ({env_name})")
+
+
+def outputs_after(
+    factory, plan_result: PlanResult, apply_result: ApplyResult, *, runtime: Runtime | None = None
+) -> DeployOutputs:
+    """The outputs contract after :func:`apply`: from the saved plan when nothing was applied (a plan
+    without changes carries the state's outputs; no ``init``, no ``output -json``), else from
+    ``terraform output -json``."""
+    raw = None if apply_result.applied else plan_result.planned_outputs
+    if raw is None:
+        return outputs(factory, plan_result.env_name, root=plan_result.root, runtime=runtime)
+    _masked_outputs(raw)  # registers sensitive values with the redactor
+    return parse_outputs(raw, source="terraform", where=f"terraform plan ({plan_result.env_name})")
 
 
 def providers_available(root: str | Path, *, mirror: Path | None = None) -> tuple[bool, str]:
