@@ -97,3 +97,39 @@ def test_persistent_faults_map_to_aws_error(fault_proxy, faulty_aws, fault, expe
     assert isinstance(mapped, AwsError) and mapped.exit_code == ExitCode.ENVIRONMENT
     assert expect in mapped.one_line()
     assert fault_proxy.calls[("lambda", "ListFunctions")] == 3
+
+
+def test_lost_answers_of_conditional_history_writes_are_not_conflicts(fault_proxy, faulty_aws):
+    """The emulator did the write, the answer was lost, botocore retried: the retry fails the seq (or
+    attribute_not_exists) check against our own write, which must not read as another writer's."""
+    ddb = faulty_aws().client("dynamodb")
+    table = history_table(ddb)
+    history = DynamoHistory(ddb, table, "sample-api", "dev")
+    dep = _deployment()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    fault_proxy.configure([Fault("drop_after", 0.3, "dynamodb", op) for op in ("PutItem",)], seed=5)
+    for i in range(6):  # lock and record creation: put with attribute_not_exists
+        other = DynamoHistory(ddb, table, "sample-api", f"env{i}")
+        other.acquire_lock(f"dep-{i}", "tests", now)
+    history.create(dep)
+    fault_proxy.configure(
+        [Fault("drop_after", 0.3, "dynamodb", op) for op in ("UpdateItem", "TransactWriteItems")], seed=5
+    )
+    for i in range(20):
+        if i % 2:
+            history.update(dep, verdict={"at": f"2026-01-01T00:00:{i:02d}.000000Z", "decision": "continue"})
+        else:
+            history.update(dep, phase="baking", transition={"n": i})
+    lost = fault_proxy.injected_total()
+    fault_proxy.configure([])
+    fresh = history.get(dep.deployment_id)
+    assert fresh.seq == 20 and [t["n"] for t in fresh.transitions] == list(range(0, 20, 2))
+    assert fresh.verdict_count == 10
+    assert lost >= 3, "answers must actually have been lost"
+    # a real second writer is still a conflict
+    stale = _deployment()
+    stale.seq = 3
+    from stageflow.history import ConcurrentUpdate
+
+    with pytest.raises(ConcurrentUpdate):
+        history.update(stale, phase="shifting")
