@@ -173,7 +173,7 @@ ERRORS = {  # kind -> (status, code, query code, message)
 }
 
 
-def error_response(kind: str, headers) -> tuple[int, dict[str, str], bytes]:
+def error_response(kind: str, headers, service: str = "?") -> tuple[int, dict[str, str], bytes]:
     status, code, query_code, message = ERRORS[kind]
     rid = "faultproxy-0000"
     if headers.get("X-Amz-Target"):
@@ -194,9 +194,7 @@ def error_response(kind: str, headers) -> tuple[int, dict[str, str], bytes]:
         ).encode()
         return status, {"Content-Type": "text/xml", "x-amzn-RequestId": rid}, body
     # REST: JSON with x-amzn-ErrorType (Lambda); botocore's rest-xml parser reads <Error><Code> too.
-    if headers.get("Content-Type", "").startswith("application/xml") or "s3" in headers.get(
-        "Authorization", ""
-    ):
+    if service == "s3" or headers.get("Content-Type", "").startswith("application/xml"):
         body = f"<Error><Code>{query_code}</Code><Message>{message}</Message></Error>".encode()
         return status, {"Content-Type": "application/xml", "x-amz-request-id": rid}, body
     body = json.dumps({"Type": "Service", "message": message}).encode()
@@ -311,7 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return
         if kind in ERRORS:
-            status, headers, payload = error_response(kind, self.headers)
+            status, headers, payload = error_response(kind, self.headers, service)
             self._reply(status, headers, payload)
             return
         if kind == "slow":
