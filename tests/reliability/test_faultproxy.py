@@ -64,6 +64,8 @@ def test_names_operations_of_every_protocol(fault_proxy, faulty_aws):
         ("500", "dynamodb", lambda c: c.client("dynamodb").list_tables(), "InternalFailure", 500),
         ("503", "lambda", lambda c: c.client("lambda").list_functions(), "ServiceUnavailable", 503),
         ("503", "cloudwatch", lambda c: c.client("cloudwatch").list_metrics(), "ServiceUnavailable", 503),
+        ("503", "s3", lambda c: c.client("s3").list_buckets(), "ServiceUnavailable", 503),
+        ("throttle", "ssm", lambda c: c.client("ssm").describe_parameters(), "ThrottlingException", 400),
     ],
 )
 def test_error_faults_parse_as_aws_errors(fault_proxy, faulty_aws, kind, service, call, code, status):

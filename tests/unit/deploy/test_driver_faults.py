@@ -19,7 +19,7 @@ from stageflow.config import parse
 from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver
 from stageflow.deploy.traffic import AliasState
-from stageflow.errors import AwsError, EnvironmentFailure
+from stageflow.errors import AwsError, ConfigError
 from stageflow.history import Deployment
 from stageflow.metrics.interface import Verdict
 from stageflow.notify import Notifiers
@@ -224,7 +224,7 @@ def test_a_rollback_that_keeps_failing_pages_a_person_with_what_was_tried():
 
 
 def test_the_consecutive_error_limit_is_validated():
-    with pytest.raises(EnvironmentFailure.__mro__[1]):  # StageflowError: a ConfigError
+    with pytest.raises(ConfigError, match="consecutive_error_limit: must be at least 0"):
         _env(consecutive_error_limit=-1)
     assert _env().canary.consecutive_error_limit == 4
 
