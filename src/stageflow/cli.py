@@ -224,7 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug
         if show_traceback:
             raise
+        from stageflow.aws import aws_error
         from stageflow.redact import REDACTOR
+
+        mapped = aws_error(exc)  # a botocore error that escaped its module: exit 3, one line
+        if mapped is not None:
+            reporter_err.write(REDACTOR.redact(f"stageflow: error: {mapped.one_line()}") + "\n")
+            return int(mapped.exit_code)
 
         text = " ".join(f"{type(exc).__name__}: {exc}".split())
         reporter_err.write(

@@ -37,6 +37,9 @@ class CanaryPolicy:
     post_promotion_minutes: float = 30.0
     check_interval_seconds: float = 60.0  # how often the gates are read during a bake
     max_extensions: int = 2  # bake extensions on inconclusive data before holding for a person
+    # Failed metric reads in a row (throttling, 5xx, timeouts after botocore's retries) tolerated as
+    # "no data" while holding the weight; one more rolls the canary back (Argo's consecutiveErrorLimit).
+    consecutive_error_limit: int = 4
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,15 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         ),
         max_extensions=r.get(
             canary_raw, f"{key}.canary", "max_extensions", int, cb.max_extensions, lo=0, hi=20
+        ),
+        consecutive_error_limit=r.get(
+            canary_raw,
+            f"{key}.canary",
+            "consecutive_error_limit",
+            int,
+            cb.consecutive_error_limit,
+            lo=0,
+            hi=100,
         ),
     )
 

@@ -86,6 +86,24 @@ class MissingBinaryError(EnvironmentFailure):
     pass
 
 
+class AwsError(EnvironmentFailure):
+    """An AWS call failed after botocore's retries: throttling, 5xx, timeouts, credentials."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        operation: str | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+    ):
+        super().__init__(message, hint)
+        self.operation = operation
+        self.code = code
+        self.attempts = attempts
+
+
 class LocalGuardError(EnvironmentFailure):
     """Local mode would have talked to something other than the emulator on loopback."""
 

@@ -160,6 +160,8 @@ class DynamoHistory:
             self._call(self.ddb.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError:
             lock = self.lock()
+            if lock is not None and lock.get("holder") == deployment_id:
+                return  # our own put landed and its answer was lost; the retry found it
             holder = (
                 f"deployment {lock['holder']} ({lock['who']}, since {lock['since']})"
                 if lock
@@ -215,7 +217,15 @@ class DynamoHistory:
         body = {k: v for k, v in dep.to_json().items() if v is not None}
         body.update(pk=self.pk, sk=f"DEP#{dep.deployment_id}", pk_status=f"{self.pk}#{dep.status}")
         item = {k: ser.serialize(_dynamo(v)) for k, v in body.items()}
-        self._call(self.ddb.put_item, Item=item, ConditionExpression="attribute_not_exists(sk)")
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(self.ddb.put_item, Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError:
+            if self.get(dep.deployment_id) is None:
+                raise
+            # Deployment ids are unique per run: the record is ours, written by an attempt whose
+            # answer was lost (a timeout or a dropped connection before botocore retried).
 
     def get(self, deployment_id: str) -> Deployment | None:
         from boto3.dynamodb.types import TypeDeserializer
@@ -260,6 +270,12 @@ class DynamoHistory:
             names["#vc"] = "verdict_count"
             values[":vc"] = {"N": str(dep.verdict_count + 1)}
             sets.append("#vc = :vc")
+        # A token per write: when an answer is lost and botocore retries, the retry fails the seq
+        # check against our own write; the token tells that apart from another writer's.
+        token = _secrets.token_hex(8)
+        names["#wid"] = "write_id"
+        values[":wid"] = {"S": token}
+        sets.append("#wid = :wid")
         names["#seq"] = "seq"
         values[":old"] = {"N": str(dep.seq)}
         values[":new"] = {"N": str(dep.seq + 1)}
@@ -288,9 +304,10 @@ class DynamoHistory:
                 }
                 self._transact([{"Update": update}, {"Put": put}])
         except ClientError:
-            raise ConcurrentUpdate(
-                f"deployment {dep.deployment_id} was changed by another run", "check: stageflow status"
-            ) from None
+            if not self._landed(dep, token):
+                raise ConcurrentUpdate(
+                    f"deployment {dep.deployment_id} was changed by another run", "check: stageflow status"
+                ) from None
         for k, v in changes.items():
             setattr(dep, k, v)
         if transition is not None:
@@ -300,6 +317,18 @@ class DynamoHistory:
             dep.verdict_count += 1
         dep.seq += 1
         return dep
+
+    def _landed(self, dep: Deployment, token: str) -> bool:
+        """Whether the record holds our write ``token`` at the next seq (an earlier attempt landed)."""
+        resp = self._call(
+            self.ddb.get_item,
+            Key=self._key(dep.deployment_id),
+            ConsistentRead=True,
+            ProjectionExpression="#w, #s",
+            ExpressionAttributeNames={"#w": "write_id", "#s": "seq"},
+        )
+        item = resp.get("Item") or {}
+        return item.get("write_id", {}).get("S") == token and item.get("seq", {}).get("N") == str(dep.seq + 1)
 
     def _transact(self, items: list[dict]) -> None:
         from botocore.exceptions import ClientError

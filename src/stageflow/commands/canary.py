@@ -14,6 +14,15 @@ def _interactive(no_input: bool) -> bool:
     return not no_input and sys.stdin.isatty() and sys.stderr.isatty()
 
 
+def _check_inputs(factory, env: str, scenario: Path | None) -> None:
+    """Bad input fails here, before anything is published, recorded or locked (exit 2)."""
+    factory.config.env(env)
+    if scenario is not None:
+        from stageflow.local.simulator import load_scenario
+
+        load_scenario(scenario)
+
+
 def _outcome_json(outcome) -> dict:
     dep = outcome.deployment
     return {
@@ -57,6 +66,7 @@ def register(cli: click.Group) -> None:
         """Publish the current code as a new version and ship it to ENV in canary steps."""
         from stageflow.deploy import canary
 
+        _check_inputs(factory, env, scenario)
         res = canary.start(
             factory,
             env,
@@ -106,6 +116,7 @@ def register(cli: click.Group) -> None:
         """Continue a deployment in ENV whose run was killed, from its last recorded state."""
         from stageflow.deploy import canary
 
+        _check_inputs(factory, env, scenario)
         _report_outcome(
             factory, canary.cont(factory, env, None, scenario=scenario, interactive=_interactive(no_input))
         )

@@ -39,7 +39,10 @@ class Driver:
     approve_prompt: Callable[[str], bool | None] | None = None  # interactive approvals on a TTY
     stop_after: Callable[[m.State], bool] | None = None  # tests: stop (as if killed) after recording
     pre_approved_by: str | None = None  # the approval before the canary was given upstream (CodePipeline)
+    rollback_attempts: int = 3  # tries of the alias restore (each with botocore's own retries)
+    rollback_retry_seconds: float = 5.0  # wait between them (doubles), on the run's clock
     _stop_requested: bool = field(default=False, init=False, repr=False)
+    _rollback_tried: list[str] = field(default_factory=list, init=False, repr=False)
 
     # -- recording ----------------------------------------------------------------------------
     def _record(self, dep: Deployment, old: m.State, new: m.State, why: str, **extra) -> None:
@@ -78,6 +81,11 @@ class Driver:
                     "weight": state.weight,
                     "reasons": list(reasons),
                     "last_verdict": dep.verdicts[-1] if dep.verdicts else None,
+                    **(
+                        {"tried": list(self._rollback_tried), "page": True}
+                        if action.kind == "rollback_failed"
+                        else {}
+                    ),
                 },
             )
         )
@@ -169,6 +177,8 @@ class Driver:
         interval = timedelta(seconds=self.env.canary.check_interval_seconds)
         now = self.clock.now()
         wake = min(until, now + interval) if now < until else now
+        if state.errors:  # the last read failed: wait a whole interval before the next one
+            wake = now + interval
         left = (until - now).total_seconds() / 60
         last = dep.verdicts[-1].get("reasons") if dep.verdicts else None
         label = (
@@ -177,19 +187,30 @@ class Driver:
         )
         self.reporter.wait(self.clock, (wake - now).total_seconds(), label)
         now = self.clock.now()
-        if self.feed is not None:
-            roles = {dep.version: "canary"}
-            weights = {dep.version: state.weight}
-            if dep.previous_version and state.weight < 100:
-                roles[dep.previous_version] = "stable"
-                weights[dep.previous_version] = 100 - state.weight
-            self.feed.run_until(now, weights, roles)
         complete = now >= until
         stable = dep.previous_version if state.weight < 100 else None
         canary_start = parse_iso(state.canary_start) if state.canary_start else None
-        verdict, canary_series, stable_series = self.gates.check(
-            dep.version, stable, start, now, window_complete=complete, canary_start=canary_start
-        )
+        try:
+            if self.feed is not None:
+                roles = {dep.version: "canary"}
+                weights = {dep.version: state.weight}
+                if dep.previous_version and state.weight < 100:
+                    roles[dep.previous_version] = "stable"
+                    weights[dep.previous_version] = 100 - state.weight
+                self.feed.run_until(now, weights, roles)
+            verdict, canary_series, stable_series = self.gates.check(
+                dep.version, stable, start, now, window_complete=complete, canary_start=canary_start
+            )
+        except Exception as exc:
+            failure = _environment_failure(exc)
+            if failure is None:
+                raise  # a bug, not a failed read
+            why = failure.one_line()
+            limit = self.env.canary.consecutive_error_limit
+            self.reporter.warn(
+                f"gate {dep.environment}: metric read failed ({state.errors + 1}/{limit} in a row): {why}"
+            )
+            return m.ObservationFailed(now, why), (f"metric read failed: {why}",)
         self._report_verdict(dep, state, verdict, start, now)
         record = {
             "at": iso(now),
@@ -228,18 +249,48 @@ class Driver:
 
     def _roll_back(self, dep: Deployment, why: str) -> m.Event:
         target = dep.previous_version
+        self._rollback_tried = []
         if target is None:
+            self._rollback_tried.append("nothing: no previous version recorded to roll back to")
             return m.Failed(self.clock.now(), "no previous version to roll back to")
-        try:
-            alias = self.traffic.restore(target)
-        except Exception as exc:  # noqa: BLE001 - recorded as failed, reported as exit 5
-            return m.Failed(self.clock.now(), f"rollback to v{target} failed: {exc}")
+        wait = self.rollback_retry_seconds
+        attempts = max(1, self.rollback_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                alias = self.traffic.restore(target)
+                break
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded; the last one is exit 5
+                failure = _environment_failure(exc)
+                text = failure.one_line() if failure else f"{type(exc).__name__}: {exc}"
+                self._rollback_tried.append(
+                    f"{iso(self.clock.now())} attempt {attempt}/{attempts}: restore alias "
+                    f"{self.traffic.alias} of {self.traffic.function} to v{target}: {text}"
+                )
+                self.reporter.warn(f"rollback {dep.environment}: attempt {attempt}/{attempts} failed: {text}")
+                if attempt < attempts:
+                    self.clock.sleep(wait)
+                    wait *= 2
+        else:
+            serving = self._serving()
+            return m.Failed(
+                self.clock.now(),
+                f"rollback to v{target} failed after {attempts} attempts ({why}); last: "
+                f"{self._rollback_tried[-1].split(': ', 1)[-1]}; alias now: {serving}",
+            )
         self.reporter.info(
             "rollback",
             dep.environment,
             f"all traffic back on v{target} ({why}); alias {self.traffic.alias}: {alias.weights}",
         )
         return m.RolledBack(self.clock.now())
+
+    def _serving(self) -> str:
+        """What the alias serves, for a page; "unknown" when even that cannot be read."""
+        try:
+            return str(self.traffic.state().weights)
+        except Exception as exc:  # noqa: BLE001 - best effort, for the message only
+            failure = _environment_failure(exc)
+            return f"unknown ({failure.one_line() if failure else type(exc).__name__})"
 
     def _await_approval(self, dep: Deployment, state: m.State, gate: str) -> m.Event | None:
         if gate == "before_canary" and self.pre_approved_by:
@@ -257,3 +308,14 @@ class Driver:
             f"or `stageflow reject {dep.environment}` to roll back",
         )
         return None
+
+
+def _environment_failure(exc: BaseException):
+    """``exc`` as an EnvironmentFailure (AWS, the network) or ``None`` when it is something else (a bug)."""
+    from stageflow.aws import aws_error
+    from stageflow.errors import EnvironmentFailure
+
+    if isinstance(exc, EnvironmentFailure):
+        return exc
+    mapped = aws_error(exc)
+    return mapped if isinstance(mapped, EnvironmentFailure) else None

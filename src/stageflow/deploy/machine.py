@@ -51,6 +51,7 @@ class State:
     extensions: int = 0
     approval_for: str | None = None  # "before_canary" | "step:<i>" | "inconclusive:<i>"
     reason: str = ""
+    errors: int = 0  # consecutive looks whose metric read failed (reset by a good look)
 
     @property
     def terminal(self) -> bool:
@@ -84,6 +85,14 @@ class Checked:
 
 
 @dataclass(frozen=True)
+class ObservationFailed:
+    """A look at the gates could not read the metrics (throttling, 5xx, timeout): no data, not a crash."""
+
+    at: datetime
+    error: str
+
+
+@dataclass(frozen=True)
 class Approved:
     at: datetime
     who: str
@@ -113,7 +122,17 @@ class Failed:
     reason: str
 
 
-Event = Start | WeightSet | Checked | Approved | Rejected | AbortRequested | RolledBack | Failed
+Event = (
+    Start
+    | WeightSet
+    | Checked
+    | ObservationFailed
+    | Approved
+    | Rejected
+    | AbortRequested
+    | RolledBack
+    | Failed
+)
 
 
 # -- actions: what the driver must do next -------------------------------------------------------------
@@ -140,7 +159,9 @@ class RollBack:
 
 @dataclass(frozen=True)
 class Notify:
-    kind: Literal["started", "approval_needed", "promoted", "succeeded", "rolled_back", "failed"]
+    kind: Literal[
+        "started", "approval_needed", "promoted", "succeeded", "rolled_back", "failed", "rollback_failed"
+    ]
     message: str
 
 
@@ -207,9 +228,33 @@ def transition(
             actions.append(Notify("approval_needed", new.reason))
         elif new.phase == "monitoring":
             actions.append(Notify("promoted", new.reason))
+        elif new.phase == "failed" and state.phase == "rolling_back":
+            actions.append(Notify("rollback_failed", f"rollback FAILED — page a person: {new.reason}"))
         elif new.phase in ("succeeded", "rolled_back", "failed"):
             actions.append(Notify(new.phase, new.reason))
     return new, actions + actions_for(new)
+
+
+def _observation_failed(state: State, event: ObservationFailed, policy: CanaryPolicy) -> State:
+    """No data for this look: hold (the window does not pass on errors); more than
+    ``consecutive_error_limit`` failed looks in a row roll back, as Argo Rollouts'
+    consecutiveErrorLimit does."""
+    errors = state.errors + 1
+    limit = policy.consecutive_error_limit
+    if errors > limit:
+        return replace(
+            state,
+            phase="rolling_back",
+            errors=errors,
+            reason=f"metrics unreadable: {errors} failed reads in a row > consecutive_error_limit "
+            f"({limit}); last: {event.error}",
+        )
+    return replace(
+        state,
+        errors=errors,
+        reason=f"metric read failed ({errors}/{limit}), no data for this look, holding at "
+        f"{state.weight}%: {event.error}",
+    )
 
 
 def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals) -> State:
@@ -218,6 +263,10 @@ def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
         return replace(state, phase="failed", reason=event.reason)
     if isinstance(event, AbortRequested) and phase not in TERMINAL and phase != "rolling_back":
         return replace(state, phase="rolling_back", reason=event.reason)
+    if isinstance(event, ObservationFailed) and phase in ("baking", "monitoring"):
+        return _observation_failed(state, event, policy)
+    if isinstance(event, Checked) and state.errors and phase in ("baking", "monitoring"):
+        state = replace(state, errors=0, reason=f"metrics readable again after {state.errors} failed reads")
     match phase, event:
         case "pending", Start():
             if approvals.before_canary:
