@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -55,6 +55,7 @@ class TerraformEndpoint:
     backend: dict | None = None  # None: the root's backend.hcl; else the generated S3 backend's settings
     provider_override: str | None = None  # HCL merged into roots that use the AWS provider
     env: dict | None = None  # extra child environment (dummy credentials, endpoint) or None
+    prepare: Callable[[], object] | None = None  # before `init`: create what the backend needs
 
 
 @dataclass(frozen=True)

@@ -114,13 +114,12 @@ def seeded(emulator, emulator_state):
     clients.client("ssm").put_parameter(Name="/sample-api/dev/flag", Value="on", Type="String")
     clients.client("s3").create_bucket(Bucket="badinput-bucket")
     status = Emulator(emulator_state).status()
-    outputs = emulator_state / "local" / "outputs-dev.json"
+    outputs = emulator_state / "outputs" / "local-dev.json"  # what Factory.remember_outputs writes
     outputs.parent.mkdir(parents=True, exist_ok=True)
     outputs.write_text(
         json.dumps(
             {
-                "emulator_pid": status.pid,
-                "emulator_started_at": status.started_at,
+                "endpoint": status.endpoint,
                 "outputs": {
                     "function_name": FUNCTION,
                     "alias_name": "live",

@@ -121,8 +121,9 @@ def test_drop_after_loses_the_answer_of_a_call_that_happened(fault_proxy, faulty
 
 
 def test_slow_answers_hit_the_read_timeout(fault_proxy, faulty_aws):
-    ddb = _one_try(faulty_aws, read_timeout=1.5).client("dynamodb")
-    fault_proxy.configure([Fault("slow", 1.0, "dynamodb", delay=2.5)])
+    # wide margins: these machines are shared, and the emulator itself may answer slowly under load
+    ddb = _one_try(faulty_aws, read_timeout=5.0).client("dynamodb")
+    fault_proxy.configure([Fault("slow", 1.0, "dynamodb", delay=8.0)])
     with pytest.raises(ReadTimeoutError):
         ddb.list_tables()
     fault_proxy.configure([Fault("slow", 1.0, "dynamodb", delay=0.2)])

@@ -201,7 +201,10 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
     """init with the environment's backend (skipped when nothing changed since the last init), then
     select (or create) the workspace."""
     backend = target.backend_config
-    generated = factory.terraform_endpoint().backend
+    endpoint = factory.terraform_endpoint()
+    if endpoint.prepare is not None:
+        endpoint.prepare()
+    generated = endpoint.backend
     if generated is not None:
         path = write_local_backend(
             target.work_dir / "backend-local.hcl",
