@@ -21,6 +21,7 @@ from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader, default_judge
 from stageflow.deploy.publish import Published, publish
 from stageflow.deploy.traffic import AliasTraffic
+from stageflow.dora import commit_facts, publish_delivery_metrics
 from stageflow.errors import ReleaseRejected, RollbackFailed, UsageError
 from stageflow.history import Deployment, DynamoHistory, default_who, iso, new_deployment_id, parse_iso
 from stageflow.notify import Notifiers, SlackNotifier, SnsNotifier
@@ -37,6 +38,7 @@ class Context:
     outputs: DeployOutputs
     history: DynamoHistory
     traffic: AliasTraffic
+    cloudwatch: object | None = None  # delivery metrics (Stageflow/Delivery) at the end of a run
 
 
 def resolve_outputs(factory, env: EnvironmentConfig, *, ensure: bool = False) -> DeployOutputs:
@@ -118,7 +120,7 @@ def context(factory, env_name: str, *, ensure: bool = False) -> Context:
         factory.aws.client("dynamodb"), out.history_table, factory.config.service.name, env.name
     )
     traffic = AliasTraffic(factory.aws.client("lambda"), out.function_name, out.alias_name)
-    return Context(env, out, history, traffic)
+    return Context(env, out, history, traffic, factory.aws.client("cloudwatch"))
 
 
 def run_clock(factory, ctx: Context) -> Clock:
@@ -297,6 +299,7 @@ def start(
         )
         dep.extra["resources"] = ctx.outputs.source
         dep.extra["clock"] = "virtual" if factory.local else "system"
+        dep.extra.update({k: v for k, v in commit_facts(cfg.root, commit).items() if k not in dep.extra})
         ctx.history.create(dep)
         pub = publish(
             factory.aws.client("lambda"),
@@ -441,6 +444,8 @@ def _finish(ctx: Context, outcome: RunOutcome) -> RunOutcome:
     state, dep = outcome.state, outcome.deployment
     if state.terminal:
         ctx.history.release_lock(dep.deployment_id)
+        if ctx.cloudwatch is not None:
+            publish_delivery_metrics(ctx.cloudwatch, dep)
     if state.phase == "rolled_back":
         reasons = state.reason
         raise ReleaseRejected(
