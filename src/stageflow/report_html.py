@@ -20,7 +20,7 @@ from stageflow.metrics.minutes import merge
 
 CHART_SIZE = (10.0, 3.6)  # inches
 CHART_DPI = 100  # → 1000 x 360 pixels
-COLORS = {"canary": "#d84315", "stable": "#1565c0", "gate": "#b71c1c", "weight": "#9e9e9e"}
+COLORS = {"canary": "#ef6c00", "stable": "#1565c0", "gate": "#c62828", "weight": "#9e9e9e"}
 
 
 @dataclass(frozen=True)
@@ -121,23 +121,23 @@ def chart_png(data: ReportData, what: str) -> bytes:
     if what == "latency_p95":
         gate = data.max_p95_ms
     if gate is not None:
-        ax.axhline(gate, color=COLORS["gate"], ls="--", lw=1.2, label=f"gate {gate:g}")
-    top = ax.get_ylim()[1]
+        ax.axhline(gate, color=COLORS["gate"], ls="--", lw=1.6, label=f"gate {gate:g}")
     for at, label in _decisions(data.deployment):
         ax.axvline(at, color="#424242", ls=":", lw=1)
-        ax.annotate(
-            label, (at, top), xytext=(2, -10), textcoords="offset points", fontsize=7, color="#424242"
-        )
+        where = {"xycoords": ("data", "axes fraction"), "xytext": (3, 0), "textcoords": "offset points"}
+        ax.annotate(label, xy=(at, 0.5), fontsize=7, color="#424242", rotation=90, va="center", **where)
     w = _weights(data.deployment)
     if w:
         ax2 = ax.twinx()
         ax2.step([p[0] for p in w], [p[1] for p in w], where="post", color=COLORS["weight"], lw=1, alpha=0.6)
         ax2.set_ylim(0, 105)
         ax2.set_ylabel("canary weight %", fontsize=8, color=COLORS["weight"])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, loc="right")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    ax.margins(x=0.05)
     ax.grid(alpha=0.25)
-    ax.legend(fontsize=8, loc="upper left")
+    # above the plot, so it never hides a line or a decision's label
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, frameon=False)
     fig.tight_layout()
     png = png_bytes(fig)
     plt.close(fig)

@@ -156,10 +156,12 @@ def test_charts_draw_both_versions_and_the_gate():
     from PIL import Image
 
     png = report_html.chart_png(_data(), "error_rate")
-    colours = {c for _, c in Image.open(BytesIO(png)).convert("RGB").getcolors(1 << 20)}
+    colours = Image.open(BytesIO(png)).convert("RGB").getcolors(1 << 20)
     for hexcol in (report_html.COLORS["canary"], report_html.COLORS["stable"], report_html.COLORS["gate"]):
         rgb = tuple(int(hexcol[i : i + 2], 16) for i in (1, 3, 5))
-        assert rgb in colours, f"{hexcol} not drawn"
+        # lines are antialiased (a dashed line may never hit its exact colour): count the near ones
+        near = sum(n for n, c in colours if sum(abs(a - b) for a, b in zip(c, rgb, strict=True)) < 60)
+        assert near > 100, f"{hexcol} hardly drawn ({near} pixels)"
 
 
 def test_records_without_minutes_chart_the_checks_window_figures():

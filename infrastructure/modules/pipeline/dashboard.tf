@@ -1,7 +1,7 @@
-# The pipeline dashboard: CodeBuild runs per project (and an alarm on failed builds, which is also what
-# the widgets chart), and the delivery metrics stageflow publishes for every environment
-# (Stageflow/Delivery: deployments, lead time, time to restore). Same template rules as the service
-# module's dashboard: plain ${name} substitutions, checked by tests without Terraform.
+# The pipeline dashboard: failed builds and build durations per CodeBuild project (the metrics of the
+# alarms below), and the delivery metrics stageflow publishes for every environment
+# (Stageflow/Delivery: deployments, lead time, time to restore). The body is a templatefile() JSON
+# template; tests/infrastructure/test_dashboards.py renders it with Terraform and checks every metric.
 locals {
   dashboard_projects     = concat([for p in aws_codebuild_project.pipeline : p.name], [aws_codebuild_project.rollback.name])
   dashboard_environments = ["dev", "staging", "prod"]

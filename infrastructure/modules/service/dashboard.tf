@@ -1,8 +1,8 @@
 # One CloudWatch dashboard per environment: alias traffic per version, errors and error rate, p95/p99,
 # throttles, the alarms' states and the deployments stageflow published (Stageflow/Delivery).
-# The body is a JSON template (dashboards/service.json.tftpl) with plain ${name} substitutions only, so
-# tests can render it without Terraform and check that every widget's metric is one the module's alarms
-# use or one the tool publishes (stageflow.dora.PUBLISHED_METRICS).
+# The body is a templatefile() JSON template (dashboards/service.json.tftpl); the tests render it with
+# Terraform and check that every widget's metric is one the module's alarms use or one the tool
+# publishes (stageflow.dora.PUBLISHED_METRICS).
 resource "aws_cloudwatch_dashboard" "service" {
   dashboard_name = "${local.prefix}-${local.suffix}"
   dashboard_body = templatefile("${path.module}/dashboards/service.json.tftpl", {
