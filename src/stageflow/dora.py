@@ -2,8 +2,9 @@
 
 Definitions (docs/dora.md says why):
 
-- a *change* is a deployment that moved traffic: it has a version, it ended ``succeeded``,
-  ``rolled_back`` or ``failed``, it is not a ``no_change`` run and not a rehearsal;
+- a *change* is a deployment that moved traffic (a transition with a weight above 0): it has a version,
+  it ended ``succeeded``, ``rolled_back`` or ``failed``, it is not a ``no_change`` run, not a
+  rehearsal and not the placeholder record a provisioner writes;
 - **deployment frequency**: promoted (succeeded) changes per week over the period, with the DORA band
   (elite: at least one a day on average; high: at least one a week; medium: at least one a month; low);
 - **lead time for changes**: commit time (recorded from git at deploy time, ``extra.commit_time``) to
@@ -201,13 +202,13 @@ def _changes(deployments: Iterable[Any], events: Iterable[dict]) -> list[Change]
         if promoted is None and _get(d, "status") == "succeeded":
             promoted = _t(_get(d, "ended_at"))
         rolled = next((_t(t.get("at")) for t in transitions if t.get("to") == "rolled_back"), None)
-        if _get(d, "status") == "failed" and first is None:
-            continue  # failed before any traffic moved: nothing reached users
+        if first is None:
+            continue  # no traffic moved (failed before it, or a placeholder the provisioner recorded)
         raw.append(
             {
                 "d": d,
                 "started": started,
-                "first": first or started,
+                "first": first,
                 "promoted": promoted,
                 "rolled": rolled or _t(_get(d, "ended_at")),
                 "ended": _t(_get(d, "ended_at")),

@@ -81,16 +81,18 @@ def _points(data: ReportData, role: str, what: str) -> list[tuple[datetime, floa
 
 
 def _decisions(dep: Deployment) -> list[tuple[datetime, str]]:
-    """Points where traffic moved or the run was decided: weight changes, approvals, the end."""
-    out = []
+    """Points where traffic moved or the run was decided: weight changes, approvals, the end (one label
+    per moment: a rollback decided and done in the same minute reads ``rolling_back / rolled_back``)."""
+    out: dict[datetime, list[str]] = {}
     for t in dep.transitions:
         to = t.get("to")
-        if to in ("shifting", "pending", "publishing"):
+        if to in ("shifting", "pending", "publishing") or not t.get("at"):
             continue
         label = {"baking": f"{t.get('weight')}%", "monitoring": "100%"}.get(to, to)
-        if t.get("at"):
-            out.append((parse_iso(t["at"]), label))
-    return out
+        labels = out.setdefault(parse_iso(t["at"]), [])
+        if label not in labels:
+            labels.append(label)
+    return [(at, " / ".join(labels)) for at, labels in out.items()]
 
 
 def _weights(dep: Deployment) -> list[tuple[datetime, float]]:

@@ -1,6 +1,7 @@
 """A seeded deployment history for the DORA tests: 36 changes over 30 days with two canary rollbacks,
 a promoted change rolled back later, a change followed by a hotfix, and a failed rollback — plus
-records that must NOT count (before the period, no-change, rehearsal, failed before traffic).
+records that must NOT count (before the period, no-change, rehearsal, failed before traffic, a
+provisioner's placeholder).
 
 The expected figures below are worked out by hand from the schedule, not by the code under test:
 
@@ -210,5 +211,11 @@ def seed(since: datetime, *, env: str = "prod", service: str = "sample-api") -> 
         [{"at": iso(since + 42 * h + m), "from": "publishing", "to": "failed", "reason": "before traffic"}],
     )
     deps.append(early)
+    placeholder = _dep(94, since + 44 * h, env=env, service=service)  # a provisioner's first version
+    placeholder.who, placeholder.transitions = (
+        "provisioner",
+        [{"at": iso(since + 44 * h), "from": "none", "to": "succeeded", "reason": "placeholder version"}],
+    )
+    deps.append(placeholder)
     events.append({"kind": "lock_broken", "at": iso(since + 43 * h), "reason": "stale"})
     return deps, events

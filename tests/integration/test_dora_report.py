@@ -61,7 +61,7 @@ def test_dora_over_the_seeded_history_matches_the_hand_worked_figures(
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)
     f = data["figures"]
-    assert len(data["changes"]) == EXPECTED["changes"]
+    assert len(data["changes"]) == EXPECTED["changes"], sorted(int(c["version"]) for c in data["changes"])
     assert f["deployment_frequency"]["value"] == pytest.approx(EXPECTED["per_week"], abs=1e-3)
     assert f["deployment_frequency"]["band"] == EXPECTED["band"]
     assert f["lead_time"]["value"] == pytest.approx(EXPECTED["lead_time_hours"], abs=1e-3)
@@ -87,23 +87,29 @@ def test_dora_over_the_seeded_history_matches_the_hand_worked_figures(
     assert f"{f['time_to_restore']['value']:.1f} min median" in text and "23.0 min median" in text
     assert "5 of 36 changes failed" in text and text.count("MISSES target") == 1
     assert_chart(png.read_bytes(), (1100, 700))
+    # an unknown deployment id: one line, exit 2
+    r = cli(*conf, "report", "20200101T000000Z-000000", "--env", "prod", env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "stageflow: error: no deployment"
+    )
 
 
-@pytest.mark.emulator
 @pytest.mark.e2e
-def test_dora_and_report_refuse_bad_input_with_one_line(seeded, project, emulator_state, cli, tmp_path):
+def test_dora_and_report_refuse_bad_input_with_one_line(project, emulator_state, cli, tmp_path):
+    """Refused before any AWS call: no emulator needed, nothing written."""
     env = {"STAGEFLOW_STATE_DIR": str(emulator_state)}
-    conf = ("--config", str(project / "stageflow.toml"))
+    conf = ("--config", str(project / "stageflow.toml"), "--local")
     for args in (
         ("dora", "nope"),
         ("dora", "prod", "--days", "0"),
         ("dora", "prod", "--png", str(tmp_path / "missing" / "x.png")),
-        ("report", "20200101T000000Z-000000", "--env", "prod"),
+        ("report", "--env", "nope"),
+        ("report", "--env", "prod", "--html", str(tmp_path / "missing" / "r.html")),
     ):
         r = cli(*conf, *args, env=env)
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
-        assert lines[-1].startswith("stageflow: error: ") and len(lines) == 1, r.stderr
+        assert len(lines) == 1 and lines[0].startswith("stageflow: error: "), r.stderr
     assert not (tmp_path / "missing").exists()
 
 
@@ -154,10 +160,12 @@ def test_rehearsed_deployment_report_renders_its_charts_in_chromium(
     for png in charts:
         assert_chart(png, (1000, 360))
     # every minute the judge read is charted: the per-minute series cover the whole canary
-    series = json.loads(
+    shown = json.loads(
         cli("--config", str(project / "stageflow.toml"), "--json", "report", "--env", "dev",
             env={"STAGEFLOW_STATE_DIR": str(emulator_state)}).stdout
-    )["series"]  # fmt: skip
+    )  # fmt: skip
+    assert shown["deployment"]["deployment_id"] == out["deployment_id"]  # default: the last deployment
+    series = shown["series"]
     assert len(series["canary"]) >= out["decided_at_minute"] - 1 and series["stable"]
 
     shot = _screenshot(report, tmp_path / "shot.png", tmp_path)
