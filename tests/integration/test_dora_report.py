@@ -177,3 +177,46 @@ def test_rehearsed_deployment_report_renders_its_charts_in_chromium(
         in_images = sum(_count(png, rgb) for png in charts)
         assert in_images > 50, f"{role} line hardly drawn"
         assert _count(shot, rgb) >= 0.95 * in_images, f"{role}: the browser did not render the charts"
+
+
+@pytest.mark.emulator
+@pytest.mark.e2e
+def test_a_canary_records_its_commit_time_publishes_delivery_metrics_and_writes_its_report(
+    project, emulator_state, aws, cli, tmp_path
+):
+    from stageflow.history import DynamoHistory, parse_iso
+
+    report = tmp_path / "canary.html"
+    env = {"STAGEFLOW_STATE_DIR": str(emulator_state)}
+    r = cli("--config", str(project / "stageflow.toml"), "canary", "dev", "--report", str(report), env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"report dev: written to {report}" in r.stderr
+    html = report.read_text()
+    charts = [base64.b64decode(m) for m in re.findall(r"src='data:image/png;base64,([^']+)'", html)]
+    assert len(charts) == 2 and "succeeded" in html
+
+    git = subprocess.run(
+        ["git", "-C", str(project), "log", "-1", "--format=%ct"], capture_output=True, text=True
+    )
+    committed = datetime.fromtimestamp(int(git.stdout), UTC)
+    dep = DynamoHistory(aws.client("dynamodb"), "sample-api-deployments-dev", "sample-api", "dev").list(
+        limit=1
+    )[0]
+    assert dep.status == "succeeded" and parse_iso(dep.extra["commit_time"]) == committed
+    assert dep.extra["hotfix"] is False
+
+    cw = aws.client("cloudwatch")
+    dims = [{"Name": "Service", "Value": "sample-api"}, {"Name": "Environment", "Value": "dev"}]
+    window = {"StartTime": parse_iso(dep.started_at) - timedelta(hours=1),
+              "EndTime": parse_iso(dep.ended_at) + timedelta(hours=1), "Period": 86400}  # fmt: skip
+
+    def stat(name, kind):
+        pts = cw.get_metric_statistics(
+            Namespace="Stageflow/Delivery", MetricName=name, Dimensions=dims, Statistics=[kind], **window
+        )["Datapoints"]
+        return sum(p[kind] for p in pts) if pts else None
+
+    assert stat("DeploymentSucceeded", "Sum") == 1
+    assert stat("DeploymentRolledBack", "Sum") is None
+    lead = (parse_iso(dep.ended_at) - committed).total_seconds()
+    assert stat("LeadTimeSeconds", "Maximum") == pytest.approx(lead, abs=1)
