@@ -190,3 +190,27 @@ def test_charts_are_not_imported_by_the_cli():
     code = "import sys, stageflow.cli; print([m for m in ('matplotlib', 'PIL', 'numpy') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_report_after_writes_for_a_run_outcome_only(monkeypatch, tmp_path):
+    from stageflow.commands import dora as cmd
+    from stageflow.errors import LockedError, ReleaseRejected, UsageError
+    from stageflow.report import Reporter
+
+    written = []
+    monkeypatch.setattr(cmd, "write_deployment_report", lambda f, env, dep_id, path: written.append(path))
+
+    class F:
+        reporter = Reporter(quiet=True)
+
+    path = tmp_path / "r.html"
+    with cmd.report_after(F(), "dev", path):
+        pass  # promoted or paused
+    with pytest.raises(ReleaseRejected), cmd.report_after(F(), "dev", path):
+        raise ReleaseRejected("v2 rolled back", "all traffic on v1")
+    for exc in (UsageError("bad"), LockedError("environment dev", "deployment x", "wait")):
+        with pytest.raises(type(exc)), cmd.report_after(F(), "dev", path):
+            raise exc
+    assert written == [path, path]
+    with pytest.raises(UsageError):  # a directory that does not exist: refused before the run
+        cmd.report_after(F(), "dev", tmp_path / "missing" / "r.html")

@@ -113,9 +113,9 @@ def register(cli: click.Group) -> None:
 
 
 class report_after:  # noqa: N801 - used as a context manager: ``with report_after(...)``
-    """Write ENV's last deployment's HTML report when the block ends, however it ends (promoted,
-    paused, rolled back: the report of a rollback matters most). A report failure never hides the
-    run's own outcome: it becomes a warning."""
+    """Write ENV's last deployment's HTML report when the run ends promoted, paused or rolled back
+    (exit 0, 4 or 5: the report of a rollback matters most); not when it failed before a deployment
+    of its own. A report failure never hides the run's own outcome: it becomes a warning."""
 
     def __init__(self, factory, env: str, path: Path | None):
         self.factory, self.env = factory, env
@@ -125,8 +125,12 @@ class report_after:  # noqa: N801 - used as a context manager: ``with report_aft
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if self.path is None or exc_type in (KeyboardInterrupt,):
+        from stageflow.errors import ReleaseRejected, RollbackFailed
+
+        if self.path is None:
             return False
+        if exc_type is not None and not issubclass(exc_type, ReleaseRejected | RollbackFailed):
+            return False  # the run did not get to a deployment of its own (usage, lock, AWS error)
         try:
             write_deployment_report(self.factory, self.env, None, self.path)
             self.factory.reporter.info("report", self.env, f"written to {self.path}")
