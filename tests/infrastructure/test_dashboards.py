@@ -160,3 +160,18 @@ def test_dashboards_exist_in_both_modules():
         assert (("aws_cloudwatch_dashboard", name)) in cfg.resources
         assert (MODULES / module / template).is_file()
         assert template_vars(module), f"{module}: no templatefile() variables found"
+
+
+def test_the_deployer_may_publish_delivery_metrics_and_manage_the_dashboards_only():
+    from tests.infrastructure.hcl import as_list, statements
+
+    cfg = load_dir(MODULES / "pipeline")
+    sts = {st["Sid"]: st for st in statements(cfg.policy_document("deployer_delivery"))}
+    put = sts["DeliveryMetricsOnly"]
+    assert put["Action"] == ["cloudwatch:PutMetricData"]
+    cond = put["Condition"][0]
+    assert attr(cond, "variable") == "cloudwatch:namespace" and as_list(attr(cond, "values")) == [NAMESPACE]
+    dash = sts["ServiceDashboards"]
+    assert all(r.endswith(":dashboard/${var.service_name}-*") for r in dash["Resource"])
+    role = cfg.resource("aws_iam_role_policy", "deployer_delivery")
+    assert attr(role, "role") == "${aws_iam_role.deployer.id}"

@@ -53,3 +53,31 @@ resource "aws_cloudwatch_dashboard" "pipeline" {
     alarms       = [for a in aws_cloudwatch_metric_alarm.build_failures : a.arn]
   })
 }
+
+# What the deploy project needs for the dashboards and delivery metrics: manage the service's
+# dashboards (`{service}-*`, the service module's per environment) and put metrics in
+# Stageflow/Delivery only (PutMetricData cannot be scoped to a resource: the namespace condition does).
+data "aws_iam_policy_document" "deployer_delivery" {
+  statement {
+    sid       = "ServiceDashboards"
+    actions   = ["cloudwatch:PutDashboard", "cloudwatch:GetDashboard", "cloudwatch:DeleteDashboards"]
+    resources = ["arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${var.service_name}-*"]
+  }
+
+  statement {
+    sid       = "DeliveryMetricsOnly"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["Stageflow/Delivery"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "deployer_delivery" {
+  name   = "${var.service_name}-codebuild-deployer-delivery"
+  role   = aws_iam_role.deployer.id
+  policy = data.aws_iam_policy_document.deployer_delivery.json
+}
