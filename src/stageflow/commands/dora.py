@@ -10,7 +10,7 @@ import click
 from stageflow.errors import UsageError
 
 
-def _writable(path: Path) -> Path:
+def writable_path(path: Path) -> Path:
     """Refuse before any work when the file cannot be written (exit 2, nothing changed)."""
     parent = path.expanduser().resolve().parent
     if not parent.is_dir():
@@ -82,7 +82,7 @@ def register(cli: click.Group) -> None:
 
         factory.config.env(env)  # unknown environment: exit 2 before anything else
         if png is not None:
-            png = _writable(png)
+            png = writable_path(png)
         report, data = dora_result(factory, env, days=days, png=png)
         text = dora.human(report) + (f"\n  trend: {png}" if png is not None else "")
         factory.reporter.result(text, data)
@@ -103,7 +103,7 @@ def register(cli: click.Group) -> None:
 
         factory.config.env(env)
         if html is not None:
-            html = _writable(html)
+            html = writable_path(html)
         data = write_deployment_report(factory, env, deployment_id, html)
         text = report_html.human(data) + (f"\n  report: {html}" if html is not None else "")
         out = data.to_json()
@@ -119,7 +119,7 @@ class report_after:  # noqa: N801 - used as a context manager: ``with report_aft
 
     def __init__(self, factory, env: str, path: Path | None):
         self.factory, self.env = factory, env
-        self.path = _writable(path) if path is not None else None
+        self.path = writable_path(path) if path is not None else None
 
     def __enter__(self):
         return self

@@ -135,9 +135,9 @@ def register(cli: click.Group) -> None:
 
         sc = load_scenario(scenario_path)  # a bad file fails here, before anything changes
         if report_file is not None:
-            from stageflow.commands.dora import _writable
+            from stageflow.commands.dora import writable_path
 
-            report_file = _writable(report_file)
+            report_file = writable_path(report_file)
         if factory._local_flag is False:
             raise UsageError("rehearse runs only against the local emulator", "drop --no-local")
         factory._local_flag = True
