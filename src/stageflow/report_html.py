@@ -155,11 +155,18 @@ def _num(r: dict, key: str) -> str:
     v = r.get(key)
     if v is None:
         return ""
+    if key == "threshold" and r.get("kind") == "relative":
+        return f"margin +{v:.0%}"  # relative checks: the allowed excess over stable
     if r.get("metric") == "error_rate" and key in ("observed", "baseline", "threshold"):
         return f"{v:.2%}"
     if key == "p_value":
         return f"{v:.2g}"
-    return f"{v:.0f}" if isinstance(v, float) and abs(v) >= 10 else f"{v:.3g}"
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.3g}"
+
+
+def _when(at: str | None) -> str:
+    """``2026-12-01T13:20:00.000000Z`` → ``2026-12-01 13:20:00``."""
+    return (at or "")[:19].replace("T", " ")
 
 
 CSS = """
@@ -207,7 +214,7 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
                  "<th>reason</th></tr>")  # fmt: skip
     for t in dep.transitions:
         parts.append(
-            f"<tr><td>{_e(t.get('at'))}</td><td>{_e(t.get('from'))} → {_e(t.get('to'))}</td>"
+            f"<tr><td>{_e(_when(t.get('at')))}</td><td>{_e(t.get('from'))} → {_e(t.get('to'))}</td>"
             f"<td>{_e(t.get('step'))}</td><td>{_e(t.get('weight'))}</td><td>{_e(t.get('reason'))}</td></tr>"
         )
     parts.append("</table><h2>Checks</h2><table><tr><th>at</th><th>phase</th><th>weight</th>"
@@ -218,7 +225,7 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
         cls = v.get("decision") if v.get("decision") in ("rollback", "extend") else ""
         for i, r in enumerate(results):
             lead = (
-                f"<td rowspan='{len(results)}'>{_e(v.get('at'))}</td><td rowspan='{len(results)}'>"
+                f"<td rowspan='{len(results)}'>{_e(_when(v.get('at')))}</td><td rowspan='{len(results)}'>"
                 f"{_e(v.get('phase'))}</td><td rowspan='{len(results)}'>{_e(v.get('weight'))}%</td>"
                 f"<td rowspan='{len(results)}'>{_e(v.get('decision'))}</td>"
                 if i == 0
