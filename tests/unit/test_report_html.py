@@ -216,3 +216,11 @@ def test_report_after_writes_for_a_run_outcome_only(monkeypatch, tmp_path):
     assert written == [path, path]
     with pytest.raises(UsageError):  # a directory that does not exist: refused before the run
         cmd.report_after(F(), "dev", tmp_path / "missing" / "r.html")
+
+
+def test_compact_keeps_new_minutes_and_two_before_for_late_data():
+    c = _series("42", T0, 6, lambda i: 0.0, lambda i: 100.0, 60)
+    rows = minutes.compact(c, None, since=T0 + 5 * M)["canary"]
+    assert [r[0] for r in rows] == [iso(T0 + i * M) for i in (3, 4, 5)]
+    assert minutes.compact(c, None)["canary"][0] == [iso(T0), 60, 0, 100.0]  # a window's first check: all
+    assert "stable" not in minutes.compact(c, None)  # at 100 % there is no stable series
