@@ -91,6 +91,21 @@ def status(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def dora(session: nox.Session) -> None:
+    """DORA metrics of an environment: nox -s dora -- ENV [--days N] [--png FILE] (docs/dora.md)."""
+    _install(session)
+    _stageflow(session, "dora", _env_arg(session, "ENV [--days N] [--png FILE]"), *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """A deployment's report: nox -s report -- ENV [DEPLOYMENT_ID] [--html FILE] (default: the last one)."""
+    _install(session)
+    env = _env_arg(session, "ENV [DEPLOYMENT_ID] [--html FILE]")
+    _stageflow(session, "report", "--env", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
 def smoke(session: nox.Session) -> None:
     """The deployed service's health endpoint: nox -s smoke -- ENV [--url URL]."""
     _install(session)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HEAVY = ("boto3", "botocore", "docker", "scipy", "numpy", "rich")
+HEAVY = ("boto3", "botocore", "docker", "scipy", "numpy", "rich", "matplotlib", "PIL")
 
 
 def main() -> int:

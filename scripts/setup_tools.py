@@ -114,7 +114,41 @@ def setup_locust(tools: Path = TOOLS) -> list[str]:
     return [f"{LOCUST_SPEC} → {venv}"]
 
 
+CHROMIUM_PACKAGE = "chromium"  # Debian's; headless Chromium renders the HTML reports in the tests
+
+
+def chromium_binary() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def setup_chromium() -> list[str]:
+    """Debian's chromium for the report screenshot tests (apt-get, as root). Where that is impossible
+    (not root, no apt) those tests skip locally and fail in CI."""
+    import os
+    import shutil
+    import subprocess
+
+    if chromium_binary():
+        return []
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return [
+            f"{CHROMIUM_PACKAGE} not installed (needs root and apt-get): report screenshot tests will skip"
+        ]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", CHROMIUM_PACKAGE]
+    if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            return [f"apt-get install {CHROMIUM_PACKAGE} failed: {out.stderr.strip()[-300:]}"]
+    return [f"{CHROMIUM_PACKAGE} → {chromium_binary()}"]
+
+
 def main() -> int:
+    for line in setup_chromium():
+        print(f"setup_tools: {line}")
     for line in setup_locust():
         print(f"setup_tools: {line}")
     for line in link_machine_providers():

@@ -169,6 +169,7 @@ def _register_commands() -> None:
         "stageflow.commands.security",
         "stageflow.commands.terraform",
         "stageflow.commands.build",
+        "stageflow.commands.dora",
     ):
         importlib.import_module(module).register(cli)
 

@@ -416,6 +416,7 @@ class Factory:
         from stageflow.deploy.gates import GateReader, default_judge
         from stageflow.deploy.publish import LambdaPublisher
         from stageflow.deploy.traffic import AliasTraffic
+        from stageflow.dora import publish_delivery_metrics
         from stageflow.history import DynamoHistory
         from stageflow.metrics.cloudwatch import CloudWatchAlarms
 
@@ -446,6 +447,7 @@ class Factory:
             reporter=self.reporter,
             clock_for=lambda: self.run_clock(history),
             feed_for=lambda scenario, start: self.traffic_feed(out, scenario, start),
+            delivery=lambda dep: publish_delivery_metrics(self.aws.client("cloudwatch"), dep),
         )
         self._envs[env_name] = ctx
         return ctx

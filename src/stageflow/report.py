@@ -10,9 +10,57 @@ import json
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from typing import IO, Any
 
 from stageflow.redact import REDACTOR, Redactor
+
+
+@dataclass(frozen=True)
+class BakeProgress:
+    """What a person watching a bake wants to see; the live view on a terminal shows it."""
+
+    environment: str
+    version: str
+    stable: str | None
+    phase: str
+    step: int  # 0-based index into the policy's steps
+    steps: int
+    weight: int
+    window_left_s: float  # until the step's window ends
+    last: dict | None = None  # the last verdict record (decision, results with their numbers)
+
+    def lines(self, next_check_s: float) -> list[str]:
+        mins, secs = divmod(max(0, int(self.window_left_s)), 60)
+        nm, ns = divmod(max(0, int(next_check_s)), 60)
+        head = (
+            f"canary {self.environment}: step {self.step + 1}/{self.steps} {self.phase} at {self.weight}% "
+            f"→ v{self.version}" + (f" (stable v{self.stable})" if self.stable else "")
+        )
+        out = [head, f"  {mins:d}:{secs:02d} left in the window · next check in {nm:d}:{ns:02d}"]
+        if self.last:
+            out.append(f"  last check {str(self.last.get('at', ''))[11:19]}: {self.last.get('decision')}")
+            for r in self.last.get("results") or []:
+                if r.get("kind") == "alarm" or r.get("observed") is None:
+                    continue
+                out.append("    " + _numbers(r))
+        else:
+            out.append("  no check yet")
+        return out
+
+
+def _numbers(r: dict) -> str:
+    def fmt(v):
+        if v is None:
+            return "—"
+        return f"{v:.2%}" if r.get("metric") == "error_rate" else f"{v:.0f} ms"
+
+    gate = f" (gate {fmt(r['threshold'])})" if r.get("kind") == "absolute" and r.get("threshold") else ""
+    return (
+        f"{r.get('kind')} {r.get('metric')}: canary {fmt(r.get('observed'))} vs stable "
+        f"{fmt(r.get('baseline'))}{gate} n={r.get('canary_count', 0)}/{r.get('stable_count', 0)} "
+        f"{r.get('outcome')}"
+    )
 
 
 def _default(o: Any):
@@ -79,8 +127,10 @@ class Reporter:
         if not self.quiet:
             self._write(self.err, line.rstrip("\n"))
 
-    def wait(self, clock, seconds: float, label: str) -> None:
-        """Sleep on ``clock``; on a terminal with a real clock, show a live countdown (rich)."""
+    def wait(self, clock, seconds: float, label: str, progress: BakeProgress | None = None) -> None:
+        """Sleep on ``clock``; on a terminal with a real clock, show a live view (rich): the countdown,
+        or with ``progress`` the step, weight, time left and the last check's numbers. Without a
+        terminal nothing is drawn (the one plain line per check is the driver's)."""
         if seconds <= 0:
             return
         from stageflow.clock import SystemClock
@@ -92,13 +142,21 @@ class Reporter:
 
         from rich.console import Console
         from rich.live import Live
+        from rich.text import Text
 
-        console = Console(file=self.err, no_color=not self.color)
+        console = Console(file=self.err, no_color=not self.color, force_terminal=True)
         end = time.monotonic() + seconds
-        with Live(console=console, transient=True, refresh_per_second=2) as live:
+        window_end = end + (progress.window_left_s - seconds if progress else 0)
+        with Live(console=console, transient=True, refresh_per_second=2, auto_refresh=False) as live:
             while (left := end - time.monotonic()) > 0:
-                mins, secs = divmod(int(left), 60)
-                live.update(self.redactor.redact(f"{label} — next check in {mins:d}:{secs:02d}"))
+                if progress is None:
+                    mins, secs = divmod(int(left), 60)
+                    text = f"{label} — next check in {mins:d}:{secs:02d}"
+                else:
+                    now_left = window_end - time.monotonic()
+                    shown = BakeProgress(**{**progress.__dict__, "window_left_s": now_left})
+                    text = "\n".join(shown.lines(left))
+                live.update(Text(self.redactor.redact(text)), refresh=True)
                 clock.sleep(min(1.0, left))
 
     def result(self, human: str | None, data: Any) -> None:

@@ -61,19 +61,28 @@ def register(cli: click.Group) -> None:
     )
     @click.option("--commit", default=None, help="Commit being deployed (recorded).")
     @click.option("--no-input", is_flag=True, help="Never prompt; stop at approval pauses.")
+    @click.option(
+        "--report",
+        "report_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the deployment's HTML report (timeline, checks, charts) here when the run ends.",
+    )
     @click.pass_obj
-    def canary_cmd(factory, env, scenario, commit, no_input):
+    def canary_cmd(factory, env, scenario, commit, no_input, report_file):
         """Publish the current code as a new version and ship it to ENV in canary steps."""
+        from stageflow.commands.dora import report_after
         from stageflow.deploy import canary
 
         _check_inputs(factory, env, scenario)
-        res = canary.start(
-            factory,
-            env,
-            scenario=scenario,
-            commit=commit or _git_commit(factory),
-            interactive=_interactive(no_input),
-        )
+        with report_after(factory, env, report_file):
+            res = canary.start(
+                factory,
+                env,
+                scenario=scenario,
+                commit=commit or _git_commit(factory),
+                interactive=_interactive(no_input),
+            )
         if res.outcome is None:
             factory.reporter.result(
                 f"{env}: nothing to deploy: {res.published.reason}",

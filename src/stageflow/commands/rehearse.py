@@ -117,8 +117,15 @@ def register(cli: click.Group) -> None:
         show_default=True,
         help="auto: approval pauses are granted at once; manual: stop at them like a real run.",
     )
+    @click.option(
+        "--report",
+        "report_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the rehearsed deployment's HTML report (timeline, checks, charts) here.",
+    )
     @click.pass_obj
-    def rehearse_cmd(factory, scenario_path: Path, env_name: str, approvals: str):
+    def rehearse_cmd(factory, scenario_path: Path, env_name: str, approvals: str, report_file: Path | None):
         """Rehearse ENV's canary policy against a traffic scenario on the local emulator (virtual clock).
 
         Exit 0 when the canary is promoted, 4 when it is rolled back."""
@@ -127,6 +134,10 @@ def register(cli: click.Group) -> None:
         from stageflow.local.simulator import load_scenario
 
         sc = load_scenario(scenario_path)  # a bad file fails here, before anything changes
+        if report_file is not None:
+            from stageflow.commands.dora import writable_path
+
+            report_file = writable_path(report_file)
         factory.require_local("rehearse")
         cfg = factory.config
         factory.env(env_name)  # unknown environment: exit 2 before anything starts
@@ -158,6 +169,11 @@ def register(cli: click.Group) -> None:
         result = summarize(dep, sc, paused=paused, alias_weights=ctx.traffic.state().weights)
         result["wall_seconds"] = round(time.perf_counter() - t0, 2)
         result["approvals"] = approvals
+        if report_file is not None:
+            from stageflow import report_html
+
+            report_html.write_report(report_html.gather(ctx.history, dep, ctx.env.gates), report_file)
+            result["report"] = str(report_file)
         factory.reporter.result(_human(result), result)
         if rejected is not None:
             raise rejected

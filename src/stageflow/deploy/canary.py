@@ -53,6 +53,7 @@ class Context:
         if self._clock is None:
             self._clock = self.clock_for()
         return self._clock
+    delivery: Callable[[Deployment], object] | None = None  # Stageflow/Delivery metrics when a run ends
 
 
 def context(factory, env_name: str) -> Context:
@@ -129,8 +130,13 @@ def start(
     **kwargs,
 ) -> StartResult:
     """CLI/pipeline entry: wire the environment, then :func:`run_start`."""
+    from stageflow.dora import commit_facts
+
     cfg = factory.config
     ctx = ctx or factory.environment(env_name)
+    # the commit's time and whether it is a hotfix, from git, for lead time and change failure rate
+    facts = commit_facts(cfg.root, kwargs.get("commit"))
+    kwargs["extra"] = {**facts, **(kwargs.get("extra") or {})}
     if artifact is None:  # the service zip the build stage writes (requirements installed)
         from stageflow.build.lambda_zip import build_packages
 
@@ -318,6 +324,8 @@ def _finish(ctx: Context, outcome: RunOutcome) -> RunOutcome:
     state, dep = outcome.state, outcome.deployment
     if state.terminal:
         ctx.history.release_lock(dep.deployment_id)
+        if ctx.delivery is not None:
+            ctx.delivery(dep)  # never raises on AWS errors
     if state.phase == "rolled_back":
         reasons = state.reason
         raise ReleaseRejected(

@@ -13,9 +13,10 @@ from stageflow.deploy import machine as m
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.history import ConcurrentUpdate, Deployment, DynamoHistory, iso, parse_iso
+from stageflow.metrics import minutes
 from stageflow.metrics.interface import TrafficFeed, Verdict
 from stageflow.notify import Message, Notifiers
-from stageflow.report import Reporter
+from stageflow.report import BakeProgress, Reporter
 
 
 @dataclass
@@ -185,7 +186,18 @@ class Driver:
             f"canary {dep.environment}: {state.phase} at {state.weight}% → v{dep.version}, "
             f"{left:.1f} min left in the window" + (f" (last: {'; '.join(last)})" if last else "")
         )
-        self.reporter.wait(self.clock, (wake - now).total_seconds(), label)
+        progress = BakeProgress(
+            environment=dep.environment,
+            version=dep.version,
+            stable=dep.previous_version if state.weight < 100 else None,
+            phase=state.phase,
+            step=max(state.step, 0),
+            steps=len(self.env.canary.steps),
+            weight=state.weight,
+            window_left_s=(until - now).total_seconds(),
+            last=dep.verdicts[-1] if dep.verdicts else None,
+        )
+        self.reporter.wait(self.clock, (wake - now).total_seconds(), label, progress=progress)
         now = self.clock.now()
         complete = now >= until
         stable = dep.previous_version if state.weight < 100 else None
@@ -212,6 +224,8 @@ class Driver:
             )
             return m.ObservationFailed(now, why), (f"metric read failed: {why}",)
         self._report_verdict(dep, state, verdict, start, now)
+        prev = dep.verdicts[-1] if dep.verdicts else None
+        seen = parse_iso(prev["at"]) if prev and prev.get("window_start") == iso(start) else None
         record = {
             "at": iso(now),
             "phase": state.phase,
@@ -220,6 +234,8 @@ class Driver:
             "window_start": iso(start),
             **({"canary_start": state.canary_start} if state.canary_start else {}),
             **verdict.to_json(),
+            # the per-minute numbers the judge read, new since the last check (reports chart them)
+            "minutes": minutes.compact(canary_series, stable_series, since=seen),
         }
         self.history.update(dep, verdict=record)
         return m.Checked(now, verdict.decision, verdict.reasons), verdict.reasons
