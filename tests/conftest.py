@@ -154,15 +154,37 @@ class Deployed:
     def env(self, **extra) -> dict[str, str]:
         return {"STAGEFLOW_STATE_DIR": str(self.state), **extra}
 
+    def history(self):
+        from stageflow.history import DynamoHistory
+
+        return DynamoHistory(self.aws.client("dynamodb"), self.outputs["history_table"], "sample-api", "dev")
+
+    def clear_history(self) -> None:
+        """For tests that need an empty history: every item goes, but one event keeps the latest time
+        recorded, so the virtual clock of later runs still starts after every minute simulated before."""
+        from stageflow.history import parse_iso
+
+        h = self.history()
+        times = []
+        for dep in h.list(limit=100):
+            times += [dep.started_at, dep.ended_at] + [t.get("at") for t in dep.transitions]
+        times += [e.get("at") for e in h.events(limit=5)]
+        latest = max((parse_iso(t) for t in times if t), default=None)
+        ddb, table = self.aws.client("dynamodb"), self.outputs["history_table"]
+        for it in ddb.scan(TableName=table, ProjectionExpression="pk, sk").get("Items", []):
+            ddb.delete_item(TableName=table, Key={"pk": it["pk"], "sk": it["sk"]})
+        if latest is not None:
+            h.record_event("test_clock_floor", latest, {"why": "history cleared by a test"})
+
     def reset(self) -> None:
         """Between tests: no deployment in flight, no lock, the alias settled on what it serves, alarms
         OK. The history is kept (the virtual clock moves on after it, so simulated minutes never overlap)."""
         from datetime import UTC, datetime
 
-        from stageflow.history import DynamoHistory, iso
+        from stageflow.history import iso
 
         o = self.outputs
-        h = DynamoHistory(self.aws.client("dynamodb"), o["history_table"], "sample-api", "dev")
+        h = self.history()
         now = datetime.now(UTC)
         for _ in range(5):
             dep = h.in_flight()

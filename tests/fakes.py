@@ -210,7 +210,7 @@ class RecordingObserver:
     def child(self, line):
         self.lines.append(line)
 
-    def wait(self, clock, seconds, label):
+    def wait(self, clock, seconds, label, progress=None):
         if seconds > 0:
             clock.sleep(seconds)
 

@@ -250,7 +250,6 @@ class Factory:
         from stageflow.terraform.local_provider import override_hcl
 
         endpoint = self.aws_target.endpoint
-        bootstrap(self.aws, self.region)  # the state bucket and lock table (cheap when present)
         return TerraformEndpoint(
             "local",
             backend={
@@ -261,6 +260,8 @@ class Factory:
             },
             provider_override=override_hcl(endpoint, self.region),
             env=self.child_env(),
+            # the state bucket and lock table (cheap when present), only once Terraform is about to run
+            prepare=lambda: bootstrap(self.aws, self.region),
         )
 
     # -- seam: service endpoint ------------------------------------------------------------------------

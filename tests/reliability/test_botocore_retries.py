@@ -89,7 +89,10 @@ def test_persistent_throttling_becomes_exit_3_with_one_line(fault_proxy, faulty_
     ],
 )
 def test_persistent_faults_map_to_aws_error(fault_proxy, faulty_aws, fault, expect):
-    lam = faulty_aws(max_attempts=3, read_timeout=0.3).client("lambda")
+    # a quick fault must never look like a timeout on a loaded machine: a short read timeout only
+    # where the fault is slowness
+    read_timeout = 0.3 if fault.kind == "slow" else 3.0
+    lam = faulty_aws(max_attempts=3, read_timeout=read_timeout).client("lambda")
     fault_proxy.configure([fault])
     with pytest.raises(Exception) as raw:  # noqa: PT011 - raw botocore errors, mapped below
         lam.list_functions()

@@ -53,6 +53,7 @@ class Context:
         if self._clock is None:
             self._clock = self.clock_for()
         return self._clock
+
     delivery: Callable[[Deployment], object] | None = None  # Stageflow/Delivery metrics when a run ends
 
 
