@@ -591,17 +591,12 @@ def build_for_env(
 ) -> BuildResult:
     """`stageflow build ENV` and the pipeline's image stage: build, tag, push, record."""
     cfg = factory.config
-    env_cfg = cfg.env(env)
+    factory.env(env)
     engine = engine or engine_info()
     client = docker_client(engine)
     registry = RegistryTarget(host=None)
     if push:
-        registry = resolve_registry(
-            env_cfg.registry,
-            local=factory.local,
-            engine=engine,
-            ecr_client=lambda: factory.aws.client("ecr"),
-        )
+        registry = factory.registry(env, engine)
     options = BuildOptions(
         root=cfg.root,
         service=cfg.service.name,

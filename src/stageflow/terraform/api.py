@@ -128,7 +128,8 @@ def resolve_target(factory, env_name: str, *, root: str | Path | None = None) ->
             var_files = (str(vf),)
         elif tfs.var_file != "terraform.tfvars":
             raise ConfigError(str(cfg.path), f"{key}.var_file", f"{vf} does not exist")
-    local = bool(factory.local)
+    endpoint = factory.terraform_endpoint()
+    local = endpoint.backend is not None  # a generated backend (the emulator) instead of backend.hcl
     backend: tuple[str, ...] = ()
     if not local:
         bf = root_path / tfs.backend_config
@@ -141,7 +142,7 @@ def resolve_target(factory, env_name: str, *, root: str | Path | None = None) ->
             )
         backend = (str(bf),)
     digest = hashlib.sha256(str(root_path).encode()).hexdigest()[:10]
-    work = factory.state_dir / "terraform" / env_name / f"{'local' if local else 'aws'}-{digest}"
+    work = factory.state_dir / "terraform" / env_name / f"{endpoint.name}-{digest}"
     return EnvTarget(
         env_name=env_name,
         root=root_path,
@@ -165,7 +166,7 @@ def open_terraform(
         os.environ,
         cli_config=str(cli_config),
         data_dir=str(target.work_dir / ".terraform"),
-        local_env=factory.child_env() if target.local else None,
+        local_env=factory.terraform_endpoint().env,
         extra=extra_env,
     )
     runner = SubprocessRunner(lambda line, _stream: factory.reporter.child(line), grace_s=runtime.grace_s)
@@ -200,17 +201,15 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
     """init with the environment's backend (skipped when nothing changed since the last init), then
     select (or create) the workspace."""
     backend = target.backend_config
-    if target.local:
-        from stageflow.local.bootstrap import LOCK_TABLE, STATE_BUCKET, bootstrap
-
-        bootstrap(factory.aws, factory.region)  # the state bucket and lock table (cheap when present)
+    generated = factory.terraform_endpoint().backend
+    if generated is not None:
         path = write_local_backend(
             target.work_dir / "backend-local.hcl",
-            endpoint=factory.aws_target.endpoint,
-            bucket=STATE_BUCKET,
-            table=LOCK_TABLE,
+            endpoint=generated["endpoint"],
+            bucket=generated["bucket"],
+            table=generated["table"],
             key=f"{factory.config.service.name}/{target.env_name}/terraform.tfstate",
-            region=factory.region,
+            region=generated["region"],
             version=tf.version,
         )
         backend = (str(path),)
@@ -242,12 +241,14 @@ KEEP_PLANS = 5
 
 
 def _local_aws(factory, target: EnvTarget):
-    """Local mode on a root that uses the AWS provider: every provider endpoint on the emulator."""
-    if not target.local:
+    """The terraform-endpoint seam: where the target needs it, every AWS provider endpoint of a root
+    that uses the AWS provider goes to the target's endpoint (written for the run, removed after)."""
+    override = factory.terraform_endpoint().provider_override
+    if override is None:
         return contextlib.nullcontext()
-    from stageflow.terraform.local_provider import aws_override
+    from stageflow.terraform.local_provider import provider_override
 
-    return aws_override(target.root, factory.aws_target.endpoint, factory.region)
+    return provider_override(target.root, override)
 
 
 def _new_plan_file(work_dir: Path, kind: str) -> Path:
@@ -419,8 +420,9 @@ def _leaves(value: Any):
 def raw_outputs(factory, env_name: str, *, root=None, runtime: Runtime | None = None) -> dict[str, Any]:
     target = resolve_target(factory, env_name, root=root)
     tf = open_terraform(factory, target, runtime=runtime)
-    prepare(factory, target, tf)
-    raw = tf.outputs()
+    with _local_aws(factory, target):
+        prepare(factory, target, tf)
+        raw = tf.outputs()
     _masked_outputs(raw)  # registers sensitive values with the redactor
     return raw
 
@@ -430,6 +432,14 @@ def outputs(
 ) -> DeployOutputs:
     """The outputs contract from ``terraform output -json``, validated (names a missing output)."""
     raw = raw_outputs(factory, env_name, root=root, runtime=runtime)
+    if not raw:
+        from stageflow.errors import NotDeployed
+
+        where = " on the local emulator" if factory.terraform_endpoint().backend is not None else ""
+        raise NotDeployed(
+            f"{env_name} has not been deployed{where}: Terraform has no outputs for it",
+            f"deploy it first: stageflow deploy {env_name}",
+        )
     return parse_outputs(raw, source="terraform", where=f"terraform output ({env_name})")
 
 
