@@ -129,7 +129,7 @@ def register(cli: click.Group) -> None:
         """Rehearse ENV's canary policy against a traffic scenario on the local emulator (virtual clock).
 
         Exit 0 when the canary is promoted, 4 when it is rolled back."""
-        from stageflow.build.lambda_zip import package
+        from stageflow.build.lambda_zip import build_packages
         from stageflow.deploy import canary
         from stageflow.local.simulator import load_scenario
 
@@ -142,7 +142,7 @@ def register(cli: click.Group) -> None:
         cfg = factory.config
         factory.env(env_name)  # unknown environment: exit 2 before anything starts
         t0 = time.perf_counter()
-        base = package(cfg.root / cfg.service.source)
+        base = build_packages(cfg).service  # the service zip the build stage writes (requirements in)
         artifact = rehearsal_artifact(base, f"{sc.name} seed={sc.seed} {time.time_ns()}")
         prompt = (lambda _question: True) if approvals == "auto" else (lambda _question: None)
         from stageflow.pipeline import ensure_environment
