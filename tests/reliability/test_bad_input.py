@@ -30,6 +30,7 @@ TABLE = "sample-api-dev-badinput-history"
 GOOD_SCENARIO = REPO / "tests" / "fixtures" / "scenarios" / "healthy-identical.json"
 
 USAGE, ENVIRONMENT = int(ExitCode.USAGE), int(ExitCode.ENVIRONMENT)
+LAST: dict = {}  # the emulator's state after the last row (set up fresh by `seeded`)
 
 
 # -- the emulator's state --------------------------------------------------------------------------------
@@ -131,7 +132,9 @@ def seeded(emulator, emulator_state):
             }
         )
     )
+    LAST.clear()
     yield clients
+    LAST.clear()
     outputs.unlink(missing_ok=True)
 
 
@@ -299,9 +302,9 @@ ROWS += [
 def test_bad_input(seeded, base, argv, extra, code):
     proj, files, env = base
     args = [a.replace("{files}", str(files)).replace("{scenario}", str(GOOD_SCENARIO)) for a in argv]
-    before = snapshot(seeded)
+    before = LAST.pop("snapshot", None) or snapshot(seeded)  # the previous row's "after"
     r = run_cli(*args, cwd=proj, env={**env, **extra}, timeout=120)
-    after = snapshot(seeded)
+    after = LAST["snapshot"] = snapshot(seeded)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("stageflow: error: ")]
     assert r.returncode == code, f"exit {r.returncode}, want {code}: {r.stderr[-800:]}"
