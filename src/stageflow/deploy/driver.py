@@ -188,7 +188,13 @@ class Driver:
         stable = dep.previous_version if state.weight < 100 else None
         canary_start = parse_iso(state.canary_start) if state.canary_start else None
         verdict, canary_series, stable_series = self.gates.check(
-            dep.version, stable, start, now, window_complete=complete, canary_start=canary_start
+            dep.version,
+            stable,
+            start,
+            now,
+            window_complete=complete,
+            canary_start=canary_start,
+            weight=state.weight,
         )
         self._report_verdict(dep, state, verdict, start, now)
         record = {
