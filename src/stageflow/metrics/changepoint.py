@@ -14,9 +14,10 @@ instead (every minute since it first took traffic, across steps):
     ``gates.sustained_min_minutes`` long and the evidence is overwhelming (p < ``interim_alpha``).
 ``recent`` (a sliding recent-window test: the sequential detector)
     every window check again over the last ``gates.recent_minutes`` minutes only, at
-    ``gates.recent_alpha``: a late onset, a slow drift or intermittent bursts are diluted over a long
-    window but plain in the recent one. Only fails count here: a recent window with too little data
-    changes nothing (the window's own checks decide about extensions).
+    ``gates.recent_alpha``, each leaving out the canary's single worst minute for its metric (a
+    one-minute blip is not a change): a late onset, a slow drift or intermittent bursts are diluted
+    over a long window but plain in the recent one. Only fails count here: a recent window with too
+    little data changes nothing (the window's own checks decide about extensions).
 
 ``throughput`` (needs the stable version and the weight)
     the canary's invocations per percent of weight against stable's over the same minutes: Lambda
@@ -184,11 +185,19 @@ def recent(series: VersionSeries, minutes: int) -> VersionSeries:
     return VersionSeries(series.version, series.minutes[-minutes:], series.source)
 
 
+def _without(series: VersionSeries, minute) -> VersionSeries:
+    return VersionSeries(series.version, tuple(m for m in series.minutes if m.start != minute), series.source)
+
+
 def recent_results(
     canary: VersionSeries, stable: VersionSeries | None, gates: Gates
 ) -> dict[tuple[str, str], MetricResult]:
     """The window's checks over the last ``gates.recent_minutes`` minutes at ``gates.recent_alpha``;
-    only their fails, keyed by (metric, kind). Empty when the history is not longer than that."""
+    only their fails, keyed by (metric, kind). Empty when the history is not longer than that.
+
+    Each test leaves out the canary's single worst minute for its metric (most errors; highest
+    percentile): one bad minute is a blip, not a change (the design's rule wants a breach that lasts);
+    bursts, drifts and late onsets span several minutes and still show."""
     j = _fmt()
     r = gates.recent_minutes
     if r <= 0 or len(canary.minutes) <= r:
@@ -203,19 +212,36 @@ def recent_results(
         if rs.invocations == 0:
             rs = None
     g = replace(gates, alpha=gates.recent_alpha)
-    found = [
-        j.check_error_gate(rc, rs, g, True),
-        j.check_latency_gate(rc, rs, g, True),
-    ]
+
+    def worst(key):
+        with_data = [m for m in rc.minutes if m.invocations > 0 and key(m) is not None]
+        return max(with_data, key=key).start if with_data else None
+
+    by_errors = worst(lambda m: m.errors)
+    by_p95 = worst(lambda m: m.p95_ms)
+    by_p99 = worst(lambda m: m.p99_ms)
+
+    def cut(minute):
+        c = _without(rc, minute)
+        s = _without(rs, minute) if rs is not None else None
+        return c, s
+
+    found = []
+    c, s = cut(by_errors)
+    found.append(j.check_error_gate(c, s, g, True))
+    if s is not None:
+        found.append(j.check_error_relative(*j._aligned(c, s), g, True))
+    c, s = cut(by_p95)
+    found.append(j.check_latency_gate(c, s, g, True))
+    if s is not None:
+        found.append(j.check_latency_relative(*j._aligned(c, s), g, True))
     if gates.max_p99_ms is not None:
-        found.append(j.check_latency_gate(rc, rs, g, True, metric="latency_p99"))
-    if rs is not None:
-        rc2, rs2 = j._aligned(rc, rs)
-        found += [j.check_error_relative(rc2, rs2, g, True), j.check_latency_relative(rc2, rs2, g, True)]
+        c, s = cut(by_p99)
+        found.append(j.check_latency_gate(c, s, g, True, metric="latency_p99"))
     out = {}
     for res in found:
         if res.outcome == "fail":
-            out[(res.metric, res.kind)] = replace(res, detail=f"{res.detail} [last {r} min]")
+            out[(res.metric, res.kind)] = replace(res, detail=f"{res.detail} [last {r} min but its worst]")
     return out
 
 
