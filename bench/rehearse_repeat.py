@@ -126,7 +126,8 @@ def markdown(s, rows) -> str:
         f"{s['scenario']}` (60-minute prod policy, virtual clock), each a whole process, on one emulator; "
         f"{s['cpus']} CPUs shared with other work (1-minute load average per run in the JSON).",
         "",
-        f"- median wall **{s['median_wall_seconds']} s**; first 5 (median) {s['first_wall_seconds']} s, last 5 "
+        f"- median wall **{s['median_wall_seconds']} s**; first 5 (median) {s['first_wall_seconds']} s, "
+        f"last 5 "
         f"{s['last_wall_seconds']} s: last/first **{s['last_over_first_wall']}**",
         f"- CPU (stageflow + emulator, medians): first {s['first_cpu_seconds']:.2f} s, last "
         f"{s['last_cpu_seconds']:.2f} s: last/first **{s['last_over_first_cpu']}**",
