@@ -138,3 +138,23 @@ def test_get_metric_statistics_answers_as_moto_does(aws):
     finally:
         CloudWatchBackend.get_all_metrics = patched
     assert [s for _, s, _ in fixed] == [17.0, 18.0, 19.0, 20.0]  # minutes 5..8 of version 2 only
+
+
+def test_item_sizes_are_remembered_and_forgotten_on_update(aws):
+    ddb = boto3.client("dynamodb")
+    _table(ddb)
+    ddb.put_item(TableName="h", Item={**_key("DEP#1"), "v": {"S": "a"}})
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = dynamodb_backends["123456789012"]["us-east-1"].tables["h"]
+    item = next(iter(table.items.values()))[next(iter(next(iter(table.items.values()))))]
+    small = item.size()
+    ddb.update_item(TableName="h", Key=_key("DEP#1"), UpdateExpression="SET v = :v",
+                    ExpressionAttributeValues={":v": {"S": "a" * 1000}})  # fmt: skip
+    item = table.get_item(
+        *dynamodb_backends["123456789012"]["us-east-1"].get_keys_value(table, _key("DEP#1"))
+    )
+    assert item.size() >= small + 999
+    page = ddb.query(TableName="h", KeyConditionExpression="pk = :p AND begins_with(sk, :d)",
+                     ExpressionAttributeValues={":p": {"S": "svc#prod"}, ":d": {"S": "DEP#"}})  # fmt: skip
+    assert page["Items"][0]["v"] == {"S": "a" * 1000}
