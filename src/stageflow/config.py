@@ -29,6 +29,10 @@ class CanaryStep:
     weight: int  # percent of alias traffic on the new version during this step
     bake_minutes: float = 0.0  # how long to watch the gates at this weight
     approval: bool = False  # pause for a person after this step, before the next
+    # Optional per-step gates (None: the environment's [gates] value). The step at 100 % also
+    # governs post-promotion monitoring; the design tightens the error gate to 0.5 % there.
+    max_error_rate: float | None = None
+    max_p95_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,36 @@ class Gates:
     relative_margin: float = 0.25  # canary worse than stable by more than 25 % (errors and p95)
     error_margin: float = 0.001  # ... and its error rate more than 0.1 percentage points above stable's
     min_latency_minutes: int = 5
+    # Optional p99 latency gate (None: off).
+    max_p99_ms: float | None = None
+    # Change points (docs/judge.md): a gate broken in every one of the last ``sustained_minutes``
+    # minutes fails (the design's "for 10 consecutive minutes"); a shorter breach of at least
+    # ``sustained_min_minutes`` fails when its evidence is overwhelming (p < interim_alpha).
+    sustained_minutes: int = 10
+    sustained_min_minutes: int = 5
+    # The sliding recent-window test: every check again over the last ``recent_minutes`` minutes
+    # (across steps), at ``recent_alpha``; 0 turns it off.
+    recent_minutes: int = 10
+    recent_alpha: float = 1e-4
+    # Throughput vs stable: the canary serving more than this fraction fewer invocations per percent
+    # of weight than stable (throttling) is a finding.
+    max_throughput_drop: float = 0.2
+    # Per-step overrides, filled from the canary steps: (weight, max_error_rate, max_p95_ms).
+    step_overrides: tuple[tuple[int, float | None, float | None], ...] = ()
+
+    def for_weight(self, weight: int | None) -> Gates:
+        """The gates in force at ``weight`` % (the step's overrides applied, if it has any)."""
+        if weight is None:
+            return self
+        for w, err, p95 in self.step_overrides:
+            if w == weight:
+                changes = {}
+                if err is not None:
+                    changes["max_error_rate"] = err
+                if p95 is not None:
+                    changes["max_p95_ms"] = p95
+                return dataclasses.replace(self, **changes) if changes else self
+        return self
 
 
 @dataclass(frozen=True)
@@ -242,7 +276,9 @@ def _parse_steps(r: _Reader, raw: Any, key: str, default_approval: bool) -> tupl
             raise r.fail(f"{k}.weight", f"steps must increase: {weight} follows {steps[-1].weight}")
         bake = r.get(item, k, "bake_minutes", float, 0.0, lo=0)
         approval = r.get(item, k, "approval", bool, default_approval and weight < 100)
-        steps.append(CanaryStep(weight, bake, approval))
+        max_err = r.get(item, k, "max_error_rate", float, None, lo=0, hi=1)
+        max_p95 = r.get(item, k, "max_p95_ms", float, None, lo=1)
+        steps.append(CanaryStep(weight, bake, approval, max_err, max_p95))
     if steps[0].weight == 0:
         raise r.fail(f"{key}[0].weight", "the first step must send some traffic (weight > 0)")
     if steps[-1].weight != 100:
@@ -319,7 +355,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
 
     gates_raw = r.table(raw.get("gates", {}), f"{key}.gates")
     gk = f"{key}.gates"
-    r.check_keys(gates_raw, gk, _field_names(Gates))
+    r.check_keys(gates_raw, gk, _field_names(Gates) - {"step_overrides"})
     alarms = r.get(gates_raw, gk, "alarms", list, [])
     if not all(isinstance(a, str) and a for a in alarms):
         raise r.fail(f"{gk}.alarms", "must be an array of alarm names")
@@ -335,10 +371,36 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         min_latency_minutes=r.get(
             gates_raw, gk, "min_latency_minutes", int, Gates.min_latency_minutes, lo=1, hi=1440
         ),
+        max_p99_ms=r.get(gates_raw, gk, "max_p99_ms", float, None, lo=1),
+        sustained_minutes=r.get(
+            gates_raw, gk, "sustained_minutes", int, Gates.sustained_minutes, lo=1, hi=1440
+        ),
+        sustained_min_minutes=r.get(
+            gates_raw, gk, "sustained_min_minutes", int, Gates.sustained_min_minutes, lo=1, hi=1440
+        ),
+        recent_minutes=r.get(gates_raw, gk, "recent_minutes", int, Gates.recent_minutes, lo=0, hi=1440),
+        recent_alpha=r.get(gates_raw, gk, "recent_alpha", float, Gates.recent_alpha, lo=1e-12, hi=0.5),
+        max_throughput_drop=r.get(
+            gates_raw, gk, "max_throughput_drop", float, Gates.max_throughput_drop, lo=0.01, hi=1
+        ),
+        step_overrides=tuple(
+            (s.weight, s.max_error_rate, s.max_p95_ms)
+            for s in canary.steps
+            if s.max_error_rate is not None or s.max_p95_ms is not None
+        ),
     )
     if gates.interim_alpha > gates.alpha:
         raise r.fail(
             f"{gk}.interim_alpha", f"must not exceed alpha ({gates.interim_alpha:g} > {gates.alpha:g})"
+        )
+    if gates.recent_alpha > gates.alpha:
+        raise r.fail(
+            f"{gk}.recent_alpha", f"must not exceed alpha ({gates.recent_alpha:g} > {gates.alpha:g})"
+        )
+    if gates.sustained_min_minutes > gates.sustained_minutes:
+        raise r.fail(
+            f"{gk}.sustained_min_minutes",
+            f"must not exceed sustained_minutes ({gates.sustained_min_minutes} > {gates.sustained_minutes})",
         )
 
     tf_raw = r.table(raw.get("terraform", {}), f"{key}.terraform")

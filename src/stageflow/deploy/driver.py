@@ -211,7 +211,13 @@ class Driver:
                     weights[dep.previous_version] = 100 - state.weight
                 self.feed.run_until(now, weights, roles)
             verdict, canary_series, stable_series = self.gates.check(
-                dep.version, stable, start, now, window_complete=complete, canary_start=canary_start
+                dep.version,
+                stable,
+                start,
+                now,
+                window_complete=complete,
+                canary_start=canary_start,
+                weight=state.weight,
             )
         except Exception as exc:
             failure = _environment_failure(exc)

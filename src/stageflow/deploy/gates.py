@@ -38,17 +38,27 @@ class GateReader:
         *,
         window_complete: bool,
         canary_start: datetime | None = None,
+        weight: int | None = None,
     ) -> tuple[Verdict, VersionSeries, VersionSeries | None]:
         """The window ``start``..``now`` for the absolute gates; with ``canary_start`` before
-        ``start`` (a later step) the relative checks get both versions since ``canary_start``."""
+        ``start`` (a later step) the relative checks get both versions since ``canary_start``, and the
+        change-point checks (sustained breach, recent window) the canary since ``canary_start`` in
+        every step, post-promotion monitoring included. ``weight``: the canary's percent of traffic
+        (the step's gate overrides apply; without it a window with no stable version counts as 100 %)."""
         c = self.source.series(self.function, self.alias, canary, start, now)
         s = self.source.series(self.function, self.alias, stable, start, now) if stable else None
         firing = self.alarms.firing(list(self.alarm_names)) if self.alarms and self.alarm_names else []
         extra = {}
-        if stable and canary_start is not None and canary_start < start:
-            extra["relative"] = (
-                self.source.series(self.function, self.alias, canary, canary_start, now),
-                self.source.series(self.function, self.alias, stable, canary_start, now),
+        if canary_start is not None and canary_start < start:
+            c_all = self.source.series(self.function, self.alias, canary, canary_start, now)
+            s_all = (
+                self.source.series(self.function, self.alias, stable, canary_start, now) if stable else None
             )
-        verdict = self.judge(c, s, self.gates, firing, window_complete=window_complete, **extra)
+            if s_all is not None:
+                extra["relative"] = (c_all, s_all)
+            extra["history"] = (c_all, s_all)
+        if weight is not None:
+            extra["weight"] = weight
+        gates = self.gates.for_weight(weight if weight is not None else (None if stable else 100))
+        verdict = self.judge(c, s, gates, firing, window_complete=window_complete, **extra)
         return verdict, c, s

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     from stageflow.local import fidelity
 
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
+    from stageflow.local import moto_fixes
+
+    moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
 
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", args.port, app, threaded=True)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Literal
 
-Outcome = Literal["pass", "fail", "nodata"]
+Outcome = Literal["pass", "fail", "nodata", "warn"]  # warn: a finding that does not decide
 Decision = Literal["continue", "rollback", "extend"]
 
 
@@ -90,8 +90,8 @@ class TrafficFeed(abc.ABC):
 
 @dataclass(frozen=True)
 class MetricResult:
-    metric: str  # "error_rate", "latency_p95", "alarms", ...
-    kind: Literal["absolute", "relative", "alarm"]
+    metric: str  # "error_rate", "latency_p95", "latency_p99", "throughput", "alarms"
+    kind: Literal["absolute", "relative", "alarm", "sustained"]
     outcome: Outcome
     observed: float | None = None
     baseline: float | None = None  # the stable version's value, for relative checks
@@ -110,7 +110,8 @@ class Verdict:
     decision: Decision
     results: tuple[MetricResult, ...]
     source: str
-    reasons: tuple[str, ...] = field(default=())  # one per failed or decisive check, with numbers
+    # one per failed or decisive check, with numbers; then the findings (``warn``) of any decision
+    reasons: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict:
         return {

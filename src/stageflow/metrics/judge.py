@@ -48,14 +48,14 @@ false-rollback rate of a healthy canary under 1 % (bench/judge_bench.py measures
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from statistics import median
 
-from scipy import stats as sps
+from scipy import special
 
 from stageflow.config import Gates
+from stageflow.metrics.fasttests import fisher_greater, mannwhitney_greater
 from stageflow.metrics.interface import MetricResult, Verdict, VersionSeries
 
 
@@ -95,7 +95,9 @@ def _binom_greater(k: int, n: int, p0: float) -> float:
         return 0.0 if k > 0 else 1.0
     if p0 >= 1:
         return 1.0
-    return float(sps.binom.sf(k - 1, n, p0))  # P(X >= k)
+    if k <= 0:
+        return 1.0
+    return float(special.bdtrc(k - 1, n, p0))  # P(X >= k), as sps.binom.sf(k - 1, n, p0), faster
 
 
 def _alpha(gates: Gates, window_complete: bool) -> float:
@@ -181,49 +183,70 @@ def check_error_gate(
     )
 
 
-def _latency_points(series: VersionSeries) -> list[float]:
-    return [v for v in series.p95_series if v > 0]
+def _latency_points(series: VersionSeries, attr: str = "p95_ms") -> list[float]:
+    return [
+        getattr(m, attr)
+        for m in series.minutes
+        if getattr(m, attr) is not None and m.invocations > 0 and getattr(m, attr) > 0
+    ]
+
+
+def _weighted_pct(series: VersionSeries | None, attr: str) -> float | None:
+    if series is None:
+        return None
+    if attr == "p95_ms":
+        return series.p95_ms
+    pts = [
+        (getattr(m, attr), m.invocations)
+        for m in series.minutes
+        if getattr(m, attr) is not None and m.invocations > 0
+    ]
+    total = sum(n for _, n in pts)
+    return None if total == 0 else sum(v * n for v, n in pts) / total
 
 
 def check_latency_gate(
-    canary: VersionSeries, stable: VersionSeries | None, gates: Gates, window_complete: bool
+    canary: VersionSeries,
+    stable: VersionSeries | None,
+    gates: Gates,
+    window_complete: bool,
+    metric: str = "latency_p95",
 ) -> MetricResult:
-    pts = _latency_points(canary)
-    gate = gates.max_p95_ms
-    observed = canary.p95_ms
+    """The window's p95 (or p99, ``metric="latency_p99"``) against its gate."""
+    attr, label = ("p99_ms", "p99") if metric == "latency_p99" else ("p95_ms", "p95")
+    pts = _latency_points(canary, attr)
+    gate = gates.max_p99_ms if metric == "latency_p99" else gates.max_p95_ms
+    observed = _weighted_pct(canary, attr)
     base = dict(
-        metric="latency_p95",
+        metric=metric,
         kind="absolute",
         threshold=gate,
         canary_count=canary.invocations,
         observed=observed,
     )
     if stable is not None:
-        base["baseline"] = stable.p95_ms
+        base["baseline"] = _weighted_pct(stable, attr)
         base["stable_count"] = stable.invocations
     if len(pts) < gates.min_latency_minutes or canary.invocations < gates.min_invocations:
         return MetricResult(
             **base,
             outcome="nodata",
-            detail=f"gate p95: {fmt_ms(observed)} over {len(pts)} min with latency data "
+            detail=f"gate {label}: {fmt_ms(observed)} over {len(pts)} min with latency data "
             f"(need {gates.min_latency_minutes} min and {gates.min_invocations} invocations) (nodata)",
         )
-    logs = [math.log(v) for v in pts]
-    target = math.log(gate)
-    if len(set(logs)) == 1:
-        p = 0.0 if logs[0] > target else 1.0
-    else:
-        p = float(sps.ttest_1samp(logs, target, alternative="greater").pvalue)
+    from stageflow.metrics.changepoint import log_ttest_greater
+
+    p = log_ttest_greater(pts, gate)
     over = observed is not None and observed > gate
-    head = f"gate p95: {fmt_ms(observed)}"
+    head = f"gate {label}: {fmt_ms(observed)}"
     decisive = over and p < _alpha(gates, window_complete)
-    stable_p95 = stable.p95_ms if stable is not None else None
-    if decisive and stable_p95 is not None and stable_p95 > gate and observed <= stable_p95:
+    stable_v = _weighted_pct(stable, attr)
+    if decisive and stable_v is not None and stable_v > gate and observed <= stable_v:
         return MetricResult(
             **base,
             outcome="pass",
             p_value=p,
-            detail=f"{head} > {fmt_ms(gate)}, but stable is at {fmt_ms(stable_p95)}: "
+            detail=f"{head} > {fmt_ms(gate)}, but stable is at {fmt_ms(stable_v)}: "
             "not worse than the version it replaces (pass)",
         )
     if decisive:
@@ -275,7 +298,7 @@ def check_error_relative(
     if nc < gates.min_invocations or ns < gates.min_invocations:
         # Overwhelming evidence still counts (a canary failing everything next to a healthy stable).
         if nc and ns and kc:
-            p = float(sps.fisher_exact([[kc, nc - kc], [ks, ns - ks]], alternative="greater").pvalue)
+            p = float(fisher_greater(kc, nc, ks, ns))
             if p < gates.interim_alpha and _beyond_error_margin(rc, rs, gates):
                 return MetricResult(
                     **base,
@@ -290,7 +313,7 @@ def check_error_relative(
             detail=f"relative errors: canary {nc} vs stable {ns} invocations, "
             f"need {gates.min_invocations} each (nodata)",
         )
-    p = float(sps.fisher_exact([[kc, nc - kc], [ks, ns - ks]], alternative="greater").pvalue)
+    p = float(fisher_greater(kc, nc, ks, ns))
     beyond = _beyond_error_margin(rc, rs, gates)
     line = (
         f"relative errors: canary {fmt_pct(rc)} ({kc}/{nc}) vs stable {fmt_pct(rs)} ({ks}/{ns}), "
@@ -333,7 +356,7 @@ def check_latency_relative(
             detail=f"relative p95: {len(c)} min with latency data from both versions, "
             f"need {gates.min_latency_minutes} (nodata)",
         )
-    p = float(sps.mannwhitneyu(c, s, alternative="greater").pvalue)
+    p = mannwhitney_greater(c, s)
     beyond = c_med > s_med * (1 + margin)
     line = (
         f"relative p95: canary {fmt_ms(c_med)} vs stable {fmt_ms(s_med)} "
@@ -345,7 +368,7 @@ def check_latency_relative(
     return MetricResult(**base, outcome="pass", p_value=p, detail=f"{line} (pass)")
 
 
-_RANK = {"fail": 0, "pass": 1, "nodata": 2}
+_RANK = {"fail": 0, "warn": 1, "pass": 1, "nodata": 2}
 
 
 def _worst(results) -> MetricResult:
@@ -356,6 +379,17 @@ def _worst(results) -> MetricResult:
 
 
 # -- the verdict -------------------------------------------------------------------------------------
+def _with_fail(primary: MetricResult, *extra: MetricResult | None) -> MetricResult:
+    """``primary`` (the window's check) unless one of the change-point checks of the same metric
+    fails: those only add failures, never data (extensions stay the window's business)."""
+    if primary.outcome == "fail":
+        return primary
+    for r in extra:
+        if r is not None and r.outcome == "fail":
+            return r
+    return primary
+
+
 def judge(
     canary: VersionSeries,
     stable: VersionSeries | None,
@@ -364,22 +398,54 @@ def judge(
     *,
     window_complete: bool,
     relative: tuple[VersionSeries, VersionSeries] | None = None,
+    history: tuple[VersionSeries, VersionSeries | None] | None = None,
+    weight: int | None = None,
 ) -> Verdict:
     """Judge one bake window so far. See the module docstring for the checks and the decision.
 
     ``relative``: canary and stable over every minute since the canary first took traffic (the
-    driver passes them from the second step on); the relative checks use them instead of the window."""
+    driver passes them from the second step on); the relative checks use them instead of the window.
+    ``history``: canary (and stable, or None at 100 %) over every minute since the canary first took
+    traffic, for the change-point checks (sustained breach, recent window; ``changepoint.py``);
+    without it they look at the window. ``weight``: the canary's percent of traffic in this window,
+    for the throughput check. ``gates`` are the gates in force at this step (``Gates.for_weight``)."""
+    from stageflow.metrics import changepoint as cp
+
     if stable is not None and stable.invocations == 0:
         stable = None  # 100 % on the canary: no baseline in these minutes
     if stable is not None:
         canary, stable = _aligned(canary, stable)
         if stable.invocations == 0:
             stable = None
+    if history is None:
+        history = relative if relative is not None else (canary, stable)
+    h_c, h_s = history
+    if stable is None or (h_s is not None and h_s.invocations == 0):
+        h_s = None  # no baseline now (100 %): no relative change-point checks either
+    origin = h_c.minutes[0].start if h_c.minutes else None
+    recent = cp.recent_results(h_c, h_s, gates)
+
     results = [
         check_alarms(gates, firing_alarms),
-        check_error_gate(canary, stable, gates, window_complete),
-        check_latency_gate(canary, stable, gates, window_complete),
+        _with_fail(
+            check_error_gate(canary, stable, gates, window_complete),
+            cp.check_sustained_errors(h_c, h_s, gates, origin),
+            recent.get(("error_rate", "absolute")),
+        ),
+        _with_fail(
+            check_latency_gate(canary, stable, gates, window_complete),
+            cp.check_sustained_latency(h_c, h_s, gates, "latency_p95", gates.max_p95_ms, origin),
+            recent.get(("latency_p95", "absolute")),
+        ),
     ]
+    if gates.max_p99_ms is not None:
+        results.append(
+            _with_fail(
+                check_latency_gate(canary, stable, gates, window_complete, metric="latency_p99"),
+                cp.check_sustained_latency(h_c, h_s, gates, "latency_p99", gates.max_p99_ms, origin),
+                recent.get(("latency_p99", "absolute")),
+            )
+        )
     if stable is not None:
         spans = [(canary, stable)]
         if relative is not None:
@@ -390,10 +456,14 @@ def judge(
             found = [check(c, s, gates, window_complete) for c, s in spans]
             if len(found) > 1:
                 found[1] = replace(found[1], detail=f"{found[1].detail} [since the canary started]")
-            results.append(_worst(found))
+            worst = _worst(found)
+            results.append(_with_fail(worst, recent.get((worst.metric, "relative"))))
+        if weight is not None:
+            results.append(cp.check_throughput(canary, stable, weight, gates, window_complete))
 
     failed = [r for r in results if r.outcome == "fail"]
     nodata = [r for r in results if r.outcome == "nodata"]
+    findings = tuple(r.detail for r in results if r.outcome == "warn")
     if failed:
         decision = "rollback"
         reasons = tuple(r.detail for r in failed)
@@ -406,7 +476,9 @@ def judge(
     else:
         decision = "continue"
         reasons = ()
-    return Verdict(decision=decision, results=tuple(results), source=canary.source, reasons=reasons)
+    return Verdict(
+        decision=decision, results=tuple(results), source=canary.source, reasons=reasons + findings
+    )
 
 
 def naive_judge(canary: VersionSeries, gates: Gates, firing_alarms: Sequence[str] = ()) -> Verdict:

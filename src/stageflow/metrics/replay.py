@@ -48,15 +48,26 @@ def policy_windows(policy: CanaryPolicy) -> list[Window]:
 
 PROD_WINDOWS = [Window(10, 15), Window(50, 15), Window(100, 30)]
 
-# judge_fn(canary, stable, gates, alarms, window_complete, relative) -> Verdict; ``relative`` is
-# (canary, stable) over every minute since the canary first took traffic, or None in the first step.
-JudgeFn = Callable[[VersionSeries, VersionSeries | None, Gates, Sequence[str], bool, tuple | None], Verdict]
+# judge_fn(canary, stable, gates, alarms, window_complete, relative, *, history, weight) -> Verdict;
+# ``relative`` is (canary, stable) over every minute since the canary first took traffic, or None in the
+# first step; ``history`` the same for the change-point checks (stable None at 100 %), ``weight`` the
+# canary's percent of traffic. ``gates`` are the step's gates (``Gates.for_weight``).
+JudgeFn = Callable[..., Verdict]
 
 
-def _our_judge(canary, stable, gates, alarms, complete, relative=None):
+def _our_judge(canary, stable, gates, alarms, complete, relative=None, *, history=None, weight=None):
     from stageflow.metrics.judge import judge
 
-    return judge(canary, stable, gates, alarms, window_complete=complete, relative=relative)
+    return judge(
+        canary,
+        stable,
+        gates,
+        alarms,
+        window_complete=complete,
+        relative=relative,
+        history=history,
+        weight=weight,
+    )
 
 
 def replay(
@@ -72,7 +83,7 @@ def replay(
     """Run ``scenario`` through ``windows``. ``every_minute=False`` judges only at window ends (the
     design's naive policy). As the driver does, the absolute gates see the current window (extensions
     included) and, from the second step on, the relative checks every minute since minute 0."""
-    gates = gates or Gates()
+    base_gates = gates or Gates()
     judge_fn = judge_fn or _our_judge
     gen = TrafficGenerator(scenario)
     minute = 0
@@ -83,6 +94,7 @@ def replay(
     c_all: list[MinuteStats] = []  # every minute since the canary first took traffic
     s_all: list[MinuteStats] = []
     for w in windows:
+        gates = base_gates.for_weight(w.weight)
         c_min: list[MinuteStats] = []  # the current window's minutes
         s_min: list[MinuteStats] = []
         length = max(1, w.minutes)
@@ -108,7 +120,11 @@ def replay(
                     VersionSeries(CANARY, tuple(c_all), "simulator"),
                     VersionSeries(STABLE, tuple(s_all), "simulator"),
                 )
-            v = judge_fn(canary, stable, gates, (), complete, relative)
+            history = (
+                VersionSeries(CANARY, tuple(c_all), "simulator"),
+                VersionSeries(STABLE, tuple(s_all), "simulator") if stable is not None else None,
+            )
+            v = judge_fn(canary, stable, gates, (), complete, relative, history=history, weight=w.weight)
             looks += 1
             if keep_verdicts:
                 kept.append((minute, v))
@@ -130,7 +146,7 @@ def replay(
 def naive_replay(scenario: Scenario, windows: Sequence[Window] = tuple(PROD_WINDOWS), gates=None):
     from stageflow.metrics.judge import naive_judge
 
-    def fn(canary, stable, gates, alarms, complete, relative=None):
+    def fn(canary, stable, gates, alarms, complete, relative=None, **_kw):
         return naive_judge(canary, gates, alarms)
 
     return replay(scenario, windows, gates, judge_fn=fn, every_minute=False)

@@ -63,7 +63,7 @@ def make(factory_dir, emulator_state, aws, decide):
     )
     seen = []
 
-    def judge(canary, stable, gates, firing, *, window_complete, relative=None):
+    def judge(canary, stable, gates, firing, *, window_complete, relative=None, **_kw):
         a = observer.get_alias(FunctionName=out.function_name, Name=out.alias_name)
         weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         seen.append((a["FunctionVersion"], dict(weights)))

@@ -51,4 +51,9 @@ def test_first_step_no_stable_or_old_record_judge_the_window_only():
     reader.check("2", None, start + timedelta(minutes=30), now + timedelta(minutes=30), window_complete=False,
                  canary_start=T0)  # fmt: skip
     reader.check("2", "1", start, now, window_complete=False)  # a record from before canary_start
-    assert [kw for _, _, kw in calls] == [{}, {}, {}]
+    assert [kw for _, _, kw in calls][::2] == [{}, {}]
+    # at 100 % no stable and no relative checks, but the change-point checks see every minute since
+    # the canary started
+    assert set(calls[1][2]) == {"history"}
+    h_c, h_s = calls[1][2]["history"]
+    assert h_s is None and h_c.minutes[0].start == T0 and len(h_c.minutes) == 35

@@ -66,10 +66,11 @@ def test_no_traffic_is_never_promoted():
 
 def test_replay_passes_the_span_since_the_canary_started_like_the_driver():
     """Absolute gates see the window; relative checks from the second step on see minute 0 onwards."""
-    seen = []
+    seen, histories = [], []
 
-    def fn(canary, stable, gates, alarms, complete, relative=None):
+    def fn(canary, stable, gates, alarms, complete, relative=None, *, history, weight):
         seen.append((len(canary.minutes), stable is not None, relative and len(relative[0].minutes)))
+        histories.append((len(history[0].minutes), history[1] is not None, weight))
         return Verdict("continue", (), "test")
 
     s = parse_scenario({"name": "x", "seed": 1, "traffic_per_minute": 100, "expect": "promote",
@@ -78,3 +79,6 @@ def test_replay_passes_the_span_since_the_canary_started_like_the_driver():
     assert r.verdict == "promoted"
     assert seen == [(1, True, None), (2, True, None), (3, True, None), (1, True, 4), (2, True, 5),
                     (1, False, None), (2, False, None)]  # fmt: skip
+    # the change-point checks see every minute since minute 0 in every phase, stable only below 100 %
+    assert histories == [(1, True, 10), (2, True, 10), (3, True, 10), (4, True, 50), (5, True, 50),
+                         (6, False, 100), (7, False, 100)]  # fmt: skip

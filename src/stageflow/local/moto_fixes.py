@@ -1,0 +1,226 @@
+"""Two fixes to moto's server that keep a long-lived emulator as fast as a fresh one.
+
+Measured (issue 13, ``bench/results/rehearse_repeat.md``): on one emulator every rehearsal got slower
+than the one before, and the emulator, not stageflow, used the time:
+
+- **DynamoDB TransactWriteItems deep-copies every table it touches** before it starts (to roll back
+  on failure). The deployment history writes each verdict with a transaction (the record's update
+  and the verdict item, atomically), so each look copied the whole history table, which grows by
+  every verdict of every rehearsal: 72 % of the emulator's CPU by the fourth rehearsal (py-spy).
+  Fix: the transaction keeps the live tables and this wrapper snapshots only the items it touches,
+  restoring them when the transaction fails (same outcome as moto's rollback, same errors).
+- **CloudWatch GetMetricStatistics scans every datapoint ever stored** for each call: 125 ms per
+  call with the data of 100 rehearsals (36,000 datapoints), about 300 calls per rehearsal. Fix: an
+  index of datapoints per (namespace, metric name), sorted by time, hands the unchanged moto code
+  only the datapoints inside the asked time range; moto's own filters then run as before.
+
+- **DynamoDB Query sizes every item of the partition** (for its page limit) before it applies the
+  range condition: the history's ``begins_with(sk, "DEP#")`` queries sized every verdict item at every
+  call. Fix: an item's size is remembered until the item is updated.
+
+Nothing else changes: moto answers the same requests with the same results. Applied by
+:mod:`stageflow.local.server` before it serves (the emulator process only); tested in
+``tests/unit/local/test_moto_fixes.py`` against moto's own backends.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextvars
+import copy
+import threading
+
+_SHALLOW_TABLES = contextvars.ContextVar("stageflow_transact_shallow", default=False)
+_GMS_QUERY: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("stageflow_gms_query", default=None)
+_LOCK = threading.RLock()
+_APPLIED = False
+
+
+def apply() -> None:
+    """Install both fixes (idempotent)."""
+    global _APPLIED
+    with _LOCK:
+        if _APPLIED:
+            return
+        _patch_transact_write_items()
+        _patch_item_size()
+        _patch_get_metric_statistics()
+        _APPLIED = True
+
+
+# -- DynamoDB ----------------------------------------------------------------------------------------
+class _CopyModule:
+    """Stands in for the ``copy`` module inside moto's DynamoDB models: inside our transaction
+    wrapper a Table "deep copy" is the table itself (we snapshot items instead); otherwise copy."""
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(x, memo=None):
+        from moto.dynamodb.models.table import Table
+
+        if _SHALLOW_TABLES.get() and isinstance(x, Table):
+            return x
+        return copy.deepcopy(x, memo)
+
+
+def _patch_transact_write_items() -> None:
+    import moto.dynamodb.models as models
+
+    backend = models.DynamoDBBackend
+    original = backend.transact_write_items
+    models.copy = _CopyModule()
+
+    def transact_write_items(self, transact_items):
+        snaps = []
+        for item in transact_items or []:
+            try:
+                op_type, op = next(iter(item.items()))
+                table = self.get_table(op["TableName"])
+                if op_type == "Put":
+                    attrs = op["Item"]
+                    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = attrs[table.range_key_attr]
+                else:
+                    key = op["Key"]
+                hash_key, range_key = self.get_keys_value(table, key)
+                old = table.get_item(hash_key, range_key)
+                snaps.append((table, hash_key, range_key, copy.deepcopy(old)))
+            except Exception:  # noqa: BLE001, S112 - a malformed op: moto rejects it itself below
+                continue
+        token = _SHALLOW_TABLES.set(True)
+        try:
+            return original(self, transact_items)
+        except BaseException:
+            for table, hash_key, range_key, old in reversed(snaps):
+                _restore(table, hash_key, range_key, old)
+            raise
+        finally:
+            _SHALLOW_TABLES.reset(token)
+
+    transact_write_items.__wrapped__ = original
+    backend.transact_write_items = transact_write_items
+
+
+def _restore(table, hash_key, range_key, old) -> None:
+    if range_key is not None:
+        bucket = table.items[hash_key]
+        if old is None:
+            bucket.pop(range_key, None)
+            if not bucket:
+                table.items.pop(hash_key, None)
+        else:
+            bucket[range_key] = old
+    elif old is None:
+        table.items.pop(hash_key, None)
+    else:
+        table.items[hash_key] = old
+
+
+def _patch_item_size() -> None:
+    """Query computes every candidate item's size (for its 1 MB page limit) before the range
+    condition, so ``begins_with(sk, "DEP#")`` sized every verdict item of the partition at every call
+    (30 % of the emulator's CPU after fifty rehearsals). An item's size is remembered on the item; an
+    update (the only in-place change) forgets it; a put makes a new item."""
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import Item
+
+    size_original = Item.size
+    update_original = models.DynamoDBBackend.update_item
+
+    def size(self):
+        known = self.__dict__.get("_stageflow_size")
+        if known is None:
+            known = size_original(self)
+            self.__dict__["_stageflow_size"] = known
+        return known
+
+    def update_item(self, table_name, key, *args, **kwargs):
+        try:
+            return update_original(self, table_name, key, *args, **kwargs)
+        finally:
+            try:
+                table = self.get_table(table_name)
+                item = table.get_item(*self.get_keys_value(table, key))
+                if item is not None:
+                    item.__dict__.pop("_stageflow_size", None)
+            except Exception:  # noqa: BLE001, S110 - no such table or item: nothing remembered
+                pass
+
+    Item.size = size
+    models.DynamoDBBackend.update_item = update_item
+
+
+# -- CloudWatch --------------------------------------------------------------------------------------
+class _Index:
+    """Datapoints per (namespace, name), sorted by timestamp; rebuilt when the store changed size
+    in a way the index did not see (a reset makes a new backend, and with it a new index)."""
+
+    def __init__(self):
+        self.count = 0
+        self.buckets: dict[tuple[str, str], tuple[list, list]] = {}
+
+    def add(self, datums) -> None:
+        for md in datums:
+            times, items = self.buckets.setdefault((md.namespace, md.name), ([], []))
+            i = bisect.bisect_right(times, md.timestamp)
+            times.insert(i, md.timestamp)
+            items.insert(i, md)
+            self.count += 1
+
+
+def _index(backend) -> _Index:
+    idx = backend.__dict__.get("_stageflow_index")
+    if idx is None or idx.count != len(backend.metric_data):
+        idx = _Index()
+        idx.add(backend.metric_data)
+        backend.__dict__["_stageflow_index"] = idx
+    return idx
+
+
+def _patch_get_metric_statistics() -> None:
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    put_original = CloudWatchBackend.put_metric_data
+    gms_original = CloudWatchBackend.get_metric_statistics
+    all_original = CloudWatchBackend.get_all_metrics
+
+    def put_metric_data(self, namespace, metric_data):
+        with _LOCK:
+            before = len(self.metric_data)
+            result = put_original(self, namespace, metric_data)
+            idx = self.__dict__.get("_stageflow_index")
+            if idx is not None and idx.count == before:
+                try:
+                    idx.add(self.metric_data[before:])
+                except TypeError:  # timestamps that do not compare: index no more, moto scans
+                    self.__dict__.pop("_stageflow_index", None)
+            return result
+
+    def get_metric_statistics(self, namespace, metric_name, start_time, end_time, *args, **kwargs):
+        token = _GMS_QUERY.set((namespace, metric_name, start_time, end_time))
+        try:
+            return gms_original(self, namespace, metric_name, start_time, end_time, *args, **kwargs)
+        finally:
+            _GMS_QUERY.reset(token)
+
+    def get_all_metrics(self):
+        q = _GMS_QUERY.get()
+        if q is None:
+            return all_original(self)
+        namespace, name, start, end = q
+        try:
+            start, end = start.replace(microsecond=0), end.replace(microsecond=0)
+            with _LOCK:
+                times, items = _index(self).buckets.get((namespace, name), ([], []))
+                lo, hi = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
+                found = items[lo:hi]
+        except TypeError:
+            return all_original(self)
+        return found + self.aws_metric_data  # moto filters these exactly as before
+
+    CloudWatchBackend.put_metric_data = put_metric_data
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics
+    CloudWatchBackend.get_all_metrics = get_all_metrics
