@@ -260,6 +260,8 @@ def stage_infrastructure(factory, env_name: str, *, allow_destroy: bool = False,
     env = factory.env(env_name)
     values = secrets.resolve(factory, env.name) if env.secrets else {}
     tf_env = secrets.tf_vars(values) if values else {}
+    if env.secrets:
+        redact_deployed_secrets(factory, env)
     planned = api.plan(factory, env.name, extra_env=tf_env, allow_destroy=allow_destroy)
     try:
         if show is not None:
@@ -273,6 +275,27 @@ def stage_infrastructure(factory, env_name: str, *, allow_destroy: bool = False,
     return InfraResult(
         out, planned.plan_sha256, applied.applied, planned.summary.headline(), values, planned, applied
     )
+
+
+def redact_deployed_secrets(factory, env) -> None:
+    """Terraform's refresh reads the function's environment, which the secrets stage merged values
+    into, and Terraform 1.0 prints it under "Objects have changed outside of Terraform". The values
+    there are the *deployed* ones (a value rotated since is no longer fetched, so the redactor would
+    not know it): register them before Terraform runs. Nothing deployed yet: nothing to register."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from stageflow.redact import REDACTOR
+
+    try:
+        out = factory.outputs(env.name, cached_only=True)
+        if out is None:
+            return
+        cfg = factory.aws.client("lambda").get_function_configuration(FunctionName=out.function_name)
+    except (BotoCoreError, ClientError):
+        return
+    for name, value in ((cfg.get("Environment") or {}).get("Variables") or {}).items():
+        if name in env.secrets and value:
+            REDACTOR.add(value)
 
 
 def stage_secrets(factory, infra: InfraResult) -> SecretsResult:

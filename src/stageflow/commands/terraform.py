@@ -56,6 +56,8 @@ def register(cli) -> None:
         pipeline.stage_build(factory)  # the packages the root deploys, as a deploy builds them
         values = secrets.resolve(factory, env) if cfg.secrets else {}
         tf_env = secrets.tf_vars(values) if values else {}
+        if cfg.secrets:
+            pipeline.redact_deployed_secrets(factory, cfg)
         result = api.plan(factory, env, allow_destroy=allow_destroy, extra_env=tf_env)
         try:
             _show_plan(factory, result, as_result=True)
@@ -104,6 +106,8 @@ def register(cli) -> None:
         factory.config.env(env)
         _build_packages(factory)
         result = api.drift(factory, env)
+        # a drift plan is never applied, and its prior state holds what the function's environment holds
+        result.plan_file.unlink(missing_ok=True)
         if result.changes:
             _show_plan(factory, result, as_result=True)
             raise DriftDetected(

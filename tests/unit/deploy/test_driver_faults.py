@@ -89,7 +89,7 @@ class ScriptedGates:
         self.script = list(script)
         self.looks = 0
 
-    def check(self, canary, stable, start, now, *, window_complete, canary_start=None):
+    def check(self, canary, stable, start, now, *, window_complete, canary_start=None, weight=None):
         self.looks += 1
         item = self.script.pop(0) if self.script else "continue"
         if isinstance(item, BaseException):
