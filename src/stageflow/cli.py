@@ -166,6 +166,7 @@ def _register_commands() -> None:
         "stageflow.commands.security",
         "stageflow.commands.terraform",
         "stageflow.commands.build",
+        "stageflow.commands.service_tests",
     ):
         importlib.import_module(module).register(cli)
 

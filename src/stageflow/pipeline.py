@@ -1,5 +1,6 @@
-"""`stageflow deploy ENV`: build → image → security gate → infrastructure (Terraform) → secrets →
-canary (which records and notifies), as a chain of plain functions.
+"""`stageflow deploy ENV`: service lint → service unit tests → build → security gate → image →
+infrastructure (Terraform) → secrets → canary (which records and notifies) → smoke → integration →
+load (service_tests.py), as a chain of plain functions.
 
 Each stage prints one summary line with its duration; a failure names its stage and ends with the
 stage error's exit code.
@@ -129,7 +130,7 @@ def stage_security(factory, run: PipelineRun) -> tuple[str, dict]:
     information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
     from stageflow.security import run_gate
 
-    report = run_gate(factory.config.root, factory.reporter)
+    report = run_gate(factory.config.root, factory.reporter, artifact=run.context.get("artifact"))
     run.context["security"] = report.record()
     report.raise_for_status()
     statuses = ", ".join(f"{k} {v}" for k, v in report.record()["scanners"].items())
@@ -269,13 +270,19 @@ def deploy(
     run = PipelineRun(
         env_name, context={"scenario": scenario, "commit": commit, "pre_approved_by": pre_approved_by}
     )
+    from stageflow.service_tests import AFTER_DEPLOY, BEFORE_BUILD
+
+    # the service's lint and unit tests, then the security gate, before anything is built for deploy;
+    # smoke, integration and load (as the environment's [tests] table says) after the canary
     stages: list[tuple[str, Stage]] = [
+        *BEFORE_BUILD,
         ("build", stage_build),
-        ("image", stage_image),
         ("security", stage_security),
+        ("image", stage_image),
         ("infrastructure", stage_infrastructure),
         ("secrets", stage_secrets),
         ("canary", stage_canary),
+        *AFTER_DEPLOY,
     ]
     for name, fn in stages:
         _run_stage(factory, run, name, fn)
