@@ -1103,6 +1103,8 @@ def scan_service_deps(ctx: GateContext) -> ScanResult:
     """Blocking (``fail``) on a high, critical or unrated advisory where a source answers; ``info`` with
     detail ``not_audited`` — never a pass — where none does or a package cannot be checked."""
     t0 = time.monotonic()
+    if not (ctx.root / ctx.service_source).is_dir() and ctx.artifact is None:
+        return ScanResult("service-deps", Status.SKIPPED, f"no {ctx.service_source} directory")
     shipped = shipped_packages(ctx)
     where = " and ".join(shipped.sources) or f"no {ctx.service_source}/requirements.txt"
     pkgs = shipped.packages

@@ -34,6 +34,10 @@ from stageflow.errors import CheckFailed, EnvironmentFailure, UsageError
 from stageflow.security import CommandResult, ScannerError, run_command
 
 REPORTS = "reports"
+# report files (in reports/) the CI configurations publish: buildspecs/*.yml, .github/workflows/*.yml
+UNIT_JUNIT = "junit-service-unit.xml"
+UNIT_COVERAGE = "coverage-service.xml"
+INTEGRATION_JUNIT = "junit-service-integration-{env}.xml"
 SUITE_TIMEOUT = 1800.0
 Runner = Callable[..., CommandResult]
 
@@ -312,7 +316,7 @@ def run_unit(
     if not 0 <= floor <= 100:
         raise UsageError(f"coverage floor must be 0..100, got {floor:g}")
     out = _reports_dir(config, reports_dir)
-    junit, cov_xml = out / "junit-service-unit.xml", out / "coverage-service.xml"
+    junit, cov_xml = out / UNIT_JUNIT, out / UNIT_COVERAGE
     for stale in (junit, cov_xml):
         stale.unlink(missing_ok=True)
     app = (config.root / config.service.source).resolve()
@@ -409,7 +413,7 @@ def run_integration(
     config.env(env_name)
     suite = _suite_dir(config, config.tests.integration, "integration")
     out = _reports_dir(config, reports_dir)
-    junit = out / f"junit-service-integration-{env_name}.xml"
+    junit = out / INTEGRATION_JUNIT.format(env=env_name)
     log = out / f"service-integration-{env_name}.log"
     junit.unlink(missing_ok=True)
     t0 = time.monotonic()
