@@ -311,7 +311,7 @@ def test_smoke_and_bounded_load_are_recorded_in_the_deployment(project, emulator
     hist = json.loads(run(project, emulator_state, "--json", "history", "dev").stdout)["deployments"]
     assert hist[0]["deployment_id"] == res["deployment_id"]
     assert hist[0]["extra"]["load"]["requests"] == res["requests"]
-    bad = run(project, emulator_state, "load", "dev", "--users", "500")
-    assert bad.returncode == 2 and "500" in bad.stderr
+    bad = run(project, emulator_state, "load", "dev", "--users", "5000")  # 1..1000
+    assert bad.returncode == 2 and "5000" in bad.stderr
     down = run(project, emulator_state, "smoke", "dev", "--url", "http://127.0.0.1:9")
     assert down.returncode == 3 and down.stderr.startswith("stageflow: error: smoke:")

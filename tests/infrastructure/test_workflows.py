@@ -84,7 +84,7 @@ def test_deploy_runs_from_main_with_oidc_and_reviewed_production():
         assert job["permissions"] == {"contents": "read", "id-token": "write"}, name  # OIDC, nothing else
         creds = [s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws")]
         assert creds and creds[0]["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}", name
-        assert not any("aws-access-key-id" in s.get("with", {}) for s in job["steps"]), name
+        assert set(creds[0]["with"]) == {"role-to-assume", "aws-region"}, name  # OIDC only, no stored keys
     assert "nox -s deploy -- dev" in _runs(jobs["dev"])
     assert "nox -s deploy -- staging" in _runs(jobs["staging"])
     assert "nox -s deploy -- prod" in _runs(jobs["prod-canary-10"])
