@@ -28,20 +28,37 @@ def main() -> int:
             for path in sorted(sdir.glob("*.json")):
                 expect = json.loads(path.read_text()).get("expect")
                 t0 = time.perf_counter()
-                r = subprocess.run([*base, "--json", "rehearse", "--scenario", str(path), "--env", "prod"],
-                                   env=env, capture_output=True, text=True, timeout=300)
+                r = subprocess.run(
+                    [*base, "--json", "rehearse", "--scenario", str(path), "--env", "prod"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
                 wall = time.perf_counter() - t0
                 out = json.loads(r.stdout) if r.stdout.strip() else {}
                 ok = (out.get("verdict") == "promoted") == (expect == "promote")
-                rows.append({"scenario": path.name, "expect": expect, "verdict": out.get("verdict"),
-                             "decided_at_minute": out.get("decided_at_minute"), "exit": r.returncode,
-                             "wall_seconds": round(wall, 2), "matches": ok})
+                rows.append(
+                    {
+                        "scenario": path.name,
+                        "expect": expect,
+                        "verdict": out.get("verdict"),
+                        "decided_at_minute": out.get("decided_at_minute"),
+                        "exit": r.returncode,
+                        "wall_seconds": round(wall, 2),
+                        "matches": ok,
+                    }
+                )
                 print(json.dumps(rows[-1]))
         finally:
             subprocess.run([*base, "local", "down"], env=env, capture_output=True)
-    result = {"benchmark": "stageflow rehearse --env prod wall time", "goal_seconds": 15, "rows": rows,
-              "max_wall_seconds": max(r["wall_seconds"] for r in rows),
-              "all_match": all(r["matches"] for r in rows)}
+    result = {
+        "benchmark": "stageflow rehearse --env prod wall time",
+        "goal_seconds": 15,
+        "rows": rows,
+        "max_wall_seconds": max(r["wall_seconds"] for r in rows),
+        "all_match": all(r["matches"] for r in rows),
+    }
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "rehearse_walltime.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["all_match"] and result["max_wall_seconds"] < 15 else 1
