@@ -267,6 +267,9 @@ class SecurityReport:
         head = f"security gate {verdict} in {self.duration_s:.1f} s"
         if self.report_path:
             head += f" (report: {self.report_path})"
+        unaudited = [r.name for r in self.results if r.detail in ("not_audited", "partially_audited")]
+        if unaudited:
+            head += f"; NOT AUDITED (no advisory source answered): {', '.join(unaudited)}"
         return "\n".join([head, *lines])
 
     def raise_for_status(self) -> None:
