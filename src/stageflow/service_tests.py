@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -266,8 +267,9 @@ def _tail(text: str, lines: int = 12) -> list[str]:
 
 # -- lint ------------------------------------------------------------------------------------------------
 def run_lint(config: Config, reporter=None, *, runner: Runner = run_command) -> LintResult:
-    """``ruff check`` and ``ruff format --check`` over the service's source (the repository's ruff
-    settings apply). A problem raises CheckFailed; ruff missing is an environment failure."""
+    """``ruff check`` and ``ruff format --check`` over the service's source, with the nearest ruff
+    settings (the sample service has its own ``app/.ruff.toml``). A problem raises CheckFailed; ruff
+    missing is an environment failure."""
     import shutil
 
     ruff = Path(sys.executable).parent / "ruff"
@@ -282,7 +284,7 @@ def run_lint(config: Config, reporter=None, *, runner: Runner = run_command) -> 
     if check.returncode not in (0, 1):
         raise EnvironmentFailure(f"ruff check exited {check.returncode}: {' '.join(_tail(check.stderr, 1))}")
     if check.returncode == 1:
-        found = [ln for ln in check.stdout.splitlines() if ln.strip() and not ln.startswith("Found")]
+        found = [ln for ln in check.stdout.splitlines() if re.match(r"^\S+:\d+:\d+: ", ln)]
         problems += found or ["ruff check found problems"]
     fmt = _run(runner, [exe, "format", "--check", src], cwd=config.root, env=env)
     if fmt.returncode not in (0, 1):
