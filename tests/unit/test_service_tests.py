@@ -288,3 +288,18 @@ def test_post_deploy_checks_wait_for_the_promotion_and_honour_the_skip_list(monk
     done = SimpleNamespace(environment="dev", context={})
     assert "skipped here" in service_tests.stage_integration(factory, done)[0]
     assert "skipped here" in service_tests.stage_load(factory, done)[0]
+
+
+def test_cli_unit_below_the_floor_is_exit_1_with_the_figure(project):
+    """What `nox -s unit` runs: `stageflow unit`; the error line carries the figure and the floor."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "stageflow", "--config", str(project / "stageflow.toml"), "unit"]
+    ok = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "≥ floor 80 %" in ok.stdout
+    low = subprocess.run([*argv, "--floor", "99.5"], capture_output=True, text=True, timeout=300)
+    assert low.returncode == 1
+    last = low.stderr.strip().splitlines()[-1]
+    assert last.startswith("stageflow: error: service unit tests: coverage ") and "< floor 99.5 %" in last
