@@ -247,7 +247,12 @@ def _pytest_argv(config: Config, suite: Path, junit: Path, *extra: str) -> list[
 
 def _child_env(config: Config, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     app = str((config.root / config.service.source).resolve())
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "COV_CORE_SOURCE")}
+    # an outer pytest (stageflow's own tests under --cov) must not reach into the service's run
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS") and not k.startswith("COV_CORE_")
+    }
     env["PYTHONPATH"] = app + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("NO_COLOR", "1")
     env.update(extra or {})
