@@ -146,6 +146,7 @@ class LoadRun:
     html: str
     json_path: str
     deployment_id: str | None
+    spawn_rate: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,6 +155,7 @@ class LoadRun:
     def to_json(self) -> dict:
         return {
             **self.result.to_json(),
+            "spawn_rate": self.spawn_rate,
             "environment": self.environment,
             "html": self.html,
             "json": self.json_path,
@@ -507,7 +509,7 @@ def run_load(
     )
     data = {**res.to_json(), "spawn_rate": spawn_rate, "html": _shown(html, config.root)}
     dep_id = record(data) if record is not None else None
-    run = LoadRun(env_name, res, _shown(html, config.root), _shown(js, config.root), dep_id)
+    run = LoadRun(env_name, res, _shown(html, config.root), _shown(js, config.root), dep_id, spawn_rate)
     js.write_text(json.dumps(run.to_json(), indent=2) + "\n", encoding="utf-8")
     if reporter is not None:
         verdict = "within the gates" if res.within_gates else "OUTSIDE the gates"
