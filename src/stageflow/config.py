@@ -126,6 +126,7 @@ class ServiceConfig:
     source: str = "app"  # the service's source directory, packaged for Lambda
     handler: str = "service.handler.handler"
     runtime: str = "python3.11"
+    architecture: str = "x86_64"  # the function's: x86_64 or arm64 (requirements' wheels are for it)
 
 
 @dataclass(frozen=True)
@@ -436,7 +437,10 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         source=r.get(svc_raw, "service", "source", str, "app"),
         handler=r.get(svc_raw, "service", "handler", str, ServiceConfig.handler),
         runtime=r.get(svc_raw, "service", "runtime", str, "python3.11"),
+        architecture=r.get(svc_raw, "service", "architecture", str, "x86_64"),
     )
+    if service.architecture not in ("x86_64", "arm64"):
+        raise r.fail("service.architecture", f"must be x86_64 or arm64, not {service.architecture!r}")
     st_raw = r.table(data.get("tests", {}), "tests")
     r.check_keys(st_raw, "tests", _field_names(ServiceTests))
     src = service.source.rstrip("/")

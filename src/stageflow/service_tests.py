@@ -51,11 +51,15 @@ class LintResult:
     seconds: float
     problems: tuple[str, ...] = ()
 
+    @property
     def summary(self) -> str:
         where = ", ".join(self.paths)
         if self.ok:
             return f"ruff check + format: clean ({where})"
         return f"ruff: {len(self.problems)} problem(s) in {where}; first: {self.problems[0][:160]}"
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "paths": list(self.paths), "problems": list(self.problems[:20])}
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class UnitResult:
         sign = "≥" if self.coverage_ok else "<"
         return f"coverage {self.coverage_percent:.1f} % {sign} floor {self.floor:g} %"
 
+    @property
     def summary(self) -> str:
         c = self.counts
         return f"{c.passed}/{c.tests} passed, {self.coverage_line()}"
@@ -131,6 +136,7 @@ class SuiteResult:
             and not (self.counts.failures or self.counts.errors)
         )
 
+    @property
     def summary(self) -> str:
         c = self.counts
         return f"{c.passed}/{c.tests} passed against {self.target}"
@@ -304,7 +310,7 @@ def run_lint(config: Config, reporter=None, *, runner: Runner = run_command) -> 
         if reporter is not None:
             for p in res.problems[:10]:
                 reporter.info("lint", "service", p)
-        raise CheckFailed(f"service lint failed: {res.summary()}", f"ruff check {src}; ruff format {src}")
+        raise CheckFailed(f"service lint failed: {res.summary}", f"ruff check {src}; ruff format {src}")
     return res
 
 
@@ -360,9 +366,7 @@ def run_unit(
         returncode=res.returncode,
     )
     if reporter is not None:
-        reporter.info(
-            "unit", "service", f"{result.summary()} (reports: {result.junit}, {result.coverage_xml})"
-        )
+        reporter.info("unit", "service", f"{result.summary} (reports: {result.junit}, {result.coverage_xml})")
     if res.returncode == 5 or counts.tests == 0:
         raise CheckFailed(f"service unit tests: no tests ran in {result.path}")
     if not result.tests_ok:
@@ -385,25 +389,20 @@ def run_unit(
 # -- where the deployed service answers ------------------------------------------------------------------
 @contextlib.contextmanager
 def service_target(factory, env_name: str, *, url: str | None = None) -> Iterator[ServiceTarget]:
-    """``url`` when given; local mode: the service's app server on 127.0.0.1 for the duration; AWS: the
-    environment's ``tests.url`` (if set) and the function and alias from its outputs."""
-    cfg = factory.config
-    env = cfg.env(env_name)
+    """``url`` when given; else the factory's service endpoint (the emulator: the app served on
+    127.0.0.1 for the block's duration; AWS: the function and alias from the outputs), plus the
+    environment's ``tests.url`` on AWS."""
+    env = factory.env(env_name)
     if url:
         yield ServiceTarget(url=url)
         return
-    if factory.local:
-        from stageflow import smoke
-
-        with smoke.local_service(cfg.root / cfg.service.source, factory.reporter) as local_url:
-            yield ServiceTarget(url=local_url)
-        return
-    from stageflow.deploy.canary import resolve_outputs
-
-    out = resolve_outputs(factory, env)
-    yield ServiceTarget(
-        url=env.tests.url, function=out.function_name, alias=out.alias_name, region=cfg.service.region
-    )
+    with factory.service_endpoint(env_name) as ep:
+        yield ServiceTarget(
+            url=ep.url or env.tests.url,
+            function=ep.function,
+            alias=ep.alias,
+            region=None if ep.url else factory.config.service.region,
+        )
 
 
 # -- integration -----------------------------------------------------------------------------------------
@@ -441,7 +440,7 @@ def run_integration(
         res.returncode,
     )
     if reporter is not None:
-        reporter.info("integration", env_name, f"{result.summary()} (report: {result.junit})")
+        reporter.info("integration", env_name, f"{result.summary} (report: {result.junit})")
     if res.returncode == 5 or counts.tests == 0:
         raise CheckFailed(f"service integration tests: no tests ran in {result.path}", f"see {result.log}")
     if not result.ok:
@@ -522,9 +521,7 @@ def run_load(
 
 def record_in_history(factory, env_name: str, key: str, value: dict) -> str | None:
     """Attach a result to the environment's latest deployment record; None when it has none."""
-    from stageflow.deploy.canary import context
-
-    ctx = context(factory, env_name)
+    ctx = factory.environment(env_name)
     latest = ctx.history.list(limit=1)
     if not latest:
         return None
@@ -533,19 +530,18 @@ def record_in_history(factory, env_name: str, key: str, value: dict) -> str | No
     return dep.deployment_id
 
 
-# -- pipeline stages (adapters for pipeline.deploy's (factory, run) -> (summary, data) stage list) -------
-def stage_service_lint(factory, run) -> tuple[str, dict]:
-    res = run_lint(factory.config, factory.reporter)
-    return res.summary(), {"paths": list(res.paths)}
+# -- pipeline stages: each returns a frozen result with ``summary`` and ``to_json()`` (pipeline.run_stage)
+@dataclass(frozen=True)
+class CheckResult:
+    summary: str
+    data: Mapping = field(default_factory=dict)
 
-
-def stage_service_unit(factory, run) -> tuple[str, dict]:
-    res = run_unit(factory.config, factory.reporter)
-    run.context["service_unit"] = res.to_json()
-    return res.summary(), res.to_json()
+    def to_json(self) -> dict:
+        return dict(self.data)
 
 
 SKIP_ENV = "STAGEFLOW_SKIP_SERVICE_TESTS"
+WAITING = "not yet: the canary awaits approval (runs after the promotion)"
 
 
 def _skipped_here(name: str) -> str | None:
@@ -555,68 +551,60 @@ def _skipped_here(name: str) -> str | None:
     return f"skipped here ({SKIP_ENV}: the pipeline runs it as its own action)" if name in names else None
 
 
-def _deployed(run) -> bool:
-    """False when the canary is paused for an approval (production: smoke after the promotion)."""
-    outcome = run.context.get("outcome")
-    return outcome is None or not getattr(outcome, "paused", False)
+def stage_service_lint(factory) -> LintResult:
+    return run_lint(factory.config, factory.reporter)
 
 
-def stage_smoke(factory, run) -> tuple[str, dict]:
+def stage_service_unit(factory) -> UnitResult:
+    return run_unit(factory.config, factory.reporter)
+
+
+def stage_smoke(factory, env_name: str, *, paused: bool = False) -> CheckResult:
     from stageflow import smoke
 
-    env_name = run.environment
-    if not _deployed(run):
-        return "not yet: the canary awaits approval (smoke runs after the promotion)", {"skipped": True}
-    cfg = factory.config
-    if factory.local:
-        with smoke.local_service(cfg.root / cfg.service.source, factory.reporter) as url:
-            res = smoke.smoke_url(url)
-    elif cfg.env(env_name).tests.url:
-        res = smoke.smoke_url(cfg.env(env_name).tests.url)
-    else:
-        from stageflow.deploy.canary import resolve_outputs
-
-        out = resolve_outputs(factory, cfg.env(env_name))
-        res = smoke.smoke_lambda(factory.aws.client("lambda"), out.function_name, out.alias_name)
+    if paused:
+        return CheckResult(WAITING, {"skipped": True})
+    env = factory.env(env_name)
+    with factory.service_endpoint(env_name) as ep:
+        url = ep.url or env.tests.url
+        res = smoke.smoke_url(url) if url else smoke.smoke_lambda(ep.lambda_client, ep.function, ep.alias)
     record_in_history(factory, env_name, "smoke", res.to_json())
     if not res.ok:
         raise CheckFailed(
             f"smoke check failed: {res.target} answered {res.status}", f"stageflow status {env_name}"
         )
-    return f"{res.target}/health → {res.status} ok", res.to_json()
+    return CheckResult(f"{res.target}/health → {res.status} ok", res.to_json())
 
 
-def stage_integration(factory, run) -> tuple[str, dict]:
-    env_name = run.environment
-    if not factory.config.env(env_name).tests.integration:
-        return "not configured for this environment", {"skipped": True}
+def stage_integration(factory, env_name: str, *, paused: bool = False) -> CheckResult:
+    if not factory.env(env_name).tests.integration:
+        return CheckResult("not configured for this environment", {"skipped": True})
     if why := _skipped_here("integration"):
-        return why, {"skipped": True}
-    if not _deployed(run):
-        return "not yet: the canary awaits approval", {"skipped": True}
+        return CheckResult(why, {"skipped": True})
+    if paused:
+        return CheckResult(WAITING, {"skipped": True})
     with service_target(factory, env_name) as target:
         res = run_integration(factory.config, env_name, target, factory.reporter)
     record_in_history(
         factory, env_name, "integration", {"ok": res.ok, "tests": res.counts.tests, "junit": res.junit}
     )
-    return res.summary(), res.to_json()
+    return CheckResult(res.summary, res.to_json())
 
 
-def stage_load(factory, run) -> tuple[str, dict]:
-    env_name = run.environment
-    env = factory.config.env(env_name)
+def stage_load(factory, env_name: str, *, paused: bool = False) -> CheckResult:
+    env = factory.env(env_name)
     if not env.tests.load:
-        return "not configured for this environment", {"skipped": True}
+        return CheckResult("not configured for this environment", {"skipped": True})
     if why := _skipped_here("load"):
-        return why, {"skipped": True}
-    if not _deployed(run):
-        return "not yet: the canary awaits approval", {"skipped": True}
-    if not factory.local and not env.tests.url:
-        raise UsageError(
-            f"load test on {env_name} needs the service's HTTP endpoint",
-            f"set environments.{env_name}.tests.url, or tests.load = false",
-        )
+        return CheckResult(why, {"skipped": True})
+    if paused:
+        return CheckResult(WAITING, {"skipped": True})
     with service_target(factory, env_name) as target:
+        if not target.url:
+            raise UsageError(
+                f"load test on {env_name} needs the service's HTTP endpoint",
+                f"set environments.{env_name}.tests.url, or tests.load = false",
+            )
         res = run_load(
             factory.config,
             env_name,
@@ -624,9 +612,4 @@ def stage_load(factory, run) -> tuple[str, dict]:
             factory.reporter,
             record=lambda data: record_in_history(factory, env_name, "load", data),
         )
-    return f"{res.result.detail}: within the gates ({res.html})", res.to_json()
-
-
-# name, stage: before the build (nothing is built for deploy until these pass) and after the canary
-BEFORE_BUILD = (("lint", stage_service_lint), ("unit", stage_service_unit))
-AFTER_DEPLOY = (("smoke", stage_smoke), ("integration", stage_integration), ("load", stage_load))
+    return CheckResult(f"{res.result.detail}: within the gates ({res.html})", res.to_json())

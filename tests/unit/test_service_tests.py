@@ -182,48 +182,51 @@ def test_parse_junit_and_cobertura(tmp_path):
 
 
 # -- the pipeline's order --------------------------------------------------------------------------------
-def test_pipeline_runs_lint_and_unit_first_and_the_service_checks_after_the_canary(monkeypatch):
+class _Done:
+    def __init__(self, name):
+        self.summary = name
+        self.paused = False
+        self.artifact = None
+
+    def to_json(self):
+        return {}
+
+
+def _fake_pipeline(monkeypatch, order, fail=None):
+    """Every stage replaced by a recorder (the one named ``fail`` raises CheckFailed)."""
     from stageflow import pipeline
 
-    order: list[str] = []
-
-    class FakeConfig:
-        def env(self, name):
-            return None
-
-        class service:
-            name = "svc"
-
-    class FakeFactory:
-        config = FakeConfig()
-        local = False
-
-        class reporter:
-            @staticmethod
-            def info(*a):
-                pass
-
-            @staticmethod
-            def result(*a):
-                pass
-
-    def fake(name):
-        def stage(factory, run):
+    def rec(name):
+        def stage(*args, **kwargs):
             order.append(name)
-            return name, {}
+            if name == fail:
+                raise CheckFailed(f"{name} failed: planted")
+            return _Done(name)
 
         return stage
 
-    for attr in ("stage_build", "stage_image", "stage_security", "stage_infrastructure", "stage_secrets"):
-        monkeypatch.setattr(pipeline, attr, fake(attr.removeprefix("stage_")))
-    monkeypatch.setattr(pipeline, "stage_canary", fake("canary"))
-    monkeypatch.setattr(service_tests, "BEFORE_BUILD", (("lint", fake("lint")), ("unit", fake("unit"))))
-    monkeypatch.setattr(
-        service_tests,
-        "AFTER_DEPLOY",
-        (("smoke", fake("smoke")), ("integration", fake("integration")), ("load", fake("load"))),
-    )
-    pipeline.deploy(FakeFactory(), "dev")
+    for name in ("build", "image", "security", "infrastructure", "secrets", "canary"):
+        monkeypatch.setattr(pipeline, f"stage_{name}", rec(name))
+    for name, attr in (
+        ("lint", "stage_service_lint"),
+        ("unit", "stage_service_unit"),
+        ("smoke", "stage_smoke"),
+        ("integration", "stage_integration"),
+        ("load", "stage_load"),
+    ):
+        monkeypatch.setattr(service_tests, attr, rec(name))
+    from stageflow.factory import Factory
+    from stageflow.report import Reporter
+
+    f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
+    monkeypatch.setattr(f, "describe_target", lambda env: ("", []))
+    return pipeline, f
+
+
+def test_pipeline_runs_lint_and_unit_first_and_the_service_checks_after_the_canary(monkeypatch):
+    order: list[str] = []
+    pipeline, f = _fake_pipeline(monkeypatch, order)
+    pipeline.deploy(f, "dev")
     assert order == [
         "lint",
         "unit",
@@ -240,54 +243,25 @@ def test_pipeline_runs_lint_and_unit_first_and_the_service_checks_after_the_cana
 
 
 def test_a_failing_unit_stage_stops_the_pipeline_before_the_build(monkeypatch):
-    from stageflow import pipeline
-
-    ran: list[str] = []
-
-    def failing_unit(factory, run):
-        raise CheckFailed("service unit tests failed: 1 of 7 failed (first: test_x)")
-
-    def must_not_run(factory, run):
-        ran.append("build")
-        return "", {}
-
-    class F:
-        local = False
-
-        class config:
-            @staticmethod
-            def env(name):
-                return None
-
-        class reporter:
-            @staticmethod
-            def info(*a):
-                pass
-
-    monkeypatch.setattr(service_tests, "BEFORE_BUILD", (("unit", failing_unit),))
-    monkeypatch.setattr(pipeline, "stage_build", must_not_run)
+    order: list[str] = []
+    pipeline, f = _fake_pipeline(monkeypatch, order, fail="unit")
     with pytest.raises(CheckFailed) as exc:
-        pipeline.deploy(F(), "dev")
-    assert exc.value.message.startswith("stage unit failed: service unit tests failed")
-    assert ran == []
+        pipeline.deploy(f, "dev")
+    assert exc.value.message.startswith("stage unit failed: unit failed: planted")
+    assert order == ["lint", "unit"]
 
 
 def test_post_deploy_checks_wait_for_the_promotion_and_honour_the_skip_list(monkeypatch):
     from types import SimpleNamespace
 
-    paused = SimpleNamespace(environment="prod", context={"outcome": SimpleNamespace(paused=True)})
-    factory = SimpleNamespace(
-        config=SimpleNamespace(
-            env=lambda n: SimpleNamespace(tests=SimpleNamespace(integration=True, load=True, url=None))
-        ),
-        local=True,
-    )
-    assert "awaits approval" in service_tests.stage_smoke(factory, paused)[0]
-    assert "awaits approval" in service_tests.stage_integration(factory, paused)[0]
+    tests = SimpleNamespace(integration=True, load=True, url=None)
+    factory = SimpleNamespace(env=lambda n: SimpleNamespace(tests=tests), local=True)
+    assert "awaits approval" in service_tests.stage_smoke(factory, "prod", paused=True).summary
+    assert "awaits approval" in service_tests.stage_integration(factory, "prod", paused=True).summary
+    assert "awaits approval" in service_tests.stage_load(factory, "prod", paused=True).summary
     monkeypatch.setenv(service_tests.SKIP_ENV, "integration, load")
-    done = SimpleNamespace(environment="dev", context={})
-    assert "skipped here" in service_tests.stage_integration(factory, done)[0]
-    assert "skipped here" in service_tests.stage_load(factory, done)[0]
+    assert "skipped here" in service_tests.stage_integration(factory, "dev").summary
+    assert "skipped here" in service_tests.stage_load(factory, "dev").summary
 
 
 def test_cli_unit_below_the_floor_is_exit_1_with_the_figure(project):

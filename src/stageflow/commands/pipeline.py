@@ -51,18 +51,15 @@ def register(cli: click.Group) -> None:
         from stageflow import smoke
         from stageflow.errors import CheckFailed
 
-        cfg = factory.config
-        cfg.env(env)
+        factory.env(env)
         if url:
             res = smoke.smoke_url(url)
-        elif factory.local:
-            with smoke.local_service(cfg.root / cfg.service.source, factory.reporter) as local_url:
-                res = smoke.smoke_url(local_url)
         else:
-            from stageflow.deploy.canary import resolve_outputs
-
-            out = resolve_outputs(factory, cfg.env(env))
-            res = smoke.smoke_lambda(factory.aws.client("lambda"), out.function_name, out.alias_name)
+            with factory.service_endpoint(env) as ep:
+                if ep.url is not None:
+                    res = smoke.smoke_url(ep.url)
+                else:
+                    res = smoke.smoke_lambda(ep.lambda_client, ep.function, ep.alias)
         human = f"smoke {env}: {res.target}/health → {res.status} {'ok' if res.ok else 'FAILED'}"
         if not res.ok:
             factory.reporter.result(human, res.to_json())
@@ -95,7 +92,7 @@ def register(cli: click.Group) -> None:
         from stageflow.errors import UsageError
 
         cfg = factory.config
-        tests = cfg.env(env).tests
+        tests = factory.env(env).tests
         url = url or (tests.url if not factory.local else None)
         if url is None and not factory.local:
             raise UsageError(

@@ -21,7 +21,7 @@ def register(cli: click.Group) -> None:
         from stageflow import service_tests
 
         res = service_tests.run_unit(factory.config, factory.reporter, floor=floor, extra_args=pytest_args)
-        factory.reporter.result(f"unit: {res.summary()}", res.to_json())
+        factory.reporter.result(f"unit: {res.summary}", res.to_json())
 
     @cli.command("integration")
     @click.argument("env")
@@ -37,12 +37,12 @@ def register(cli: click.Group) -> None:
         """The service's integration suite (tests.integration) against the deployed ENV."""
         from stageflow import service_tests
 
-        factory.config.env(env)
+        factory.env(env)
         with service_tests.service_target(factory, env, url=url) as target:
             res = service_tests.run_integration(
                 factory.config, env, target, factory.reporter, extra_args=pytest_args
             )
-        factory.reporter.result(f"integration {env}: {res.summary()}", res.to_json())
+        factory.reporter.result(f"integration {env}: {res.summary}", res.to_json())
 
     @cli.command("lint-service")
     @click.pass_obj
@@ -51,4 +51,4 @@ def register(cli: click.Group) -> None:
         from stageflow import service_tests
 
         res = service_tests.run_lint(factory.config, factory.reporter)
-        factory.reporter.result(f"lint: {res.summary()}", {"ok": res.ok, "paths": list(res.paths)})
+        factory.reporter.result(f"lint: {res.summary}", {"ok": res.ok, "paths": list(res.paths)})

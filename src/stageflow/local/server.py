@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     default_user_config["lambda"]["use_docker"] = False
     default_user_config["batch"]["use_docker"] = False
 
+    from stageflow.local import fidelity
+
+    fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
+
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     port = server.server_address[1]
