@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 from tests.e2e.test_canary_cli import change_code, run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1200)]
 
 FIXTURES = REPO / "tests" / "fixtures" / "service"
 
