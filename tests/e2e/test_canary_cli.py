@@ -62,7 +62,8 @@ def run(project, deployed, *args, env=None, input=None, timeout=300):
 
 
 def change_code(project, marker: str) -> None:
-    (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {marker!r}\n")
+    # formatted as ruff formats it: the deploy's first stage lints the service (ruff check + format)
+    (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {json.dumps(marker)}\n")
 
 
 def status(project, deployed) -> dict:
