@@ -66,10 +66,16 @@ rollback: setup ## all traffic of ENV to the last known good version (ENV=prod [
 status: setup ## what ENV serves and what is in flight (ENV=prod [LOCAL=1])
 	$(NOX) -s status -- $(ENV)
 
+unit: setup ## the service's unit tests with the coverage floor (reports/junit-service-unit.xml, coverage-service.xml)
+	$(NOX) -s unit
+
+integration: setup ## the service's integration suite against the deployed ENV (ENV=dev)
+	$(NOX) -s integration -- $(ENV)
+
 smoke: setup ## the deployed service's health endpoint (ENV=dev)
 	$(NOX) -s smoke -- $(ENV)
 
-load: setup ## a bounded load test against the service, compared with the gates (ENV=dev)
+load: setup ## the service's load test with ENV's profile, compared with the gates; HTML + JSON in reports/ (ENV=dev)
 	$(NOX) -s load -- $(ENV)
 
 local-up: setup ## start the local AWS emulator
@@ -78,4 +84,4 @@ local-up: setup ## start the local AWS emulator
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint deploy plan apply drift canary rollback status smoke load local-up local-down docker-up docker-down build
+.PHONY: help setup test demo lint unit integration deploy plan apply drift canary rollback status smoke load local-up local-down docker-up docker-down build

@@ -1,4 +1,8 @@
-"""nox sessions: the pipeline's stages as commands. Laptops, CodeBuild and make all call these.
+"""nox sessions: the pipeline's stages as commands. Laptops, CodeBuild, GitHub Actions and make call these.
+
+The service's own tests: ``unit`` (app/tests/unit, coverage floor), ``integration -- ENV`` and
+``load -- ENV`` (against a deployed environment). stageflow's own tests: ``tool_tests`` (fast) and
+``tool_integration`` (the emulator, real Terraform, a Docker engine).
 
 Virtualenvs are reused between runs (``reuse_venv = "yes"``); a session installs only what it needs.
 Sessions that take an environment read it from the positional arguments: ``nox -s plan -- staging``.
@@ -14,7 +18,7 @@ nox.options.reuse_venv = "yes"
 # CodeBuild checks the source out under a new path each build: keep the cached virtualenvs in a fixed
 # place (buildspecs set NOX_ENVDIR and cache it); locally they stay in .nox/.
 nox.options.envdir = os.environ.get("NOX_ENVDIR") or ".nox"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "unit", "tool_tests"]
 nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
@@ -31,25 +35,48 @@ def _env_arg(session: nox.Session, usage: str) -> str:
     return session.posargs[0]
 
 
+WORKFLOWS = ".github/workflows"
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, terraform fmt -check -recursive."""
+    """ruff check, ruff format --check, terraform fmt -check -recursive, actionlint and zizmor (offline)
+    over the GitHub Actions workflows."""
     _install(session)
     session.run("ruff", "check", "src", "tests", "app", "noxfile.py", "bench", "scripts")
     session.run("ruff", "format", "--check", "src", "tests", "app", "noxfile.py", "bench", "scripts")
     session.run("terraform", "fmt", "-check", "-recursive", "infrastructure")
+    if os.path.isdir(WORKFLOWS):
+        session.run("actionlint", "-no-color")
+        session.run("zizmor", "--offline", "--no-progress", "--min-severity", "low", WORKFLOWS)
 
 
 @nox.session(python=PYTHON)
-def tests(session: nox.Session) -> None:
-    """Unit tests (no emulator, no Terraform, no Docker)."""
+def unit(session: nox.Session) -> None:
+    """The service's unit tests (tests.unit, default app/tests/unit) with coverage of the service's
+    source against the floor (tests.coverage_floor, 80 %): reports/junit-service-unit.xml and
+    reports/coverage-service.xml. nox -s unit [-- --floor N]."""
     _install(session)
-    session.run("pytest", "tests/unit", "app/tests", *session.posargs)
+    _stageflow(session, "unit", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
-    """Integration and end-to-end tests: the emulator, real Terraform, a real Docker engine."""
+    """The service's integration suite against a deployed ENV: nox -s integration -- ENV [--url URL]."""
+    _install(session)
+    _stageflow(session, "integration", _env_arg(session, "ENV [--url URL]"), *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def tool_tests(session: nox.Session) -> None:
+    """stageflow's own unit tests (no emulator, no Terraform, no Docker)."""
+    _install(session)
+    session.run("pytest", "tests/unit", "tests/infrastructure", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tool_integration(session: nox.Session) -> None:
+    """stageflow's own integration and end-to-end tests: the emulator, real Terraform, a Docker engine."""
     _install(session)
     session.run("python", "scripts/setup_tools.py")
     session.run("pytest", "tests/integration", *session.posargs)
@@ -114,8 +141,11 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def load(session: nox.Session) -> None:
-    """A bounded headless locust run against the service: nox -s load -- ENV [--users N --seconds S]."""
+    """The service's locustfile against ENV with its load profile (environments.ENV.tests), compared with
+    the gates: reports/load-ENV.html and .json, recorded in the deployment history.
+    nox -s load -- ENV [--users N --spawn-rate R --seconds S --url URL]."""
     _install(session)
+    session.run("python", "scripts/setup_tools.py", external=True)  # locust lives in .tools/locust
     _stageflow(session, "load", _env_arg(session, "ENV [--url URL]"), *session.posargs[1:])
 
 

@@ -13,7 +13,7 @@ from service.handler import route
 class Handler(BaseHTTPRequestHandler):
     server_version = "sample-service"
 
-    def do_GET(self):  # noqa: N802 - the http.server API
+    def do_GET(self):  # the http.server API names it
         parts = urlsplit(self.path)
         status, body = route("GET", parts.path, dict(parse_qsl(parts.query)))
         data = json.dumps(body).encode()

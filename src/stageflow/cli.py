@@ -134,6 +134,7 @@ def config_cmd(factory: Factory):
     data = {
         "path": str(cfg.path),
         "service": to_plain(cfg.service),
+        "tests": to_plain(cfg.tests),
         "environments": {n: _env_json(e) for n, e in cfg.environments.items()},
     }
     lines = [f"{cfg.path}: ok — service {cfg.service.name} in {cfg.service.region}"]
@@ -170,6 +171,7 @@ def _register_commands() -> None:
         "stageflow.commands.terraform",
         "stageflow.commands.build",
         "stageflow.commands.dora",
+        "stageflow.commands.service_tests",
     ):
         importlib.import_module(module).register(cli)
 

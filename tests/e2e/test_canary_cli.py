@@ -62,7 +62,8 @@ def run(project, deployed, *args, env=None, input=None, timeout=300):
 
 
 def change_code(project, marker: str) -> None:
-    (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {marker!r}\n")
+    # formatted as ruff formats it: the deploy's first stage lints the service (ruff check + format)
+    (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {json.dumps(marker)}\n")
 
 
 def status(project, deployed) -> dict:
@@ -370,7 +371,7 @@ def test_smoke_and_bounded_load_are_recorded_in_the_deployment(project, deployed
     hist = json.loads(run(project, deployed, "--json", "history", "dev").stdout)["deployments"]
     assert hist[0]["deployment_id"] == res["deployment_id"]
     assert hist[0]["extra"]["load"]["requests"] == res["requests"]
-    bad = run(project, deployed, "load", "dev", "--users", "500")
-    assert bad.returncode == 2 and "500" in bad.stderr
+    bad = run(project, deployed, "load", "dev", "--users", "5000")  # 1..1000
+    assert bad.returncode == 2 and "5000" in bad.stderr
     down = run(project, deployed, "smoke", "dev", "--url", "http://127.0.0.1:9")
     assert down.returncode == 3 and down.stderr.startswith("stageflow: error: smoke:")

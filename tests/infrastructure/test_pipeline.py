@@ -154,8 +154,8 @@ def _role_policies(cfg, role: str) -> list[dict]:
     """Statements of every inline policy on an IAM role of the module."""
     out = []
     for body in cfg.of_type("aws_iam_role_policy").values():
-        if attr(body, "role") != f"${{aws_iam_role.{role}.id}}":
-            continue
+        if not re.fullmatch(rf"\$\{{aws_iam_role\.{role}(\[0\])?\.id\}}", attr(body, "role")):
+            continue  # (a role made with count is referenced as aws_iam_role.NAME[0].id)
         policy = attr(body, "policy")
         m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", policy)
         if m:
@@ -190,7 +190,7 @@ def _pipeline_and_codebuild_roles(cfg) -> list[str]:
 
 
 def test_pipeline_and_codebuild_roles_are_found(cfg):
-    assert sorted(_pipeline_and_codebuild_roles(cfg)) == ["builder", "deployer", "pipeline"]
+    assert sorted(_pipeline_and_codebuild_roles(cfg)) == ["builder", "deployer", "pipeline", "pull_request"]
 
 
 def test_no_administrator_or_wildcard_policies_on_pipeline_and_codebuild_roles(cfg):
@@ -230,7 +230,7 @@ def test_four_codebuild_projects_run_their_buildspecs(cfg):
     assert attr(rollback, "buildspec") == "buildspecs/rollback.yml"
 
 
-@pytest.mark.parametrize("project", ["pipeline", "rollback"])
+@pytest.mark.parametrize("project", ["pipeline", "rollback", "pull_request"])
 def test_codebuild_logs_to_cloudwatch_caches_and_runs_unprivileged_on_a_current_image(cfg, project):
     body = cfg.resource("aws_codebuild_project", project)
     logs = block(block(body, "logs_config"), "cloudwatch_logs")
@@ -264,3 +264,43 @@ def test_notifications_cover_failures_and_approvals(cfg):
     assert "codepipeline-pipeline-manual-approval-needed" in events
     topic = cfg.resource("aws_sns_topic", "notifications")
     assert attr(topic, "kms_master_key_id") == "${aws_kms_key.pipeline.arn}"
+
+
+def test_pull_requests_run_the_build_checks_through_a_webhook(cfg):
+    """For teams that stay on AWS: every pull request opened, updated or reopened runs buildspecs/build.yml
+    (lint, the service's unit tests, stageflow's own tests, the security gate) and reports back."""
+    project = cfg.resource("aws_codebuild_project", "pull_request")
+    source = block(project, "source")
+    assert attr(source, "type") == "GITHUB" and attr(source, "location") == "${var.repository_url}"
+    assert attr(source, "buildspec") == "buildspecs/build.yml"
+    assert attr(source, "report_build_status") is True
+    assert attr(block(source, "auth"), "resource") == "${aws_codestarconnections_connection.source.arn}"
+    assert attr(block(project, "artifacts"), "type") == "NO_ARTIFACTS"
+    hook = cfg.resource("aws_codebuild_webhook", "pull_request")
+    assert attr(hook, "project_name") == "${aws_codebuild_project.pull_request[0].name}"
+    events = {
+        e
+        for group in blocks(hook, "filter_group")
+        for f in blocks(group, "filter")
+        if attr(f, "type") == "EVENT"
+        for e in attr(f, "pattern").split(",")
+    }
+    assert events == {"PULL_REQUEST_CREATED", "PULL_REQUEST_UPDATED", "PULL_REQUEST_REOPENED"}
+    assert attr(cfg.variables["pull_request_builds"], "default") is True
+
+
+def test_pull_request_role_cannot_deploy(cfg):
+    """The pull-request project runs code from any branch: it gets the base build policy and the source
+    connection, nothing that reaches a deployed environment."""
+    assert attr(cfg.resource("aws_codebuild_project", "pull_request"), "service_role") == (
+        "${aws_iam_role.pull_request[0].arn}"
+    )
+    actions = {a for st in _role_policies(cfg, "pull_request") for a in st["Action"]}
+    base = {a for st in _role_policies(cfg, "builder") for a in st["Action"]}
+    assert actions and not {a for a in actions if a.split(":")[0] in ("lambda", "iam", "dynamodb", "ssm")}
+    assert actions - base <= {
+        "codestar-connections:UseConnection",
+        "codeconnections:UseConnection",
+        "codestar-connections:GetConnectionToken",
+        "codeconnections:GetConnectionToken",
+    }

@@ -121,3 +121,25 @@ def test_gate_fails_on_an_unencrypted_s3_bucket(tmp_path):
     kms = {f.location for f in report.result("checkov").findings if f.id == "CKV_AWS_145"}
     # the unencrypted bucket fails the encryption check; the encrypted control in the same run does not
     assert kms == {"unencrypted.tf:aws_s3_bucket.unencrypted"}
+
+
+def test_service_pins_with_the_real_pip_audit(tmp_path):
+    """What ships with the service, audited by the default advisory source. Offline (these machines)
+    pip-audit reaches no database: the scanner says NOT AUDITED and the gate does not pass on it; where a
+    database answers, requests 2.19.0 has known advisories (unrated by pip-audit: blocking)."""
+    _require("pip-audit")
+    root = tmp_path / "repo"
+    (root / "app" / "service").mkdir(parents=True)
+    (root / "app" / "service" / "__init__.py").write_text("")
+    (root / "app" / "requirements.txt").write_text("requests==2.19.0\n")
+    report = run_gate(root, None, only=["service-deps"], reports_dir=tmp_path / "out")
+    res = report.result("service-deps")
+    if res.detail == "not_audited":
+        assert (
+            res.status is Status.INFO
+            and res.summary.startswith("NOT AUDITED")
+            and "not a pass" in res.summary
+        )
+        assert not report.passed
+    else:
+        assert res.status is Status.FAIL and res.counts["blocking"] >= 1

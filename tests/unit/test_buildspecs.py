@@ -19,6 +19,11 @@ NAMES = ("build", "deploy", "integration", "rollback")
 PHASES = ("install", "pre_build", "build", "post_build")
 REPORT_FORMATS = {"JUNITXML", "COBERTURAXML"}
 NOX_CALL = re.compile(r"\bnox\s+(?:-\S+\s+)*?-s\s+([\w-]+)")
+# report files the nox sessions that run the service's suites write into reports/
+WRITTEN_BY_SESSION = {
+    "unit": ("junit-service-unit.xml", "coverage-service.xml"),
+    "integration": ("junit-service-integration-*.xml",),
+}
 VAR_REF = re.compile(r"\$\{?([A-Z_][A-Z0-9_]*)(:[-+])?")
 
 
@@ -59,6 +64,9 @@ def test_one_buildspec_per_codebuild_project(pipeline):
     assert pipeline.resource("aws_codebuild_project", "rollback")
     assert projects == set(NAMES)
     assert {p.stem for p in BUILDSPECS.glob("*.yml")} == set(NAMES)
+    # the pull-request project runs the Build stage's buildspec: the same checks on every pull request
+    pr = pipeline.resource("aws_codebuild_project", "pull_request")
+    assert attr(blocks(pr, "source")[0], "buildspec") == "buildspecs/build.yml"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -84,15 +92,31 @@ def test_structure(name):
 def test_reports_are_junit_or_cobertura(name):
     spec = _load(name)
     reports = spec.get("reports", {})
-    if name in ("build", "integration"):  # the two that run tests
-        formats = {r["file-format"] for r in reports.values()}
+    formats = {r["file-format"] for r in reports.values()}
+    if name == "build":  # unit tests with coverage (the service's and stageflow's)
         assert formats == REPORT_FORMATS, formats
+    if name == "integration":  # the service's integration suite against the deployed environment
+        assert formats == {"JUNITXML"}, formats
     text = " ".join(_commands(spec))
+    called = {s for c in _commands(spec) for s in NOX_CALL.findall(c)}
+    written = {f for s in called for f in WRITTEN_BY_SESSION.get(s, ())}
     for group in reports.values():
         assert group["file-format"] in REPORT_FORMATS
         assert group["base-directory"] == "reports" and group["files"]
-        for f in group["files"]:  # each report file is written by a command of this buildspec
-            assert f"reports/{f}" in text, f"{name}: nothing writes reports/{f}"
+        for f in group["files"]:  # each report file is written by a command or a session of this buildspec
+            assert f in written or f"reports/{f}" in text, f"{name}: nothing writes reports/{f}"
+
+
+def test_report_files_are_what_stageflow_writes():
+    """The service's suites write fixed names (service_tests.py); the buildspecs publish those."""
+    from stageflow import service_tests
+
+    assert WRITTEN_BY_SESSION["unit"] == (service_tests.UNIT_JUNIT, service_tests.UNIT_COVERAGE)
+    assert WRITTEN_BY_SESSION["integration"] == (service_tests.INTEGRATION_JUNIT.format(env="*"),)
+    build = {f for g in _load("build")["reports"].values() for f in g["files"]}
+    assert set(WRITTEN_BY_SESSION["unit"]) <= build
+    integration = {f for g in _load("integration")["reports"].values() for f in g["files"]}
+    assert integration == set(WRITTEN_BY_SESSION["integration"])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -104,7 +128,17 @@ def test_every_nox_session_called_exists(name, sessions):
 
 def test_the_issue_sessions_are_called(sessions):
     called = {s for n in NAMES for c in _commands(_load(n)) for s in NOX_CALL.findall(c)}
-    assert {"lint", "tests", "security", "docker", "deploy", "rollback", "integration"} <= called
+    assert {"lint", "unit", "tool_tests", "security", "docker", "deploy", "rollback"} <= called
+    assert {"smoke", "integration", "load"} <= called
+    # the service's suites, not stageflow's own integration tests, run against deployed environments
+    integration = "\n".join(_commands(_load("integration")))
+    assert "tests/e2e" not in integration and "tool_integration" not in integration
+    assert 'nox -s integration -- "$STAGEFLOW_ENV"' in integration
+    assert 'nox -s load -- "$STAGEFLOW_ENV"' in integration
+    # smoke right after production's promotion (step 3)
+    assert re.search(
+        r'3\)\s+nox -s approve -- "\$STAGEFLOW_ENV" && nox -s smoke', "\n".join(_commands(_load("deploy")))
+    )
     deploy = " ".join(_commands(_load("deploy")))
     assert 'nox -s deploy -- "$STAGEFLOW_ENV"' in deploy
     assert 'nox -s rollback -- "$STAGEFLOW_ENV"' in " ".join(_commands(_load("rollback")))

@@ -138,6 +138,19 @@ def test_a_failing_stage_is_named_and_keeps_its_exit_code(monkeypatch):
         raise EnvironmentFailure("engine gone")
 
     monkeypatch.setattr(pipeline, "stage_image", boom)
+    # the stages before the image (the service's lint and unit tests, build, security) are not the point
+    from types import SimpleNamespace
+
+    from stageflow import service_tests
+
+    done = SimpleNamespace(summary="ok", to_json=dict, artifact=None)
+    for mod, name in (
+        (service_tests, "stage_service_lint"),
+        (service_tests, "stage_service_unit"),
+        (pipeline, "stage_build"),
+        (pipeline, "stage_security"),
+    ):
+        monkeypatch.setattr(mod, name, lambda *a, **k: done)
     f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
     with pytest.raises(StageflowError) as exc:
         pipeline.deploy(f, "dev")

@@ -87,3 +87,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "pull_request_builds" {
+  description = "A CodeBuild webhook that runs buildspecs/build.yml on every pull request (for teams not on GitHub Actions)."
+  type        = bool
+  default     = true
+}

@@ -7,17 +7,6 @@ from pathlib import Path
 import click
 
 
-def _record_extra(factory, env: str, key: str, value: dict) -> str | None:
-    """Attach a result to the environment's latest deployment record."""
-    ctx = factory.environment(env)
-    latest = ctx.history.list(limit=1)
-    if not latest:
-        return None
-    dep = latest[0]
-    ctx.history.update(dep, extra={**dep.extra, key: value})
-    return dep.deployment_id
-
-
 def register(cli: click.Group) -> None:
     @cli.command("deploy")
     @click.argument("env")
@@ -84,40 +73,43 @@ def register(cli: click.Group) -> None:
     @click.option("--url", default=None, help="Base URL (default in local mode: the service on 127.0.0.1).")
     @click.option(
         "--users",
-        type=click.IntRange(1, 50),
-        default=5,
-        show_default=True,
-        help="Concurrent users; each sends at most one request per second.",
+        type=click.IntRange(1, 1000),
+        default=None,
+        help="Concurrent users (default: environments.ENV.tests.users); each sends at most one request "
+        "per second.",
     )
-    @click.option("--seconds", type=click.IntRange(1, 300), default=10, show_default=True)
+    @click.option(
+        "--spawn-rate", type=click.FloatRange(0.1, 1000), default=None, help="Users started per second."
+    )
+    @click.option(
+        "--seconds", type=click.IntRange(1, 3600), default=None, help="Duration (default: tests.seconds)."
+    )
     @click.pass_obj
-    def load_cmd(factory, env, url, users, seconds):
-        """A bounded headless locust run; p95 and error rate compared with the gates and recorded."""
-        from stageflow import smoke
-        from stageflow.errors import CheckFailed, UsageError
+    def load_cmd(factory, env, url, users, spawn_rate, seconds):
+        """The service's locustfile, headless, with the environment's load profile; p95 and error rate
+        compared with the gates; HTML and JSON reports in reports/; the result recorded in the history."""
+        from stageflow import service_tests
+        from stageflow.errors import UsageError
 
-        gates = factory.env(env).gates
-
-        def _run(target):
-            return smoke.run_load(
-                target,
-                users=users,
-                seconds=seconds,
-                max_error_rate=gates.max_error_rate,
-                max_p95_ms=gates.max_p95_ms,
+        cfg = factory.config
+        tests = factory.env(env).tests
+        url = url or (tests.url if not factory.local else None)
+        if url is None and not factory.local:
+            raise UsageError(
+                "load on AWS needs the service's HTTP endpoint", f"--url, or environments.{env}.tests.url"
             )
-
-        if url:
-            res = _run(url)
-        else:
-            with factory.service_endpoint(env) as ep:
-                if ep.url is None:
-                    raise UsageError("load needs an HTTP endpoint", "pass --url (the service's base URL)")
-                res = _run(ep.url)
-        dep_id = _record_extra(factory, env, "load", res.to_json())
-        where = f" (recorded in {dep_id})" if dep_id else ""
-        verdict = "within the gates" if res.within_gates else "OUTSIDE the gates"
-        human = f"load {env}: {res.detail}: {verdict}{where}"
-        factory.reporter.result(human, {**res.to_json(), "deployment_id": dep_id})
-        if not res.within_gates:
-            raise CheckFailed(f"load test outside the gates: {res.detail}")
+        with service_tests.service_target(factory, env, url=url) as target:
+            run = service_tests.run_load(
+                cfg,
+                env,
+                target.url,
+                factory.reporter,
+                users=users,
+                spawn_rate=spawn_rate,
+                seconds=seconds,
+                record=lambda data: service_tests.record_in_history(factory, env, "load", data),
+            )
+        res = run.result
+        where = f" (recorded in {run.deployment_id})" if run.deployment_id else ""
+        human = f"load {env}: {res.detail}: within the gates{where}; report {run.html}"
+        factory.reporter.result(human, run.to_json())

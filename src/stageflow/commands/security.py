@@ -17,7 +17,9 @@ Scanners (each prints one line: pass, fail, skipped, info or error):
   secrets    detect-secrets over the repository's files: fails on a finding not in .secrets.baseline
   trivy      trivy config infrastructure/ when trivy is available, else skipped
   pip-audit  information only: offline every package is "not audited", which is never a pass
-  sbom       CycloneDX SBOM of stageflow's runtime dependencies
+  service-deps  what the service ships (app/requirements.txt pins, the zip's packages) against an
+             advisory source: fails on high/critical; "NOT AUDITED" (never a pass) when none answers
+  sbom       CycloneDX SBOM of stageflow's runtime dependencies and what the service ships
 
 \b
 Exit codes: 0 the gate passed; 7 a scanner found problems; 3 a scanner could not run;
@@ -38,7 +40,8 @@ def register(cli: click.Group) -> None:
         "only",
         multiple=True,
         metavar="SCANNER",
-        help="Run only this scanner (repeatable): bandit, checkov, secrets, trivy, pip-audit, sbom.",
+        help="Run only this scanner (repeatable): bandit, checkov, secrets, trivy, pip-audit, service-deps, "
+        "sbom.",
     )
     @click.option(
         "--reports",

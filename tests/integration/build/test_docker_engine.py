@@ -191,7 +191,8 @@ def test_source_only_change_reuses_the_dependency_layers(client, base_image, tmp
 
 def test_planted_failing_unit_test_fails_the_test_stage(cli, client, base_image, tmp_path, built):
     project = _copy_project(tmp_path)
-    shutil.copy(FIXTURES / "planted_failure.py", project / "app" / "tests" / "test_planted_failure.py")
+    unit = project / "app" / "tests" / "unit"
+    shutil.copy(FIXTURES / "planted_failure.py", unit / "test_planted_failure.py")
     for args in (["init", "-q"], ["add", "-A"]):
         subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
     subprocess.run(
