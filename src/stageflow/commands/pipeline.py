@@ -92,13 +92,12 @@ def register(cli: click.Group) -> None:
         from stageflow.errors import UsageError
 
         cfg = factory.config
-        tests = factory.env(env).tests
-        url = url or (tests.url if not factory.local else None)
-        if url is None and not factory.local:
-            raise UsageError(
-                "load on AWS needs the service's HTTP endpoint", f"--url, or environments.{env}.tests.url"
-            )
+        factory.env(env)
         with service_tests.service_target(factory, env, url=url) as target:
+            if target.url is None:  # AWS without tests.url: the function has no HTTP endpoint of its own
+                raise UsageError(
+                    "load needs the service's HTTP endpoint", f"--url, or environments.{env}.tests.url"
+                )
             run = service_tests.run_load(
                 cfg,
                 env,
