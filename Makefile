@@ -8,6 +8,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 NOX := $(BIN)/nox --no-venv --no-install
 ENV ?= dev
 PYTEST_ARGS ?=
+# LOCAL=1: act on the local emulator (on-call targets never choose it just because no credentials exist)
+ifdef LOCAL
+export STAGEFLOW_LOCAL := 1
+endif
 
 .DEFAULT_GOAL := help
 
@@ -56,10 +60,10 @@ drift: setup ## does ENV's infrastructure still match its code? exit 1 when not 
 canary: setup ## ship the current code to ENV in canary steps (ENV=dev)
 	$(NOX) -s canary -- $(ENV)
 
-rollback: setup ## all traffic of ENV to the last known good version (ENV=prod [TO=VERSION])
+rollback: setup ## all traffic of ENV to the last known good version (ENV=prod [TO=VERSION] [LOCAL=1])
 	$(NOX) -s rollback -- $(ENV) $(if $(TO),--to $(TO),)
 
-status: setup ## what ENV serves and what is in flight (ENV=prod)
+status: setup ## what ENV serves and what is in flight (ENV=prod [LOCAL=1])
 	$(NOX) -s status -- $(ENV)
 
 smoke: setup ## the deployed service's health endpoint (ENV=dev)

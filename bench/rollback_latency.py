@@ -1,6 +1,7 @@
 """Tool time from a rollback request (an alarm event read) to the alias verified on the stable version.
 
-Goal (issue 4): within 1 s. Against the local emulator over HTTP: provision dev, publish a canary at
+Goal (issue 4): within 1 s. Against the local emulator over HTTP, on the dev environment Terraform built
+there (run `make demo` first; the bench uses the repository's .stageflow state): publish a canary at
 50 %, then time `from_alarm_event` (the same path as the CLI and the Lambda handler), N times.
 Usage: python bench/rollback_latency.py [--runs 10]
 """
@@ -11,9 +12,7 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     from stageflow.build.lambda_zip import package
-    from stageflow.deploy.provision import provision
+    from stageflow.commands.rehearse import rehearsal_artifact
     from stageflow.deploy.publish import publish
     from stageflow.deploy.traffic import AliasTraffic
     from stageflow.factory import Factory
@@ -32,46 +31,52 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as state:
-        f = Factory(
-            config_path=REPO / "stageflow.toml", local=True, state_dir=state, reporter=Reporter(quiet=True)
-        )
-        try:
-            out = provision(f.aws, f.config, f.config.env("dev"), datetime.now(UTC))
-            lam = f.aws.client("lambda")
-            pub = publish(lam, out.function_name, out.alias_name, package(REPO / "app"))
-            traffic = AliasTraffic(lam, out.function_name, out.alias_name)
-            event = {
-                "Records": [
-                    {
-                        "Sns": {
-                            "Message": json.dumps(
-                                {
-                                    "AlarmName": out.alarm_names[0],
-                                    "NewStateValue": "ALARM",
-                                    "NewStateReason": "bench",
-                                }
-                            )
-                        }
+    state = REPO / ".stageflow"
+    # the environment `make demo` built (its emulator keeps running afterwards)
+    f = Factory(
+        config_path=REPO / "stageflow.toml",
+        local=True,
+        state_dir=state,
+        reporter=Reporter(quiet=True),
+        command="status",
+    )
+    try:
+        out = f.outputs("dev")
+        lam = f.aws.client("lambda")
+        artifact = rehearsal_artifact(package(REPO / "app"), f"rollback bench {time.time_ns()}")
+        pub = publish(lam, out.function_name, out.alias_name, artifact)
+        traffic = AliasTraffic(lam, out.function_name, out.alias_name)
+        event = {
+            "Records": [
+                {
+                    "Sns": {
+                        "Message": json.dumps(
+                            {
+                                "AlarmName": out.alarm_names[0],
+                                "NewStateValue": "ALARM",
+                                "NewStateReason": "bench",
+                            }
+                        )
                     }
-                ]
-            }
-            tool, wall = [], []
-            for _ in range(args.runs):
-                traffic.set_canary(pub.previous_version, pub.version, 50)
-                g = Factory(
-                    config_path=REPO / "stageflow.toml",
-                    local=True,
-                    state_dir=state,
-                    reporter=Reporter(quiet=True),
-                )
-                t0 = time.perf_counter()
-                res = from_alarm_event(g, event)
-                wall.append(time.perf_counter() - t0)
-                tool.append(res[0].seconds_to_restore)
-                assert traffic.state().weights == {pub.previous_version: 100}
-        finally:
-            f.emulator.down()
+                }
+            ]
+        }
+        tool, wall = [], []
+        for _ in range(args.runs):
+            traffic.set_canary(pub.previous_version, pub.version, 50)
+            g = Factory(
+                config_path=REPO / "stageflow.toml",
+                local=True,
+                state_dir=state,
+                reporter=Reporter(quiet=True),
+            )
+            t0 = time.perf_counter()
+            res = from_alarm_event(g, event)
+            wall.append(time.perf_counter() - t0)
+            tool.append(res[0].seconds_to_restore)
+            assert traffic.state().weights == {pub.previous_version: 100}
+    finally:
+        traffic.restore(pub.previous_version)
     result = {
         "benchmark": "alarm event → all traffic on the stable version (local emulator over HTTP)",
         "goal_seconds": 1.0,

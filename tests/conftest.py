@@ -76,8 +76,11 @@ def aws(emulator, emulator_state):
 @pytest.fixture
 def project(tmp_path):
     """A copy of the repository's config and infrastructure in a temporary directory."""
-    dst = tmp_path / "project"
-    dst.mkdir()
+    return make_project(tmp_path / "project")
+
+
+def make_project(dst: Path) -> Path:
+    dst.mkdir(parents=True)
     for name in ("stageflow.toml", ".secrets.baseline", ".gitignore"):
         shutil.copy(REPO / name, dst / name)
     for sub in ("app", "infrastructure", "docker"):
@@ -97,6 +100,159 @@ def project(tmp_path):
     subprocess.run([*git, "-C", str(dst), "add", "-A"], check=True)
     subprocess.run([*git, "-C", str(dst), "commit", "-qm", "test project"], check=True)
     return dst
+
+
+# -- one Terraform-built environment for the whole session ------------------------------------------
+class Deployed:
+    """dev, built by Terraform from the repository's root in an emulator of its own (the expensive part,
+    done once per session). Tests run the CLI with ``--local`` and ``STAGEFLOW_STATE_DIR=state`` from
+    their own project copy: the outputs remembered after the apply lead them to Terraform's resources."""
+
+    def __init__(
+        self,
+        project: Path,
+        state: Path,
+        endpoint: str,
+        outputs: dict,
+        apply_seconds: float,
+        raw_outputs: dict | None = None,
+        built_fresh: bool = False,
+    ):
+        from stageflow.aws import AwsClients, AwsTarget
+
+        self.raw_outputs = raw_outputs or outputs  # every `terraform output` of the root, plain values
+        self.built_fresh = built_fresh  # build/lambda/*.zip did not exist before `stageflow apply dev`
+        self.project = project
+        self.state = state
+        self.endpoint = endpoint
+        self.outputs = outputs
+        self.apply_seconds = apply_seconds
+        self.aws = AwsClients(AwsTarget("us-east-1", True, endpoint))
+        self.base = "1"
+
+    @property
+    def function(self) -> str:
+        return self.outputs["function_name"]
+
+    def lam(self):
+        return self.aws.client("lambda")
+
+    def weights(self) -> dict[str, int]:
+        a = self.lam().get_alias(FunctionName=self.function, Name=self.outputs["alias_name"])
+        extra = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        w = {k: round(v * 100) for k, v in extra.items()}
+        w[a["FunctionVersion"]] = 100 - sum(w.values())
+        return w
+
+    def latest_version(self) -> int:
+        pages = self.lam().get_paginator("list_versions_by_function").paginate(FunctionName=self.function)
+        return max(int(v["Version"]) for p in pages for v in p["Versions"] if v["Version"].isdigit())
+
+    def next_version(self, k: int = 1) -> str:
+        return str(self.latest_version() + k)
+
+    def env(self, **extra) -> dict[str, str]:
+        return {"STAGEFLOW_STATE_DIR": str(self.state), **extra}
+
+    def reset(self) -> None:
+        """Between tests: no deployment in flight, no lock, the alias settled on what it serves, alarms
+        OK. The history is kept (the virtual clock moves on after it, so simulated minutes never overlap)."""
+        from datetime import UTC, datetime
+
+        from stageflow.history import DynamoHistory, iso
+
+        o = self.outputs
+        h = DynamoHistory(self.aws.client("dynamodb"), o["history_table"], "sample-api", "dev")
+        now = datetime.now(UTC)
+        for _ in range(5):
+            dep = h.in_flight()
+            if dep is None:
+                break
+            h.update(dep, status="failed", phase="failed", ended_at=iso(now))
+        lock = h.lock()
+        if lock:
+            h.break_lock("test reset", "tests", now)
+        a = self.lam().get_alias(FunctionName=self.function, Name=o["alias_name"])
+        self.lam().update_alias(
+            FunctionName=self.function,
+            Name=o["alias_name"],
+            FunctionVersion=a["FunctionVersion"],
+            RoutingConfig={"AdditionalVersionWeights": {}},
+        )
+        self.base = a["FunctionVersion"]
+        cw = self.aws.client("cloudwatch")
+        for name in o["alarm_names"]:
+            cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="test reset")
+
+
+@pytest.fixture(scope="session")
+def deployed_env(tmp_path_factory):
+    """Build dev with Terraform in an emulator of the session's own (fails in CI when it cannot)."""
+    import json
+    import time
+
+    from stageflow.local.emulator import Emulator
+
+    mirror_aws = REPO / ".tools" / "terraform" / "mirror" / "registry.terraform.io" / "hashicorp" / "aws"
+    require(
+        any(mirror_aws.glob("*/*/terraform-provider-aws_*")),
+        "hashicorp/aws provider is not in the offline mirror (.tools/terraform/mirror: setup_tools.py)",
+    )
+    # Developers iterating on e2e tests may keep one environment across runs:
+    # STAGEFLOW_TEST_KEEP_DEPLOYED=DIR builds it once in DIR and leaves its emulator running
+    # (CI never sets it).
+    keep = os.environ.get("STAGEFLOW_TEST_KEEP_DEPLOYED")
+    state = Path(keep) if keep else tmp_path_factory.mktemp("deployed-state")
+    project = make_project(tmp_path_factory.mktemp("deployed") / "project")
+    emu = Emulator(state)
+    status, _ = emu.up()
+    remembered = state / "outputs" / "local-dev.json"
+    fresh = not (project / "build" / "lambda").exists()
+    if keep and remembered.is_file():
+        outputs = json.loads(remembered.read_text())["outputs"]
+        yield Deployed(project, state, status.endpoint, outputs, 0.0, _raw_outputs(project, state), False)
+        return
+    try:
+        t0 = time.monotonic()
+        r = run_cli(
+            "--config",
+            str(project / "stageflow.toml"),
+            "--local",
+            "--json",
+            "apply",
+            "dev",
+            env={"STAGEFLOW_STATE_DIR": str(state)},
+            timeout=900,
+        )
+        assert r.returncode == 0, r.stderr[-4000:]
+        took = time.monotonic() - t0
+        outputs = json.loads((state / "outputs" / "local-dev.json").read_text())["outputs"]
+        yield Deployed(project, state, status.endpoint, outputs, took, _raw_outputs(project, state), fresh)
+    finally:
+        if not keep:
+            emu.down()
+
+
+def _raw_outputs(project: Path, state: Path) -> dict:
+    from stageflow.factory import Factory
+    from stageflow.report import Reporter
+    from stageflow.terraform import api
+
+    f = Factory(
+        config_path=project / "stageflow.toml",
+        local=True,
+        state_dir=state,
+        reporter=Reporter(quiet=True),
+        command="status",
+    )
+    raw = api.raw_outputs(f, "dev")
+    return {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in raw.items()}
+
+
+@pytest.fixture
+def deployed(deployed_env):
+    deployed_env.reset()
+    return deployed_env
 
 
 def run_cli(

@@ -56,7 +56,10 @@ def pass_factory(f):
 def cli(ctx, config_path, local, json_mode, traceback, quiet):
     """stageflow: build, plan and ship a service to AWS in canary steps, and roll it back."""
     ctx.obj = Factory(
-        config_path=config_path, local=local, reporter=Reporter(json_mode=json_mode, quiet=quiet)
+        config_path=config_path,
+        local=local,
+        reporter=Reporter(json_mode=json_mode, quiet=quiet),
+        command=ctx.invoked_subcommand,
     )
 
 

@@ -136,6 +136,7 @@ class ServiceConfig:
     source: str = "app"  # the service's source directory, packaged for Lambda
     handler: str = "service.handler.handler"
     runtime: str = "python3.11"
+    architecture: str = "x86_64"  # the function's: x86_64 or arm64 (requirements' wheels are for it)
 
 
 @dataclass(frozen=True)
@@ -451,7 +452,10 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         source=r.get(svc_raw, "service", "source", str, "app"),
         handler=r.get(svc_raw, "service", "handler", str, ServiceConfig.handler),
         runtime=r.get(svc_raw, "service", "runtime", str, "python3.11"),
+        architecture=r.get(svc_raw, "service", "architecture", str, "x86_64"),
     )
+    if service.architecture not in ("x86_64", "arm64"):
+        raise r.fail("service.architecture", f"must be x86_64 or arm64, not {service.architecture!r}")
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
     environments = {n: _parse_environment(r, n, envs_raw.get(n, {})) for n in names}

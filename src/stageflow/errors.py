@@ -72,6 +72,10 @@ class UnknownEnvironmentError(UsageError):
         self.name = name
 
 
+class NotDeployed(UsageError):
+    """The environment has not been built on this target (Terraform has no outputs for it)."""
+
+
 class EnvironmentFailure(StageflowError):
     """The machine or the infrastructure failed us: a binary, the engine, AWS, credentials."""
 

@@ -1,4 +1,4 @@
-"""The outputs contract: what Terraform (or the local provisioner) hands to the deploy step."""
+"""The outputs contract: what Terraform hands to the deploy step (``terraform output -json``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class DeployOutputs:
     alarm_names: tuple[str, ...]
     topic_arn: str
     history_table: str
-    source: str = "terraform"  # "terraform" or "provisioner": which one built the resources
+    source: str = "terraform"  # what built the resources (always Terraform's environment root)
 
     def to_json(self) -> dict:
         return asdict(self)

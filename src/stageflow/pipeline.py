@@ -1,35 +1,41 @@
 """`stageflow deploy ENV`: build → image → security gate → infrastructure (Terraform) → secrets →
 canary (which records and notifies), as a chain of plain functions.
 
-Each stage prints one summary line with its duration; a failure names its stage and ends with the
-stage error's exit code.
+Each stage takes the frozen results of the stages before it and returns its own: outputs are resolved
+once (by the infrastructure stage, from the Terraform it applied), secrets once (fetched for Terraform's
+TF_VAR_* and then merged into the function's environment). Each stage prints one summary line with its
+duration; a failure names its stage and ends with the stage error's exit code. The same chain runs in
+every mode: the target (AWS or the emulator) was chosen by the factory.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from stageflow.errors import StageflowError
 
+R = TypeVar("R")
 
-@dataclass
-class StageResult:
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What a stage reported: printed, and kept in the deployment record."""
+
     name: str
     ok: bool
     seconds: float
     summary: str
-    data: dict = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class PipelineRun:
     environment: str
-    stages: list[StageResult] = field(default_factory=list)
-    context: dict[str, Any] = field(default_factory=dict)
+    stages: list[StageRecord] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -40,67 +46,179 @@ class PipelineRun:
                     "ok": s.ok,
                     "seconds": round(s.seconds, 3),
                     "summary": s.summary,
-                    **({"data": s.data} if s.data else {}),
+                    **({"data": dict(s.data)} if s.data else {}),
                 }
                 for s in self.stages
             ],
         }
 
 
-Stage = Callable[[Any, PipelineRun], tuple[str, dict]]
+# -- the stages' results ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildResult:
+    packages: Any  # lambda_zip.Packages: the service zip and the rollback zip the roots deploy
+
+    @property
+    def artifact(self):
+        """The service package the canary publishes."""
+        return self.packages.service
+
+    @property
+    def summary(self) -> str:
+        pk, art = self.packages, self.packages.service
+        deps = f", {pk.dependencies} from requirements" if pk.dependencies else ""
+        return (
+            f"lambda zip {art.files} files{deps}, {len(art.data)} bytes, {art.digest[:19]}…; "
+            f"rollback zip {pk.rollback.digest[:19]}…"
+        )
+
+    def to_json(self) -> dict:
+        return {"digest": self.artifact.digest, "packages": self.packages.to_json()}
 
 
-def _run_stage(factory, run: PipelineRun, name: str, fn: Stage) -> None:
+@dataclass(frozen=True)
+class ImageResult:
+    build: Any | None  # docker_build.BuildResult, None when skipped
+    skipped: str | None = None
+
+    @property
+    def summary(self) -> str:
+        if self.build is None:
+            return f"skipped: {self.skipped}"
+        b = self.build
+        where = next((d for img in b.images for d in img.repo_digests), None) or b.digest
+        # reused: the same inputs as the recorded build, its images still in engine and registry
+        verb = "unchanged" if getattr(b, "reused", False) else "pushed"
+        return f"images {', '.join(i.target for i in b.images)} {verb}: {where}"
+
+    def to_json(self) -> dict:
+        return {"skipped": True} if self.build is None else self.build.to_json()
+
+    def record(self) -> dict | None:
+        if self.build is None:
+            return None
+        b = self.build
+        return {
+            "digest": b.digest,
+            "revision": b.revision,
+            "version": b.version,
+            "images": [
+                {"target": i.target, "tags": list(i.tags), "repo_digests": list(i.repo_digests)}
+                for i in b.images
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class SecurityResult:
+    report: Mapping[str, Any]
+
+    @property
+    def summary(self) -> str:
+        statuses = ", ".join(f"{k} {v}" for k, v in self.report["scanners"].items())
+        return f"passed ({statuses})"
+
+    def to_json(self) -> dict:
+        return dict(self.report)
+
+
+@dataclass(frozen=True)
+class InfraResult:
+    outputs: Any  # DeployOutputs
+    plan_sha256: str
+    applied: bool
+    headline: str
+    secrets: Mapping[str, Any]  # name -> Secret (redacted on print), resolved once for the whole run
+    plan: Any = None  # terraform.api.PlanResult
+    apply: Any = None  # terraform.api.ApplyResult
+
+    @property
+    def summary(self) -> str:
+        what = self.headline if self.applied else "no changes"
+        return f"terraform: {what}; {self.outputs.function_name}:{self.outputs.alias_name}"
+
+    def to_json(self) -> dict:
+        return {"plan_sha256": self.plan_sha256, "applied": self.applied, **self.outputs.to_json()}
+
+
+@dataclass(frozen=True)
+class SecretsResult:
+    names: tuple[str, ...]
+    function: str | None
+    kept: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        if not self.names:
+            return "none configured"
+        return f"{len(self.names)} into {self.function}'s environment: {', '.join(self.names)}"
+
+    def to_json(self) -> dict:
+        return {"names": list(self.names), "kept": list(self.kept)}
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    start: Any  # canary.StartResult
+    environment: str
+
+    @property
+    def summary(self) -> str:
+        res = self.start
+        if res.outcome is None:
+            return f"nothing to deploy: {res.published.reason}"
+        o = res.outcome
+        if o.paused:
+            return (
+                f"v{o.deployment.version} awaits approval at {o.state.weight}%: stageflow approve "
+                f"{self.environment}"
+            )
+        return f"v{o.deployment.version} {o.state.phase} (was v{o.deployment.previous_version})"
+
+    def to_json(self) -> dict:
+        res = self.start
+        if res.outcome is None:
+            return {"version": res.published.previous_version, "published": False}
+        d = res.outcome.deployment
+        return {"deployment_id": d.deployment_id, "version": d.version, "published": True}
+
+
+# -- running a stage ----------------------------------------------------------------------------------
+def run_stage(factory, run: PipelineRun, name: str, fn: Callable[[], R]) -> R:
     t0 = time.monotonic()
     try:
-        summary, data = fn(factory, run)
+        result = fn()
     except StageflowError as exc:
         took = time.monotonic() - t0
-        run.stages.append(StageResult(name, False, took, exc.one_line()))
+        run.stages.append(StageRecord(name, False, took, exc.one_line()))
         factory.reporter.info("stage", name, f"FAILED after {took:.1f} s")
         exc.message = f"stage {name} failed: {exc.message}"
         raise
     took = time.monotonic() - t0
-    run.stages.append(StageResult(name, True, took, summary, data))
+    summary = result.summary
+    run.stages.append(StageRecord(name, True, took, summary, result.to_json()))
     factory.reporter.info("stage", name, f"{summary} ({took:.1f} s)")
+    return result
 
 
-def local_terraform_requested() -> bool:
-    import os
-
-    return os.environ.get("STAGEFLOW_LOCAL_TERRAFORM", "").strip() in ("1", "true", "yes")
-
-
-def write_packages(factory) -> list[Path]:
+# -- the stages --------------------------------------------------------------------------------------
+def write_packages(factory) -> tuple[Path, ...]:
     """The packages the environment roots deploy (tfvars: build/lambda/<service>.zip and the rollback
-    handler's stageflow-rollback.zip), written at the repository root."""
-    import stageflow
-    from stageflow.build.lambda_zip import package
+    function's stageflow-rollback.zip), written at the repository root."""
+    from stageflow.build.lambda_zip import build_packages
 
-    cfg = factory.config
-    out_dir = cfg.root / "build" / "lambda"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, src in (
-        (f"{cfg.service.name}.zip", cfg.root / cfg.service.source),
-        ("stageflow-rollback.zip", Path(stageflow.__file__).resolve().parent.parent),
-    ):
-        path = out_dir / name
-        path.write_bytes(package(src).data)
-        written.append(path)
-    return written
+    return tuple(build_packages(factory.config).paths)
 
 
-def stage_build(factory, run: PipelineRun) -> tuple[str, dict]:
-    from stageflow.build.lambda_zip import package
+def stage_build(factory) -> BuildResult:
+    """The packages Terraform deploys, in every mode: the service zip (requirements installed for the
+    function's platform) — the artifact the canary publishes — and the rollback function's zip."""
+    from stageflow.build.lambda_zip import build_packages
 
-    cfg = factory.config
-    art = package(cfg.root / cfg.service.source)
-    run.context["artifact"] = art
-    return f"lambda zip {art.files} files, {len(art.data)} bytes, {art.digest[:19]}…", {"digest": art.digest}
+    return BuildResult(build_packages(factory.config))
 
 
-def stage_image(factory, run: PipelineRun) -> tuple[str, dict]:
+def stage_image(factory, env_name: str) -> ImageResult:
     """The multi-stage Docker build (its `test` stage runs the unit tests), tagged and pushed, when an
     engine can be reached; skipped (and said so) when none runs."""
     from stageflow.build.docker_build import (
@@ -114,146 +232,116 @@ def stage_image(factory, run: PipelineRun) -> tuple[str, dict]:
     try:
         docker_client(engine, timeout=10)
     except DockerEngineUnavailable as exc:
-        run.context["image"] = None
-        return f"skipped: no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)", {
-            "skipped": True
-        }
-    result = build_for_env(factory, run.environment, engine=engine)
-    run.context["image"] = result
-    where = next((d for img in result.images for d in img.repo_digests), None) or result.digest
-    return f"images {', '.join(i.target for i in result.images)} pushed: {where}", result.to_json()
+        return ImageResult(None, f"no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)")
+    return ImageResult(build_for_env(factory, env_name, engine=engine))
 
 
-def stage_security(factory, run: PipelineRun) -> tuple[str, dict]:
+def stage_security(factory) -> SecurityResult:
     """The security gate (bandit, checkov, detect-secrets, trivy where available, pip-audit as
     information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
     from stageflow.security import run_gate
 
-    report = run_gate(factory.config.root, factory.reporter)
-    run.context["security"] = report.record()
+    # unchanged inputs are not re-scanned: results cached by content under the state dir
+    report = run_gate(
+        factory.config.root, factory.reporter, cache_dir=factory.state_dir / "cache" / "security"
+    )
+    record = report.record()
     report.raise_for_status()
-    statuses = ", ".join(f"{k} {v}" for k, v in report.record()["scanners"].items())
-    return f"passed ({statuses})", report.record()
+    return SecurityResult(record)
 
 
-def stage_infrastructure(factory, run: PipelineRun) -> tuple[str, dict]:
-    """AWS: Terraform plan (summary, protected-environment policy), apply exactly that plan, read the
-    outputs; secrets reach Terraform only as TF_VAR_* in its environment, and the plan file (which holds
-    them) is deleted after the apply. Local mode: the local provisioner."""
-    from stageflow.deploy.canary import resolve_outputs
-
-    env = factory.config.env(run.environment)
-    if factory.local and not local_terraform_requested():
-        out = resolve_outputs(factory, env, ensure=True)
-        run.context["outputs"] = out
-        how = (
-            "the local provisioner (STAGEFLOW_LOCAL_TERRAFORM=1 applies the Terraform root to the "
-            "emulator instead, when the hashicorp/aws provider is in the offline mirror)"
-        )
-        return f"{out.function_name}:{out.alias_name} via {how}", out.to_json()
+def stage_infrastructure(factory, env_name: str, *, allow_destroy: bool = False, show=None) -> InfraResult:
+    """Terraform, in every mode: plan (summary, protected-environment policy), apply exactly that plan,
+    read the outputs. Secrets are fetched once, reach Terraform only as TF_VAR_* in its environment,
+    and the plan file (which holds them) is deleted after the apply."""
+    from stageflow import secrets
     from stageflow.terraform import api
 
-    if factory.local:
-        root = factory.config.root / env.terraform.root
-        ok, why = api.providers_available(root)
-        if not ok:
-            from stageflow.errors import EnvironmentFailure
-
-            raise EnvironmentFailure(
-                f"STAGEFLOW_LOCAL_TERRAFORM=1 but {why}", "unset it to use the local provisioner"
-            )
-        write_packages(factory)
-
-    tf_env: dict[str, str] = {}
-    if env.secrets:
-        from stageflow import secrets
-
-        tf_env = secrets.tf_vars(secrets.resolve(factory, env.name))
-    planned = api.plan(factory, env.name, extra_env=tf_env)
+    env = factory.env(env_name)
+    values = secrets.resolve(factory, env.name) if env.secrets else {}
+    tf_env = secrets.tf_vars(values) if values else {}
+    planned = api.plan(factory, env.name, extra_env=tf_env, allow_destroy=allow_destroy)
     try:
+        if show is not None:
+            show(planned)
         api.enforce_policy(planned)
         applied = api.apply(factory, planned, extra_env=tf_env)
     finally:
         planned.plan_file.unlink(missing_ok=True)
-    out = api.outputs(factory, env.name)
-    if factory.local:
-        from stageflow.deploy.canary import remember_local_outputs
-
-        remember_local_outputs(factory, env, out)
-    run.context["outputs"] = out
-    run.context["plan_hash"] = planned.plan_sha256
-    what = planned.summary.headline() if applied.applied else "no changes"
-    return f"terraform: {what}; {out.function_name}:{out.alias_name}", {
-        "plan_sha256": planned.plan_sha256,
-        "applied": applied.applied,
-        **out.to_json(),
-    }
+    out = api.outputs_after(factory, planned, applied)  # no changes: read from the plan itself
+    factory.remember_outputs(env.name, out)
+    return InfraResult(
+        out, planned.plan_sha256, applied.applied, planned.summary.headline(), values, planned, applied
+    )
 
 
-def stage_secrets(factory, run: PipelineRun) -> tuple[str, dict]:
-    """The environment's secrets into the function's environment (merged, other keys kept), so the
-    version the canary publishes carries them. Values never reach the output: they are registered
+def stage_secrets(factory, infra: InfraResult) -> SecretsResult:
+    """The secrets fetched for Terraform, merged into the function's environment (other keys kept), so
+    the version the canary publishes carries them. Values never reach the output: they are registered
     with the redactor as they are fetched."""
-    env = factory.config.env(run.environment)
-    if not env.secrets:
-        return "none configured", {"names": []}
+    if not infra.secrets:
+        return SecretsResult((), None)
     from stageflow import secrets
 
-    values = secrets.resolve(factory, env.name)
-    out = run.context["outputs"]
-    update = secrets.update_lambda_env(factory, out.function_name, values)
-    names = sorted(values)
-    return f"{len(names)} into {out.function_name}'s environment: {', '.join(names)}", {
-        "names": names,
-        "kept": list(update.kept) if hasattr(update, "kept") else [],
-    }
+    fn = infra.outputs.function_name
+    update = secrets.update_lambda_env(factory, fn, infra.secrets)
+    return SecretsResult(tuple(sorted(infra.secrets)), fn, tuple(getattr(update, "kept", ()) or ()))
 
 
-def stage_canary(factory, run: PipelineRun) -> tuple[str, dict]:
+def stage_canary(
+    factory,
+    env_name: str,
+    build: BuildResult,
+    infra: InfraResult,
+    *,
+    run: PipelineRun,
+    image: ImageResult | None = None,
+    security: SecurityResult | None = None,
+    scenario: Path | None = None,
+    commit: str | None = None,
+    pre_approved_by: str | None = None,
+) -> CanaryResult:
     from stageflow.deploy import canary
 
-    image = run.context.get("image")
-    extra = {
+    extra: dict[str, Any] = {
         "pipeline": [
             {"stage": s.name, "ok": s.ok, "seconds": round(s.seconds, 2), "summary": s.summary}
             for s in run.stages
         ]
     }
-    if image is not None:
-        extra["image"] = {
-            "digest": image.digest,
-            "revision": image.revision,
-            "version": image.version,
-            "images": [
-                {"target": i.target, "tags": list(i.tags), "repo_digests": list(i.repo_digests)}
-                for i in image.images
-            ],
-        }
-    if run.context.get("security") is not None:
-        extra["security"] = run.context["security"]
+    if image is not None and image.record() is not None:
+        extra["image"] = image.record()
+    if security is not None:
+        extra["security"] = dict(security.report)
+    ctx = factory.environment(env_name, outputs=infra.outputs)
     res = canary.start(
         factory,
-        run.environment,
-        artifact=run.context.get("artifact"),
-        scenario=run.context.get("scenario"),
-        commit=run.context.get("commit"),
+        env_name,
+        artifact=build.artifact,
+        ctx=ctx,
+        scenario=scenario,
+        commit=commit,
         extra=extra,
-        plan_hash=run.context.get("plan_hash"),
-        pre_approved_by=run.context.get("pre_approved_by"),
+        plan_hash=infra.plan_sha256,
+        pre_approved_by=pre_approved_by,
     )
-    if res.outcome is None:
-        return f"nothing to deploy: {res.published.reason}", {"version": res.published.previous_version}
-    o = res.outcome
-    run.context["outcome"] = o
-    if o.paused:
-        return (
-            f"v{o.deployment.version} awaits approval at {o.state.weight}%: stageflow approve "
-            f"{run.environment}"
-        ), {"deployment_id": o.deployment.deployment_id}
-    return f"v{o.deployment.version} {o.state.phase} (was v{o.deployment.previous_version})", {
-        "deployment_id": o.deployment.deployment_id,
-        "version": o.deployment.version,
-    }
+    return CanaryResult(res, env_name)
+
+
+def ensure_environment(factory, env_name: str):
+    """The wired environment; when Terraform has not built it on this target yet, build it first with
+    the same stages a deploy runs (build, infrastructure). Rehearsals use this on the emulator."""
+    from stageflow.errors import NotDeployed
+
+    try:
+        return factory.environment(env_name)
+    except NotDeployed:
+        factory.reporter.info("stage", env_name, "not built on this target yet: build + infrastructure first")
+    run = PipelineRun(env_name)
+    run_stage(factory, run, "build", lambda: stage_build(factory))
+    infra = run_stage(factory, run, "infrastructure", lambda: stage_infrastructure(factory, env_name))
+    run_stage(factory, run, "secrets", lambda: stage_secrets(factory, infra))
+    return factory.environment(env_name, outputs=infra.outputs)
 
 
 def deploy(
@@ -265,28 +353,33 @@ def deploy(
     commit: str | None = None,
     pre_approved_by: str | None = None,
 ) -> PipelineRun:
-    factory.config.env(env_name)  # unknown environment: exit 2 before anything runs
-    run = PipelineRun(
-        env_name, context={"scenario": scenario, "commit": commit, "pre_approved_by": pre_approved_by}
+    factory.env(env_name)  # unknown (or implicitly local protected) environment: exit 2 before anything
+    run = PipelineRun(env_name)
+    build = run_stage(factory, run, "build", lambda: stage_build(factory))
+    image = run_stage(factory, run, "image", lambda: stage_image(factory, env_name))
+    security = run_stage(factory, run, "security", lambda: stage_security(factory))
+    infra = run_stage(factory, run, "infrastructure", lambda: stage_infrastructure(factory, env_name))
+    run_stage(factory, run, "secrets", lambda: stage_secrets(factory, infra))
+    run_stage(
+        factory,
+        run,
+        "canary",
+        lambda: stage_canary(
+            factory,
+            env_name,
+            build,
+            infra,
+            run=run,
+            image=image,
+            security=security,
+            scenario=scenario,
+            commit=commit,
+            pre_approved_by=pre_approved_by,
+        ),
     )
-    stages: list[tuple[str, Stage]] = [
-        ("build", stage_build),
-        ("image", stage_image),
-        ("security", stage_security),
-        ("infrastructure", stage_infrastructure),
-        ("secrets", stage_secrets),
-        ("canary", stage_canary),
-    ]
-    for name, fn in stages:
-        _run_stage(factory, run, name, fn)
-    lines = [
-        f"deployed {factory.config.service.name} to {env_name}"
-        + (" on the local AWS emulator" if factory.local else "")
-    ]
+    where, notes = factory.describe_target(env_name)
+    lines = [f"deployed {factory.config.service.name} to {env_name}{where}"]
     lines += [f"  {s.name:<15} {s.summary} ({s.seconds:.1f} s)" for s in run.stages]
-    if factory.local:
-        st = factory.emulator.status()
-        lines.append(f"  emulator: {st.endpoint} (stageflow local status | stageflow local down)")
-        lines.append(f"  see it: stageflow status {env_name}   roll back: make rollback ENV={env_name}")
+    lines += notes
     factory.reporter.result("\n".join(lines), run.to_json())
     return run

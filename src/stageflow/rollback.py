@@ -8,76 +8,21 @@ what is already rolled back changes nothing.
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any
 
-from stageflow.errors import RollbackFailed, UsageError
-from stageflow.history import iso
+from stageflow import rollback_core as core
+from stageflow.errors import UsageError
+from stageflow.rollback_core import AlarmEvent, RollbackRequest, RollbackResult, parse_alarm_event
 
-
-@dataclass(frozen=True)
-class RollbackResult:
-    environment: str
-    changed: bool
-    from_weights: dict[str, int]
-    to_version: str
-    reason: str
-    trigger: str  # "manual" | "alarm"
-    deployment_id: str | None = None
-    seconds_to_restore: float | None = None  # tool time from the request to the alias verified
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class AlarmEvent:
-    alarm_name: str
-    new_state: str
-    reason: str
-    time: str | None
-
-
-def parse_alarm_event(raw: str | dict) -> list[AlarmEvent]:
-    """Accept the shapes SNS delivers: a Lambda SNS event ({"Records": [{"Sns": {"Message": ...}}]}),
-    an SNS HTTP/SQS notification ({"Type": "Notification", "Message": ...}), or the alarm JSON itself."""
-    try:
-        data = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError as exc:
-        raise UsageError(f"alarm event is not JSON: {exc}") from None
-    messages: list[Any] = []
-    if isinstance(data, dict) and isinstance(data.get("Records"), list):
-        messages = [(r.get("Sns") or {}).get("Message") for r in data["Records"]]
-    elif isinstance(data, dict) and "Message" in data:
-        messages = [data["Message"]]
-    else:
-        messages = [data]
-    events = []
-    for msg in messages:
-        try:
-            body = json.loads(msg) if isinstance(msg, str) else msg
-        except ValueError:
-            raise UsageError("alarm event: the SNS Message is not a CloudWatch alarm notification") from None
-        if not isinstance(body, dict) or "AlarmName" not in body or "NewStateValue" not in body:
-            raise UsageError(
-                "alarm event: no AlarmName/NewStateValue in the message",
-                "expected a CloudWatch alarm notification delivered by SNS",
-            )
-        events.append(
-            AlarmEvent(
-                body["AlarmName"],
-                body["NewStateValue"],
-                body.get("NewStateReason", ""),
-                body.get("StateChangeTime"),
-            )
-        )
-    if not events:
-        raise UsageError("alarm event has no records")
-    return events
+__all__ = [
+    "AlarmEvent",
+    "RollbackResult",
+    "environments_for_alarm",
+    "from_alarm_event",
+    "handler",
+    "parse_alarm_event",
+    "rollback",
+]
 
 
 def rollback(
@@ -90,145 +35,51 @@ def rollback(
     who: str | None = None,
     started: float | None = None,
 ) -> RollbackResult:
-    from stageflow.deploy import machine as m
-    from stageflow.deploy.canary import context, run_clock
+    """The deploy path's entry to the rollback core (rollback_core.py), which the rollback function
+    deployed by Terraform shares: the same target choice, restore, verification, record and notice."""
     from stageflow.history import default_who
-    from stageflow.notify import Message
 
     t0 = started if started is not None else time.monotonic()
-    ctx = context(factory, env_name)
-    clock = run_clock(factory, ctx)
-    now = clock.now()
-    who = who or default_who()
-    alias = ctx.traffic.state()
-    in_flight = ctx.history.in_flight()
-    if to is not None:
-        ctx.traffic.require_version(to)  # exit 2, nothing changed
-        target = to
-    elif in_flight is not None and in_flight.previous_version:
-        target = in_flight.previous_version
-    elif alias.settled and _already_rolled_back_to(ctx.history) == alias.primary:
-        target = alias.primary  # a second alarm after a rollback: nothing to do
-    else:
-        good = ctx.history.last_known_good(exclude_version=alias.primary if alias.settled else None)
-        if good is None:
-            raise UsageError(
-                f"no last known good version recorded for {env_name}",
-                "name one: stageflow rollback ENV --to VERSION",
-            )
-        target = good.version
-    before = alias.weights
-    restored_in = 0.0
-    changed = not (alias.settled and alias.primary == target)
-    if changed:
-        try:
-            after = ctx.traffic.restore(target)
-        except Exception as exc:
-            raise RollbackFailed(
-                f"rollback of {env_name} to v{target} failed: {exc}",
-                "page a person: traffic may still be on the bad version",
-            ) from None
-        if not (after.settled and after.primary == target):
-            raise RollbackFailed(
-                f"rollback of {env_name}: alias shows {after.weights} after restoring v{target}"
-            )
-        restored_in = time.monotonic() - t0
-        factory.reporter.info(
-            "rollback", env_name, f"all traffic on v{target} (was {before}) in {restored_in:.2f} s: {reason}"
-        )
-    else:
-        factory.reporter.info("rollback", env_name, f"nothing to do: all traffic already on v{target}")
-    dep_id = None
-    closed = False
-    if in_flight is not None and not m.State.from_json(in_flight.state or {}).terminal:
-        dep_id = in_flight.deployment_id
-        old = m.State.from_json(in_flight.state or {})
-        new = m.State(phase="rolled_back", step=old.step, weight=0, reason=f"{trigger}: {reason}")
-        ctx.history.update(
-            in_flight,
-            state=new.to_json(),
-            phase="rolled_back",
-            status="rolled_back",
-            ended_at=iso(now),
-            transition={
-                "at": iso(now),
-                "from": old.phase,
-                "to": "rolled_back",
-                "reason": f"{trigger} rollback by {who}: {reason}",
-            },
-        )
-        ctx.history.release_lock(in_flight.deployment_id)
-        closed = True
-    if changed or closed:
-        ctx.history.record_event(
-            "rollback",
-            now,
-            {
-                "trigger": trigger,
-                "reason": reason,
-                "who": who,
-                "to_version": target,
-                "from_weights": before,
-                "deployment_id": dep_id or "",
-            },
-        )
-        from stageflow.deploy.canary import make_notifier
-
-        make_notifier(factory, ctx).send(
-            Message(
-                kind="rolled_back",
-                environment=env_name,
-                service=factory.config.service.name,
-                deployment_id=dep_id or "-",
-                text=f"{trigger} rollback to v{target}: {reason}",
-                data={"to_version": target, "from_weights": before, "trigger": trigger, "reasons": [reason]},
-            )
-        )
-    return RollbackResult(
-        env_name, changed, before, target, reason, trigger, dep_id, round(restored_in, 3) if changed else None
+    ctx = factory.environment(env_name)
+    req = RollbackRequest(
+        environment=env_name,
+        service=factory.config.service.name,
+        to=to,
+        reason=reason,
+        trigger=trigger,
+        who=who or default_who(),
+    )
+    return core.rollback(
+        req,
+        history=ctx.history,
+        traffic=ctx.traffic,
+        notifier=ctx.notifier,
+        reporter=factory.reporter,
+        now=ctx.clock.now(),
+        started=t0,
     )
 
 
-def _already_rolled_back_to(history) -> str | None:
-    """The version the newest rollback (an event, or a rolled-back deployment) restored, if any."""
-    candidates: list[tuple[str, str]] = []
-    for ev in history.events(limit=5):
-        if ev.get("kind") == "rollback" and ev.get("to_version"):
-            candidates.append((ev["at"], ev["to_version"]))
-            break
-    for dep in history.list(limit=5):
-        if dep.phase in ("no_change",) or (dep.status == "failed" and not dep.previous_version):
-            continue
-        if dep.status == "rolled_back" and dep.previous_version:
-            candidates.append((dep.ended_at or dep.started_at, dep.previous_version))
-        elif dep.status == "succeeded":
-            candidates.append((dep.ended_at or dep.started_at, ""))
-        break
-    if not candidates:
-        return None
-    return max(candidates)[1] or None
+_already_rolled_back_to = core.already_rolled_back_to
 
 
 def environments_for_alarm(factory, alarm_name: str) -> list[str]:
-    """Which environments list this alarm: in config, by the local provisioner's names, or in their
-    Terraform outputs."""
-    from stageflow.deploy.canary import resolve_outputs
-    from stageflow.deploy.provision import alarm_names
-
-    found = []
-    for name, env in factory.config.environments.items():
-        if alarm_name in env.gates.alarms:
-            found.append(name)
-        elif factory.local:
-            if alarm_name in alarm_names(factory.config.service.name, name, env):
-                found.append(name)
-        else:
+    """Which environments list this alarm: in config, or in their outputs (remembered from this
+    machine's applies first; Terraform is asked only when none of those names it)."""
+    envs = factory.config.environments
+    found = [name for name, env in envs.items() if alarm_name in env.gates.alarms]
+    if found:
+        return found
+    for cached_only in (True, False):
+        for name in envs:
             try:
-                out = resolve_outputs(factory, env)
+                out = factory.outputs(name, cached_only=cached_only)
             except Exception:  # noqa: BLE001, S112 - an environment that is not built has no alarms
                 continue
-            if alarm_name in out.alarm_names:
+            if out is not None and alarm_name in out.alarm_names:
                 found.append(name)
+        if found:
+            return found
     return found
 
 
@@ -260,10 +111,8 @@ def from_alarm_event(factory, raw: str | dict, env_name: str | None = None) -> l
 
 
 def handler(event: dict, context: object = None) -> dict:
-    """Lambda entry point: subscribed to the alarm topic; STAGEFLOW_ENVIRONMENT names the environment."""
-    from stageflow.factory import Factory
+    """Lambda entry point kept for older deployments: the rollback function now runs
+    :func:`stageflow.rollback_lambda.handler`, which reads only the environment Terraform sets."""
+    from stageflow.rollback_lambda import handler as lambda_handler
 
-    factory = Factory(local=os.environ.get("STAGEFLOW_LOCAL") == "1")
-    env_name = os.environ.get("STAGEFLOW_ENVIRONMENT") or None
-    results = from_alarm_event(factory, event, env_name)
-    return {"rolled_back": [r.to_json() for r in results], "at": datetime.now(UTC).isoformat()}
+    return lambda_handler(event, context)

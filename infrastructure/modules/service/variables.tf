@@ -73,14 +73,14 @@ variable "reserved_concurrency" {
 }
 
 variable "rollback_package_path" {
-  description = "Path of the rollback handler's Lambda zip (stageflow packaged on its own)."
+  description = "Path of the rollback function's zip (stageflow's self-contained rollback core)."
   type        = string
 }
 
 variable "rollback_handler" {
-  description = "The rollback handler's entry point."
+  description = "The rollback function's entry point in the rollback zip (needs only boto3)."
   type        = string
-  default     = "stageflow.rollback.handler"
+  default     = "stageflow.rollback_lambda.handler"
 }
 
 variable "alert_email" {

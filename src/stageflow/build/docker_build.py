@@ -15,6 +15,7 @@ the engine record's loopback registry; in AWS an ECR login from ``get_authorizat
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -125,6 +126,8 @@ class BuildResult:
     pushed: bool
     images: tuple[BuiltImage, ...]
     seconds: float
+    reused: bool = False  # nothing changed since the recorded build: not rebuilt, not pushed again
+    build_key: str | None = None  # digest of the build's inputs (see build_key)
 
     def image(self, target: str) -> BuiltImage:
         for img in self.images:
@@ -148,6 +151,8 @@ class BuildResult:
             "pushed": self.pushed,
             "digest": self.digest,
             "seconds": round(self.seconds, 1),
+            "reused": self.reused,
+            "build_key": self.build_key,
             "images": [
                 {
                     "target": i.target,
@@ -430,6 +435,7 @@ def build_images(
     info: Callable[[str, str, str], None] | None = None,
     child: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    context: bytes | None = None,
 ) -> BuildResult:
     """Build, tag and (optionally) push every target of ``options``; one call per CLI build."""
     unknown = [t for t in options.targets if t not in TARGETS]
@@ -441,7 +447,8 @@ def build_images(
     child = child or (lambda line: None)
     git = git or git_info(options.root)
     started = clock()
-    context = build_context(options.root, options.dockerfile)
+    if context is None:
+        context = build_context(options.root, options.dockerfile)
     push = options.push and registry.host is not None
     images: list[BuiltImage] = []
     for target in options.targets:
@@ -487,6 +494,71 @@ def build_images(
     )
 
 
+def build_key(options: BuildOptions, git: GitInfo, registry_host: str | None, context: bytes) -> str:
+    """A digest of everything a build depends on: the context tar (the .dockerignore allowlist of the
+    tree, Dockerfile included), the targets, the build args (commit, version, base image) and where it
+    is pushed. Equal keys build equal images."""
+    import hashlib
+
+    h = hashlib.sha256()
+    args = build_args(git, options.base_image, options.app_dir)
+    head = [options.service, options.dockerfile, ",".join(options.targets), registry_host or "-"]
+    head += [f"{k}={v}" for k, v in sorted(args.items())] + [str(options.push), str(options.no_cache)]
+    h.update("\0".join(head).encode() + b"\0")
+    h.update(hashlib.sha256(context).digest())
+    return "sha256:" + h.hexdigest()
+
+
+def result_from_json(data: Mapping[str, Any]) -> BuildResult:
+    return BuildResult(
+        service=str(data["service"]),
+        revision=str(data["revision"]),
+        version=str(data["version"]),
+        created=str(data["created"]),
+        registry=data.get("registry"),
+        pushed=bool(data["pushed"]),
+        images=tuple(
+            BuiltImage(
+                target=str(i["target"]),
+                image_id=str(i["image_id"]),
+                tags=tuple(i.get("tags") or ()),
+                repo_digests=tuple(i.get("repo_digests") or ()),
+                size=int(i.get("size") or 0),
+            )
+            for i in data["images"]
+        ),
+        seconds=float(data.get("seconds") or 0.0),
+        build_key=data.get("build_key"),
+    )
+
+
+def reusable_build(
+    client, state_dir: Path, env_name: str, key: str, registry: RegistryTarget
+) -> BuildResult | None:
+    """The recorded build of ``env_name`` when it had exactly these inputs and its images are still
+    there: every image id in the engine and, when pushed, every digest in the registry. Else None."""
+    from docker.errors import DockerException
+
+    path = state_dir / "builds" / f"docker-{env_name}.json"
+    try:
+        previous = result_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if previous.build_key != key or not previous.images:
+        return None
+    auth = dict(registry.auth) if registry.auth else None
+    try:
+        for img in previous.images:
+            client.images.get(img.image_id)
+            for ref in img.repo_digests:
+                data = client.images.get_registry_data(ref, auth_config=auth)
+                if data.id != ref.split("@", 1)[1]:
+                    return None
+    except DockerException:
+        return None  # an image or a pushed digest is gone: build again
+    return previous
+
+
 def record_build(state_dir: Path, env_name: str, result: BuildResult) -> Path:
     """Keep the last build per environment for the deploy step (which stores the digest)."""
     path = state_dir / "builds" / f"docker-{env_name}.json"
@@ -519,17 +591,12 @@ def build_for_env(
 ) -> BuildResult:
     """`stageflow build ENV` and the pipeline's image stage: build, tag, push, record."""
     cfg = factory.config
-    env_cfg = cfg.env(env)
+    factory.env(env)
     engine = engine or engine_info()
     client = docker_client(engine)
     registry = RegistryTarget(host=None)
     if push:
-        registry = resolve_registry(
-            env_cfg.registry,
-            local=factory.local,
-            engine=engine,
-            ecr_client=lambda: factory.aws.client("ecr"),
-        )
+        registry = factory.registry(env, engine)
     options = BuildOptions(
         root=cfg.root,
         service=cfg.service.name,
@@ -539,6 +606,17 @@ def build_for_env(
         app_dir=cfg.service.source,
     )
     rep = factory.reporter
-    result = build_images(client, options, registry, info=rep.info, child=rep.child)
+    started = time.monotonic()
+    git = git_info(cfg.root)
+    context = build_context(options.root, options.dockerfile)
+    key = build_key(options, git, registry.host if push else None, context)
+    previous = reusable_build(client, factory.state_dir, env, key, registry)
+    if previous is not None:
+        for img in previous.images:
+            where = img.repo_digests[0] if img.repo_digests else img.image_id[:19]
+            rep.info("build", img.target, f"inputs unchanged ({key[:19]}…): not rebuilt, {where}")
+        return dataclasses.replace(previous, reused=True, seconds=time.monotonic() - started)
+    result = build_images(client, options, registry, git=git, info=rep.info, child=rep.child, context=context)
+    result = dataclasses.replace(result, build_key=key)
     record_build(factory.state_dir, env, result)
     return result

@@ -95,3 +95,184 @@ def placeholder(handler: str) -> LambdaZip:
         "            'body': json.dumps({'status': 'not deployed yet'})}\n"
     ).encode()
     return zip_files(files)
+
+
+# -- the packages Terraform deploys -----------------------------------------------------------------
+# The rollback function's zip: these modules (paths under src/stageflow/) and nothing else. They need
+# only the standard library and the Lambda runtime's boto3 (tests/unit/test_rollback_core.py checks the
+# import closure; tests/e2e/test_rollback_function.py runs the handler from the extracted zip).
+ROLLBACK_MODULES = (
+    "__init__.py",
+    "errors.py",
+    "redact.py",
+    "history.py",
+    "notify.py",
+    "deploy/__init__.py",
+    "deploy/traffic.py",
+    "rollback_core.py",
+    "rollback_lambda.py",
+)
+ROLLBACK_ZIP = "stageflow-rollback.zip"
+ROLLBACK_HANDLER = "stageflow.rollback_lambda.handler"
+ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
+_DEPS_EXCLUDE_TOP = {"bin", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Packages:
+    service: LambdaZip
+    rollback: LambdaZip
+    paths: tuple[Path, Path]  # build/lambda/<service>.zip, build/lambda/stageflow-rollback.zip
+    dependencies: int = 0  # files installed from requirements.txt into the service zip
+    cache_hit: bool | None = None  # None: no requirements to install
+
+    def to_json(self) -> dict:
+        return {
+            "service": {
+                "path": str(self.paths[0]),
+                "digest": self.service.digest,
+                "files": self.service.files,
+            },
+            "rollback": {
+                "path": str(self.paths[1]),
+                "digest": self.rollback.digest,
+                "files": self.rollback.files,
+            },
+            "dependencies": self.dependencies,
+            "cache_hit": self.cache_hit,
+        }
+
+
+def rollback_package() -> LambdaZip:
+    """The self-contained rollback function: stageflow's rollback core and its boto3-only helpers."""
+    base = Path(__file__).resolve().parents[1]
+    return zip_files({f"stageflow/{rel}": (base / rel).read_bytes() for rel in ROLLBACK_MODULES})
+
+
+def pip_platforms(runtime: str, architecture: str) -> tuple[str, str, list[str]]:
+    """(python version, wheel arch, --platform tags) for a Lambda runtime and architecture: manylinux
+    wheels up to the runtime's glibc (2.26 on Amazon Linux 2 for python3.8–3.11, 2.34 on AL2023)."""
+    import re
+
+    m = re.fullmatch(r"python3\.(\d+)", runtime)
+    if not m:
+        raise UsageError(f"service.runtime {runtime!r} is not a Python Lambda runtime", "e.g. python3.11")
+    if architecture not in ARCHITECTURES:
+        raise UsageError(
+            f"service.architecture {architecture!r} is not a Lambda architecture", "x86_64 or arm64"
+        )
+    minor = int(m.group(1))
+    arch = ARCHITECTURES[architecture]
+    glibc = 26 if minor <= 11 else 34
+    tags = [f"manylinux_2_{g}_{arch}" for g in range(glibc, 16, -1)] + [f"manylinux2014_{arch}"]
+    return f"3.{minor}", arch, tags
+
+
+def requirement_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    lines = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
+def install_requirements(
+    requirements: Path,
+    runtime: str,
+    architecture: str,
+    cache_dir: Path,
+    *,
+    runner=None,
+    timeout: float = 600.0,
+) -> tuple[dict[str, bytes], bool]:
+    """``requirements`` installed for the function's platform (``pip install --target --platform ...
+    --only-binary=:all:``), as archive name → bytes, cached by requirements content, runtime and
+    architecture. Returns (files, cache hit). Pip failing or no wheel for the platform: exit 3."""
+    import hashlib
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from stageflow.errors import EnvironmentFailure
+
+    pyver, arch, tags = pip_platforms(runtime, architecture)
+    key = hashlib.sha256(
+        "\n".join([requirements.read_text(encoding="utf-8"), runtime, arch, *tags]).encode()
+    ).hexdigest()[:24]
+    target = cache_dir / f"{runtime}-{arch}-{key}"
+    hit = target.is_dir()
+    if not hit:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".deps-", dir=cache_dir))
+        argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        argv += ["--no-compile", "--target", str(tmp), "--implementation", "cp", "--python-version", pyver]
+        for tag in tags:
+            argv += ["--platform", tag]
+        argv += ["--only-binary=:all:", "--requirement", str(requirements)]
+        run = runner or (lambda a: subprocess.run(a, capture_output=True, text=True, timeout=timeout))
+        try:
+            proc = run(argv)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise EnvironmentFailure(f"pip for {requirements.name} failed to run: {exc}") from None
+        if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
+            why = next((ln for ln in lines if ln.startswith("ERROR:")), lines[-1] if lines else "")
+            raise EnvironmentFailure(
+                f"installing {requirements} for {runtime}/{architecture} failed: {why[:300]}",
+                "every requirement needs a wheel for the function's platform (or a pure-Python wheel)",
+            )
+        try:
+            tmp.rename(target)
+        except OSError:  # another build put the same key in place first
+            shutil.rmtree(tmp, ignore_errors=True)
+    files: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(target):
+        rel_dir = Path(dirpath).relative_to(target)
+        if rel_dir == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in _DEPS_EXCLUDE_TOP]
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(EXCLUDE_SUFFIXES):
+                continue
+            path = Path(dirpath) / name
+            files[path.relative_to(target).as_posix()] = path.read_bytes()
+    return files, hit
+
+
+def build_packages(config, *, cache_dir: Path | None = None, runner=None, write: bool = True) -> Packages:
+    """The packages the environment roots deploy, written where their tfvars look
+    (``<root>/build/lambda/<service>.zip`` and ``stageflow-rollback.zip``): the service source with
+    ``requirements.txt`` installed for the function's runtime and architecture, and the self-contained
+    rollback function. The same inputs give the same bytes; a file is rewritten only when it changed."""
+    svc = config.service
+    src = config.root / svc.source
+    base = package(src)
+    deps: dict[str, bytes] = {}
+    hit: bool | None = None
+    req = src / "requirements.txt"
+    if requirement_lines(req):
+        cache = cache_dir or (config.root / ".stageflow" / "cache" / "lambda-deps")
+        deps, hit = install_requirements(req, svc.runtime, svc.architecture, cache, runner=runner)
+    service = zip_files({**deps, **_zip_contents(base)}) if deps else base  # the source wins
+    rollback = rollback_package()
+    out_dir = config.root / "build" / "lambda"
+    paths = (out_dir / f"{svc.name}.zip", out_dir / ROLLBACK_ZIP)
+    if write:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, z in zip(paths, (service, rollback), strict=True):
+            if not path.is_file() or path.read_bytes() != z.data:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_bytes(z.data)
+                tmp.replace(path)
+    return Packages(service, rollback, paths, len(deps), hit)
+
+
+def _zip_contents(z: LambdaZip) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(z.data)) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}

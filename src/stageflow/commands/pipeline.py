@@ -9,9 +9,7 @@ import click
 
 def _record_extra(factory, env: str, key: str, value: dict) -> str | None:
     """Attach a result to the environment's latest deployment record."""
-    from stageflow.deploy.canary import context
-
-    ctx = context(factory, env)
+    ctx = factory.environment(env)
     latest = ctx.history.list(limit=1)
     if not latest:
         return None
@@ -64,18 +62,15 @@ def register(cli: click.Group) -> None:
         from stageflow import smoke
         from stageflow.errors import CheckFailed
 
-        cfg = factory.config
-        cfg.env(env)
+        factory.env(env)
         if url:
             res = smoke.smoke_url(url)
-        elif factory.local:
-            with smoke.local_service(cfg.root / cfg.service.source, factory.reporter) as local_url:
-                res = smoke.smoke_url(local_url)
         else:
-            from stageflow.deploy.canary import resolve_outputs
-
-            out = resolve_outputs(factory, cfg.env(env))
-            res = smoke.smoke_lambda(factory.aws.client("lambda"), out.function_name, out.alias_name)
+            with factory.service_endpoint(env) as ep:
+                if ep.url is not None:
+                    res = smoke.smoke_url(ep.url)
+                else:
+                    res = smoke.smoke_lambda(ep.lambda_client, ep.function, ep.alias)
         human = f"smoke {env}: {res.target}/health → {res.status} {'ok' if res.ok else 'FAILED'}"
         if not res.ok:
             factory.reporter.result(human, res.to_json())
@@ -101,10 +96,7 @@ def register(cli: click.Group) -> None:
         from stageflow import smoke
         from stageflow.errors import CheckFailed, UsageError
 
-        cfg = factory.config
-        gates = cfg.env(env).gates
-        if url is None and not factory.local:
-            raise UsageError("load on AWS needs --url (the service's HTTP endpoint)")
+        gates = factory.env(env).gates
 
         def _run(target):
             return smoke.run_load(
@@ -118,8 +110,10 @@ def register(cli: click.Group) -> None:
         if url:
             res = _run(url)
         else:
-            with smoke.local_service(cfg.root / cfg.service.source, factory.reporter) as local_url:
-                res = _run(local_url)
+            with factory.service_endpoint(env) as ep:
+                if ep.url is None:
+                    raise UsageError("load needs an HTTP endpoint", "pass --url (the service's base URL)")
+                res = _run(ep.url)
         dep_id = _record_extra(factory, env, "load", res.to_json())
         where = f" (recorded in {dep_id})" if dep_id else ""
         verdict = "within the gates" if res.within_gates else "OUTSIDE the gates"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from stageflow.errors import ReleaseRejected, UsageError
+from stageflow.errors import ReleaseRejected
 
 REHEARSAL_MARKER = "stageflow_rehearsal.txt"
 
@@ -127,16 +127,16 @@ def register(cli: click.Group) -> None:
         from stageflow.local.simulator import load_scenario
 
         sc = load_scenario(scenario_path)  # a bad file fails here, before anything changes
-        if factory._local_flag is False:
-            raise UsageError("rehearse runs only against the local emulator", "drop --no-local")
-        factory._local_flag = True
+        factory.require_local("rehearse")
         cfg = factory.config
-        cfg.env(env_name)  # unknown environment: exit 2 before anything starts
+        factory.env(env_name)  # unknown environment: exit 2 before anything starts
         t0 = time.perf_counter()
         base = package(cfg.root / cfg.service.source)
         artifact = rehearsal_artifact(base, f"{sc.name} seed={sc.seed} {time.time_ns()}")
         prompt = (lambda _question: True) if approvals == "auto" else (lambda _question: None)
-        ctx = canary.context(factory, env_name, ensure=True)
+        from stageflow.pipeline import ensure_environment
+
+        ctx = ensure_environment(factory, env_name)
         rejected: ReleaseRejected | None = None
         paused = False
         try:

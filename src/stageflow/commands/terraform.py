@@ -23,6 +23,19 @@ def _show_plan(factory, result, *, as_result: bool) -> None:
             factory.reporter.info("terraform", "", line)
 
 
+def _build_packages(factory) -> None:
+    """The zips the environment roots name (build/lambda/*.zip): built first, so plan/apply work on a
+    fresh clone."""
+    from stageflow.build.lambda_zip import build_packages
+
+    pk = build_packages(factory.config)
+    factory.reporter.info(
+        "build",
+        "",
+        f"{pk.paths[0].name} {pk.service.digest[:19]}…, {pk.paths[1].name} {pk.rollback.digest[:19]}…",
+    )
+
+
 def register(cli) -> None:
     @cli.command("plan")
     @click.argument("env")
@@ -36,11 +49,20 @@ def register(cli) -> None:
         Exits 2 when the plan deletes or replaces resources in a protected environment and
         --allow-destroy was not given.
         """
+        from stageflow import pipeline, secrets
         from stageflow.terraform import api
 
-        result = api.plan(factory, env, allow_destroy=allow_destroy)
-        _show_plan(factory, result, as_result=True)
-        api.enforce_policy(result)
+        cfg = factory.env(env)
+        pipeline.stage_build(factory)  # the packages the root deploys, as a deploy builds them
+        values = secrets.resolve(factory, env) if cfg.secrets else {}
+        tf_env = secrets.tf_vars(values) if values else {}
+        result = api.plan(factory, env, allow_destroy=allow_destroy, extra_env=tf_env)
+        try:
+            _show_plan(factory, result, as_result=True)
+            api.enforce_policy(result)
+        finally:
+            if values:
+                result.plan_file.unlink(missing_ok=True)  # it holds the secrets: never left on disk
 
     @cli.command("apply")
     @click.argument("env")
@@ -50,11 +72,23 @@ def register(cli) -> None:
     @click.pass_obj
     def apply_cmd(factory, env: str, allow_destroy: bool):
         """Plan ENV, check the policy, then apply exactly that saved plan (skipped when no changes)."""
-        from stageflow.terraform import api
+        from stageflow import pipeline
 
-        result = api.plan(factory, env, allow_destroy=allow_destroy)
-        _show_plan(factory, result, as_result=False)
-        applied = api.apply(factory, result)
+        run = pipeline.PipelineRun(env)
+        factory.env(env)
+        pipeline.run_stage(factory, run, "build", lambda: pipeline.stage_build(factory))
+        infra = pipeline.run_stage(
+            factory,
+            run,
+            "infrastructure",
+            lambda: pipeline.stage_infrastructure(
+                factory,
+                env,
+                allow_destroy=allow_destroy,
+                show=lambda p: _show_plan(factory, p, as_result=False),
+            ),
+        )
+        result, applied = infra.plan, infra.apply
         human = f"apply {env}: " + (
             "applied: " + applied.reason if applied.applied else "skipped: no changes"
         )
@@ -67,6 +101,8 @@ def register(cli) -> None:
         """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
         from stageflow.terraform import api
 
+        factory.config.env(env)
+        _build_packages(factory)
         result = api.drift(factory, env)
         if result.changes:
             _show_plan(factory, result, as_result=True)

@@ -9,213 +9,79 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from stageflow.build.lambda_zip import LambdaZip, package
+from stageflow.build.lambda_zip import LambdaZip
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver, RunOutcome
-from stageflow.deploy.gates import GateReader, default_judge
-from stageflow.deploy.publish import Published, publish
-from stageflow.deploy.traffic import AliasTraffic
+from stageflow.deploy.gates import GateReader
+from stageflow.deploy.publish import Published
 from stageflow.errors import ReleaseRejected, RollbackFailed, UsageError
-from stageflow.history import Deployment, DynamoHistory, default_who, iso, new_deployment_id, parse_iso
-from stageflow.notify import Notifiers, SlackNotifier, SnsNotifier
+from stageflow.history import Deployment, default_who, iso, new_deployment_id, parse_iso
+from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
+from stageflow.ports import AliasRouter, DeploymentHistory, Notifier, ProgressObserver, Publisher
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "data" / "healthy.json"
 
 
 @dataclass
 class Context:
-    """Everything a run needs for one environment, resolved once."""
+    """One environment, wired by the composition root (``Factory.environment``): the ports the core
+    talks to. Unit tests build one from the in-memory fakes in ``tests/fakes.py``."""
 
     env: EnvironmentConfig
+    service: str
     outputs: DeployOutputs
-    history: DynamoHistory
-    traffic: AliasTraffic
+    history: DeploymentHistory
+    traffic: AliasRouter
+    publisher: Publisher
+    notifier: Notifier
+    gates: GateReader
+    reporter: ProgressObserver
+    clock_for: Callable[[], Clock]  # the run's clock (seam: system vs virtual)
+    feed_for: Callable[[Path | None, datetime], TrafficFeed | None]  # seam: simulator vs real traffic
+    _clock: Clock | None = field(default=None, init=False, repr=False)
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            self._clock = self.clock_for()
+        return self._clock
 
 
-def resolve_outputs(factory, env: EnvironmentConfig, *, ensure: bool = False) -> DeployOutputs:
-    """Local mode: the provisioner's resources (``ensure``: create what is missing, as a deploy
-    does; otherwise found by name when they exist); AWS: Terraform's outputs. Once per process."""
-    cache = factory.__dict__.setdefault("_outputs_cache", {})
-    key = (env.name, ensure and factory.local)
-    if key not in cache and factory.local:
-        remembered = _remembered_local_outputs(factory, env)
-        if remembered is not None:
-            cache[key] = remembered
-    if key not in cache:
-        if factory.local and not ensure:
-            from stageflow.deploy.provision import existing_outputs
-
-            found = existing_outputs(factory.aws, factory.config, env)
-            cache[key] = found if found is not None else resolve_outputs(factory, env, ensure=True)
-        elif factory.local:
-            from stageflow.deploy.provision import provision
-
-            cache[key] = provision(factory.aws, factory.config, env, datetime.now(UTC), factory.reporter)
-        else:
-            from stageflow.terraform.api import outputs as tf_outputs
-
-            cache[key] = tf_outputs(factory, env.name)
-    return cache[key]
+def context(factory, env_name: str) -> Context:
+    """The wired environment (kept for callers; the factory builds it)."""
+    return factory.environment(env_name)
 
 
-def _outputs_file(factory, env: EnvironmentConfig) -> Path:
-    return factory.state_dir / "local" / f"outputs-{env.name}.json"
-
-
-def remember_local_outputs(factory, env: EnvironmentConfig, out: DeployOutputs) -> None:
-    """Local mode built by Terraform: later commands read these outputs (valid for this emulator run)."""
-    import json
-
-    status = factory.emulator.status()
-    path = _outputs_file(factory, env)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {"emulator_pid": status.pid, "emulator_started_at": status.started_at, "outputs": out.to_json()}
-        )
-    )
-
-
-def _remembered_local_outputs(factory, env: EnvironmentConfig) -> DeployOutputs | None:
-    import json
-
-    from stageflow.outputs import parse_outputs
-
-    path = _outputs_file(factory, env)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    status = factory.emulator.status()
-    if (data.get("emulator_pid"), data.get("emulator_started_at")) != (status.pid, status.started_at):
-        path.unlink(missing_ok=True)  # a different emulator run: those resources are gone
-        return None
-    raw = dict(data["outputs"])
-    source = raw.pop("source", "terraform")
-    out = parse_outputs(raw, source=source, where=str(path))
-    from botocore.exceptions import ClientError
-
-    try:  # the emulator may have been reset since: only trust outputs whose function still exists
-        factory.aws.client("lambda").get_alias(FunctionName=out.function_name, Name=out.alias_name)
-        factory.aws.client("sns").get_topic_attributes(TopicArn=out.topic_arn)
-    except ClientError:
-        path.unlink(missing_ok=True)
-        return None
-    return out
-
-
-def context(factory, env_name: str, *, ensure: bool = False) -> Context:
-    env = factory.config.env(env_name)
-    out = resolve_outputs(factory, env, ensure=ensure)
-    history = DynamoHistory(
-        factory.aws.client("dynamodb"), out.history_table, factory.config.service.name, env.name
-    )
-    traffic = AliasTraffic(factory.aws.client("lambda"), out.function_name, out.alias_name)
-    return Context(env, out, history, traffic)
-
-
-def run_clock(factory, ctx: Context) -> Clock:
-    """Local mode runs on a virtual clock that never goes back behind the environment's history."""
-    if not factory.local:
-        return factory.clock
-    if isinstance(factory.clock, VirtualClock):
-        return factory.clock
-    start = datetime.now(UTC)
-    for dep in ctx.history.list(limit=1):
-        times = (
-            [dep.started_at, dep.ended_at]
-            + [t.get("at") for t in dep.transitions]
-            + [v.get("at") for v in dep.verdicts]
-        )
-        start = max([start] + [parse_iso(t) for t in times if t])
-    for ev in ctx.history.events(limit=1):
-        start = max(start, parse_iso(ev["at"]))
-    # the next whole minute: metrics land on minute boundaries, and time never goes back
-    start = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    clock = VirtualClock(start)
-    factory._clock = clock
-    return clock
-
-
-def make_notifier(factory, ctx: Context) -> Notifiers:
-    env = ctx.env
-    channels = []
-    topic = env.notifications.sns_topic_arn
-    if topic:
-        arn = ctx.outputs.topic_arn if topic == "from-terraform" else topic
-        channels.append(SnsNotifier(factory.aws.client("sns"), arn))
-    hook_var = env.notifications.slack_webhook_env
-    url = os.environ.get(hook_var) if hook_var else None
-    if url:
-        if factory.local:
-            from urllib.parse import urlsplit
-
-            from stageflow.aws import check_local_endpoint
-
-            parts = urlsplit(url)
-            check_local_endpoint(f"{parts.scheme}://{parts.netloc}")
-        channels.append(SlackNotifier(url))
-    return Notifiers(channels, factory.reporter)
+def make_notifier(_factory, ctx: Context) -> Notifier:
+    return ctx.notifier
 
 
 def make_driver(
-    factory,
     ctx: Context,
-    clock: Clock,
     *,
     scenario: Path | None = None,
     interactive: bool = False,
     approve_prompt=None,
     pre_approved_by: str | None = None,
 ) -> Driver:
-    env = ctx.env
-    notifier = make_notifier(factory, ctx)
-
-    if factory.local:
-        from stageflow.local.simulator import SimulatorFeed, load_scenario
-        from stageflow.metrics.cloudwatch import CloudWatchAlarms, LocalSimulatorSource
-
-        sc = load_scenario(scenario or DEFAULT_SCENARIO)
-        feed = SimulatorFeed(
-            sc,
-            factory.aws.client("cloudwatch"),
-            ctx.outputs.function_name,
-            ctx.outputs.alias_name,
-            start=clock.now(),
-        )
-        source = LocalSimulatorSource(factory.aws.client("cloudwatch"))
-    else:
-        from stageflow.metrics.cloudwatch import CloudWatchAlarms, CloudWatchSource
-
-        feed = None
-        source = CloudWatchSource(factory.aws.client("cloudwatch"))
-    alarms = CloudWatchAlarms(factory.aws.client("cloudwatch"))
-    reader = GateReader(
-        source=source,
-        alarms=alarms,
-        alarm_names=tuple(ctx.outputs.alarm_names) + tuple(env.gates.alarms),
-        gates=env.gates,
-        function=ctx.outputs.function_name,
-        alias=ctx.outputs.alias_name,
-        judge=default_judge(),
-    )
     prompt = approve_prompt or (_tty_prompt if interactive else None)
     return Driver(
-        env=env,
+        env=ctx.env,
         history=ctx.history,
         traffic=ctx.traffic,
-        gates=reader,
-        notifier=notifier,
-        clock=clock,
-        reporter=factory.reporter,
-        feed=feed,
+        gates=ctx.gates,
+        notifier=ctx.notifier,
+        clock=ctx.clock,
+        reporter=ctx.reporter,
+        feed=ctx.feed_for(scenario, ctx.clock.now()),
         approve_prompt=prompt,
         stop_after=_failpoint(),
         pre_approved_by=pre_approved_by,
@@ -259,21 +125,36 @@ def start(
     env_name: str,
     *,
     artifact: LambdaZip | None = None,
+    ctx: Context | None = None,  # already wired (the pipeline passes the one it applied Terraform for)
+    **kwargs,
+) -> StartResult:
+    """CLI/pipeline entry: wire the environment, then :func:`run_start`."""
+    cfg = factory.config
+    ctx = ctx or factory.environment(env_name)
+    if artifact is None:  # the service zip the build stage writes (requirements installed)
+        from stageflow.build.lambda_zip import build_packages
+
+        artifact = build_packages(cfg).service
+    return run_start(ctx, artifact, **kwargs)
+
+
+def run_start(
+    ctx: Context,
+    artifact: LambdaZip,
+    *,
     scenario: Path | None = None,
     commit: str | None = None,
     extra: dict | None = None,
     interactive: bool = False,
     who: str | None = None,
     approve_prompt=None,  # (question) -> True/False/None; rehearsals auto-approve with it
-    ctx: Context | None = None,  # already resolved (rehearsals read the history afterwards)
     plan_hash: str | None = None,  # sha256 of the Terraform plan applied before this deploy
     pre_approved_by: str | None = None,  # who approved upstream (CodePipeline's approval before prod)
 ) -> StartResult:
-    cfg = factory.config
-    env = cfg.env(env_name)
-    artifact = artifact or package(cfg.root / cfg.service.source)
-    ctx = ctx or context(factory, env_name, ensure=True)
-    clock = run_clock(factory, ctx)
+    """A new deployment: lock → record → publish (only when something that reaches traffic changed)
+    → drive the canary → release. Every transition is recorded before the next action."""
+    env = ctx.env
+    clock = ctx.clock
     now = clock.now()
     dep_id = new_deployment_id(now)
     who = who or default_who()
@@ -282,7 +163,7 @@ def start(
         dep = Deployment(
             deployment_id=dep_id,
             environment=env.name,
-            service=cfg.service.name,
+            service=ctx.service,
             version="",
             previous_version=None,
             status="in_progress",
@@ -296,15 +177,9 @@ def start(
             state=m.State().to_json(),
         )
         dep.extra["resources"] = ctx.outputs.source
-        dep.extra["clock"] = "virtual" if factory.local else "system"
+        dep.extra["clock"] = "virtual" if isinstance(clock, VirtualClock) else "system"
         ctx.history.create(dep)
-        pub = publish(
-            factory.aws.client("lambda"),
-            ctx.outputs.function_name,
-            ctx.outputs.alias_name,
-            artifact,
-            description=f"stageflow {dep_id} {commit or ''}".strip(),
-        )
+        pub = ctx.publisher.publish(artifact, description=f"stageflow {dep_id} {commit or ''}".strip())
         if pub.version is None:
             ctx.history.update(
                 dep,
@@ -321,14 +196,14 @@ def start(
                 },
             )
             ctx.history.release_lock(dep_id)
-            factory.reporter.info("publish", env.name, f"nothing to deploy: {pub.reason}")
+            ctx.reporter.info("publish", env.name, f"nothing to deploy: {pub.reason}")
             return StartResult(pub, None)
         if os.environ.get("STAGEFLOW_FAILPOINT") == "kill-after-publish":
             os.kill(os.getpid(), signal.SIGKILL)
-        factory.reporter.info(
+        ctx.reporter.info(
             "publish",
             env.name,
-            f"{pub.reason} (was v{pub.previous_version}, code {artifact.code_sha256[:12]}…)",
+            f"{pub.reason} (was v{pub.previous_version}, code {pub.code_sha256[:12]}…)",
         )
         ctx.history.update(
             dep,
@@ -356,9 +231,7 @@ def start(
         ctx.history.release_lock(dep_id)
         raise
     driver = make_driver(
-        factory,
         ctx,
-        clock,
         scenario=scenario,
         interactive=interactive,
         approve_prompt=approve_prompt,
@@ -375,9 +248,13 @@ def _in_flight(ctx: Context, env_name: str) -> Deployment:
     return dep
 
 
-def cont(
-    factory,
-    env_name: str,
+def cont(factory, env_name: str, event_kind: str | None = None, **kwargs) -> RunOutcome:
+    """CLI entry: continue the deployment in flight (resume, approve or reject)."""
+    return run_cont(factory.environment(env_name), event_kind, **kwargs)
+
+
+def run_cont(
+    ctx: Context,
     event_kind: str | None = None,
     *,
     scenario: Path | None = None,
@@ -386,9 +263,9 @@ def cont(
     interactive: bool = False,
 ) -> RunOutcome:
     """Continue the deployment in flight: resume (event_kind None), approve or reject."""
-    ctx = context(factory, env_name)
+    env_name = ctx.env.name
     dep = _in_flight(ctx, env_name)
-    clock = run_clock(factory, ctx)
+    clock = ctx.clock
     state = m.State.from_json(dep.state) if dep.state else m.State()
     who = who or default_who()
     if dep.phase == "publishing" or not dep.version:
@@ -426,14 +303,14 @@ def cont(
         paused_at = parse_iso(dep.transitions[-1]["at"])
         limit = ctx.env.approvals.timeout_minutes
         if clock.now() - paused_at > timedelta(minutes=limit):
-            factory.reporter.info(
+            ctx.reporter.info(
                 "canary", env_name, f"the approval pause passed its {limit:g} min timeout: rolling back"
             )
             event = m.Rejected(clock.now(), "timeout", f"no approval within {limit:g} min")
     lock = ctx.history.lock()
     if lock is None:
         ctx.history.acquire_lock(dep.deployment_id, who, clock.now())
-    driver = make_driver(factory, ctx, clock, scenario=scenario, interactive=interactive)
+    driver = make_driver(ctx, scenario=scenario, interactive=interactive)
     return _finish(ctx, driver.run(dep, event))
 
 

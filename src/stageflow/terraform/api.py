@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ class PlanResult:
     workspace: str
     local: bool
     kind: str = "plan"  # "plan" or "drift"
+    # The root's output values (from the saved plan's state), kept only for a plan without changes:
+    # then they are exactly what ``terraform output -json`` would say, without its 10 s of schemas.
+    planned_outputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -125,7 +128,8 @@ def resolve_target(factory, env_name: str, *, root: str | Path | None = None) ->
             var_files = (str(vf),)
         elif tfs.var_file != "terraform.tfvars":
             raise ConfigError(str(cfg.path), f"{key}.var_file", f"{vf} does not exist")
-    local = bool(factory.local)
+    endpoint = factory.terraform_endpoint()
+    local = endpoint.backend is not None  # a generated backend (the emulator) instead of backend.hcl
     backend: tuple[str, ...] = ()
     if not local:
         bf = root_path / tfs.backend_config
@@ -138,7 +142,7 @@ def resolve_target(factory, env_name: str, *, root: str | Path | None = None) ->
             )
         backend = (str(bf),)
     digest = hashlib.sha256(str(root_path).encode()).hexdigest()[:10]
-    work = factory.state_dir / "terraform" / env_name / f"{'local' if local else 'aws'}-{digest}"
+    work = factory.state_dir / "terraform" / env_name / f"{endpoint.name}-{digest}"
     return EnvTarget(
         env_name=env_name,
         root=root_path,
@@ -162,7 +166,7 @@ def open_terraform(
         os.environ,
         cli_config=str(cli_config),
         data_dir=str(target.work_dir / ".terraform"),
-        local_env=factory.child_env() if target.local else None,
+        local_env=factory.terraform_endpoint().env,
         extra=extra_env,
     )
     runner = SubprocessRunner(lambda line, _stream: factory.reporter.child(line), grace_s=runtime.grace_s)
@@ -177,9 +181,18 @@ def open_terraform(
 
 
 def _init_fingerprint(tf: Terraform, target: EnvTarget, init_args: list[str]) -> str:
+    """What ``init`` depends on: binary, flags, CLI config, backend files and the configuration's files.
+    The local provider override is left out: it configures the provider, which init does not read, and
+    it exists only during a local plan or apply (outputs are read without it) — with it in, every
+    local deploy ran init twice."""
+    from stageflow.terraform.local_provider import OVERRIDE_NAME
+
     h = hashlib.sha256()
     h.update(f"{tf.binary}\0{tf.version}\0{init_args}\0{tf.env.get('TF_CLI_CONFIG_FILE')}\0".encode())
-    for f in [Path(p) for p in target.backend_config] + B.config_files(target.root):
+    files = [Path(p) for p in target.backend_config] + B.config_files(target.root)
+    for f in files:
+        if f.name == OVERRIDE_NAME and f.parent == target.root:
+            continue
         h.update(str(f).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -188,17 +201,15 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
     """init with the environment's backend (skipped when nothing changed since the last init), then
     select (or create) the workspace."""
     backend = target.backend_config
-    if target.local:
-        from stageflow.local.bootstrap import LOCK_TABLE, STATE_BUCKET, bootstrap
-
-        bootstrap(factory.aws, factory.region)  # the state bucket and lock table (cheap when present)
+    generated = factory.terraform_endpoint().backend
+    if generated is not None:
         path = write_local_backend(
             target.work_dir / "backend-local.hcl",
-            endpoint=factory.aws_target.endpoint,
-            bucket=STATE_BUCKET,
-            table=LOCK_TABLE,
+            endpoint=generated["endpoint"],
+            bucket=generated["bucket"],
+            table=generated["table"],
             key=f"{factory.config.service.name}/{target.env_name}/terraform.tfstate",
-            region=factory.region,
+            region=generated["region"],
             version=tf.version,
         )
         backend = (str(path),)
@@ -230,12 +241,14 @@ KEEP_PLANS = 5
 
 
 def _local_aws(factory, target: EnvTarget):
-    """Local mode on a root that uses the AWS provider: every provider endpoint on the emulator."""
-    if not target.local:
+    """The terraform-endpoint seam: where the target needs it, every AWS provider endpoint of a root
+    that uses the AWS provider goes to the target's endpoint (written for the run, removed after)."""
+    override = factory.terraform_endpoint().provider_override
+    if override is None:
         return contextlib.nullcontext()
-    from stageflow.terraform.local_provider import aws_override
+    from stageflow.terraform.local_provider import provider_override
 
-    return aws_override(target.root, factory.aws_target.endpoint, factory.region)
+    return provider_override(target.root, override)
 
 
 def _new_plan_file(work_dir: Path, kind: str) -> Path:
@@ -262,7 +275,10 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
             f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
         )
         changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
-        summary = summarize(tf.show_plan(str(plan_file)))
+        # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core machine):
+        # only a plan with changes has anything to show. Exit 0 of -detailed-exitcode means no resource
+        # and no output changes, so the summary is empty and the outputs are the state's.
+        summary = summarize(tf.show_plan(str(plan_file))) if changes else summarize({})
     policy = check_policy(summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy)
     state = plan_state_version(str(plan_file)) or tf.state_version()
     return PlanResult(
@@ -278,7 +294,25 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
         workspace=target.workspace,
         local=target.local,
         kind=kind,
+        planned_outputs=None if changes else plan_file_outputs(plan_file),
     )
+
+
+def plan_file_outputs(plan_file: Path) -> dict[str, Any] | None:
+    """The root outputs of the state a saved plan was made against (its ``tfstate`` entry, shaped as
+    ``terraform output -json``: ``{name: {"value": ..., "type": ..., "sensitive": bool}}``), or None.
+    For a plan without changes these are exactly the outputs after it."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(plan_file) as z:
+            outs = json.loads(z.read("tfstate")).get("outputs")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    if not isinstance(outs, dict) or not all(isinstance(v, dict) and "value" in v for v in outs.values()):
+        return None
+    return outs
 
 
 # -- the API ---------------------------------------------------------------------------------------------
@@ -386,8 +420,9 @@ def _leaves(value: Any):
 def raw_outputs(factory, env_name: str, *, root=None, runtime: Runtime | None = None) -> dict[str, Any]:
     target = resolve_target(factory, env_name, root=root)
     tf = open_terraform(factory, target, runtime=runtime)
-    prepare(factory, target, tf)
-    raw = tf.outputs()
+    with _local_aws(factory, target):
+        prepare(factory, target, tf)
+        raw = tf.outputs()
     _masked_outputs(raw)  # registers sensitive values with the redactor
     return raw
 
@@ -397,7 +432,28 @@ def outputs(
 ) -> DeployOutputs:
     """The outputs contract from ``terraform output -json``, validated (names a missing output)."""
     raw = raw_outputs(factory, env_name, root=root, runtime=runtime)
+    if not raw:
+        from stageflow.errors import NotDeployed
+
+        where = " on the local emulator" if factory.terraform_endpoint().backend is not None else ""
+        raise NotDeployed(
+            f"{env_name} has not been deployed{where}: Terraform has no outputs for it",
+            f"deploy it first: stageflow deploy {env_name}",
+        )
     return parse_outputs(raw, source="terraform", where=f"terraform output ({env_name})")
+
+
+def outputs_after(
+    factory, plan_result: PlanResult, apply_result: ApplyResult, *, runtime: Runtime | None = None
+) -> DeployOutputs:
+    """The outputs contract after :func:`apply`: from the saved plan when nothing was applied (a plan
+    without changes carries the state's outputs; no ``init``, no ``output -json``), else from
+    ``terraform output -json``."""
+    raw = None if apply_result.applied else plan_result.planned_outputs
+    if raw is None:
+        return outputs(factory, plan_result.env_name, root=plan_result.root, runtime=runtime)
+    _masked_outputs(raw)  # registers sensitive values with the redactor
+    return parse_outputs(raw, source="terraform", where=f"terraform plan ({plan_result.env_name})")
 
 
 def providers_available(root: str | Path, *, mirror: Path | None = None) -> tuple[bool, str]:

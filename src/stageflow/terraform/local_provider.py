@@ -76,11 +76,18 @@ def override_hcl(endpoint: str, region: str) -> str:
 @contextlib.contextmanager
 def aws_override(root: Path, endpoint: str, region: str) -> Iterator[Path | None]:
     """Write the override into ``root`` for the block's duration (nothing when the root has no AWS)."""
+    with provider_override(root, override_hcl(endpoint, region)) as path:
+        yield path
+
+
+@contextlib.contextmanager
+def provider_override(root: Path, text: str) -> Iterator[Path | None]:
+    """Write ``text`` as the override file into ``root`` for the block's duration (nothing when the
+    root has no AWS provider)."""
     if not uses_aws(root):
         yield None
         return
     path = root / OVERRIDE_NAME
-    text = override_hcl(endpoint, region)
     path.write_text(text, encoding="utf-8")
     try:
         yield path

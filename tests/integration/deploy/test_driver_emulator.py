@@ -12,7 +12,6 @@ from stageflow.clock import VirtualClock
 from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver
 from stageflow.deploy.gates import GateReader
-from stageflow.deploy.provision import provision
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.factory import Factory
@@ -20,6 +19,7 @@ from stageflow.history import Deployment, DynamoHistory, iso, new_deployment_id,
 from stageflow.metrics.interface import MetricResult, MetricSource, MinuteStats, Verdict, VersionSeries
 from stageflow.notify import Notifiers
 from stageflow.report import Reporter
+from tests.helpers.resources import make_service
 
 pytestmark = pytest.mark.emulator
 
@@ -49,7 +49,7 @@ def make(factory_dir, emulator_state, aws, decide):
         reporter=Reporter(quiet=True),
     )
     env = f.config.env("dev")
-    out = provision(f.aws, f.config, env, datetime.now(UTC))
+    out = make_service(f, "dev")
     lam = f.aws.client("lambda")
     pub = publish(lam, out.function_name, out.alias_name, package(factory_dir / "app"))
     history = DynamoHistory(f.aws.client("dynamodb"), out.history_table, f.config.service.name, "dev")

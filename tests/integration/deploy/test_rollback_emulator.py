@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from stageflow.build.lambda_zip import package
-from stageflow.deploy.provision import provision
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.factory import Factory
 from stageflow.report import Reporter
+from tests.helpers.resources import make_service
 
 pytestmark = pytest.mark.emulator
 
@@ -26,7 +25,7 @@ def setup_canary_in_flight(project, emulator_state, weight=10):
         state_dir=emulator_state,
         reporter=Reporter(quiet=True),
     )
-    out = provision(f.aws, f.config, f.config.env("dev"), datetime.now(UTC))
+    out = make_service(f, "dev")
     lam = f.aws.client("lambda")
     pub = publish(lam, out.function_name, out.alias_name, package(project / "app"))
     traffic = AliasTraffic(lam, out.function_name, out.alias_name)
@@ -177,11 +176,32 @@ def test_manual_rollback_notifies_sns_and_slack(project, emulator_state, aws, cl
 
 
 def test_rollback_without_history_of_good_versions_is_a_clear_error(project, emulator_state, aws, cli):
+    f = Factory(
+        config_path=project / "stageflow.toml",
+        local=True,
+        state_dir=emulator_state,
+        reporter=Reporter(quiet=True),
+    )
+    make_service(f, "dev")  # built, one version serving, no deployment recorded
+    before = aws.client("lambda").get_alias(FunctionName="sample-api-dev", Name="live")
     env = {"STAGEFLOW_STATE_DIR": str(emulator_state)}
     r = cli("--config", str(project / "stageflow.toml"), "--local", "rollback", "dev", env=env)
-    # Freshly provisioned: only the placeholder version exists and it serves: nothing to go back to.
     assert r.returncode == 2, r.stderr
     assert r.stderr.splitlines()[-1] == (
         "stageflow: error: no last known good version recorded for dev "
         "(name one: stageflow rollback ENV --to VERSION)"
     )
+    after = aws.client("lambda").get_alias(FunctionName="sample-api-dev", Name="live")
+    assert after["FunctionVersion"] == before["FunctionVersion"] and not after.get("RoutingConfig")
+
+
+def test_rollback_of_an_environment_never_deployed_changes_nothing(project, emulator_state, aws, cli):
+    env = {"STAGEFLOW_STATE_DIR": str(emulator_state)}
+    r = cli("--config", str(project / "stageflow.toml"), "--local", "rollback", "dev", env=env)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        "stageflow: error: dev has not been deployed on the local emulator: Terraform has no outputs for it "
+        "(deploy it first: stageflow deploy dev)"
+    )
+    assert aws.client("lambda").list_functions()["Functions"] == []
+    assert [t for t in aws.client("dynamodb").list_tables()["TableNames"] if "deployments" in t] == []

@@ -29,7 +29,7 @@ def _clients(emulator):
     return AwsClients(AwsTarget("us-east-1", True, emulator.endpoint))
 
 
-def test_workspaces_var_files_backend_outputs_and_noop(project, emulator):
+def test_workspaces_var_files_backend_outputs_and_noop(project, emulator, monkeypatch):
     f = project.factory()
     dev = api.plan(f, "dev")
     assert dev.changes and dev.workspace == "dev" and dev.terraform_version == project.version
@@ -58,6 +58,12 @@ def test_workspaces_var_files_backend_outputs_and_noop(project, emulator):
     skipped = api.apply(f, again)
     assert not skipped.applied and skipped.reason == "no changes"
     assert before.serial >= 1 and before.lineage
+    # ... and the outputs come from the plan itself, equal to `terraform output`, with no process
+    assert again.planned_outputs is not None and dev.planned_outputs is None  # a plan with changes: none
+    calls, real_open = [], api.open_terraform
+    monkeypatch.setattr(api, "open_terraform", lambda *a, **k: calls.append(a) or real_open(*a, **k))
+    from_plan = api.outputs_after(f, again, skipped)
+    assert calls == [] and from_plan == api.outputs(f, "dev") and len(calls) == 1
 
 
 def test_summary_counts_match_show_json_and_mask_secrets(project):

@@ -296,3 +296,75 @@ def test_result_json_and_digest():
     assert res.image("runtime") is img
     with pytest.raises(KeyError):
         res.image("lambda")
+
+
+# -- an unchanged build is not rebuilt ------------------------------------------------------------------
+class FakeImages:
+    def __init__(self, present=(), registry=None):
+        self.present = set(present)
+        self.registry = dict(registry or {})  # repo@digest -> digest the registry answers
+        self.asked: list[str] = []
+
+    def get(self, image_id):
+        from docker.errors import ImageNotFound
+
+        if image_id not in self.present:
+            raise ImageNotFound(f"no such image: {image_id}")
+        return image_id
+
+    def get_registry_data(self, ref, auth_config=None):
+        from docker.errors import NotFound
+
+        self.asked.append(ref)
+        if ref not in self.registry:
+            raise NotFound(f"manifest unknown: {ref}")
+        return type("RegistryData", (), {"id": self.registry[ref]})()
+
+
+def _recorded(tmp_path, key):
+    img = db.BuiltImage("runtime", "sha256:img1", ("svc:a",), ("127.0.0.1:5000/svc@sha256:d1",), 10)
+    res = db.BuildResult("svc", SHA, "v1", "t", "127.0.0.1:5000", True, (img,), 9.0, build_key=key)
+    db.record_build(tmp_path, "dev", res)
+    return res
+
+
+def test_build_key_changes_with_context_commit_targets_and_registry(tmp_path):
+    opts = _options(tmp_path)
+    key = db.build_key(opts, GIT, "127.0.0.1:5000", b"context")
+    assert key == db.build_key(opts, GIT, "127.0.0.1:5000", b"context") and key.startswith("sha256:")
+    other_git = db.GitInfo(sha="f" * 40, version=GIT.version, created=GIT.created)
+    assert (
+        len(
+            {
+                key,
+                db.build_key(opts, GIT, "127.0.0.1:5000", b"context + one changed file"),
+                db.build_key(opts, other_git, "127.0.0.1:5000", b"context"),
+                db.build_key(opts, GIT, "127.0.0.1:5001", b"context"),
+                db.build_key(
+                    db.BuildOptions(root=tmp_path, service="svc"), GIT, "127.0.0.1:5000", b"context"
+                ),
+            }
+        )
+        == 5
+    )
+
+
+def test_recorded_build_is_reused_only_when_key_image_and_pushed_digest_all_match(tmp_path):
+    reg = db.RegistryTarget("127.0.0.1:5000")
+    res = _recorded(tmp_path, "sha256:k")
+    here = FakeImages({"sha256:img1"}, {"127.0.0.1:5000/svc@sha256:d1": "sha256:d1"})
+    again = db.reusable_build(_client(here), tmp_path, "dev", "sha256:k", reg)
+    assert again is not None and again.images == res.images and again.build_key == "sha256:k"
+    assert here.asked == ["127.0.0.1:5000/svc@sha256:d1"]
+    assert db.reusable_build(_client(here), tmp_path, "dev", "sha256:other", reg) is None  # inputs changed
+    gone = FakeImages(set(), {"127.0.0.1:5000/svc@sha256:d1": "sha256:d1"})
+    assert db.reusable_build(_client(gone), tmp_path, "dev", "sha256:k", reg) is None  # image removed
+    wiped = FakeImages({"sha256:img1"}, {})
+    assert db.reusable_build(_client(wiped), tmp_path, "dev", "sha256:k", reg) is None  # registry wiped
+    assert db.reusable_build(_client(here), tmp_path, "prod", "sha256:k", reg) is None  # no record
+    (tmp_path / "builds" / "docker-dev.json").write_text("{broken")
+    assert db.reusable_build(_client(here), tmp_path, "dev", "sha256:k", reg) is None
+
+
+def _client(images):
+    return type("Client", (), {"images": images})()

@@ -1,0 +1,88 @@
+"""The ports the core (canary driver, rollback, pipeline) talks to.
+
+Implementations by technology live beside the code that needs them (``DynamoHistory``,
+``AliasTraffic``, ``LambdaPublisher``, ``SnsNotifier``/``SlackNotifier``, ``Reporter``,
+``CloudWatchSource``); in-memory fakes for unit tests live in ``tests/fakes.py``. The metric-side ports
+(``MetricSource``, ``AlarmSource``, ``TrafficFeed``) are in :mod:`stageflow.metrics.interface`.
+
+Only :mod:`stageflow.factory` (the composition root) picks implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from stageflow.build.lambda_zip import LambdaZip
+    from stageflow.clock import Clock
+    from stageflow.deploy.publish import Published
+    from stageflow.deploy.traffic import AliasState
+    from stageflow.history import Deployment
+    from stageflow.notify import Message
+
+
+@runtime_checkable
+class DeploymentHistory(Protocol):
+    """Deployment records, every transition, the per-environment deploy lock, rollback events."""
+
+    def create(self, dep: Deployment) -> None: ...
+    def get(self, deployment_id: str) -> Deployment | None: ...
+    def update(self, dep: Deployment, **changes: Any) -> Deployment: ...
+    def list(self, limit: int = 20) -> list[Deployment]: ...
+    def in_flight(self) -> Deployment | None: ...
+    def last_known_good(self, exclude_version: str | None = None) -> Deployment | None: ...
+    def acquire_lock(self, deployment_id: str, who: str, now: datetime) -> None: ...
+    def release_lock(self, deployment_id: str) -> bool: ...
+    def lock(self) -> dict | None: ...
+    def break_lock(self, reason: str, who: str, now: datetime) -> dict | None: ...
+    def record_event(self, kind: str, now: datetime, data: Any) -> None: ...
+    def events(self, limit: int = 50) -> list[dict]: ...
+
+
+@runtime_checkable
+class AliasRouter(Protocol):
+    """Which versions an alias serves, and moving its traffic."""
+
+    function: str
+    alias: str
+
+    def state(self) -> AliasState: ...
+    def set_canary(self, stable: str, canary: str, weight: int) -> AliasState: ...
+    def restore(self, version: str) -> AliasState: ...
+    def require_version(self, version: str) -> None: ...
+    def version_exists(self, version: str) -> bool: ...
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    """Publishes the function's current code and configuration as a new version, when anything that
+    reaches traffic changed since the version the alias serves."""
+
+    def publish(self, artifact: LambdaZip, *, description: str = "") -> Published: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    def send(self, msg: Message) -> None: ...
+
+
+@runtime_checkable
+class ProgressObserver(Protocol):
+    """Where the core reports progress. ``Reporter`` is the terminal/JSON one; tests record."""
+
+    def info(self, phase: str, subject: str, message: str) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def child(self, line: str) -> None: ...
+    def wait(self, clock: Clock, seconds: float, label: str) -> None: ...
+    def result(self, human: str | None, data: Any) -> None: ...
+
+
+__all__: Sequence[str] = (
+    "AliasRouter",
+    "DeploymentHistory",
+    "Notifier",
+    "ProgressObserver",
+    "Publisher",
+)

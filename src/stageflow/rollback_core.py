@@ -1,0 +1,289 @@
+"""The rollback core: choose the target, restore the alias, verify, close the in-flight deployment,
+record the event, notify. Shared by ``stageflow rollback`` (rollback.py) and the rollback function
+that Terraform deploys (rollback_lambda.py).
+
+This module and everything it imports need only the standard library and boto3/botocore (the Lambda
+runtime's), because it runs inside ``build/lambda/stageflow-rollback.zip`` (see
+:data:`stageflow.build.lambda_zip.ROLLBACK_MODULES`). It talks to ports:
+
+- ``history``: ``in_flight()``, ``last_known_good(exclude_version)``, ``events(limit)``, ``list(limit)``,
+  ``update(dep, **changes)``, ``release_lock(id)``, ``record_event(kind, now, data)`` — DynamoHistory;
+- ``traffic``: ``state()``, ``require_version(v)``, ``version_exists(v)``, ``restore(v)`` — AliasTraffic;
+- ``notifier``: ``send(Message)`` — Notifiers / SnsNotifier;
+- ``reporter``: ``info(phase, subject, text)`` — the CLI's Reporter, or the function's log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from stageflow.errors import RollbackFailed, UsageError
+from stageflow.history import iso
+from stageflow.notify import Message
+
+TERMINAL_PHASES = ("rolled_back", "succeeded", "failed")  # the canary machine's terminal phases
+FAILED_KIND = "rollback_failed"
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    environment: str
+    changed: bool
+    from_weights: dict[str, int]
+    to_version: str
+    reason: str
+    trigger: str  # "manual" | "alarm"
+    deployment_id: str | None = None
+    seconds_to_restore: float | None = None  # tool time from the request to the alias verified
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    environment: str
+    service: str
+    to: str | None = None  # a version to go to; None: in-flight previous / already rolled back / LKG
+    reason: str = "manual rollback"
+    trigger: str = "manual"  # "manual" | "alarm"
+    who: str = "unknown"
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    alarm_name: str
+    new_state: str
+    reason: str
+    time: str | None
+
+
+def parse_alarm_event(raw: str | dict) -> list[AlarmEvent]:
+    """Accept the shapes SNS delivers: a Lambda SNS event ({"Records": [{"Sns": {"Message": ...}}]}),
+    an SNS HTTP/SQS notification ({"Type": "Notification", "Message": ...}), or the alarm JSON itself."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise UsageError(f"alarm event is not JSON: {exc}") from None
+    messages: list[Any] = []
+    if isinstance(data, dict) and isinstance(data.get("Records"), list):
+        messages = [(r.get("Sns") or {}).get("Message") for r in data["Records"]]
+    elif isinstance(data, dict) and "Message" in data:
+        messages = [data["Message"]]
+    else:
+        messages = [data]
+    events = []
+    for msg in messages:
+        try:
+            body = json.loads(msg) if isinstance(msg, str) else msg
+        except ValueError:
+            raise UsageError("alarm event: the SNS Message is not a CloudWatch alarm notification") from None
+        if not isinstance(body, dict) or "AlarmName" not in body or "NewStateValue" not in body:
+            raise UsageError(
+                "alarm event: no AlarmName/NewStateValue in the message",
+                "expected a CloudWatch alarm notification delivered by SNS",
+            )
+        events.append(
+            AlarmEvent(
+                body["AlarmName"],
+                body["NewStateValue"],
+                body.get("NewStateReason", ""),
+                body.get("StateChangeTime"),
+            )
+        )
+    if not events:
+        raise UsageError("alarm event has no records")
+    return events
+
+
+def _phase(dep) -> str:
+    return (dep.state or {}).get("phase", "pending")
+
+
+def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> str:
+    """--to (checked to exist: exit 2, nothing changed) / the in-flight deployment's previous version /
+    the version the newest rollback restored (a second alarm: nothing to do) / the last known good."""
+    if req.to is not None:
+        traffic.require_version(req.to)
+        return req.to
+    if in_flight is not None and in_flight.previous_version:
+        return in_flight.previous_version
+    if alias.settled and already_rolled_back_to(history) == alias.primary:
+        return alias.primary
+    good = history.last_known_good(exclude_version=alias.primary if alias.settled else None)
+    if good is None and not alias.settled:
+        return alias.primary  # nothing recorded: the stable side of the split is what served
+    if good is None:
+        raise UsageError(
+            f"no last known good version recorded for {req.environment}",
+            "name one: stageflow rollback ENV --to VERSION",
+        )
+    return good.version
+
+
+def already_rolled_back_to(history) -> str | None:
+    """The version the newest rollback (an event, or a rolled-back deployment) restored, if any."""
+    candidates: list[tuple[str, str]] = []
+    for ev in history.events(limit=5):
+        if ev.get("kind") == "rollback" and ev.get("to_version"):
+            candidates.append((ev["at"], ev["to_version"]))
+            break
+    for dep in history.list(limit=5):
+        if dep.phase in ("no_change",) or (dep.status == "failed" and not dep.previous_version):
+            continue
+        if dep.status == "rolled_back" and dep.previous_version:
+            candidates.append((dep.ended_at or dep.started_at, dep.previous_version))
+        elif dep.status == "succeeded":
+            candidates.append((dep.ended_at or dep.started_at, ""))
+        break
+    if not candidates:
+        return None
+    return max(candidates)[1] or None
+
+
+def rollback(
+    req: RollbackRequest,
+    *,
+    history,
+    traffic,
+    notifier,
+    reporter,
+    now: datetime,
+    started: float | None = None,
+) -> RollbackResult:
+    """All traffic to the chosen version, verified, recorded and notified. Idempotent.
+
+    A failure that may leave traffic on a bad version (:class:`RollbackFailed`), and any failure of an
+    unattended (``trigger="alarm"``) rollback, is published as a ``rollback_failed`` message — "automatic
+    rollback FAILED — page a person" — before it is re-raised."""
+    try:
+        return _rollback(req, history, traffic, notifier, reporter, now, started)
+    except Exception as exc:
+        if req.trigger != "manual" or isinstance(exc, RollbackFailed):
+            notify_failure(notifier, req, exc)
+        raise
+
+
+def notify_failure(notifier, req: RollbackRequest, exc: BaseException) -> None:
+    what = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
+    label = "automatic rollback" if req.trigger != "manual" else "rollback"
+    notifier.send(
+        Message(
+            kind=FAILED_KIND,
+            environment=req.environment,
+            service=req.service,
+            deployment_id="-",
+            text=f"{label} FAILED — page a person: {req.service} {req.environment}: {what}",
+            data={"trigger": req.trigger, "reasons": [req.reason], "error": what, "page": True},
+        )
+    )
+
+
+def _rollback(req, history, traffic, notifier, reporter, now, started) -> RollbackResult:
+    t0 = started if started is not None else time.monotonic()
+    env_name = req.environment
+    alias = traffic.state()
+    in_flight = history.in_flight()
+    target = choose_target(req, history, traffic, alias, in_flight)
+    before = alias.weights
+    restored_in = 0.0
+    changed = not (alias.settled and alias.primary == target)
+    if changed:
+        if req.to is None and not traffic.version_exists(target):
+            raise RollbackFailed(
+                f"rollback of {env_name}: the recorded good version v{target} no longer exists",
+                "page a person: traffic is still where it was; name a version with --to",
+            )
+        try:
+            after = traffic.restore(target)
+        except Exception as exc:
+            raise RollbackFailed(
+                f"rollback of {env_name} to v{target} failed: {exc}",
+                "page a person: traffic may still be on the bad version",
+            ) from None
+        if not (after.settled and after.primary == target):
+            raise RollbackFailed(
+                f"rollback of {env_name}: alias shows {after.weights} after restoring v{target}"
+            )
+        restored_in = time.monotonic() - t0
+        reporter.info(
+            "rollback",
+            env_name,
+            f"all traffic on v{target} (was {before}) in {restored_in:.2f} s: {req.reason}",
+        )
+    else:
+        reporter.info("rollback", env_name, f"nothing to do: all traffic already on v{target}")
+    dep_id = None
+    closed = False
+    if in_flight is not None and _phase(in_flight) not in TERMINAL_PHASES:
+        dep_id = in_flight.deployment_id
+        old = in_flight.state or {}
+        # the canary machine's State with phase rolled_back (deploy/machine.py State.to_json())
+        new = {
+            "phase": "rolled_back",
+            "step": old.get("step", -1),
+            "weight": 0,
+            "window_start": None,
+            "window_end": None,
+            "canary_start": None,
+            "extensions": 0,
+            "approval_for": None,
+            "reason": f"{req.trigger}: {req.reason}",
+        }
+        history.update(
+            in_flight,
+            state=new,
+            phase="rolled_back",
+            status="rolled_back",
+            ended_at=iso(now),
+            transition={
+                "at": iso(now),
+                "from": _phase(in_flight),
+                "to": "rolled_back",
+                "reason": f"{req.trigger} rollback by {req.who}: {req.reason}",
+            },
+        )
+        history.release_lock(in_flight.deployment_id)
+        closed = True
+    if changed or closed:
+        history.record_event(
+            "rollback",
+            now,
+            {
+                "trigger": req.trigger,
+                "reason": req.reason,
+                "who": req.who,
+                "to_version": target,
+                "from_weights": before,
+                "deployment_id": dep_id or "",
+            },
+        )
+        notifier.send(
+            Message(
+                kind="rolled_back",
+                environment=env_name,
+                service=req.service,
+                deployment_id=dep_id or "-",
+                text=f"{req.trigger} rollback to v{target}: {req.reason}",
+                data={
+                    "to_version": target,
+                    "from_weights": before,
+                    "trigger": req.trigger,
+                    "reasons": [req.reason],
+                },
+            )
+        )
+    return RollbackResult(
+        env_name,
+        changed,
+        before,
+        target,
+        req.reason,
+        req.trigger,
+        dep_id,
+        round(restored_in, 3) if changed else None,
+    )

@@ -1,0 +1,137 @@
+"""The rollback function: alarm → SNS (filtered to CloudWatch ALARM messages) → this handler → the live
+alias back on the last known good version, recorded in the history table and notified on the topic.
+
+It runs where Terraform deploys it, from ``build/lambda/stageflow-rollback.zip``: no stageflow.toml, no
+Terraform, only the Lambda runtime's boto3 and the standard library. Everything it needs comes from the
+environment the service module sets (infrastructure/modules/service/lambda.tf):
+
+``STAGEFLOW_SERVICE``, ``STAGEFLOW_ENVIRONMENT``, ``STAGEFLOW_FUNCTION_NAME``, ``STAGEFLOW_ALIAS_NAME``,
+``STAGEFLOW_HISTORY_TABLE``, ``STAGEFLOW_TOPIC_ARN`` and, optionally, ``STAGEFLOW_ROLLBACK_ALARM`` (the
+alarm on this function's own errors, ignored should it ever arrive here). The region and any endpoint
+come from the runtime as for any boto3 client (``AWS_REGION``, ``AWS_ENDPOINT_URL``).
+
+On failure it publishes "automatic rollback FAILED — page a person" on the topic and re-raises, so the
+invocation counts as an error (the rollback function's Errors alarm) and SNS's retries and the
+dead-letter queue keep the event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from stageflow.deploy.traffic import AliasTraffic
+from stageflow.history import DynamoHistory
+from stageflow.notify import Notifiers, SnsNotifier
+from stageflow.rollback_core import RollbackRequest, notify_failure, parse_alarm_event
+from stageflow.rollback_core import rollback as core_rollback
+
+ENV_VARS = {
+    "service": "STAGEFLOW_SERVICE",
+    "environment": "STAGEFLOW_ENVIRONMENT",
+    "function_name": "STAGEFLOW_FUNCTION_NAME",
+    "alias_name": "STAGEFLOW_ALIAS_NAME",
+    "history_table": "STAGEFLOW_HISTORY_TABLE",
+    "topic_arn": "STAGEFLOW_TOPIC_ARN",
+}
+
+
+class SettingsMissing(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    environment: str
+    function_name: str
+    alias_name: str
+    history_table: str
+    topic_arn: str
+    own_alarm: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        missing = sorted(var for var in ENV_VARS.values() if not environ.get(var))
+        if missing:
+            raise SettingsMissing(f"rollback function: environment variables not set: {', '.join(missing)}")
+        values = {field: environ[var] for field, var in ENV_VARS.items()}
+        return cls(**values, own_alarm=environ.get("STAGEFLOW_ROLLBACK_ALARM", ""))
+
+
+class LogReporter:
+    """One JSON line per event on stdout (CloudWatch Logs)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def _line(self, level: str, **fields) -> None:
+        print(
+            json.dumps({"level": level, **fields}, default=str, sort_keys=True), file=self.stream, flush=True
+        )
+
+    def info(self, phase: str, subject: str, text: str) -> None:
+        self._line("info", phase=phase, subject=subject, text=text)
+
+    def warn(self, text: str) -> None:
+        self._line("warning", text=text)
+
+
+def _clients():
+    import boto3
+    from botocore.config import Config
+
+    cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=15)
+    session = boto3.session.Session()
+    return (
+        session.client("lambda", config=cfg),
+        session.client("dynamodb", config=cfg),
+        session.client("sns", config=cfg),
+    )
+
+
+def handler(event: dict, context: object = None) -> dict:
+    """Lambda entry point (``stageflow.rollback_lambda.handler``)."""
+    started = time.monotonic()
+    log = LogReporter()
+    settings = Settings.from_env(os.environ)
+    lam, ddb, sns = _clients()
+    notifier = Notifiers([SnsNotifier(sns, settings.topic_arn)], reporter=log)
+    history = DynamoHistory(ddb, settings.history_table, settings.service, settings.environment)
+    traffic = AliasTraffic(lam, settings.function_name, settings.alias_name)
+    results = []
+    try:
+        events = parse_alarm_event(event)
+    except Exception as exc:
+        req = RollbackRequest(
+            settings.environment, settings.service, reason="unreadable event", trigger="alarm"
+        )
+        notify_failure(notifier, req, exc)
+        raise
+    for ev in events:
+        if ev.new_state != "ALARM" or (settings.own_alarm and ev.alarm_name == settings.own_alarm):
+            log.info("rollback", ev.alarm_name, f"state {ev.new_state}: nothing to do")
+            continue
+        req = RollbackRequest(
+            environment=settings.environment,
+            service=settings.service,
+            reason=f"alarm {ev.alarm_name}: {ev.reason}".strip(),
+            trigger="alarm",
+            who=f"alarm:{ev.alarm_name}",
+        )
+        result = core_rollback(
+            req,
+            history=history,
+            traffic=traffic,
+            notifier=notifier,
+            reporter=log,
+            now=datetime.now(UTC),
+            started=started,
+        )
+        results.append(result.to_json())
+    return {"rolled_back": results, "at": datetime.now(UTC).isoformat()}

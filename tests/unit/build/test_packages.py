@@ -1,0 +1,115 @@
+"""build_packages: what Terraform deploys, with requirements for the function's platform (pip faked at
+the runner seam here; tests/integration/build/test_lambda_packages.py runs the real pip)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from stageflow.build.lambda_zip import (
+    ROLLBACK_MODULES,
+    build_packages,
+    pip_platforms,
+    rollback_package,
+)
+from stageflow.errors import EnvironmentFailure, ExitCode, UsageError
+
+
+def names(data: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return sorted(zf.namelist())
+
+
+def make_config(tmp_path: Path, requirements: str, architecture: str = "x86_64"):
+    src = tmp_path / "app"
+    (src / "service").mkdir(parents=True)
+    (src / "service" / "__init__.py").write_text("")
+    (src / "service" / "handler.py").write_text("import tinydep\n\ndef handler(e, c=None):\n    return 1\n")
+    (src / "requirements.txt").write_text(requirements)
+    svc = SimpleNamespace(name="svc", source="app", runtime="python3.11", architecture=architecture)
+    return SimpleNamespace(root=tmp_path, service=svc)
+
+
+class FakePip:
+    """Writes what pip would into --target and remembers the argv."""
+
+    def __init__(self, rc=0, stderr=""):
+        self.calls = []
+        self.rc, self.stderr = rc, stderr
+
+    def __call__(self, argv):
+        self.calls.append(argv)
+        target = Path(argv[argv.index("--target") + 1])
+        if self.rc == 0:
+            (target / "tinydep").mkdir()
+            (target / "tinydep" / "__init__.py").write_text("VALUE = 1\n")
+            (target / "tinydep-1.0.dist-info").mkdir()
+            (target / "tinydep-1.0.dist-info" / "METADATA").write_text("Name: tinydep\n")
+            (target / "bin").mkdir()
+            (target / "bin" / "tinydep").write_text("#!/bin/sh\n")
+        return SimpleNamespace(returncode=self.rc, stdout="", stderr=self.stderr)
+
+
+def test_platform_tags_follow_the_function_not_the_build_machine():
+    ver, arch, tags = pip_platforms("python3.11", "arm64")
+    assert (ver, arch) == ("3.11", "aarch64")
+    assert "manylinux2014_aarch64" in tags and "manylinux_2_26_aarch64" in tags
+    assert not any("x86_64" in t or "2_27" in t for t in tags)  # Amazon Linux 2: glibc 2.26
+    assert "manylinux_2_34_x86_64" in pip_platforms("python3.12", "x86_64")[2]
+    with pytest.raises(UsageError):
+        pip_platforms("nodejs20.x", "x86_64")
+    with pytest.raises(UsageError):
+        pip_platforms("python3.11", "sparc")
+
+
+def test_requirements_are_installed_for_the_platform_into_the_zip_and_cached(tmp_path):
+    cfg = make_config(tmp_path, "tinydep==1.0  # a comment\n", architecture="arm64")
+    pip = FakePip()
+    first = build_packages(cfg, runner=pip)
+    argv = pip.calls[0]
+    assert "--only-binary=:all:" in argv and argv[argv.index("--python-version") + 1] == "3.11"
+    assert "manylinux2014_aarch64" in argv and argv[argv.index("--implementation") + 1] == "cp"
+    zipped = names(first.service.data)
+    assert "tinydep/__init__.py" in zipped and "tinydep-1.0.dist-info/METADATA" in zipped
+    assert "service/handler.py" in zipped and not any(n.startswith("bin/") for n in zipped)
+    assert first.cache_hit is False and first.dependencies == 2
+    assert first.paths[0].read_bytes() == first.service.data
+    again = build_packages(cfg, runner=pip)
+    assert len(pip.calls) == 1 and again.cache_hit is True  # same requirements: no pip
+    assert again.service.digest == first.service.digest
+    (cfg.root / "app" / "requirements.txt").write_text("tinydep==1.1\n")
+    build_packages(cfg, runner=pip)
+    assert len(pip.calls) == 2  # new requirements: installed again
+
+
+def test_no_requirements_no_pip(tmp_path):
+    cfg = make_config(tmp_path, "# nothing third-party\n")
+    pip = FakePip()
+    pk = build_packages(cfg, runner=pip)
+    assert pip.calls == [] and pk.cache_hit is None and pk.dependencies == 0
+    assert names(pk.service.data) == ["requirements.txt", "service/__init__.py", "service/handler.py"]
+
+
+def test_pip_failing_is_an_environment_failure_in_one_line_and_nothing_written(tmp_path):
+    cfg = make_config(tmp_path, "tinydep==1.0\n")
+    pip = FakePip(
+        rc=1,
+        stderr="Looking in indexes: x\nERROR: Could not find a version that satisfies the requirement "
+        "tinydep==1.0 (from versions: none)\nERROR: No matching distribution found for tinydep==1.0\n",
+    )
+    with pytest.raises(EnvironmentFailure) as err:
+        build_packages(cfg, runner=pip)
+    assert err.value.exit_code == ExitCode.ENVIRONMENT
+    assert "\n" not in err.value.one_line() and "Could not find a version" in err.value.one_line()
+    assert not (tmp_path / "build").exists()
+    assert not list((tmp_path / ".stageflow" / "cache" / "lambda-deps").iterdir())  # no half-installed cache
+
+
+def test_rollback_zip_holds_exactly_the_rollback_modules_and_is_reproducible():
+    a, b = rollback_package(), rollback_package()
+    assert a.data == b.data
+    assert names(a.data) == sorted(f"stageflow/{m}" for m in ROLLBACK_MODULES)

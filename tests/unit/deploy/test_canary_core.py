@@ -1,0 +1,170 @@
+"""The canary core (run_start / run_cont / driver / rollback) on in-memory fakes: no emulator, no I/O."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from stageflow.deploy import canary
+from stageflow.deploy import machine as m
+from stageflow.errors import ExitCode, LockedError, ReleaseRejected, RollbackFailed
+from tests.fakes import (
+    FakeArtifact,
+    FakeRouter,
+    InMemoryHistory,
+    RecordingNotifier,
+    ScriptedSource,
+    config_env,
+    failing_canary,
+    fake_context,
+)
+
+
+def test_healthy_dev_canary_goes_10_50_100_and_records_every_transition():
+    ctx = fake_context(config_env("dev"))
+    res = canary.run_start(ctx, FakeArtifact("code-v2"), commit="abc")
+    o = res.outcome
+    assert o is not None and o.state.phase == "succeeded"
+    assert ctx.traffic.moves == [{"1": 90, "2": 10}, {"1": 50, "2": 50}, {"2": 100}]
+    dep = ctx.history.get(o.deployment.deployment_id)
+    phases = [t["to"] for t in dep.transitions]
+    assert phases[:3] == ["pending", "shifting", "baking"] and phases[-1] == "succeeded"
+    assert dep.status == "succeeded" and dep.version == "2" and dep.previous_version == "1"
+    assert ctx.history.lock() is None  # released
+    assert ctx.notifier.kinds[0] == "started" and ctx.notifier.kinds[-1] == "succeeded"
+    # the simulator seam was driven every look, with the weights in effect
+    assert ctx.feed.calls and ctx.feed.calls[0][1] == {"2": 10, "1": 90}
+
+
+def test_failing_canary_is_rolled_back_exit_4_and_traffic_on_stable():
+    source = ScriptedSource(failing_canary(["2"]))
+    ctx = fake_context(config_env("dev"), source=source)
+    with pytest.raises(ReleaseRejected) as exc:
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert exc.value.exit_code == ExitCode.REJECTED
+    assert ctx.traffic.state().weights == {"1": 100}
+    dep = ctx.history.list(1)[0]
+    assert dep.status == "rolled_back" and "error" in dep.state["reason"]
+    assert "rolled_back" in ctx.notifier.kinds and ctx.history.lock() is None
+
+
+def test_nothing_changed_publishes_nothing_and_releases_the_lock():
+    router = FakeRouter()
+    ctx = fake_context(config_env("dev"), router=router)
+    res = canary.run_start(ctx, FakeArtifact("code-v1"))  # what v1 already serves
+    assert res.outcome is None and router.versions == ["1"]
+    dep = ctx.history.list(1)[0]
+    assert dep.phase == "no_change" and dep.status == "succeeded"
+    assert ctx.history.lock() is None
+
+
+def test_a_configuration_change_alone_is_published():
+    ctx = fake_context(config_env("dev"))
+    ctx.publisher.latest_config = {"LOG_LEVEL": "debug"}  # e.g. Terraform changed $LATEST
+    res = canary.run_start(ctx, FakeArtifact("code-v1"))
+    assert res.published.version == "2" and res.published.changed == ("environment",)
+    assert res.outcome.state.phase == "succeeded"
+
+
+def test_a_held_lock_is_exit_6_and_publishes_nothing():
+    history = InMemoryHistory()
+    history.acquire_lock("20260101T000000Z-aaaaaa", "someone@host", canary.datetime(2026, 1, 1))
+    router = FakeRouter()
+    ctx = fake_context(config_env("dev"), history=history, router=router)
+    with pytest.raises(LockedError) as exc:
+        canary.run_start(ctx, FakeArtifact())
+    assert exc.value.exit_code == ExitCode.LOCKED and "someone@host" in exc.value.one_line()
+    assert router.versions == ["1"] and history.list() == []
+
+
+def test_prod_pauses_for_approval_then_approve_and_reject():
+    env = config_env("prod")
+    ctx = fake_context(env)
+    res = canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert res.outcome.paused and res.outcome.state.phase == "awaiting_approval"
+    assert ctx.traffic.moves == []  # approval before the canary: nothing moved yet
+    assert ctx.history.lock() is not None  # still held by the paused deployment
+    out = canary.run_cont(ctx, "approve", who="alice")
+    assert out.paused and ctx.traffic.state().weights == {"1": 90, "2": 10}  # paused between steps
+    with pytest.raises(ReleaseRejected):
+        canary.run_cont(ctx, "reject", who="bob", reason="latency looks odd")
+    assert ctx.traffic.state().weights == {"1": 100} and ctx.history.lock() is None
+    dep = ctx.history.list(1)[0]
+    assert any(
+        "bob" in (t.get("reason") or "") or "latency looks odd" in (t.get("reason") or "")
+        for t in dep.transitions
+    )
+
+
+def test_failed_rollback_is_exit_5_and_recorded_failed():
+    router = FakeRouter()
+    router.fail_restores = 5
+    ctx = fake_context(config_env("dev"), router=router, source=ScriptedSource(failing_canary(["2"])))
+    with pytest.raises(RollbackFailed) as exc:
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert exc.value.exit_code == ExitCode.ROLLBACK_FAILED
+    assert ctx.history.list(1)[0].status == "failed"
+
+
+def _stop_after(n: int | None):
+    seen = {"n": 0}
+
+    def factory():
+        if n is None:
+            return lambda _state: seen.__setitem__("n", seen["n"] + 1) or False
+
+        def check(_state: m.State) -> bool:
+            seen["n"] += 1
+            return seen["n"] >= n
+
+        return check
+
+    return factory, seen
+
+
+def test_a_run_stopped_after_any_recorded_state_resumes_to_the_end(monkeypatch):
+    counting, seen = _stop_after(None)
+    monkeypatch.setattr(canary, "_failpoint", counting)
+    canary.run_start(fake_context(config_env("dev")), FakeArtifact("code-v2"))
+    total = seen["n"]
+    assert total >= 6  # shifting, baking, shifting, baking, shifting/monitoring, succeeded
+    for kill_after in range(1, total):
+        stopper, _ = _stop_after(kill_after)
+        monkeypatch.setattr(canary, "_failpoint", stopper)
+        ctx = fake_context(config_env("dev"))
+        res = canary.run_start(ctx, FakeArtifact("code-v2"))
+        assert not res.outcome.state.terminal, kill_after  # stopped as if killed
+        assert ctx.history.lock() is not None
+        monkeypatch.setattr(canary, "_failpoint", lambda: None)
+        out = canary.run_cont(ctx)
+        assert out.state.phase == "succeeded" and ctx.traffic.state().weights == {"2": 100}, kill_after
+        assert ctx.history.lock() is None
+
+
+def _rollback_factory(ctx):
+    return SimpleNamespace(
+        environment=lambda name: ctx,
+        reporter=ctx.reporter,
+        config=SimpleNamespace(service=SimpleNamespace(name="svc"), environments={"dev": ctx.env}),
+    )
+
+
+def test_on_call_rollback_mid_canary_closes_the_deployment_and_restores_stable(monkeypatch):
+    from stageflow import rollback
+
+    stop = {"n": 0}
+    monkeypatch.setattr(
+        canary, "_failpoint", lambda: lambda s: stop.__setitem__("n", stop["n"] + 1) or stop["n"] >= 4
+    )
+    notifier = RecordingNotifier()
+    ctx = fake_context(config_env("dev"), notifier=notifier)
+    canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert ctx.traffic.state().weights != {"1": 100}
+    res = rollback.rollback(_rollback_factory(ctx), "dev", reason="customers complain", who="oncall")
+    assert res.changed and res.to_version == "1" and ctx.traffic.state().weights == {"1": 100}
+    dep = ctx.history.list(1)[0]
+    assert dep.status == "rolled_back" and ctx.history.lock() is None
+    assert ctx.history.events()[0]["kind"] == "rollback" and notifier.kinds[-1] == "rolled_back"
+    again = rollback.rollback(_rollback_factory(ctx), "dev", reason="second alarm", trigger="alarm")
+    assert not again.changed  # idempotent
