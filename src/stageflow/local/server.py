@@ -32,11 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     default_user_config["lambda"]["use_docker"] = False
     default_user_config["batch"]["use_docker"] = False
 
-    from stageflow.local import fidelity
+    from stageflow.local import fidelity, moto_fixes
 
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
-    from stageflow.local import moto_fixes
-
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
 
     app = DomainDispatcherApplication(create_backend_app)
