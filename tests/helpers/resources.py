@@ -24,22 +24,10 @@ ASSUME = json.dumps(
 )
 
 
-def make_service(factory, env_name: str = "dev") -> DeployOutputs:
-    cfg = factory.config
-    env = cfg.env(env_name)
-    svc = cfg.service
-    aws = factory.aws
-    fn, table, topic = (
-        f"{svc.name}-{env_name}",
-        f"{svc.name}-deployments-{env_name}",
-        f"{svc.name}-{env_name}",
-    )
-    role = aws.client("iam").create_role(RoleName=f"{fn}-test", AssumeRolePolicyDocument=ASSUME)["Role"][
-        "Arn"
-    ]
-    topic_arn = aws.client("sns").create_topic(Name=topic)["TopicArn"]
-    aws.client("dynamodb").create_table(
-        TableName=table,
+def create_history_table(ddb, name: str) -> str:
+    """The deployment history table's key schema (infrastructure/modules/service/history.tf)."""
+    ddb.create_table(
+        TableName=name,
         AttributeDefinitions=[
             {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "pk_status", "started_at")
         ],
@@ -56,6 +44,24 @@ def make_service(factory, env_name: str = "dev") -> DeployOutputs:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+    return name
+
+
+def make_service(factory, env_name: str = "dev") -> DeployOutputs:
+    cfg = factory.config
+    env = cfg.env(env_name)
+    svc = cfg.service
+    aws = factory.aws
+    fn, table, topic = (
+        f"{svc.name}-{env_name}",
+        f"{svc.name}-deployments-{env_name}",
+        f"{svc.name}-{env_name}",
+    )
+    role = aws.client("iam").create_role(RoleName=f"{fn}-test", AssumeRolePolicyDocument=ASSUME)["Role"][
+        "Arn"
+    ]
+    topic_arn = aws.client("sns").create_topic(Name=topic)["TopicArn"]
+    create_history_table(aws.client("dynamodb"), table)
     lam = aws.client("lambda")
     lam.create_function(
         FunctionName=fn,

@@ -30,25 +30,6 @@ def faulty_aws(fault_proxy):
 
 def history_table(ddb, name: str = "sample-api-history-test") -> str:
     """The deployment history table's key schema (infrastructure/modules/service), made directly."""
-    ddb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-            {"AttributeName": "pk_status", "AttributeType": "S"},
-            {"AttributeName": "started_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_status",
-                "KeySchema": [
-                    {"AttributeName": "pk_status", "KeyType": "HASH"},
-                    {"AttributeName": "started_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    return name
+    from tests.helpers.resources import create_history_table
+
+    return create_history_table(ddb, name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stageflow.build.lambda_zip import LambdaZip
-from stageflow.deploy.traffic import AliasTraffic
+from stageflow.deploy.traffic import AliasTraffic, lambda_call
 from stageflow.errors import EnvironmentFailure
 
 # (label, key in GetFunctionConfiguration) of what a published version freezes
@@ -73,15 +73,7 @@ class LambdaPublisher:
         self.alias = alias
 
     def _call(self, fn, **kwargs):
-        from botocore.exceptions import ClientError
-
-        try:
-            return fn(**kwargs)
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            raise EnvironmentFailure(
-                f"publishing {self.function}: {err.get('Code')}: {err.get('Message')}"
-            ) from None
+        return lambda_call(f"publishing {self.function}", fn, **kwargs)
 
     def _wait_updated(self) -> None:
         from botocore.exceptions import WaiterError

@@ -24,6 +24,17 @@ class AliasState:
         return not any(w > 0 for w in self.extra.values())
 
 
+def lambda_call(what: str, fn, **kwargs):
+    """One Lambda API call; a ClientError becomes one line (``what: Code: Message``, exit 3)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise EnvironmentFailure(f"{what}: {err.get('Code')}: {err.get('Message')}") from None
+
+
 class AliasTraffic:
     def __init__(self, lambda_client, function: str, alias: str):
         self.lam = lambda_client
@@ -31,15 +42,7 @@ class AliasTraffic:
         self.alias = alias
 
     def _call(self, fn, **kwargs):
-        from botocore.exceptions import ClientError
-
-        try:
-            return fn(**kwargs)
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            raise EnvironmentFailure(
-                f"lambda {self.function}:{self.alias}: {err.get('Code')}: {err.get('Message')}"
-            ) from None
+        return lambda_call(f"lambda {self.function}:{self.alias}", fn, **kwargs)
 
     def state(self) -> AliasState:
         a = self._call(self.lam.get_alias, FunctionName=self.function, Name=self.alias)
