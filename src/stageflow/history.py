@@ -1,6 +1,6 @@
 """The deployment history in DynamoDB: one record per deployment, every transition, the deploy lock.
 
-Key schema (the same in infrastructure/modules/service and the local provisioner):
+Key schema (the same as infrastructure/modules/service/history.tf):
 
 - ``pk`` (S) = ``<service>#<environment>``; ``sk`` (S) = ``DEP#<deployment id>`` for a deployment,
   ``LOCK`` for the environment's deploy lock, ``EVT#<time>#<id>`` for rollback events outside a deploy.
