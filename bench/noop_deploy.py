@@ -11,7 +11,8 @@ backend stageflow uses (set up through `stageflow.terraform.api`).
    version) and a bare `terraform plan -input=false -detailed-exitcode` (it must exit 0: no changes).
 Medians of the same run; results in bench/results/noop_deploy.json.
 
-Terraform is the infrastructure step in local mode too (the old STAGEFLOW_LOCAL_TERRAFORM=1 is still set, and ignored).
+Terraform is the infrastructure step in local mode too (the old STAGEFLOW_LOCAL_TERRAFORM=1 is
+still set, and ignored).
 Usage: python bench/noop_deploy.py [--runs 3] [--env dev] [--state-dir DIR] [--keep]
 """
 
