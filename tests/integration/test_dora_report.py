@@ -58,7 +58,7 @@ def test_dora_over_the_seeded_history_matches_the_hand_worked_figures(
     seeded, project, emulator_state, cli, tmp_path
 ):
     env = {"STAGEFLOW_STATE_DIR": str(emulator_state)}
-    conf = ("--config", str(project / "stageflow.toml"))
+    conf = ("--config", str(project / "stageflow.toml"), "--local")  # prod: never implicitly local
     r = cli(*conf, "--json", "dora", "prod", "--days", "30", env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)

@@ -76,19 +76,11 @@ def register(cli) -> None:
         """Plan ENV, check the policy, then apply exactly that saved plan (skipped when no changes)."""
         from stageflow import pipeline
 
-        run = pipeline.PipelineRun(env)
         factory.env(env)
-        pipeline.run_stage(factory, run, "build", lambda: pipeline.stage_build(factory))
-        infra = pipeline.run_stage(
-            factory,
-            run,
-            "infrastructure",
-            lambda: pipeline.stage_infrastructure(
-                factory,
-                env,
-                allow_destroy=allow_destroy,
-                show=lambda p: _show_plan(factory, p, as_result=False),
-            ),
+        build = pipeline.stage_build(factory)
+        factory.reporter.info("build", env, build.summary)
+        infra = pipeline.stage_infrastructure(
+            factory, env, allow_destroy=allow_destroy, show=lambda p: _show_plan(factory, p, as_result=False)
         )
         result, applied = infra.plan, infra.apply
         human = f"apply {env}: " + (

@@ -145,6 +145,10 @@ def project(tmp_path, emulator, emulator_state, terraform_bin, monkeypatch):
         f'[service]\nname = "{name}"\n{envs}\n[environments.broken.terraform]\nroot = "broken"\n'
     )
     (path / "tf" / "slow.tfvars").write_text("sleep_seconds = 2\n")
+    # a stageflow project ships a service: plan/apply/drift build its packages before Terraform runs
+    (path / "app" / "service").mkdir(parents=True)
+    (path / "app" / "service" / "__init__.py").write_text("")
+    (path / "app" / "service" / "handler.py").write_text("def handler(event, context):\n    return {}\n")
     return Project(path, emulator_state, binary, version)
 
 
