@@ -133,6 +133,9 @@ class Project:
 def project(tmp_path, emulator, emulator_state, terraform_bin, monkeypatch):
     binary, version = terraform_bin
     monkeypatch.setenv("TERRAFORM_BIN", binary)
+    # a loaded emulator can answer Terraform's lock release late: wait for it instead of failing
+    # (the contention test sets 0s again: fail fast is what it checks)
+    monkeypatch.setenv("STAGEFLOW_TERRAFORM_LOCK_TIMEOUT", "20s")
     name = f"tf{next(_counter)}-{version.replace('.', '')}"
     path = tmp_path / name
     path.mkdir()

@@ -145,7 +145,8 @@ def test_drift_detected(project):
     assert "null_resource.rotated (create)" in cli.stdout
 
 
-def test_concurrent_applies_one_fails_fast_with_the_holder(project, emulator):
+def test_concurrent_applies_one_fails_fast_with_the_holder(project, emulator, monkeypatch):
+    monkeypatch.setenv("STAGEFLOW_TERRAFORM_LOCK_TIMEOUT", "0s")  # the default: fail fast, naming the holder
     f = project.factory()
     api.apply(f, api.plan(f, "slow"))  # init and workspace once, so both runs below only plan+apply
     project.tfvars("slow", 'sleep_seconds = 2\ngeneration = "2"\n')
