@@ -573,6 +573,11 @@ def scan_checkov(ctx: GateContext, directory: Path | None = None, baseline: Path
 
 
 # -- secrets (detect-secrets) ------------------------------------------------------------------------
+# Terraform's provider lock file holds registry checksums (h1:/zh: hashes): high entropy by nature,
+# never a secret, and rewritten by every `terraform init` that adds a platform
+SECRETS_SKIP_NAMES = frozenset({".terraform.lock.hcl"})
+
+
 def files_to_scan(root: Path, runner: CommandRunner | None = None) -> list[str]:
     """The repository's files, relative to ``root``: git's tracked and untracked-but-not-ignored
     files when ``root`` is a git work tree, else every file outside tool and build directories."""
@@ -583,7 +588,13 @@ def files_to_scan(root: Path, runner: CommandRunner | None = None) -> list[str]:
         )
         if res.returncode == 0:
             names = sorted({n for n in res.stdout.split("\0") if n})
-            return [n for n in names if (root / n).is_file() and n != str(SECRETS_BASELINE)]
+            return [
+                n
+                for n in names
+                if (root / n).is_file()
+                and n != str(SECRETS_BASELINE)
+                and n.rsplit("/", 1)[-1] not in SECRETS_SKIP_NAMES
+            ]
     ignored = _gitignore_matcher(root / ".gitignore")
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -598,6 +609,8 @@ def files_to_scan(root: Path, runner: CommandRunner | None = None) -> list[str]:
         for name in sorted(filenames):
             rel = (reldir / name).as_posix()
             if rel == str(SECRETS_BASELINE) or name.endswith((".pyc", ".whl", ".zip")) or ignored(rel, False):
+                continue
+            if name in SECRETS_SKIP_NAMES:
                 continue
             found.append(rel)
     return found

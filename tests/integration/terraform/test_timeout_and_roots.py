@@ -28,6 +28,8 @@ def test_hung_command_is_killed_at_the_timeout(tmp_path, cli, emulator, emulator
     root = tmp_path / "proj"
     (root / "tf").mkdir(parents=True)
     (root / "tf" / "main.tf").write_text('terraform {\n  backend "s3" {}\n}\n')
+    (root / "app" / "service").mkdir(parents=True)  # the service plan builds the packages of first
+    (root / "app" / "service" / "handler.py").write_text("def handler(event, context):\n    return {}\n")
     (root / "stageflow.toml").write_text(
         '[service]\nname = "hung"\n[environments.dev.terraform]\nroot = "tf"\n'
     )
