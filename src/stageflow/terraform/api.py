@@ -63,7 +63,7 @@ class EnvTarget:
     backend_config: tuple[str, ...]
     workspace: str
     protected: bool
-    local: bool
+    endpoint: str  # the factory's terraform endpoint: "aws" (the root's backend.hcl) or "local"
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class PlanResult:
     plan_sha256: str
     terraform_version: str
     workspace: str
-    local: bool
+    endpoint: str  # "aws" or "local": where the plan's backend and provider pointed
     kind: str = "plan"  # "plan" or "drift"
     # The root's output values (from the saved plan's state), kept only for a plan without changes:
     # then they are exactly what ``terraform output -json`` would say, without its 10 s of schemas.
@@ -97,7 +97,7 @@ class PlanResult:
             "state": self.state.to_json(),
             "terraform_version": self.terraform_version,
             "workspace": self.workspace,
-            "local": self.local,
+            "endpoint": self.endpoint,
         }
 
 
@@ -129,9 +129,8 @@ def resolve_target(factory, env_name: str, *, root: str | Path | None = None) ->
         elif tfs.var_file != "terraform.tfvars":
             raise ConfigError(str(cfg.path), f"{key}.var_file", f"{vf} does not exist")
     endpoint = factory.terraform_endpoint()
-    local = endpoint.backend is not None  # a generated backend (the emulator) instead of backend.hcl
     backend: tuple[str, ...] = ()
-    if not local:
+    if endpoint.backend is None:  # the root's own backend.hcl (a generated one otherwise)
         bf = root_path / tfs.backend_config
         if not bf.is_file():
             raise ConfigError(
@@ -151,7 +150,7 @@ def resolve_target(factory, env_name: str, *, root: str | Path | None = None) ->
         backend_config=backend,
         workspace=tfs.workspace or "default",
         protected=env.protected,
-        local=local,
+        endpoint=endpoint.name,
     )
 
 
@@ -295,7 +294,7 @@ def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: s
         plan_sha256=_sha256(plan_file),
         terraform_version=str(tf.version),
         workspace=target.workspace,
-        local=target.local,
+        endpoint=target.endpoint,
         kind=kind,
         planned_outputs=None if changes else plan_file_outputs(plan_file),
     )

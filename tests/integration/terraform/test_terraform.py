@@ -216,7 +216,7 @@ def test_non_local_mode_uses_the_environments_backend_hcl(project, emulator, mon
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     f = project.factory(local=False)
     result = api.plan(f, "dev")
-    assert not result.local and result.changes
+    assert result.endpoint == "aws" and result.changes
     api.apply(f, result)
     keys = _objects(_clients(emulator), f"env:/dev/{project.service}/aws/")
     assert keys == [f"env:/dev/{project.service}/aws/terraform.tfstate"]
