@@ -3,16 +3,19 @@
 The judge runs several tests per look, once a virtual minute, and the benchmark replays thousands of
 canaries: ``scipy.stats`` spends most of that time validating and broadcasting arguments. These give
 the same p-values (checked against scipy in ``tests/unit/metrics/test_fasttests.py``) from the
-special functions directly, and fall back to scipy where its method differs (exact Mann-Whitney U).
+special functions directly. ``scipy.stats`` is not imported at all: importing it costs ~1.5 s of CPU,
+paid by every ``stageflow rehearse`` and canary process (``bench/results/rehearse_repeat.md``), while
+``scipy.special`` is a third of that. The exact Mann-Whitney U distribution (small samples, no ties)
+is the textbook recurrence scipy's ``_MWU`` also counts, exactly, in integers.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy import special
-from scipy import stats as sps
 
 
 def fisher_greater(kc: int, nc: int, ks: int, ns: int) -> float:
@@ -43,13 +46,15 @@ def mannwhitney_greater(x, y) -> float:
     allv = np.concatenate([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
     _, inv, counts = np.unique(allv, return_inverse=True, return_counts=True)
     ties = bool((counts > 1).any())
-    if not (n1 > 8 and n2 > 8) and not ties:
-        return float(sps.mannwhitneyu(x, y, alternative="greater").pvalue)
     # average ranks
     cum = np.cumsum(counts)
     avg = cum - (counts - 1) / 2.0
     ranks = avg[inv]
     u1 = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2.0
+    if not (n1 > 8 and n2 > 8) and not ties:  # scipy's "auto" picks the exact method here
+        freqs = _u_frequencies(n1, n2)
+        k = int(round(u1))
+        return min(1.0, sum(freqs[k:]) / math.comb(n1 + n2, n1))
     n = n1 + n2
     mu = n1 * n2 / 2.0
     tie_term = float((counts**3 - counts).sum())
@@ -58,6 +63,22 @@ def mannwhitney_greater(x, y) -> float:
         return 1.0
     z = (u1 - mu - 0.5) / s
     return float(special.ndtr(-z))
+
+
+@lru_cache(maxsize=256)
+def _u_frequencies(n1: int, n2: int) -> tuple[int, ...]:
+    """How many of the C(n1+n2, n1) equally likely rank arrangements give U = 0, 1, ..., n1*n2
+    (no ties): f(m, n, u) = f(m-1, n, u-n) + f(m, n-1, u), with the largest rank in the first or the
+    second sample."""
+    if n1 == 0 or n2 == 0:
+        return (1,)
+    a, b = _u_frequencies(n1 - 1, n2), _u_frequencies(n1, n2 - 1)
+    out = [0] * (n1 * n2 + 1)
+    for u, f in enumerate(a):
+        out[u + n2] += f
+    for u, f in enumerate(b):
+        out[u] += f
+    return tuple(out)
 
 
 def binom_cdf(k: int, n: int, p: float) -> float:
