@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,12 @@ def open_terraform(
     )
 
 
-def _init_fingerprint(tf: Terraform, target: EnvTarget, init_args: list[str]) -> str:
-    """What ``init`` depends on: binary, flags, CLI config, backend files and the configuration's files.
+def _init_fingerprint(
+    tf: Terraform, target: EnvTarget, init_args: list[str], backend_files: Sequence[str | Path]
+) -> str:
+    """What ``init`` depends on: binary, flags, CLI config, backend files (the generated local one
+    included: a restarted emulator has another port, and the backend must follow it) and the
+    configuration's files.
     The local provider override is left out: it configures the provider, which init does not read, and
     it exists only during a local plan or apply (outputs are read without it) — with it in, every
     local deploy ran init twice."""
@@ -188,7 +193,7 @@ def _init_fingerprint(tf: Terraform, target: EnvTarget, init_args: list[str]) ->
 
     h = hashlib.sha256()
     h.update(f"{tf.binary}\0{tf.version}\0{init_args}\0{tf.env.get('TF_CLI_CONFIG_FILE')}\0".encode())
-    files = [Path(p) for p in target.backend_config] + B.config_files(target.root)
+    files = [Path(p) for p in backend_files] + B.config_files(target.root)
     for f in files:
         if f.name == OVERRIDE_NAME and f.parent == target.root:
             continue
@@ -218,7 +223,7 @@ def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
     opts = InitOptions(backend_config=backend, lock_timeout=None)
     from stageflow.terraform.args import build_init_args
 
-    fingerprint = _init_fingerprint(tf, target, build_init_args(opts, tf.version))
+    fingerprint = _init_fingerprint(tf, target, build_init_args(opts, tf.version), backend)
     stamp = target.work_dir / ".terraform" / INIT_STAMP
     initialised = (
         stamp.is_file()
