@@ -45,15 +45,17 @@ class GateReader:
         change-point checks (sustained breach, recent window) the canary since ``canary_start`` in
         every step, post-promotion monitoring included. ``weight``: the canary's percent of traffic
         (the step's gate overrides apply; without it a window with no stable version counts as 100 %)."""
-        c = self.source.series(self.function, self.alias, canary, start, now)
-        s = self.source.series(self.function, self.alias, stable, start, now) if stable else None
+        # one read per look: both versions over the widest window asked, sliced for the narrower one
+        lo = canary_start if canary_start is not None and canary_start < start else start
+        got = self.source.series_many(
+            self.function, self.alias, [canary] + ([stable] if stable else []), lo, now
+        )
+        c_all, s_all = got[canary], (got[stable] if stable else None)
+        c = c_all.since(start) if lo < start else c_all
+        s = (s_all.since(start) if lo < start else s_all) if s_all is not None else None
         firing = self.alarms.firing(list(self.alarm_names)) if self.alarms and self.alarm_names else []
         extra = {}
-        if canary_start is not None and canary_start < start:
-            c_all = self.source.series(self.function, self.alias, canary, canary_start, now)
-            s_all = (
-                self.source.series(self.function, self.alias, stable, canary_start, now) if stable else None
-            )
+        if lo < start:
             if s_all is not None:
                 extra["relative"] = (c_all, s_all)
             extra["history"] = (c_all, s_all)

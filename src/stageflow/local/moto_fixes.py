@@ -13,6 +13,8 @@ than the one before, and the emulator, not stageflow, used the time:
   call with the data of 100 rehearsals (36,000 datapoints), about 300 calls per rehearsal. Fix: an
   index of datapoints per (namespace, metric name), sorted by time, hands the unchanged moto code
   only the datapoints inside the asked time range; moto's own filters then run as before.
+  GetMetricData gets the same narrowing (datapoints of the asked metric names, any namespace, inside
+  the time range), so one batched read per look costs what the datapoints it returns cost.
 
 - **DynamoDB Query sizes every item of the partition** (for its page limit) before it applies the
   range condition: the history's ``begins_with(sk, "DEP#")`` queries sized every verdict item at every
@@ -32,6 +34,9 @@ import threading
 
 _SHALLOW_TABLES = contextvars.ContextVar("stageflow_transact_shallow", default=False)
 _GMS_QUERY: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("stageflow_gms_query", default=None)
+# GetMetricData: (metric names asked, start, end); moto matches a query with dimensions by name
+# alone (any namespace), so the narrowing keeps every namespace's datapoints of those names
+_GMD_QUERY: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("stageflow_gmd_query", default=None)
 _LOCK = threading.RLock()
 _APPLIED = False
 
@@ -185,6 +190,7 @@ def _patch_get_metric_statistics() -> None:
 
     put_original = CloudWatchBackend.put_metric_data
     gms_original = CloudWatchBackend.get_metric_statistics
+    gmd_original = CloudWatchBackend.get_metric_data
     all_original = CloudWatchBackend.get_all_metrics
 
     def put_metric_data(self, namespace, metric_data):
@@ -206,7 +212,33 @@ def _patch_get_metric_statistics() -> None:
         finally:
             _GMS_QUERY.reset(token)
 
+    def get_metric_data(self, queries, start_time, end_time, *args, **kwargs):
+        names = set()
+        for q in queries:
+            if "MetricStat" not in q:  # metric math or insights: moto's own scan, unchanged
+                names = None
+                break
+            names.add(q["MetricStat"]["Metric"]["MetricName"])
+        token = _GMD_QUERY.set((names, start_time, end_time) if names is not None else None)
+        try:
+            return gmd_original(self, queries, start_time, end_time, *args, **kwargs)
+        finally:
+            _GMD_QUERY.reset(token)
+
     def get_all_metrics(self):
+        gmd = _GMD_QUERY.get()
+        if gmd is not None:
+            names, start, end = gmd
+            try:
+                start, end = start.replace(microsecond=0), end.replace(microsecond=0)
+                found = []
+                with _LOCK:
+                    for (_ns, name), (times, items) in _index(self).buckets.items():
+                        if name in names:
+                            found += items[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]
+            except TypeError:
+                return all_original(self)
+            return found + self.aws_metric_data
         q = _GMS_QUERY.get()
         if q is None:
             return all_original(self)
@@ -223,4 +255,5 @@ def _patch_get_metric_statistics() -> None:
 
     CloudWatchBackend.put_metric_data = put_metric_data
     CloudWatchBackend.get_metric_statistics = get_metric_statistics
+    CloudWatchBackend.get_metric_data = get_metric_data
     CloudWatchBackend.get_all_metrics = get_all_metrics

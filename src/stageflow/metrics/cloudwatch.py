@@ -1,11 +1,11 @@
 """Metric and alarm sources backed by CloudWatch.
 
-- :class:`CloudWatchSource` (production): one GetMetricData request per window for a version of the
-  alias: Sum of Invocations and Errors and p50/p95/p99 of Duration, per minute (period 60).
-- :class:`LocalSimulatorSource` (local mode): the emulator computes no percentiles and its
-  GetMetricData is unreliable (FINDINGS), so Invocations and Errors are read with
-  GetMetricStatistics (Sum, period 60) from ``AWS/Lambda`` with the same dimensions production uses,
-  and the percentiles from the simulator's own namespace.
+- :class:`CloudWatchSource` (production): one GetMetricData request per look for every version of
+  the alias asked: Sum of Invocations and Errors and p50/p95/p99 of Duration, per minute (period 60).
+- :class:`LocalSimulatorSource` (local mode): the emulator computes no percentiles, so the same
+  one GetMetricData request per look reads Invocations and Errors (Sum) from ``AWS/Lambda`` with the
+  dimensions production uses, and the percentiles as Minimum/Maximum/Sum of the simulator's own
+  metric (the statistics moto computes exactly).
 - :class:`CloudWatchAlarms`: DescribeAlarms by name. A configured alarm that does not exist is
   reported as firing, ``"<name> (missing)"``: a gate that cannot be read is not a passing gate.
 
@@ -73,12 +73,12 @@ class CloudWatchSource(MetricSource):
         self.cloudwatch = cloudwatch
 
     @staticmethod
-    def queries(function: str, alias: str, version: str) -> list[dict]:
+    def queries(function: str, alias: str, version: str, prefix: str = "") -> list[dict]:
         dims = lambda_dimensions(function, alias, version)
 
         def q(qid: str, metric: str, stat: str) -> dict:
             return {
-                "Id": qid,
+                "Id": prefix + qid,
                 "MetricStat": {
                     "Metric": {"Namespace": LAMBDA_NAMESPACE, "MetricName": metric, "Dimensions": dims},
                     "Period": PERIOD,
@@ -98,44 +98,65 @@ class CloudWatchSource(MetricSource):
     def series(
         self, function: str, alias: str, version: str, start: datetime, end: datetime
     ) -> VersionSeries:
+        return self.series_many(function, alias, [version], start, end)[version]
+
+    def series_many(
+        self, function: str, alias: str, versions: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, VersionSeries]:
+        """One GetMetricData request (paged) for every version: five queries each, ids ``v<i>_<stat>``."""
+        versions = list(dict.fromkeys(versions))
         minutes = _minutes(start, end)
-        values: dict[str, dict[datetime, float]] = {
-            k: {} for k in ("invocations", "errors", "p50", "p95", "p99")
-        }
         if not minutes:
-            return VersionSeries(version, (), self.name)
+            return {v: VersionSeries(v, (), self.name) for v in versions}
+        values = {v: {k: {} for k in STATS} for v in versions}
+        queries = []
+        for i, v in enumerate(versions):
+            queries += self.queries(function, alias, v, prefix=f"v{i}_")
         kwargs = {
-            "MetricDataQueries": self.queries(function, alias, version),
+            "MetricDataQueries": queries,
             "StartTime": minutes[0],
             "EndTime": minutes[-1] + timedelta(minutes=1),
             "ScanBy": "TimestampAscending",
         }
-        try:
-            while True:
-                resp = self.cloudwatch.get_metric_data(**kwargs)
-                for r in resp.get("MetricDataResults", []):
-                    bucket = values.get(r["Id"])
-                    if bucket is None:
-                        continue
-                    for ts, v in zip(r.get("Timestamps", []), r.get("Values", []), strict=False):
-                        bucket[_minute(ts)] = float(v)
-                token = resp.get("NextToken")
-                if not token:
-                    break
-                kwargs["NextToken"] = token
-        except EnvironmentFailure:
-            raise
-        except Exception as exc:  # noqa: BLE001 - botocore errors become one-line environment failures
-            raise _aws_error("CloudWatch GetMetricData", exc) from exc
-        return _build(version, minutes, values, self.name)
+        _read_metric_data(self.cloudwatch, kwargs, versions, values)
+        return {v: _build(v, minutes, values[v], self.name) for v in versions}
+
+
+STATS = ("invocations", "errors", "p50", "p95", "p99")
+
+
+def _read_metric_data(cloudwatch, kwargs: dict, versions: list[str], values: dict) -> None:
+    """Run a GetMetricData request to its last page, filing each ``v<i>_<key>`` result's values by
+    minute into ``values[versions[i]][key]``."""
+    try:
+        while True:
+            resp = cloudwatch.get_metric_data(**kwargs)
+            for r in resp.get("MetricDataResults", []):
+                idx, _, key = r["Id"].partition("_")
+                bucket = values[versions[int(idx[1:])]].get(key)
+                if bucket is None:
+                    continue
+                for ts, v in zip(r.get("Timestamps", []), r.get("Values", []), strict=False):
+                    bucket[_minute(ts)] = float(v)
+            token = resp.get("NextToken")
+            if not token:
+                break
+            kwargs["NextToken"] = token
+    except EnvironmentFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore errors become one-line environment failures
+        raise _aws_error("CloudWatch GetMetricData", exc) from exc
 
 
 class LocalSimulatorSource(MetricSource):
     """Local mode: counts from ``AWS/Lambda`` (exact sums), percentiles from the simulator's namespace.
 
-    The simulator publishes every whole minute before the driver reads, so a minute once read with
-    traffic is final: it is cached, and each look asks only for the minutes not read yet (three
-    calls per version: Invocations, Errors, the percentile statistic set)."""
+    The emulator computes no percentiles, so the simulator publishes each minute's p50/p95/p99 as three
+    values of one metric in its own namespace: Minimum is p50, Maximum p99, Sum minus both p95. One
+    GetMetricData request per look reads every version (the statistics moto computes exactly: Sum,
+    Minimum, Maximum; no percentile statistic, no metric math — FINDINGS). The simulator publishes
+    every whole minute before the driver reads, so a minute once read with traffic is final: it is
+    cached, and each look asks only for the minutes not read yet."""
 
     name = "local-simulator"
 
@@ -144,57 +165,68 @@ class LocalSimulatorSource(MetricSource):
         self.calls = 0
         self._cache: dict[tuple[str, str, str], dict[datetime, tuple]] = {}
 
-    def _stats(
-        self, namespace: str, metric: str, stats: list[str], dims: list[dict], start: datetime, end: datetime
-    ) -> dict[datetime, dict]:
-        try:
-            resp = self.cloudwatch.get_metric_statistics(
-                Namespace=namespace,
-                MetricName=metric,
-                Dimensions=dims,
-                StartTime=start,
-                EndTime=end,
-                Period=PERIOD,
-                Statistics=stats,
-            )
-        except Exception as exc:  # noqa: BLE001
-            raise _aws_error("CloudWatch GetMetricStatistics", exc) from exc
-        self.calls += 1
-        return {_minute(d["Timestamp"]): d for d in resp.get("Datapoints", [])}
+    @staticmethod
+    def queries(function: str, alias: str, version: str, prefix: str) -> list[dict]:
+        dims = lambda_dimensions(function, alias, version)
+
+        def q(qid: str, namespace: str, metric: str, stat: str) -> dict:
+            metric_ = {"Namespace": namespace, "MetricName": metric, "Dimensions": dims}
+            return {"Id": prefix + qid, "MetricStat": {"Metric": metric_, "Period": PERIOD, "Stat": stat}}
+
+        return [
+            q("invocations", LAMBDA_NAMESPACE, "Invocations", "Sum"),
+            q("errors", LAMBDA_NAMESPACE, "Errors", "Sum"),
+            q("pmin", SIMULATOR_NAMESPACE, PERCENTILES_METRIC, "Minimum"),
+            q("pmax", SIMULATOR_NAMESPACE, PERCENTILES_METRIC, "Maximum"),
+            q("psum", SIMULATOR_NAMESPACE, PERCENTILES_METRIC, "Sum"),
+        ]
 
     def series(
         self, function: str, alias: str, version: str, start: datetime, end: datetime
     ) -> VersionSeries:
+        return self.series_many(function, alias, [version], start, end)[version]
+
+    def series_many(
+        self, function: str, alias: str, versions: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, VersionSeries]:
+        versions = list(dict.fromkeys(versions))
         minutes = _minutes(start, end)
         if not minutes:
-            return VersionSeries(version, (), self.name)
-        cache = self._cache.setdefault((function, alias, version), {})
-        todo = [t for t in minutes if t not in cache]
+            return {v: VersionSeries(v, (), self.name) for v in versions}
+        caches = [self._cache.setdefault((function, alias, v), {}) for v in versions]
+        todo = sorted({t for cache in caches for t in minutes if t not in cache})
         if todo:
-            lo, hi = todo[0], minutes[-1] + timedelta(minutes=1)
-            dims = lambda_dimensions(function, alias, version)
-            inv = self._stats(LAMBDA_NAMESPACE, "Invocations", ["Sum"], dims, lo, hi)
-            err = self._stats(LAMBDA_NAMESPACE, "Errors", ["Sum"], dims, lo, hi)
-            pct = self._stats(
-                SIMULATOR_NAMESPACE, PERCENTILES_METRIC, ["Minimum", "Maximum", "Sum"], dims, lo, hi
-            )
-            for t in todo:
-                if t not in inv:
-                    continue  # no traffic (yet): not cached, asked again next time
-                p = pct.get(t)
-                p50 = p95 = p99 = None
-                if p is not None:
-                    p50, p99 = float(p["Minimum"]), float(p["Maximum"])
-                    p95 = round(float(p["Sum"]) - p50 - p99, 3)
-                cache[t] = (float(inv[t]["Sum"]), float(err.get(t, {}).get("Sum", 0.0)), p50, p95, p99)
-        values: dict[str, dict[datetime, float]] = {
-            k: {} for k in ("invocations", "errors", "p50", "p95", "p99")
-        }
-        for t in minutes:
-            for k, v in zip(values, cache.get(t, ()), strict=False):
-                if v is not None:
-                    values[k][t] = v
-        return _build(version, minutes, values, self.name)
+            raw = {v: {k: {} for k in ("invocations", "errors", "pmin", "pmax", "psum")} for v in versions}
+            queries = []
+            for i, v in enumerate(versions):
+                queries += self.queries(function, alias, v, prefix=f"v{i}_")
+            kwargs = {
+                "MetricDataQueries": queries,
+                "StartTime": todo[0],
+                "EndTime": minutes[-1] + timedelta(minutes=1),
+                "ScanBy": "TimestampAscending",
+            }
+            _read_metric_data(self.cloudwatch, kwargs, versions, raw)
+            self.calls += 1
+            for v, cache in zip(versions, caches, strict=True):
+                r = raw[v]
+                for t in todo:
+                    if t in cache or t not in r["invocations"]:
+                        continue  # no traffic (yet): not cached, asked again next time
+                    p50 = p95 = p99 = None
+                    if t in r["pmin"]:
+                        p50, p99 = r["pmin"][t], r["pmax"][t]
+                        p95 = round(r["psum"][t] - p50 - p99, 3)
+                    cache[t] = (r["invocations"][t], r["errors"].get(t, 0.0), p50, p95, p99)
+        out = {}
+        for v, cache in zip(versions, caches, strict=True):
+            values: dict[str, dict[datetime, float]] = {k: {} for k in STATS}
+            for t in minutes:
+                for k, val in zip(values, cache.get(t, ()), strict=False):
+                    if val is not None:
+                        values[k][t] = val
+            out[v] = _build(v, minutes, values, self.name)
+        return out
 
 
 class CloudWatchAlarms(AlarmSource):

@@ -35,6 +35,11 @@ class VersionSeries:
     minutes: tuple[MinuteStats, ...]
     source: str  # which source produced it: "cloudwatch" or "local-simulator"
 
+    def since(self, start: datetime) -> VersionSeries:
+        """The minutes from ``start`` on (a whole minute at or after it), as a source asked for
+        ``start``..same end would have answered."""
+        return VersionSeries(self.version, tuple(m for m in self.minutes if m.start >= start), self.source)
+
     @property
     def invocations(self) -> int:
         return sum(m.invocations for m in self.minutes)
@@ -71,6 +76,13 @@ class MetricSource(abc.ABC):
         self, function: str, alias: str, version: str, start: datetime, end: datetime
     ) -> VersionSeries:
         """Minute-by-minute stats of ``version`` executed through ``function:alias`` in [start, end)."""
+
+    def series_many(
+        self, function: str, alias: str, versions: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, VersionSeries]:
+        """:meth:`series` of several versions over the same minutes; sources that can read them in
+        one request (both CloudWatch sources: one GetMetricData per look) override this."""
+        return {v: self.series(function, alias, v, start, end) for v in dict.fromkeys(versions)}
 
 
 class AlarmSource(abc.ABC):

@@ -140,6 +140,98 @@ def test_get_metric_statistics_answers_as_moto_does(aws):
     assert [s for _, s, _ in fixed] == [17.0, 18.0, 19.0, 20.0]  # minutes 5..8 of version 2 only
 
 
+def test_get_metric_data_answers_as_moto_does_and_reads_only_the_asked_metrics(aws):
+    cw = boto3.client("cloudwatch")
+    for m in range(30):
+        ts = T0 + timedelta(minutes=m)
+        cw.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {"MetricName": "Invocations", "Dimensions": _dims(v), "Timestamp": ts, "Value": 10.0 + m + v}
+                for v in (1, 2)
+            ]
+            + [{"MetricName": "Errors", "Dimensions": _dims(1), "Timestamp": ts, "Value": 1.0}]
+            + [{"MetricName": "Unrelated", "Dimensions": _dims(1), "Timestamp": ts, "Value": 5.0}],
+        )
+    cw.put_metric_data(  # moto matches a query with dimensions by name in any namespace: kept as it is
+        Namespace="Other",
+        MetricData=[
+            {
+                "MetricName": "Invocations",
+                "Dimensions": _dims(1),
+                "Timestamp": T0 + timedelta(minutes=6),
+                "Value": 99.0,
+            }
+        ],
+    )
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    def q(qid, name, v, stat):
+        metric = {"Namespace": "AWS/Lambda", "MetricName": name, "Dimensions": _dims(v)}
+        return {"Id": qid, "MetricStat": {"Metric": metric, "Period": 60, "Stat": stat}}
+
+    def ask():
+        r = cw.get_metric_data(
+            MetricDataQueries=[
+                q("a", "Invocations", 1, "Sum"),
+                q("b", "Invocations", 2, "Maximum"),
+                q("c", "Errors", 1, "Sum"),
+                q("d", "Errors", 2, "Sum"),
+            ],
+            StartTime=T0 + timedelta(minutes=5),
+            EndTime=T0 + timedelta(minutes=9),
+            ScanBy="TimestampAscending",
+        )
+        return {x["Id"]: list(zip(x["Timestamps"], x["Values"], strict=True)) for x in r["MetricDataResults"]}
+
+    fixed = ask()
+    patched = CloudWatchBackend.get_all_metrics
+    CloudWatchBackend.get_all_metrics = lambda self: self.metric_data + self.aws_metric_data  # moto's own
+    try:
+        assert ask() == fixed
+    finally:
+        CloudWatchBackend.get_all_metrics = patched
+    assert [v for _, v in fixed["a"]] == [16.0, 17.0 + 99.0, 18.0, 19.0]  # minutes 5..8 (+ "Other")
+    assert [v for _, v in fixed["b"]] == [17.0, 18.0, 19.0, 20.0]
+    assert [v for _, v in fixed["c"]] == [1.0] * 4 and fixed["d"] == []
+
+
+def test_get_metric_data_is_narrowed_to_the_asked_names_and_minutes():
+    from moto.cloudwatch.models import CloudWatchBackend, MetricDatum
+
+    moto_fixes.apply()
+    backend = CloudWatchBackend("us-east-1", "123456789012")
+    t0 = T0
+    for m in range(100):
+        for name in ("Invocations", "Errors", "Unrelated"):
+            backend.metric_data.append(
+                MetricDatum("AWS/Lambda", name, float(m), [], t0 + timedelta(minutes=m), None)
+            )
+    seen = {}
+    all_metrics = CloudWatchBackend.get_all_metrics
+
+    def counting(self):
+        got = all_metrics(self)
+        seen["n"] = len(got) - len(self.aws_metric_data)
+        return got
+
+    query = {
+        "Id": "a",
+        "MetricStat": {
+            "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors"},
+            "Period": 60,
+            "Stat": "Sum",
+        },
+    }
+    CloudWatchBackend.get_all_metrics = counting
+    try:
+        res = backend.get_metric_data([query], t0 + timedelta(minutes=10), t0 + timedelta(minutes=12))
+    finally:
+        CloudWatchBackend.get_all_metrics = all_metrics
+    assert seen["n"] == 2  # two minutes of one metric, not 300 datapoints
+    assert res[0]["values"] == [10.0, 11.0]
+
+
 def test_item_sizes_are_remembered_and_forgotten_on_update(aws):
     ddb = boto3.client("dynamodb")
     _table(ddb)

@@ -19,6 +19,10 @@ DIMS = [
 ]
 
 
+def dims(version: str) -> list[dict]:
+    return [*DIMS[:2], {"Name": "ExecutedVersion", "Value": version}]
+
+
 @pytest.fixture
 def cw():
     client = boto3.client(
@@ -29,16 +33,18 @@ def cw():
         stub.assert_no_pending_responses()
 
 
-def _query(qid, metric, stat):
-    return {
+def _query(qid, metric, stat, version="7", namespace="AWS/Lambda", return_data=True):
+    q = {
         "Id": qid,
         "MetricStat": {
-            "Metric": {"Namespace": "AWS/Lambda", "MetricName": metric, "Dimensions": DIMS},
+            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims(version)},
             "Period": 60,
             "Stat": stat,
         },
-        "ReturnData": True,
     }
+    if return_data:
+        q["ReturnData"] = True
+    return q
 
 
 def test_cloudwatch_source_asks_get_metric_data_for_sums_and_percentiles(cw):
@@ -46,11 +52,11 @@ def test_cloudwatch_source_asks_get_metric_data_for_sums_and_percentiles(cw):
     t = [T0 + timedelta(minutes=i) for i in range(3)]
     expected = {
         "MetricDataQueries": [
-            _query("invocations", "Invocations", "Sum"),
-            _query("errors", "Errors", "Sum"),
-            _query("p50", "Duration", "p50"),
-            _query("p95", "Duration", "p95"),
-            _query("p99", "Duration", "p99"),
+            _query("v0_invocations", "Invocations", "Sum"),
+            _query("v0_errors", "Errors", "Sum"),
+            _query("v0_p50", "Duration", "p50"),
+            _query("v0_p95", "Duration", "p95"),
+            _query("v0_p99", "Duration", "p99"),
         ],
         "StartTime": T0,
         "EndTime": T0 + timedelta(minutes=3),
@@ -58,16 +64,21 @@ def test_cloudwatch_source_asks_get_metric_data_for_sums_and_percentiles(cw):
     }
     page1 = {
         "MetricDataResults": [
-            {"Id": "invocations", "Timestamps": t[:2], "Values": [60.0, 61.0], "StatusCode": "PartialData"},
-            {"Id": "errors", "Timestamps": t[:2], "Values": [1.0, 0.0], "StatusCode": "PartialData"},
+            {
+                "Id": "v0_invocations",
+                "Timestamps": t[:2],
+                "Values": [60.0, 61.0],
+                "StatusCode": "PartialData",
+            },
+            {"Id": "v0_errors", "Timestamps": t[:2], "Values": [1.0, 0.0], "StatusCode": "PartialData"},
         ],
         "NextToken": "more",
     }
     page2 = {
         "MetricDataResults": [
-            {"Id": "p50", "Timestamps": t[:2], "Values": [120.0, 121.0], "StatusCode": "Complete"},
-            {"Id": "p95", "Timestamps": t[:2], "Values": [450.0, 460.0], "StatusCode": "Complete"},
-            {"Id": "p99", "Timestamps": t[:2], "Values": [900.0, 910.0], "StatusCode": "Complete"},
+            {"Id": "v0_p50", "Timestamps": t[:2], "Values": [120.0, 121.0], "StatusCode": "Complete"},
+            {"Id": "v0_p95", "Timestamps": t[:2], "Values": [450.0, 460.0], "StatusCode": "Complete"},
+            {"Id": "v0_p99", "Timestamps": t[:2], "Values": [900.0, 910.0], "StatusCode": "Complete"},
         ]
     }
     stub.add_response("get_metric_data", page1, expected)
@@ -92,36 +103,72 @@ def test_cloudwatch_source_error_is_an_environment_failure(cw):
         CloudWatchSource(client).series("api", "live", "7", T0, T0 + timedelta(minutes=1))
 
 
+def test_cloudwatch_source_reads_canary_and_stable_in_one_request(cw):
+    client, stub = cw
+    queries = []
+    for i, v in enumerate(("8", "7")):
+        queries += [
+            _query(f"v{i}_invocations", "Invocations", "Sum", v),
+            _query(f"v{i}_errors", "Errors", "Sum", v),
+            _query(f"v{i}_p50", "Duration", "p50", v),
+            _query(f"v{i}_p95", "Duration", "p95", v),
+            _query(f"v{i}_p99", "Duration", "p99", v),
+        ]
+    expected = {
+        "MetricDataQueries": queries,
+        "StartTime": T0,
+        "EndTime": T0 + timedelta(minutes=1),
+        "ScanBy": "TimestampAscending",
+    }
+    results = [
+        {"Id": "v0_invocations", "Timestamps": [T0], "Values": [10.0]},
+        {"Id": "v1_invocations", "Timestamps": [T0], "Values": [90.0]},
+        {"Id": "v1_errors", "Timestamps": [T0], "Values": [2.0]},
+        {"Id": "v0_p95", "Timestamps": [T0], "Values": [300.0]},
+        {"Id": "v1_p95", "Timestamps": [T0], "Values": [250.0]},
+    ]
+    stub.add_response("get_metric_data", {"MetricDataResults": results}, expected)
+    got = CloudWatchSource(client).series_many("api", "live", ["8", "7"], T0, T0 + timedelta(minutes=1))
+    assert [(m.invocations, m.errors, m.p95_ms) for m in got["8"].minutes] == [(10, 0, 300.0)]
+    assert [(m.invocations, m.errors, m.p95_ms) for m in got["7"].minutes] == [(90, 2, 250.0)]
+
+
 def test_local_simulator_source_reads_sums_and_simulator_percentiles(cw):
     client, stub = cw
     t = [T0, T0 + timedelta(minutes=1)]
 
-    def expect(ns, metric, stats, points, start=T0):
+    def expect(results, start=T0, versions=("7",)):
+        queries = []
+        for i, v in enumerate(versions):
+            queries += [
+                _query(f"v{i}_invocations", "Invocations", "Sum", v, return_data=False),
+                _query(f"v{i}_errors", "Errors", "Sum", v, return_data=False),
+                _query(f"v{i}_pmin", "DurationPercentiles", "Minimum", v, "Stageflow/Simulator", False),
+                _query(f"v{i}_pmax", "DurationPercentiles", "Maximum", v, "Stageflow/Simulator", False),
+                _query(f"v{i}_psum", "DurationPercentiles", "Sum", v, "Stageflow/Simulator", False),
+            ]
         stub.add_response(
-            "get_metric_statistics",
-            {"Label": metric, "Datapoints": [{"Timestamp": ts, **p} for ts, p in points]},
+            "get_metric_data",
+            {"MetricDataResults": results},
             {
-                "Namespace": ns,
-                "MetricName": metric,
-                "Dimensions": DIMS,
+                "MetricDataQueries": queries,
                 "StartTime": start,
                 "EndTime": T0 + timedelta(minutes=3),
-                "Period": 60,
-                "Statistics": stats,
+                "ScanBy": "TimestampAscending",
             },
         )
 
-    pct = ["Minimum", "Maximum", "Sum"]
-    expect("AWS/Lambda", "Invocations", ["Sum"], [(t[0], {"Sum": 60.0}), (t[1], {"Sum": 62.0})])
-    expect("AWS/Lambda", "Errors", ["Sum"], [(t[0], {"Sum": 0.0}), (t[1], {"Sum": 3.0})])
+    def r(qid, points):
+        return {"Id": qid, "Timestamps": [ts for ts, _ in points], "Values": [v for _, v in points]}
+
     expect(
-        "Stageflow/Simulator",
-        "DurationPercentiles",
-        pct,
         [
-            (t[0], {"Minimum": 120.5, "Maximum": 800.0, "Sum": 120.5 + 450.25 + 800.0}),
-            (t[1], {"Minimum": 119.0, "Maximum": 810.0, "Sum": 119.0 + 470.125 + 810.0}),
-        ],
+            r("v0_invocations", [(t[0], 60.0), (t[1], 62.0)]),
+            r("v0_errors", [(t[0], 0.0), (t[1], 3.0)]),
+            r("v0_pmin", [(t[0], 120.5), (t[1], 119.0)]),
+            r("v0_pmax", [(t[0], 800.0), (t[1], 810.0)]),
+            r("v0_psum", [(t[0], 120.5 + 450.25 + 800.0), (t[1], 119.0 + 470.125 + 810.0)]),
+        ]
     )
     src = LocalSimulatorSource(client)
     s = src.series("api", "live", "7", T0, T0 + timedelta(minutes=3))
@@ -131,14 +178,14 @@ def test_local_simulator_source_reads_sums_and_simulator_percentiles(cw):
         (62, 3, 119.0, 470.125, 810.0),
         (0, 0, None, None, None),
     ]
-    # the next look asks only for what it has not read with traffic yet (minute 3 onwards)
+    # the next look asks only for what it has not read with traffic yet (minute 3 onwards), for both
+    # versions in one request
     late = T0 + timedelta(minutes=2)
-    expect("AWS/Lambda", "Invocations", ["Sum"], [(late, {"Sum": 5.0})], start=late)
-    expect("AWS/Lambda", "Errors", ["Sum"], [], start=late)
-    expect("Stageflow/Simulator", "DurationPercentiles", pct, [], start=late)
-    again = src.series("api", "live", "7", T0, T0 + timedelta(minutes=3))
-    assert [(m.invocations, m.errors) for m in again.minutes] == [(60, 0), (62, 3), (5, 0)]
-    assert src.calls == 6
+    expect([r("v0_invocations", [(late, 5.0)]), r("v1_invocations", [(late, 7.0)])], late, ("7", "6"))
+    again = src.series_many("api", "live", ["7", "6"], T0 + timedelta(minutes=2), T0 + timedelta(minutes=3))
+    assert [(m.invocations, m.errors) for m in again["7"].minutes] == [(5, 0)]
+    assert [(m.invocations, m.p95_ms) for m in again["6"].minutes] == [(7, None)]
+    assert src.calls == 2
 
 
 def test_alarms_firing_and_missing(cw):
