@@ -84,12 +84,15 @@ class InMemoryHistory:
         if transition is not None:
             dep.transitions.append(transition)
         if verdict is not None:
-            dep.verdicts = (dep.verdicts + [verdict])[-5:]
+            dep.verdicts = (dep.verdicts + [verdict])[-1:]
             dep.verdict_count += 1
             self.verdicts.setdefault(dep.deployment_id, []).append(verdict)
         dep.seq += 1
         self.deps[dep.deployment_id] = copy.deepcopy(dep)
         return dep
+
+    def recent_verdicts(self, deployment_id, n=3):
+        return list(self.verdicts.get(deployment_id, []))[-n:]
 
     def all_verdicts(self, deployment_id, limit=500):
         return list(self.verdicts.get(deployment_id, []))[:limit]

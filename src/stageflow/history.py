@@ -26,7 +26,7 @@ from stageflow.errors import EnvironmentFailure, LockedError, UsageError
 LOCK_SK = "LOCK"
 STATUSES = ("in_progress", "awaiting_approval", "succeeded", "rolled_back", "failed")
 ACTIVE = ("in_progress", "awaiting_approval")
-KEEP_VERDICTS = 5
+KEEP_VERDICTS = 1  # the record keeps the last verdict; recent_verdicts()/all_verdicts() read the items
 
 
 def iso(t: datetime) -> str:
@@ -342,6 +342,21 @@ class DynamoHistory:
             raise EnvironmentFailure(
                 f"deployment history: {code}: {exc.response['Error'].get('Message', '')}"
             ) from None
+
+    def recent_verdicts(self, deployment_id: str, n: int = 3) -> list[dict]:
+        """The last ``n`` verdicts of a deployment, oldest first (one query, newest items first)."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        de = TypeDeserializer()
+        resp = self._call(
+            self.ddb.query,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":pk": {"S": self.pk}, ":v": {"S": f"VRD#{deployment_id}#"}},
+            ScanIndexForward=False,
+            Limit=n,
+        )
+        items = [_plain({k: de.deserialize(v) for k, v in it.items()}) for it in resp.get("Items", [])]
+        return items[::-1]
 
     def all_verdicts(self, deployment_id: str, limit: int = 500) -> list[dict]:
         """Every verdict of a deployment, oldest first."""

@@ -15,6 +15,8 @@ def status(factory, env_name: str) -> tuple[str, dict]:
     good = ctx.history.last_known_good()
     rollbacks = [e for e in ctx.history.events(limit=10) if e.get("kind") == "rollback"]
     last_rb = rollbacks[0] if rollbacks else None
+    # the record keeps only the last verdict; the last three are the newest verdict items
+    recent = (ctx.history.recent_verdicts(dep.deployment_id, 3) or dep.verdicts[-3:]) if dep else []
     data = {
         "environment": env_name,
         "function": ctx.outputs.function_name,
@@ -30,7 +32,7 @@ def status(factory, env_name: str) -> tuple[str, dict]:
         "previous_version": dep.previous_version if dep else None,
         "step": (dep.state or {}).get("step") if dep else None,
         "reason": (dep.state or {}).get("reason") if dep else None,
-        "last_verdicts": dep.verdicts[-3:] if dep else [],
+        "last_verdicts": recent,
         "last_known_good": good.version if good else None,
         "transitions": dep.transitions if dep else [],
         "last_rollback": last_rb,
@@ -48,7 +50,7 @@ def status(factory, env_name: str) -> tuple[str, dict]:
         )
         if data["reason"]:
             lines.append(f"  why: {data['reason']}")
-        for v in dep.verdicts[-3:]:
+        for v in recent:
             lines.append(
                 f"  verdict {v.get('at', '')}: {v.get('decision')} at {v.get('weight')}% "
                 f"({'; '.join(v.get('reasons') or []) or 'all gates pass'})"

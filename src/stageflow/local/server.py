@@ -1,5 +1,10 @@
 """The emulator process: moto's server app bound to 127.0.0.1 on a free port.
 
+Served by waitress, not werkzeug's development server: werkzeug answers every request with
+``Connection: close``, so each AWS call opened a new TCP connection and the server a new thread for
+it (340 of each in a 60-minute rehearsal, about a tenth of the emulator's CPU; issue 13). waitress
+keeps botocore's connections alive and serves them from a fixed pool of threads.
+
 Started by :mod:`stageflow.local.emulator` as ``python -m stageflow.local.server --port-file F``.
 It binds first and then writes the port it got into ``F``, so there is no race for the port. Lambda
 invokes are kept away from any Docker engine: moto's ``use_docker`` is off and ``DOCKER_HOST`` points
@@ -27,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.core.config import default_user_config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
+    from waitress.server import create_server
 
     default_user_config["lambda"]["use_docker"] = False
     default_user_config["batch"]["use_docker"] = False
@@ -38,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
 
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_server("127.0.0.1", args.port, app, threaded=True)
-    port = server.server_address[1]
+    # threads: Terraform's provider opens a dozen connections at once while it applies
+    server = create_server(app, host="127.0.0.1", port=args.port, threads=8, ident="stageflow-emulator")
+    port = server.effective_port
     tmp = args.port_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(str(port))
@@ -51,11 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     print(f"stageflow emulator listening on http://127.0.0.1:{port} pid {os.getpid()}", flush=True)
     try:
-        server.serve_forever()
+        server.run()
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:
-        server.server_close()
+        server.close()
     return 0
 
 

@@ -134,9 +134,10 @@ def test_alias_goes_10_50_100_and_history_has_every_transition(project, emulator
     path = [t["to"] for t in stored.transitions]
     assert path == ["shifting", "baking", "shifting", "baking", "shifting", "monitoring", "succeeded"]
     assert [t["weight"] for t in stored.transitions[:6]] == [10, 10, 50, 50, 100, 100]
-    assert stored.verdict_count == 15 and len(stored.verdicts) == 5 and stored.status == "succeeded"
+    assert stored.verdict_count == 15 and len(stored.verdicts) == 1 and stored.status == "succeeded"
     every = history.all_verdicts(dep.deployment_id)
     assert len(every) == 15 and [v["weight"] for v in every[:5]] == [10] * 5 and every[-1]["weight"] == 100
+    assert history.recent_verdicts(dep.deployment_id, 3) == every[-3:]  # newest three, oldest first
     assert [msg.kind for msg in rec.messages] == ["started", "promoted", "succeeded"]
 
 
