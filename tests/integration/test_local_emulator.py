@@ -12,7 +12,13 @@ pytestmark = pytest.mark.emulator
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens there any more, and a new server may bind it (as servers do, SO_REUSEADDR:
+    connections the stopped emulator kept alive leave the port in TIME_WAIT for a minute)."""
+    with socket.socket() as c:
+        if c.connect_ex(("127.0.0.1", port)) == 0:
+            return False
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
