@@ -269,3 +269,22 @@ def test_shift_failed_is_only_valid_while_shifting():
         m.transition(
             m.State(phase="baking"), m.ShiftFailed(datetime.now(UTC), 10, "x"), env.canary, env.approvals
         )
+
+
+def test_on_call_rollback_after_a_paged_canary_finishes_it_on_that_canarys_stable():
+    """v2 succeeded, then on-call went back to v1; v3's canary fails its shift and its rollback (exit 5,
+    alias split v1/v3). `stageflow rollback` then restores v1 (the failed canary's stable), not v2 (the
+    newest succeeded deployment)."""
+    from stageflow import rollback
+
+    router = ShiftFailingRouter(())
+    ctx = fake_context(config_env("dev"), router=router)
+    canary.run_start(ctx, FakeArtifact("code-v2"))
+    rollback.rollback(_rollback_factory(ctx), "dev", to="1", reason="on-call", who="oncall")
+    router.fail_at, router.fail_restores = {50}, 10
+    with pytest.raises(RollbackFailed):
+        canary.run_start(ctx, FakeArtifact("code-v3"))
+    assert router.state().weights == {"1": 90, "3": 10}
+    router.fail_restores = 0
+    res = rollback.rollback(_rollback_factory(ctx), "dev", reason="finish the paged rollback", who="oncall")
+    assert res.to_version == "1" and router.state().weights == {"1": 100}
