@@ -39,7 +39,7 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
-FAULT_CYCLES = int(os.environ.get("STAGEFLOW_FAULT_CYCLES", "4"))
+FAULT_CYCLES = int(os.environ.get("STAGEFLOW_FAULT_CYCLES", "3"))
 CLI_CYCLES = 1
 FAST_RETRIES = {"STAGEFLOW_AWS_MAX_ATTEMPTS": "2"}  # persistent faults: fail in seconds, not minutes
 
