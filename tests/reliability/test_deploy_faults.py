@@ -130,8 +130,8 @@ def test_deploy_and_rollback_cycles_under_5_percent_faults_end_on_one_version(
     s = tally.summary()
     assert s["all_ok"], json.dumps(s["problems"], indent=1)
     assert s["faults_injected"] >= 5, s  # the faults really happened ...
-    assert 0.02 <= s["fault_rate_observed"] <= 0.09, s  # ... at about the configured rate
-    assert {"throttle", "500", "503"} <= set(s["faults_by_kind"]), s
+    assert 0.015 <= s["fault_rate_observed"] <= 0.10, s  # ... at about the configured rate (5 %)
+    assert len(s["faults_by_kind"]) >= 3, s  # ... and of several kinds
 
 
 # -- (b) persistent faults ---------------------------------------------------------------------------------
