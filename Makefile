@@ -78,10 +78,13 @@ smoke: setup ## the deployed service's health endpoint (ENV=dev)
 load: setup ## the service's load test with ENV's profile, compared with the gates; HTML + JSON in reports/ (ENV=dev)
 	$(NOX) -s load -- $(ENV)
 
+bench-reliability: setup ## 50 deploy+rollback cycles under 5 % AWS faults, persistent faults, kills → bench/results/reliability.json
+	$(BIN)/python bench/reliability.py
+
 local-up: setup ## start the local AWS emulator
 	$(BIN)/stageflow local up
 
 local-down: setup ## stop the local AWS emulator
 	$(BIN)/stageflow local down
 
-.PHONY: help setup test demo lint unit integration deploy plan apply drift canary rollback status smoke load local-up local-down docker-up docker-down build
+.PHONY: help setup test demo lint unit integration deploy plan apply drift canary rollback status smoke load local-up local-down docker-up docker-down build bench-reliability

@@ -87,6 +87,7 @@ class Factory:
         self.command = command  # the CLI command being run (on-call safety decisions)
         self._envs: dict[str, Context] = {}
         self._outputs: dict[str, DeployOutputs] = {}
+        self._stale_outputs: set[str] = set()  # remembered outputs found no longer valid
 
     # -- configuration ---------------------------------------------------------------------------
     @cached_property
@@ -204,10 +205,26 @@ class Factory:
         return status
 
     @cached_property
+    def local_endpoint_override(self) -> str | None:
+        """``STAGEFLOW_LOCAL_ENDPOINT``: in local mode, talk to this loopback endpoint instead of the
+        emulator's own (a fault-injecting proxy in front of the same emulator, in the reliability tests).
+        Loopback-guarded like the emulator; ignored on AWS. The emulator is then neither started nor
+        inspected: whatever answers there is the target, and nothing answering is exit 3 at the first call."""
+        raw = (os.environ.get("STAGEFLOW_LOCAL_ENDPOINT") or "").strip()
+        if not raw or not self.local:
+            return None
+        from stageflow.aws import check_local_endpoint
+
+        return check_local_endpoint(raw.rstrip("/"))
+
+    @cached_property
     def aws_target(self):
         from stageflow.aws import AwsTarget
 
         if self.local:
+            override = self.local_endpoint_override
+            if override is not None:
+                return AwsTarget(self.region, True, override)
             status = self.ensure_local()
             return AwsTarget(self.region, True, status.endpoint)
         return AwsTarget(self.region, False, os.environ.get("STAGEFLOW_AWS_ENDPOINT") or None)
@@ -357,6 +374,17 @@ class Factory:
     def terraform_endpoint_name(self) -> str:
         return "local" if self.local else "aws"
 
+    @cached_property
+    def _state_endpoint(self) -> str | None:
+        """The endpoint that names where the resources live, for the outputs cache: the emulator's own
+        endpoint even when ``STAGEFLOW_LOCAL_ENDPOINT`` puts a proxy in front of it (same state, so the
+        cache stays valid through the proxy); the override itself when no emulator of this state
+        directory runs; the AWS endpoint (or None) on AWS."""
+        if self.local_endpoint_override is None:
+            return self.aws_target.endpoint
+        own = self.emulator.status()
+        return own.endpoint if own.running else self.local_endpoint_override
+
     def remember_outputs(self, env_name: str, out: DeployOutputs) -> None:
         """After an apply: later commands read these instead of running ``terraform output``."""
         import json
@@ -364,7 +392,7 @@ class Factory:
         path = self._outputs_file(env_name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"endpoint": self.aws_target.endpoint, "outputs": out.to_json()}))
+        tmp.write_text(json.dumps({"endpoint": self._state_endpoint, "outputs": out.to_json()}))
         tmp.replace(path)
         self._outputs[env_name] = out
 
@@ -383,14 +411,48 @@ class Factory:
             return None
         except Exception:  # noqa: BLE001 - a malformed file is no cache
             return None
-        if data.get("endpoint") != self.aws_target.endpoint:
+        if data.get("endpoint") != self._state_endpoint:
+            self._stale_outputs.add(env_name)
             return None
         try:  # trust them only while what they name exists (an emulator reset removes it all)
             self.aws.client("lambda").get_alias(FunctionName=out.function_name, Name=out.alias_name)
-        except ClientError:
+        except ClientError as exc:
+            from stageflow.aws import THROTTLING_CODES
+
+            code = (exc.response.get("Error") or {}).get("Code") or ""
+            status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+            if code in THROTTLING_CODES or status >= 500:  # AWS failing is not "gone": exit 3
+                from stageflow.aws import aws_error
+
+                raise aws_error(exc, "checking the remembered outputs") from None
             path.unlink(missing_ok=True)
+            self._stale_outputs.add(env_name)
             return None
         return out
+
+    def _state_lost(self, env_name: str) -> bool:
+        """Local mode: outputs were remembered for this environment, they no longer hold, and the
+        emulator has no Terraform state bucket either. The emulator keeps everything in memory, so it was
+        restarted (or reset) and what Terraform built is gone; asking Terraform would only say so slowly."""
+        if not self.local or env_name not in self._stale_outputs:
+            return False
+        from botocore.exceptions import ClientError
+
+        from stageflow.local.bootstrap import STATE_BUCKET
+
+        try:
+            self.aws.client("s3").head_bucket(Bucket=STATE_BUCKET)
+        except ClientError as exc:
+            status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+            if status in (403, 404) or (exc.response.get("Error") or {}).get("Code") in (
+                "404",
+                "NoSuchBucket",
+            ):
+                return True
+            from stageflow.aws import aws_error
+
+            raise aws_error(exc, "checking the emulator's Terraform state") from None
+        return False
 
     def outputs(self, env_name: str, *, cached_only: bool = False) -> DeployOutputs | None:
         """The environment's outputs contract: remembered from this machine's last apply while still
@@ -398,8 +460,17 @@ class Factory:
         ``cached_only``: None instead of asking Terraform."""
         if env_name not in self._outputs:
             out = self._remembered(env_name)
-            if out is None and cached_only:
+            if out is None and cached_only:  # the deploy (which rebuilds what is gone) asks this way
                 return None
+            if out is None and self._state_lost(env_name):
+                from stageflow.errors import NotDeployed
+
+                raise NotDeployed(
+                    f"{env_name} is not deployed on the local AWS emulator: the emulator's state is gone "
+                    "(it was restarted or reset, and it keeps everything in memory), so what Terraform "
+                    "built there and the deployment history went with it",
+                    f"rebuild it: stageflow --local deploy {env_name} (or make demo); see docs/runbook.md",
+                )
             if out is None:
                 from stageflow.terraform.api import outputs as tf_outputs
 

@@ -387,6 +387,10 @@ def deploy(
     pre_approved_by: str | None = None,
 ) -> PipelineRun:
     factory.env(env_name)  # unknown (or implicitly local protected) environment: exit 2 before anything
+    if scenario is not None:  # a malformed scenario: exit 2 before any stage runs (not at the canary)
+        from stageflow.local.simulator import load_scenario
+
+        load_scenario(scenario)
     from stageflow import service_tests
 
     run = PipelineRun(env_name)

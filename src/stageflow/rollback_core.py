@@ -106,12 +106,23 @@ def _phase(dep) -> str:
 
 def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> str:
     """--to (checked to exist: exit 2, nothing changed) / the in-flight deployment's previous version /
-    the version the newest rollback restored (a second alarm: nothing to do) / the last known good."""
+    the previous version of a canary that ended ``failed`` with the alias still split (its own rollback
+    failed) / the version the newest rollback restored (a second alarm: nothing to do) / the last known
+    good."""
     if req.to is not None:
         traffic.require_version(req.to)
         return req.to
     if in_flight is not None and in_flight.previous_version:
         return in_flight.previous_version
+    if not alias.settled:  # a canary whose own rollback failed (paged) left the alias split: finish it
+        newest = next(iter(history.list(limit=1)), None)
+        if (
+            newest is not None
+            and newest.status == "failed"
+            and newest.previous_version
+            and newest.version in alias.weights
+        ):
+            return newest.previous_version
     if alias.settled and already_rolled_back_to(history) == alias.primary:
         return alias.primary
     good = history.last_known_good(exclude_version=alias.primary if alias.settled else None)

@@ -21,7 +21,7 @@ from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.publish import Published
-from stageflow.errors import ReleaseRejected, RollbackFailed, UsageError
+from stageflow.errors import AwsError, ReleaseRejected, RollbackFailed, UsageError
 from stageflow.history import Deployment, default_who, iso, new_deployment_id, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
@@ -327,6 +327,12 @@ def _finish(ctx: Context, outcome: RunOutcome) -> RunOutcome:
         ctx.history.release_lock(dep.deployment_id)
         if ctx.delivery is not None:
             ctx.delivery(dep)  # never raises on AWS errors
+    if state.phase == "rolled_back" and state.fault:
+        raise AwsError(
+            f"v{dep.version} rolled back in {dep.environment}: {state.reason}",
+            f"all traffic is on v{dep.previous_version}; when AWS answers again deploy again: "
+            f"stageflow canary {dep.environment}",
+        )
     if state.phase == "rolled_back":
         reasons = state.reason
         raise ReleaseRejected(

@@ -164,7 +164,15 @@ class Driver:
     def _set_weight(self, dep: Deployment, weight: int) -> m.Event:
         self._still_ours(dep)
         stable, canary = dep.previous_version, dep.version
-        alias = self.traffic.set_canary(stable, canary, weight)
+        try:
+            alias = self.traffic.set_canary(stable, canary, weight)
+        except Exception as exc:
+            failure = _environment_failure(exc)
+            if failure is None:
+                raise  # a bug, not a failed call
+            why = failure.one_line()
+            self.reporter.warn(f"canary {dep.environment}: alias shift to {weight}% failed: {why}")
+            return m.ShiftFailed(self.clock.now(), weight, why)
         self.reporter.info(
             "canary",
             dep.environment,

@@ -52,6 +52,7 @@ class State:
     approval_for: str | None = None  # "before_canary" | "step:<i>" | "inconclusive:<i>"
     reason: str = ""
     errors: int = 0  # consecutive looks whose metric read failed (reset by a good look)
+    fault: str = ""  # an AWS failure that ended the canary (a failed alias shift): exit 3, not 4
 
     @property
     def terminal(self) -> bool:
@@ -93,6 +94,16 @@ class ObservationFailed:
 
 
 @dataclass(frozen=True)
+class ShiftFailed:
+    """Moving the alias to the step's weight failed after the client's retries: roll back to stable
+    rather than leave traffic split (or unknown) between two versions."""
+
+    at: datetime
+    weight: int
+    error: str
+
+
+@dataclass(frozen=True)
 class Approved:
     at: datetime
     who: str
@@ -127,6 +138,7 @@ Event = (
     | WeightSet
     | Checked
     | ObservationFailed
+    | ShiftFailed
     | Approved
     | Rejected
     | AbortRequested
@@ -263,6 +275,13 @@ def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
         return replace(state, phase="failed", reason=event.reason)
     if isinstance(event, AbortRequested) and phase not in TERMINAL and phase != "rolling_back":
         return replace(state, phase="rolling_back", reason=event.reason)
+    if isinstance(event, ShiftFailed) and phase == "shifting":
+        return replace(
+            state,
+            phase="rolling_back",
+            fault=event.error,
+            reason=f"alias shift to {event.weight}% failed: {event.error}",
+        )
     if isinstance(event, ObservationFailed) and phase in ("baking", "monitoring"):
         return _observation_failed(state, event, policy)
     if isinstance(event, Checked) and state.errors and phase in ("baking", "monitoring"):

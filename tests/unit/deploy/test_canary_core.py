@@ -168,3 +168,123 @@ def test_on_call_rollback_mid_canary_closes_the_deployment_and_restores_stable(m
     assert ctx.history.events()[0]["kind"] == "rollback" and notifier.kinds[-1] == "rolled_back"
     again = rollback.rollback(_rollback_factory(ctx), "dev", reason="second alarm", trigger="alarm")
     assert not again.changed  # idempotent
+
+
+# -- a failed alias shift between steps is an outcome, not stranded traffic ------------------------------
+class ShiftFailingRouter(FakeRouter):
+    """``set_canary`` to one of ``fail_at`` weights fails (after the client's retries, as botocore would
+    report it); ``applied``: the alias moved but the answer was lost. ``fail_restores`` as in FakeRouter."""
+
+    def __init__(self, fail_at: tuple[int, ...], *, applied: bool = False, **kw):
+        super().__init__(**kw)
+        self.fail_at = set(fail_at)
+        self.applied = applied
+        self.shift_calls: list[int] = []
+
+    def set_canary(self, stable, canary, weight):
+        self.shift_calls.append(weight)
+        if weight in self.fail_at:
+            if self.applied:
+                super().set_canary(stable, canary, weight)
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {
+                    "Error": {"Code": "ServiceUnavailable", "Message": "injected"},
+                    "ResponseMetadata": {"RetryAttempts": 4, "HTTPStatusCode": 503},
+                },
+                "UpdateAlias",
+            )
+        return super().set_canary(stable, canary, weight)
+
+
+@pytest.mark.parametrize(
+    ("fail_at", "applied"), [((50,), False), ((50,), True), ((100,), False), ((10,), True)]
+)
+def test_a_failed_alias_shift_rolls_back_to_stable_and_exits_3(fail_at, applied):
+    from stageflow.errors import AwsError
+
+    router = ShiftFailingRouter(fail_at, applied=applied)
+    notifier = RecordingNotifier()
+    ctx = fake_context(config_env("dev"), router=router, notifier=notifier)
+    with pytest.raises(AwsError) as exc:
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+    line = exc.value.one_line()
+    assert exc.value.exit_code == ExitCode.ENVIRONMENT
+    assert f"alias shift to {fail_at[0]}% failed" in line and "UpdateAlias" in line, line
+    assert "all traffic is on v1" in line and "\n" not in line
+    assert router.state().weights == {"1": 100}  # back on one version, the stable one
+    dep = ctx.history.list(1)[0]
+    assert dep.status == "rolled_back" and dep.state["fault"]
+    chain = [t["to"] for t in dep.transitions]
+    assert chain[-2:] == ["rolling_back", "rolled_back"], chain
+    assert all(a["to"] == b["from"] for a, b in zip(dep.transitions, dep.transitions[1:], strict=False))
+    assert "alias shift" in dep.transitions[-2]["reason"]
+    assert notifier.kinds[-1] == "rolled_back" and ctx.history.lock() is None
+
+
+def test_a_failed_shift_whose_rollback_fails_too_pages_and_exits_5():
+    router = ShiftFailingRouter((50,))
+    router.fail_restores = 10  # UpdateAlias keeps failing: the restore too
+    notifier = RecordingNotifier()
+    ctx = fake_context(config_env("dev"), router=router, notifier=notifier)
+    with pytest.raises(RollbackFailed) as exc:
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert exc.value.exit_code == ExitCode.ROLLBACK_FAILED
+    dep = ctx.history.list(1)[0]
+    assert dep.status == "failed" and [t["to"] for t in dep.transitions][-2:] == ["rolling_back", "failed"]
+    page = [msg for msg in notifier.messages if msg.kind == "rollback_failed"]
+    assert len(page) == 1 and "page a person" in page[0].text and page[0].data["page"] is True
+    assert len(page[0].data["tried"]) == 3  # every attempt, with its error
+    reason = dep.state["reason"]  # the page says what still serves
+    assert "alias now:" in reason and "'1': 90" in reason and "'2': 10" in reason, reason
+
+
+def test_a_flaky_restore_after_a_failed_shift_is_retried_and_ends_on_stable():
+    from stageflow.errors import AwsError
+
+    router = ShiftFailingRouter((50,))
+    router.fail_restores = 2  # the third try works
+    ctx = fake_context(config_env("dev"), router=router)
+    with pytest.raises(AwsError):
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert router.state().weights == {"1": 100} and ctx.history.list(1)[0].status == "rolled_back"
+
+
+def test_a_bug_in_the_shift_is_not_turned_into_a_rollback():
+    class Buggy(FakeRouter):
+        def set_canary(self, stable, canary, weight):
+            raise KeyError("bug")
+
+    ctx = fake_context(config_env("dev"), router=Buggy())
+    with pytest.raises(KeyError):
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+
+
+def test_shift_failed_is_only_valid_while_shifting():
+    from datetime import UTC, datetime
+
+    env = config_env("dev")
+    with pytest.raises(m.InvalidTransition):
+        m.transition(
+            m.State(phase="baking"), m.ShiftFailed(datetime.now(UTC), 10, "x"), env.canary, env.approvals
+        )
+
+
+def test_on_call_rollback_after_a_paged_canary_finishes_it_on_that_canarys_stable():
+    """v2 succeeded, then on-call went back to v1; v3's canary fails its shift and its rollback (exit 5,
+    alias split v1/v3). `stageflow rollback` then restores v1 (the failed canary's stable), not v2 (the
+    newest succeeded deployment)."""
+    from stageflow import rollback
+
+    router = ShiftFailingRouter(())
+    ctx = fake_context(config_env("dev"), router=router)
+    canary.run_start(ctx, FakeArtifact("code-v2"))
+    rollback.rollback(_rollback_factory(ctx), "dev", to="1", reason="on-call", who="oncall")
+    router.fail_at, router.fail_restores = {50}, 10
+    with pytest.raises(RollbackFailed):
+        canary.run_start(ctx, FakeArtifact("code-v3"))
+    assert router.state().weights == {"1": 90, "3": 10}
+    router.fail_restores = 0
+    res = rollback.rollback(_rollback_factory(ctx), "dev", reason="finish the paged rollback", who="oncall")
+    assert res.to_version == "1" and router.state().weights == {"1": 100}
