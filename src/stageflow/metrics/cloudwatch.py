@@ -61,7 +61,15 @@ def _build(
 
 
 def _aws_error(what: str, exc: Exception) -> EnvironmentFailure:
-    return EnvironmentFailure(f"{what} failed: {exc}", "check AWS credentials, region and permissions")
+    """A failed read as the one-line :class:`~stageflow.errors.AwsError` every AWS call gets (the
+    operation, the code, the attempts, and a hint that fits the code: throttling and 5xx are not a
+    credentials problem)."""
+    from stageflow.aws import aws_error
+
+    err = aws_error(exc, f"reading {what}")
+    if isinstance(err, EnvironmentFailure):
+        return err
+    return EnvironmentFailure(f"reading {what} failed: {exc}", "check AWS credentials, region and permissions")
 
 
 class CloudWatchSource(MetricSource):
@@ -145,7 +153,7 @@ def _read_metric_data(cloudwatch, kwargs: dict, versions: list[str], values: dic
     except EnvironmentFailure:
         raise
     except Exception as exc:  # noqa: BLE001 - botocore errors become one-line environment failures
-        raise _aws_error("CloudWatch GetMetricData", exc) from exc
+        raise _aws_error("metrics (CloudWatch GetMetricData)", exc) from exc
 
 
 class LocalSimulatorSource(MetricSource):
@@ -252,7 +260,7 @@ class CloudWatchAlarms(AlarmSource):
                         break
                     kwargs["NextToken"] = resp["NextToken"]
             except Exception as exc:  # noqa: BLE001
-                raise _aws_error("CloudWatch DescribeAlarms", exc) from exc
+                raise _aws_error("alarm states (CloudWatch DescribeAlarms)", exc) from exc
         return {n: found.get(n, "MISSING") for n in wanted}
 
     def firing(self, names: Sequence[str]) -> list[str]:

@@ -99,8 +99,17 @@ def test_cloudwatch_source_asks_get_metric_data_for_sums_and_percentiles(cw):
 def test_cloudwatch_source_error_is_an_environment_failure(cw):
     client, stub = cw
     stub.add_client_error("get_metric_data", "AccessDenied", "not allowed", 403)
-    with pytest.raises(EnvironmentFailure, match="GetMetricData failed"):
+    with pytest.raises(EnvironmentFailure, match="GetMetricData failed: AccessDenied") as err:
         CloudWatchSource(client).series("api", "live", "7", T0, T0 + timedelta(minutes=1))
+    assert err.value.exit_code == 3 and "reading metrics" in str(err.value)
+
+
+def test_a_throttled_read_is_not_called_a_credentials_problem(cw):
+    client, stub = cw
+    stub.add_client_error("get_metric_data", "ThrottlingException", "Rate exceeded", 400)
+    with pytest.raises(EnvironmentFailure) as err:
+        CloudWatchSource(client).series("api", "live", "7", T0, T0 + timedelta(minutes=1))
+    assert "ThrottlingException" in str(err.value) and "credentials" not in (err.value.hint or "")
 
 
 def test_cloudwatch_source_reads_canary_and_stable_in_one_request(cw):
