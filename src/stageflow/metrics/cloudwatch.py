@@ -69,7 +69,9 @@ def _aws_error(what: str, exc: Exception) -> EnvironmentFailure:
     err = aws_error(exc, f"reading {what}")
     if isinstance(err, EnvironmentFailure):
         return err
-    return EnvironmentFailure(f"reading {what} failed: {exc}", "check AWS credentials, region and permissions")
+    return EnvironmentFailure(
+        f"reading {what} failed: {exc}", "check AWS credentials, region and permissions"
+    )
 
 
 class CloudWatchSource(MetricSource):
