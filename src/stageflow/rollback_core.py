@@ -112,6 +112,8 @@ def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> s
         return req.to
     if in_flight is not None and in_flight.previous_version:
         return in_flight.previous_version
+    if in_flight is not None and alias.settled:
+        return alias.primary  # its run stopped before publishing was recorded: no traffic moved
     if alias.settled and already_rolled_back_to(history) == alias.primary:
         return alias.primary
     good = history.last_known_good(exclude_version=alias.primary if alias.settled else None)
