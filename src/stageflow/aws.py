@@ -259,8 +259,9 @@ class CallFailpoint:
 
     def install(self, client) -> None:
         if self.active:
-            client.meta.events.register("before-call", self._before)
-            client.meta.events.register("after-call", self._after)
+            # first, and as specific as a stub's handler, so a stubbed answer cannot skip the count
+            client.meta.events.register_first("before-call.*.*", self._before)
+            client.meta.events.register_first("after-call.*.*", self._after)
 
     def _note(self, line: str) -> None:
         if self.trace:
