@@ -9,8 +9,10 @@ just before the N-th AWS call is sent, or just after its answer came back, see `
 on one version, no lock, nothing in flight, the newest deployment's transitions chain (each ``from``
 is the previous ``to``) and the version serving is the one the history says.
 
-Kill points are drawn from a seeded RNG over the number of AWS calls a whole run of the command makes
-(measured once by :func:`calibrate` with ``STAGEFLOW_FAILPOINT_TRACE``).
+Kill points are drawn from a seeded RNG over the AWS calls a whole run of the command makes (listed
+once by :func:`calibrate` with ``STAGEFLOW_FAILPOINT_TRACE``): half of them over every call, half
+over the calls that change state (:data:`WRITES`: alias updates, versions, records, the lock, notices),
+where a crash hurts most (a canary run makes ~90 calls, most of them metric reads and writes).
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ class Plan:
     index: int
     command: str  # "canary" | "rollback"
     when: str  # "before" | "after" the N-th AWS call
-    fraction: float  # where in the run: N = 1 + int(fraction * calls)
+    fraction: float  # where in the run: over all its calls, or over its writes when on_write
+    on_write: bool  # aim at a call that changes state (alias, version, record, lock, notice)
     follow: str  # for a killed canary: "resume" or "rollback"
 
 
@@ -103,6 +106,7 @@ def plan_cycles(runs: int, seed: int) -> list[Plan]:
             command=COMMANDS[i % 2],  # both, evenly; where and how the kill falls is seeded
             when=rng.choice(("before", "after")),
             fraction=rng.random(),
+            on_write=rng.random() < 0.5,
             follow=rng.choice(("resume", "rollback")),
         )
         for i in range(runs)
@@ -134,11 +138,42 @@ class CycleResult:
 def _calls(trace: Path) -> list[str]:
     if not trace.exists():
         return []
-    return [ln for ln in trace.read_text().splitlines() if ln and not ln.startswith("KILL")]
+    lines = trace.read_text().splitlines()
+    return [ln.split(" ", 1)[1] for ln in lines if ln and not ln.startswith("KILL")]
 
 
-def calibrate(cli: Cli, paused_config: Path, work: Path) -> dict[str, int]:
-    """The number of AWS calls of a whole `canary dev` and a whole `rollback dev` of a paused canary."""
+# the calls that change state: a kill just before or after one of these is where a crash hurts most
+WRITES = frozenset(
+    {
+        "lambda.UpdateAlias",
+        "lambda.PublishVersion",
+        "lambda.UpdateFunctionCode",
+        "lambda.UpdateFunctionConfiguration",
+        "dynamodb.PutItem",
+        "dynamodb.UpdateItem",
+        "dynamodb.DeleteItem",
+        "dynamodb.TransactWriteItems",
+        "sns.Publish",
+    }
+)
+
+
+def kill_point(plan: Plan, calls: list[str]) -> int:
+    """N (1-based) for ``plan`` over the calls of a whole run (``calls[i]`` is call i+1)."""
+    kinds = sorted({op for op in calls if op in WRITES})
+    if plan.on_write and kinds:
+        # a kind of write first (each as likely: an alias update is as likely as a history update),
+        # then one of its occurrences
+        scaled = plan.fraction * len(kinds)
+        kind = kinds[min(len(kinds) - 1, int(scaled))]
+        at = [i + 1 for i, op in enumerate(calls) if op == kind]
+        return at[min(len(at) - 1, int((scaled % 1) * len(at)))]
+    return 1 + min(len(calls) - 1, int(plan.fraction * len(calls)))
+
+
+def calibrate(cli: Cli, paused_config: Path, work: Path) -> dict[str, list[str]]:
+    """The AWS calls (``service.Operation``, in order) of a whole `canary dev` and a whole
+    `rollback dev` of a paused canary."""
     d = cli.deployed
     d.reset()
     counts = {}
@@ -146,14 +181,14 @@ def calibrate(cli: Cli, paused_config: Path, work: Path) -> dict[str, int]:
     trace = work / "calibrate-canary.trace"
     r = cli.run("canary", "dev", env={"STAGEFLOW_FAILPOINT_TRACE": str(trace)})
     assert r.returncode == 0, r.stderr[-2000:]
-    counts["canary"] = len(_calls(trace))
+    counts["canary"] = _calls(trace)
     change_code(cli.project, f"calibrate-rollback-{time.time_ns()}")
     pre = cli.run("canary", "dev", "--no-input", config=paused_config)
     assert pre.returncode == 0 and "awaits approval" in pre.stdout, pre.stderr[-2000:]
     trace = work / "calibrate-rollback.trace"
     r = cli.run("rollback", "dev", env={"STAGEFLOW_FAILPOINT_TRACE": str(trace)})
     assert r.returncode == 0, r.stderr[-2000:]
-    counts["rollback"] = len(_calls(trace))
+    counts["rollback"] = _calls(trace)
     return counts
 
 
@@ -182,7 +217,9 @@ def _moved(dep) -> bool:
     return moved_traffic(dep) and any(t.get("to") not in ("pending", "failed") for t in dep.transitions)
 
 
-def run_cycle(cli: Cli, paused_config: Path, plan: Plan, calls: dict[str, int], work: Path) -> CycleResult:
+def run_cycle(
+    cli: Cli, paused_config: Path, plan: Plan, calls: dict[str, list[str]], work: Path
+) -> CycleResult:
     from stageflow.history import ACTIVE
 
     t0 = time.monotonic()
@@ -197,7 +234,7 @@ def run_cycle(cli: Cli, paused_config: Path, plan: Plan, calls: dict[str, int], 
             problems.append(
                 f"the canary to roll back did not pause: rc {pre.returncode}: {pre.stderr[-500:]}"
             )
-    n = 1 + int(plan.fraction * calls[plan.command])
+    n = kill_point(plan, calls[plan.command])
     failpoint = f"kill-{plan.when}-call:{n}"
     trace = work / f"cycle-{plan.index}.trace"
     trace.unlink(missing_ok=True)
@@ -291,7 +328,7 @@ def run_cycle(cli: Cli, paused_config: Path, plan: Plan, calls: dict[str, int], 
     )
 
 
-def summarize(results: list[CycleResult], calls: dict[str, int], seed: int, seconds: float) -> dict:
+def summarize(results: list[CycleResult], calls: dict[str, list[str]], seed: int, seconds: float) -> dict:
     """The figures: runs, kill points hit, outcomes per command, all clean yes/no."""
     per: dict[str, Counter] = {c: Counter() for c in COMMANDS}
     for r in results:
@@ -302,7 +339,8 @@ def summarize(results: list[CycleResult], calls: dict[str, int], seed: int, seco
     return {
         "runs": len(results),
         "seed": seed,
-        "calls_per_run": calls,
+        "calls_per_run": {c: len(v) for c, v in calls.items()},
+        "writes_per_run": {c: sum(op in WRITES for op in v) for c, v in calls.items()},
         "kill_points_hit": sum(r.killed for r in results),
         "kill_points": sorted(
             {
@@ -326,3 +364,38 @@ def run_cycles(cli: Cli, runs: int, seed: int, work: Path) -> dict:
     results = [run_cycle(cli, paused, p, calls, work) for p in plan_cycles(runs, seed)]
     cli.deployed.reset()
     return summarize(results, calls, seed, time.monotonic() - t0)
+
+
+def open_deployed(state: Path, work: Path):
+    """dev built by Terraform in an emulator of its own, as the tests' ``deployed_env`` fixture builds it
+    (tests/conftest.py), for scripts outside pytest (bench/reliability_kills.py). The emulator and the
+    environment stay in ``state`` (reused by the next call); returns (Deployed, Emulator, started)."""
+    from stageflow.local.emulator import Emulator
+    from tests.conftest import Deployed, _raw_outputs, make_project, run_cli
+
+    project = make_project(work / "project")
+    emu = Emulator(state)
+    status, started = emu.up()
+    remembered = state / "outputs" / "local-dev.json"
+    took = 0.0
+    if not remembered.is_file():
+        t0 = time.monotonic()
+        r = run_cli(
+            "--config",
+            str(project / "stageflow.toml"),
+            "--local",
+            "--json",
+            "apply",
+            "dev",
+            env={"STAGEFLOW_STATE_DIR": str(state)},
+            timeout=900,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"stageflow apply dev failed: {r.stderr[-2000:]}")
+        took = time.monotonic() - t0
+    outputs = json.loads(remembered.read_text())["outputs"]
+    return (
+        Deployed(project, state, status.endpoint, outputs, took, _raw_outputs(project, state)),
+        emu,
+        started,
+    )
