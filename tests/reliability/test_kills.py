@@ -24,11 +24,11 @@ pytestmark = [
     pytest.mark.timeout(1500),  # the first test of a session waits for Terraform to build dev
 ]
 
-RUNS = 9  # seeded kill runs in CI: ~11-15 s each on 2 loaded cores, plus ~15 s of calibration;
+RUNS = 8  # seeded kill runs in CI: ~11-15 s each on 2 loaded cores, plus ~15 s of calibration;
 # more locally: STAGEFLOW_KILL_RUNS=40 (bench/reliability_kills.py runs the same cycle)
 # chosen (tests/helpers/killcycle.py draws from it) so the CI runs include kills on both sides of an
 # alias update, in a canary and in a rollback, besides publishing, records, the lock and notices
-SEED = 2775
+SEED = 4927
 
 
 def test_sigkill_at_seeded_aws_calls_of_deploys_and_rollbacks_then_status_and_recovery(
