@@ -91,7 +91,7 @@ def status(factory, env_name: str) -> tuple[str, dict]:
         )
         if not current:
             lines.append(f"  no deployment in flight holds it: {view.unlock_command or 'wait for it'}")
-        if view.next:
+        if view.next and not (current and dep.phase == "awaiting_approval"):  # said above
             lines.append("  next: " + "  |  ".join(view.next))
     if last_broken and (dep is None or last_broken["at"] >= dep.started_at):
         lines.append(
