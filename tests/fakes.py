@@ -20,7 +20,15 @@ from stageflow.deploy.gates import GateReader, default_judge
 from stageflow.deploy.publish import Published
 from stageflow.deploy.traffic import AliasState
 from stageflow.errors import EnvironmentFailure, LockedError, UsageError
-from stageflow.history import ACTIVE, ConcurrentUpdate, Deployment, iso
+from stageflow.history import (
+    ACTIVE,
+    ConcurrentUpdate,
+    Deployment,
+    iso,
+    lock_age_seconds,
+    lock_hint,
+    lock_holder_text,
+)
 from stageflow.metrics.interface import AlarmSource, MetricSource, MinuteStats, TrafficFeed, VersionSeries
 from stageflow.outputs import DeployOutputs
 
@@ -35,15 +43,25 @@ class InMemoryHistory:
         self._events: list[dict] = []
         self.verdicts: dict[str, list[dict]] = {}
         self.fail_updates = 0  # the next N updates raise EnvironmentFailure (an outage)
+        self.host, self.pid = "test-host", 4242  # what a lock records about its holder
+        self.wall_now: datetime | None = None  # the wall clock of lock ages (None: the real one)
 
     def acquire_lock(self, deployment_id, who, now):
-        if self._lock is not None:
+        if self._lock is not None and self._lock["holder"] != deployment_id:
             lk = self._lock
             raise LockedError(
                 f"environment {self.environment}",
-                f"deployment {lk['holder']} ({lk['who']}, since {lk['since']})",
+                lock_holder_text(lk, self.wall_now),
+                lock_hint(self.environment),
             )
-        self._lock = {"holder": deployment_id, "who": who, "since": iso(now)}
+        self._lock = {
+            "holder": deployment_id,
+            "who": who,
+            "since": iso(now),
+            "acquired": iso(self.wall_now or datetime.now(UTC)),
+            "host": self.host,
+            "pid": self.pid,
+        }
 
     def lock(self):
         return dict(self._lock) if self._lock else None
@@ -59,7 +77,18 @@ class InMemoryHistory:
             raise UsageError("breaking a lock needs a reason")
         held, self._lock = self._lock, None
         if held:
-            self.record_event("lock_broken", now, {"holder": held["holder"], "reason": reason, "who": who})
+            age = lock_age_seconds(held, self.wall_now)
+            self.record_event(
+                "lock_broken",
+                now,
+                {
+                    "holder": held["holder"],
+                    "reason": reason,
+                    "who": who,
+                    "held_by": held.get("who"),
+                    "held_seconds": round(age) if age is not None else None,
+                },
+            )
         return held
 
     def create(self, dep):

@@ -207,6 +207,7 @@ class AwsClients:
         client = self._boto_session().client(service, endpoint_url=endpoint, config=cfg)
         if self.target.local:
             _install_guard(client)
+        _call_failpoint().install(client)
         self._cache[service] = client
         return client
 
@@ -221,6 +222,81 @@ def _install_guard(client) -> None:
         return None
 
     client.meta.events.register("before-send", _before_send)
+
+
+# -- the call failpoint (a test hook) ----------------------------------------------------------------
+class CallFailpoint:
+    """Test hook for the crash tests (tests/reliability/test_kills.py): counts this process's AWS API
+    calls, over every client, and SIGKILLs the process just before the N-th call is sent
+    (``STAGEFLOW_FAILPOINT=kill-before-call:N``) or just after its answer arrived and before the tool
+    saw it (``kill-after-call:N``): between any two calls, e.g. between an alias update and the
+    history record of it. ``STAGEFLOW_FAILPOINT_TRACE=FILE`` appends one line per call
+    (``N Service.Operation``) and ``KILL before|after N Service.Operation`` when it fires. Read once
+    per process, here, where every boto3 client is made; unset, it registers nothing."""
+
+    def __init__(self, spec: str, trace: str | None):
+        self.when: str | None = None
+        self.at = 0
+        self.trace = trace or None
+        self.count = 0
+        for when in ("before", "after"):
+            prefix = f"kill-{when}-call:"
+            if spec.startswith(prefix):
+                try:
+                    self.at = int(spec[len(prefix) :])
+                except ValueError:
+                    raise UsageError(f"STAGEFLOW_FAILPOINT={spec!r}: N must be a whole number") from None
+                self.when = when
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> CallFailpoint:
+        env = os.environ if environ is None else environ
+        return cls(env.get("STAGEFLOW_FAILPOINT", ""), env.get("STAGEFLOW_FAILPOINT_TRACE"))
+
+    @property
+    def active(self) -> bool:
+        return self.when is not None or self.trace is not None
+
+    def install(self, client) -> None:
+        if self.active:
+            # first, and as specific as a stub's handler, so a stubbed answer cannot skip the count
+            client.meta.events.register_first("before-call.*.*", self._before)
+            client.meta.events.register_first("after-call.*.*", self._after)
+
+    def _note(self, line: str) -> None:
+        if self.trace:
+            with open(self.trace, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+    @staticmethod
+    def _name(model) -> str:
+        return f"{model.service_model.service_id.hyphenize()}.{model.name}"
+
+    def _before(self, model, **_kwargs):
+        self.count += 1
+        self._note(f"{self.count} {self._name(model)}")
+        if self.when == "before" and self.count == self.at:
+            self._kill("before", model)
+
+    def _after(self, model, **_kwargs):
+        if self.when == "after" and self.count == self.at:
+            self._kill("after", model)
+
+    def _kill(self, when: str, model) -> None:
+        import signal
+
+        self._note(f"KILL {when} {self.count} {self._name(model)}")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAILPOINT: CallFailpoint | None = None
+
+
+def _call_failpoint() -> CallFailpoint:
+    global _FAILPOINT  # noqa: PLW0603 - one count per process, across every client
+    if _FAILPOINT is None:
+        _FAILPOINT = CallFailpoint.from_env()
+    return _FAILPOINT
 
 
 # -- botocore errors as stageflow errors ------------------------------------------------------------

@@ -46,6 +46,48 @@ def default_who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def lock_age_seconds(lock: Mapping[str, Any], now: datetime | None = None) -> float | None:
+    """How long the lock has been held, in wall-clock seconds (``acquired``, the real time the lock
+    was taken; older locks only have ``since``, the run's clock, which is virtual in local mode)."""
+    stamp = lock.get("acquired") or lock.get("since")
+    if not stamp:
+        return None
+    try:
+        taken = parse_iso(str(stamp))
+    except ValueError:
+        return None
+    return max(0.0, ((now or datetime.now(UTC)) - taken).total_seconds())
+
+
+def format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown time"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def lock_holder_text(lock: Mapping[str, Any] | None, now: datetime | None = None) -> str:
+    """``deployment X (who, pid N on HOST, held for 3 min)``: who holds a lock, for people."""
+    if not lock:
+        return "another run"
+    where = f"pid {lock['pid']} on {lock['host']}" if lock.get("host") and lock.get("pid") else None
+    parts = [str(lock.get("who") or "unknown"), *([where] if where else [])]
+    parts.append(f"held for {format_age(lock_age_seconds(lock, now))}")
+    return f"deployment {lock.get('holder')} ({', '.join(parts)})"
+
+
+def lock_hint(environment: str) -> str:
+    return (
+        f"wait; stageflow status {environment} says whether it is stale; "
+        f"if so: stageflow unlock {environment} --reason TEXT"
+    )
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, Decimal):
         return int(v) if v == v.to_integral_value() else float(v)
@@ -153,24 +195,27 @@ class DynamoHistory:
             "sk": {"S": LOCK_SK},
             "holder": {"S": deployment_id},
             "who": {"S": who},
-            "since": {"S": iso(now)},
+            "since": {"S": iso(now)},  # the run's clock (virtual in a local rehearsal)
+            "acquired": {"S": iso(datetime.now(UTC))},  # wall clock: the lock's age
+            "host": {"S": socket.gethostname()},
             "pid": {"N": str(os.getpid())},
         }
         try:
-            self._call(self.ddb.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            # the same deployment may take its lock again (a resumed run records its own process)
+            self._call(
+                self.ddb.put_item,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR holder = :h",
+                ExpressionAttributeValues={":h": {"S": deployment_id}},
+            )
         except ClientError:
             lock = self.lock()
             if lock is not None and lock.get("holder") == deployment_id:
                 return  # our own put landed and its answer was lost; the retry found it
-            holder = (
-                f"deployment {lock['holder']} ({lock['who']}, since {lock['since']})"
-                if lock
-                else "another run"
-            )
             raise LockedError(
                 f"environment {self.environment}",
-                holder,
-                f"wait, or if it is stale: stageflow unlock {self.environment} --reason TEXT",
+                lock_holder_text(lock),
+                lock_hint(self.environment),
             ) from None
 
     def lock(self) -> dict | None:
@@ -203,7 +248,18 @@ class DynamoHistory:
         if held is None:
             return None
         self._call(self.ddb.delete_item, Key={"pk": {"S": self.pk}, "sk": {"S": LOCK_SK}})
-        self.record_event("lock_broken", now, {"holder": held.get("holder"), "reason": reason, "who": who})
+        age = lock_age_seconds(held)
+        self.record_event(
+            "lock_broken",
+            now,
+            {
+                "holder": held.get("holder"),
+                "reason": reason,
+                "who": who,
+                "held_by": held.get("who"),
+                "held_seconds": round(age) if age is not None else None,
+            },
+        )
         return held
 
     # -- deployments ------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> s
         return req.to
     if in_flight is not None and in_flight.previous_version:
         return in_flight.previous_version
+    if in_flight is not None and alias.settled:
+        return alias.primary  # its run stopped before publishing was recorded: no traffic moved
     if not alias.settled:  # a canary whose own rollback failed (paged) left the alias split: finish it
         newest = next(iter(history.list(limit=1)), None)
         if (

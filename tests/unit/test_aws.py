@@ -72,3 +72,41 @@ def test_detect_local_mode_precedence(tmp_path):
     assert detect_local_mode(None, {"STAGEFLOW_LOCAL": "0"}) == (False, "STAGEFLOW_LOCAL=0")
     assert detect_local_mode(None, {"AWS_ACCESS_KEY_ID": "AKIA"}) == (False, "AWS credentials found")
     assert detect_local_mode(None, empty) == (True, "no AWS credentials found")
+
+
+def test_the_call_failpoint_kills_before_or_after_the_nth_call_over_every_client(monkeypatch, tmp_path):
+    """STAGEFLOW_FAILPOINT=kill-before-call:N / kill-after-call:N (the crash tests' hook): counted over
+    every client of the process, traced to STAGEFLOW_FAILPOINT_TRACE; unset, nothing is registered."""
+    import signal
+
+    from botocore.stub import Stubber
+
+    from stageflow import aws
+    from stageflow.errors import UsageError
+
+    kills = []
+    monkeypatch.setattr(aws.os, "kill", lambda pid, sig: kills.append(sig))
+    for spec, killed_at in (
+        ("kill-before-call:2", "KILL before 2 lambda.GetAlias"),
+        ("kill-after-call:3", "KILL after 3 sns.Publish"),
+    ):
+        trace = tmp_path / f"{spec}.trace"
+        monkeypatch.setattr(aws, "_FAILPOINT", aws.CallFailpoint(spec, str(trace)))
+        clients = aws.AwsClients(aws.AwsTarget("us-east-1", True, "http://127.0.0.1:9"))
+        lam, sns = clients.client("lambda"), clients.client("sns")
+        with Stubber(lam) as ls, Stubber(sns) as ss:
+            ls.add_response("get_alias", {"Name": "live", "FunctionVersion": "1"})
+            ls.add_response("get_alias", {"Name": "live", "FunctionVersion": "1"})
+            ss.add_response("publish", {"MessageId": "m"})
+            lam.get_alias(FunctionName="f", Name="live")
+            assert kills == []
+            lam.get_alias(FunctionName="f", Name="live")
+            sns.publish(TopicArn="arn:aws:sns:us-east-1:123456789012:t", Message="x")
+        lines = trace.read_text().splitlines()
+        assert lines[:2] == ["1 lambda.GetAlias", "2 lambda.GetAlias"] and killed_at in lines
+        assert kills == [signal.SIGKILL]
+        kills.clear()
+    assert not aws.CallFailpoint("", None).active
+    assert not aws.CallFailpoint("kill-after-record:3", None).active  # deploy/canary.py's failpoint
+    with pytest.raises(UsageError):
+        aws.CallFailpoint("kill-after-call:x", None)

@@ -132,6 +132,17 @@ def test_in_flight_canary_goes_back_to_its_previous_version_and_is_closed():
     assert [msg.kind for msg in notifier.sent] == ["rolled_back"]
 
 
+def test_a_run_killed_before_publishing_was_recorded_stays_on_what_serves_and_is_closed():
+    """A deployment in flight with no recorded previous version never moved traffic: rolling it back
+    keeps what serves (not an older last known good) and closes it."""
+    flight = dep("d3", "", "in_progress", previous=None, phase="pending")
+    history = FakeHistory([flight, dep("d2", "2", "succeeded"), dep("d1", "1", "succeeded")])
+    traffic = FakeTraffic("2")
+    res, _ = run(history, traffic, reason="killed while publishing")
+    assert res.to_version == "2" and not res.changed and traffic.restored == []
+    assert flight.status == "rolled_back" and history.released == ["d3"]
+
+
 def test_without_a_deployment_in_flight_it_goes_to_the_last_known_good():
     history = FakeHistory([dep("d2", "3", "succeeded"), dep("d1", "2", "succeeded")])
     res, _ = run(history, FakeTraffic("3"))

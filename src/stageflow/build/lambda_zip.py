@@ -267,7 +267,7 @@ def build_packages(config, *, cache_dir: Path | None = None, runner=None, write:
         out_dir.mkdir(parents=True, exist_ok=True)
         for path, z in zip(paths, (service, rollback), strict=True):
             if not path.is_file() or path.read_bytes() != z.data:
-                tmp = path.with_name(path.name + ".tmp")
+                tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # builds may run at once
                 tmp.write_bytes(z.data)
                 tmp.replace(path)
     return Packages(service, rollback, paths, len(deps), hit)

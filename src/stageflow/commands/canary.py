@@ -188,8 +188,18 @@ def register(cli: click.Group) -> None:
         lines = [
             f"{d.deployment_id}  v{d.version or '?':<4} {d.status:<17} {d.phase:<13} {d.who}" for d in deps
         ]
+        # what happened outside deployments: rollbacks and broken locks, with who and why
+        events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in ("rollback", "lock_broken")]
+        for e in events:
+            what = (
+                f"to v{e.get('to_version')} ({e.get('trigger')})"
+                if e["kind"] == "rollback"
+                else f"lock of {e.get('holder')}"
+            )
+            lines.append(f"{e['at']}  {e['kind']:<11} {what} by {e.get('who')}: {e.get('reason')}")
         factory.reporter.result(
-            "\n".join(lines) or "no deployments", {"deployments": [d.to_json() for d in deps]}
+            "\n".join(lines) or "no deployments",
+            {"deployments": [d.to_json() for d in deps], "events": events},
         )
 
     @cli.command("unlock")
@@ -199,13 +209,16 @@ def register(cli: click.Group) -> None:
     def unlock_cmd(factory, env, reason):
         """Break a stale deploy lock on ENV (recorded with the reason)."""
         from stageflow.deploy.canary import context
-        from stageflow.history import default_who
+        from stageflow.deploy.locks import unlock
+        from stageflow.history import default_who, lock_holder_text
 
         ctx = context(factory, env)
-        held = ctx.history.break_lock(reason, default_who(), factory.clock.now())
-        factory.reporter.result(
-            f"{env}: lock of {held['holder']} broken" if held else f"{env}: not locked", {"broken": held}
-        )
+        res = unlock(ctx, reason, default_who(), ctx.clock.now())  # the run clock: after every record
+        held = res.broken
+        human = f"{env}: lock of {lock_holder_text(held)} broken (recorded)" if held else f"{env}: not locked"
+        if res.closed:
+            human += f"; deployment {res.closed} closed as failed (no traffic had moved)"
+        factory.reporter.result(human, {"broken": held, "closed": res.closed})
 
     @cli.command("demo")
     @click.option("--env", "env", default="dev", show_default=True)

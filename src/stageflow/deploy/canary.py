@@ -315,7 +315,8 @@ def run_cont(
             )
             event = m.Rejected(clock.now(), "timeout", f"no approval within {limit:g} min")
     lock = ctx.history.lock()
-    if lock is None:
+    if lock is None or lock.get("holder") == dep.deployment_id:
+        # take it (again): the lock then names this process, so a killed run's lock looks stale
         ctx.history.acquire_lock(dep.deployment_id, who, clock.now())
     driver = make_driver(ctx, scenario=scenario, interactive=interactive)
     return _finish(ctx, driver.run(dep, event))

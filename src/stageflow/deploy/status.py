@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from stageflow.deploy.locks import assess
+from stageflow.history import format_age
+
 
 def status(factory, env_name: str) -> tuple[str, dict]:
     from stageflow.deploy.canary import context
 
     ctx = context(factory, env_name)
     alias = ctx.traffic.state()
+    current = ctx.history.in_flight()  # first: it releases a lock left by a finished run
     lock = ctx.history.lock()
-    current = ctx.history.in_flight()
+    holder = None
+    if lock:
+        holder = current if current and current.deployment_id == lock.get("holder") else None
+        holder = holder or ctx.history.get(str(lock.get("holder")))
+    view = assess(lock, holder, env_name)
     latest = ctx.history.list(limit=1)
     dep = current or (latest[0] if latest else None)
     good = ctx.history.last_known_good()
-    rollbacks = [e for e in ctx.history.events(limit=10) if e.get("kind") == "rollback"]
+    events = ctx.history.events(limit=10)
+    rollbacks = [e for e in events if e.get("kind") == "rollback"]
     last_rb = rollbacks[0] if rollbacks else None
     # the record keeps only the last verdict; the last three are the newest verdict items
     recent = (ctx.history.recent_verdicts(dep.deployment_id, 3) or dep.verdicts[-3:]) if dep else []
+    broken = [e for e in events if e.get("kind") == "lock_broken"]
+    last_broken = broken[0] if broken else None
     data = {
         "environment": env_name,
         "function": ctx.outputs.function_name,
@@ -24,6 +35,8 @@ def status(factory, env_name: str) -> tuple[str, dict]:
         "resources": ctx.outputs.source,
         "weights": alias.weights,
         "locked_by": lock.get("holder") if lock else None,
+        "lock": view.to_json() if view else None,
+        "last_lock_broken": last_broken,
         "in_flight": current is not None,
         "deployment_id": dep.deployment_id if dep else None,
         "phase": dep.phase if dep else None,
@@ -57,19 +70,35 @@ def status(factory, env_name: str) -> tuple[str, dict]:
             )
         if current and dep.phase == "awaiting_approval":
             lines.append(f"  next: stageflow approve {env_name}  |  stageflow reject {env_name}")
-        elif current and lock:
+        elif current and view and not view.stale:
             lines.append(
                 f"  if its run was killed: stageflow resume {env_name}  |  stageflow rollback {env_name}"
+            )
+        elif current and not lock:
+            lines.append(
+                f"  its run holds no lock (killed): stageflow resume {env_name}  |  "
+                f"stageflow rollback {env_name}"
             )
     if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
         lines.append(
             f"  last rollback: {last_rb['at']} to v{last_rb.get('to_version')} ({last_rb.get('trigger')}, "
             f"{last_rb.get('who')}): {last_rb.get('reason')}"
         )
-    if lock and not current:
+    if view is not None:
         lines.append(
-            f"  lock held by {lock.get('holder')} with no deployment in flight: "
-            f"stageflow unlock {env_name} --reason ..."
+            f"  lock: held by {view.holder} ({view.who or 'unknown'}"
+            + (f", pid {view.pid} on {view.host}" if view.pid and view.host else "")
+            + f") for {format_age(view.age_seconds)}: "
+            + (f"STALE, {view.why}" if view.stale else view.why)
+        )
+        if not current:
+            lines.append(f"  no deployment in flight holds it: {view.unlock_command or 'wait for it'}")
+        if view.next and not (current and dep.phase == "awaiting_approval"):  # said above
+            lines.append("  next: " + "  |  ".join(view.next))
+    if last_broken and (dep is None or last_broken["at"] >= dep.started_at):
+        lines.append(
+            f"  lock broken: {last_broken['at']} by {last_broken.get('who')} (held by "
+            f"{last_broken.get('holder')}): {last_broken.get('reason')}"
         )
     lines.append(
         f"  last known good: v{data['last_known_good']}" if good else "  last known good: none recorded"
