@@ -250,3 +250,93 @@ def test_item_sizes_are_remembered_and_forgotten_on_update(aws):
     page = ddb.query(TableName="h", KeyConditionExpression="pk = :p AND begins_with(sk, :d)",
                      ExpressionAttributeValues={":p": {"S": "svc#prod"}, ":d": {"S": "DEP#"}})  # fmt: skip
     assert page["Items"][0]["v"] == {"S": "a" * 1000}
+
+
+def test_queries_answer_as_moto_does_without_sorting_the_whole_table(aws):
+    from moto.dynamodb.models.table import Table
+
+    from tests.helpers.resources import create_history_table
+
+    ddb = boto3.client("dynamodb")
+    create_history_table(ddb, "hist")
+    for env in ("prod", "dev"):
+        for n in range(30):
+            st = ("succeeded", "rolled_back", "in_progress")[n % 3]
+            item = {"pk": f"svc#{env}", "sk": f"DEP#{n:04d}", "pk_status": f"svc#{env}#{st}"}
+            item |= {"started_at": f"2026-{n:04d}", "v": str(n)}
+            ddb.put_item(TableName="hist", Item={k: {"S": v} for k, v in item.items()})
+            for v in range(5):
+                ddb.put_item(
+                    TableName="hist",
+                    Item={"pk": {"S": f"svc#{env}"}, "sk": {"S": f"VRD#{n:04d}#{v:06d}"}, "x": {"S": "y"}},
+                )
+    ddb.put_item(TableName="hist", Item={"pk": {"S": "svc#prod"}, "sk": {"S": "EVT#1"}, "x": {"S": "e"}})
+
+    def ask():
+        out = []
+        for kwargs in (
+            {
+                "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+                "ScanIndexForward": False,
+                "Limit": 7,
+            },
+            {"KeyConditionExpression": "pk = :p AND begins_with(sk, :s)", "Limit": 4},
+            {"KeyConditionExpression": "pk = :p", "Limit": 50},
+            {"KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b"},
+            {"KeyConditionExpression": "pk = :q AND begins_with(sk, :s)"},
+        ):
+            values = {":p": {"S": "svc#prod"}, ":q": {"S": "svc#none"}, ":s": {"S": "DEP#"}}
+            values |= {":a": {"S": "DEP#0003"}, ":b": {"S": "VRD#0002"}}
+            expr = kwargs["KeyConditionExpression"]
+            used = {k: v for k, v in values.items() if k in expr}
+            pages, start = [], None
+            while True:  # every page, through LastEvaluatedKey
+                r = ddb.query(TableName="hist", ExpressionAttributeValues=used, **kwargs, **start or {})
+                pages.append((r["Items"], r["Count"], r["ScannedCount"], r.get("LastEvaluatedKey")))
+                if "LastEvaluatedKey" not in r or len(pages) > 20:
+                    break
+                start = {"ExclusiveStartKey": r["LastEvaluatedKey"]}
+            out.append(pages)
+        r = ddb.query(
+            TableName="hist",
+            IndexName="by_status",
+            KeyConditionExpression="pk_status = :s",
+            ExpressionAttributeValues={":s": {"S": "svc#prod#succeeded"}},
+            ScanIndexForward=False,
+            Limit=3,
+        )
+        out.append((r["Items"], r.get("LastEvaluatedKey")))
+        return out
+
+    fixed = ask()
+    patched = Table.all_items
+    handed = []
+
+    def counting(self):
+        got = patched(self)
+        handed.append(len(got))
+        return got
+
+    Table.all_items = counting
+    try:
+        ddb.query(
+            TableName="hist",
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":p": {"S": "svc#prod"}, ":s": {"S": "DEP#"}},
+        )
+    finally:
+        Table.all_items = patched
+    assert handed == [30]  # the DEP# keys of one partition, not the table's 361 items
+
+    def moto_all_items(self):  # moto's own: every item of the table, sorted
+        items = [i for part in self.items.values() for i in part.values()]
+        return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    Table.all_items = moto_all_items
+    try:
+        assert ask() == fixed
+    finally:
+        Table.all_items = patched
+    dep_page = fixed[0][0][0]
+    assert [i["sk"]["S"] for i in dep_page] == [f"DEP#{n:04d}" for n in range(29, 22, -1)]
+    assert len(fixed[0]) == 5 and fixed[4] == [([], 0, 0, None)]
