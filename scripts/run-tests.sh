@@ -11,7 +11,7 @@ if engine_env=$(bash scripts/docker-engine.sh up >&2 && bash scripts/docker-engi
 else
   echo "run-tests: no Docker engine (scripts/docker-engine.sh up failed): docker tests will skip" >&2
 fi
-"$BIN/python" -m pytest -p no:cacheprovider --junitxml=reports/junit.xml "$@"
+"$BIN/python" -m pytest -p no:cacheprovider --durations=30 --junitxml=reports/junit.xml "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "run-tests: pytest collected no tests: that is a failure" >&2
