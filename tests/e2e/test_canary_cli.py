@@ -14,32 +14,15 @@ import sys
 
 import pytest
 
+from tests.helpers import policy
+from tests.helpers.policy import APPROVALS, FAST_POLICY, change_code
+
 # the first test of a session waits for the shared environment: Terraform builds it (tests/conftest.py)
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1200)]
 
-FAST_POLICY = """
-[environments.dev.canary]
-steps = [{ weight = 10, bake_minutes = 2 }, { weight = 50, bake_minutes = 2 }, { weight = 100 }]
-post_promotion_minutes = 2
-
-[environments.dev.gates]
-min_latency_minutes = 2
-"""
-
-APPROVALS = """
-[environments.dev.approvals]
-before_canary = true
-between_steps = true
-"""
-
 
 def with_policy(project, *blocks: str):
-    text = (project / "stageflow.toml").read_text()
-    start = text.index("[environments.dev.canary]")
-    end = text.index("[environments.staging]")
-    (project / "stageflow.toml").write_text(
-        text[:start] + "\n".join(b.strip() + "\n" for b in blocks) + "\n" + text[end:]
-    )
+    policy.with_policy(project / "stageflow.toml", *blocks)
     return project
 
 
@@ -59,11 +42,6 @@ def run(project, deployed, *args, env=None, input=None, timeout=300):
         input=input,
         timeout=timeout,
     )
-
-
-def change_code(project, marker: str) -> None:
-    # formatted as ruff formats it: the deploy's first stage lints the service (ruff check + format)
-    (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {json.dumps(marker)}\n")
 
 
 def status(project, deployed) -> dict:

@@ -17,17 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.helpers import policy
 from tests.helpers.faultproxy import Fault, FaultProxy
+from tests.helpers.policy import FAST_TWO_STEPS
 
-# Short bakes on the virtual clock: one step at 10 %, then 100 %, then a short monitoring window.
-FAST_POLICY = """
-[environments.dev.canary]
-steps = [{ weight = 10, bake_minutes = 2 }, { weight = 100 }]
-post_promotion_minutes = 2
-
-[environments.dev.gates]
-min_latency_minutes = 2
-"""
+FAST_POLICY = FAST_TWO_STEPS
 
 # The mix of a 5 % fault rate on every AWS call: each kind's share of the 5 %.
 MIX = {"throttle": 0.2, "429": 0.1, "500": 0.2, "503": 0.2, "slow": 0.1, "drop": 0.1, "drop_after": 0.1}
@@ -45,10 +39,7 @@ def mixed_faults(rate: float = 0.05, service: str | None = None, operation: str 
 
 def with_policy(project: Path, block: str = FAST_POLICY) -> Path:
     """Replace the dev canary policy of a project copy's stageflow.toml."""
-    text = (project / "stageflow.toml").read_text()
-    start = text.index("[environments.dev.canary]")
-    end = text.index("[environments.staging]")
-    (project / "stageflow.toml").write_text(text[:start] + block.strip() + "\n\n" + text[end:])
+    policy.with_policy(project / "stageflow.toml", block)
     return project
 
 

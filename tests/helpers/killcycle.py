@@ -27,37 +27,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FAST_POLICY = """
-[environments.dev.canary]
-steps = [{ weight = 10, bake_minutes = 2 }, { weight = 50, bake_minutes = 2 }, { weight = 100 }]
-post_promotion_minutes = 2
-
-[environments.dev.gates]
-min_latency_minutes = 2
-"""
-
-PAUSE_AT_10 = """
-[environments.dev.approvals]
-before_canary = false
-between_steps = true
-"""
+from tests.helpers.policy import FAST_POLICY, PAUSE_AT_10, change_code, with_policy
 
 COMMANDS = ("canary", "rollback")
-
-
-def with_policy(config: Path, *blocks: str, out: Path | None = None) -> Path:
-    """``config`` with its dev canary policy replaced by ``blocks`` (written to ``out`` or in place)."""
-    text = config.read_text()
-    start = text.index("[environments.dev.canary]")
-    end = text.index("[environments.staging]")
-    dst = out or config
-    dst.write_text(text[:start] + "\n".join(b.strip() + "\n" for b in blocks) + "\n" + text[end:])
-    return dst
-
-
-def change_code(project: Path, marker: str) -> None:
-    # formatted as ruff formats it (the deploy's first stage lints the service)
-    (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {json.dumps(marker)}\n")
 
 
 @dataclass

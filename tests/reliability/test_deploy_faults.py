@@ -30,6 +30,7 @@ import pytest
 
 from tests.helpers import faultcycles as fc
 from tests.helpers.faultproxy import Fault, FaultProxy
+from tests.helpers.policy import change_code
 
 pytestmark = [
     pytest.mark.reliability,
@@ -71,10 +72,6 @@ def cli(project, deployed, proxy, *args, env=None, timeout=240):
 
 def error_lines(r) -> list[str]:
     return [ln for ln in r.stderr.splitlines() if ln.startswith("stageflow: error:")]
-
-
-def change_code(project, marker: str) -> None:
-    (project / "app" / "service" / "build_marker.py").write_text(f"MARKER = {json.dumps(marker)}\n")
 
 
 def history_of(deployed):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.helpers.killcycle import FAST_POLICY, change_code, with_policy
+from tests.helpers.policy import FAST_POLICY, change_code, with_policy
 
 pytestmark = [
     pytest.mark.reliability,
