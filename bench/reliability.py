@@ -136,7 +136,7 @@ def persistent_cases(project, state, upstream, direct, outputs) -> list[dict]:
         ("promotion UpdateAlias fails (2 attempts), rollback works", "lambda", "UpdateAlias",
          lambda n: n in (2, 3), "canary", 3),
         ("UpdateAlias down after the first step", "lambda", "UpdateAlias", lambda n: n >= 2, "canary", 5),
-        ("every metric read fails", "monitoring", "GetMetricStatistics", lambda n: True, "canary", 4),
+        ("every metric read fails", "monitoring", "GetMetricData", lambda n: True, "canary", 4),
         ("every DynamoDB call fails (history down)", "dynamodb", None, lambda n: True, "canary", 3),
         ("on-call rollback with UpdateAlias down", "lambda", "UpdateAlias", lambda n: True, "rollback", 5),
     ]  # fmt: skip

@@ -186,7 +186,7 @@ def test_update_alias_down_for_good_pages_a_person_exit_5_then_on_call_rolls_bac
 
 def test_metric_reads_failing_for_good_roll_back_exit_4(fast, deployed, scripted):
     base = deployed.base
-    proxy = scripted("monitoring", "GetMetricStatistics", lambda n: True)
+    proxy = scripted("monitoring", "GetMetricData", lambda n: True)
     change_code(fast, f"metrics-down-{time.time_ns()}")
     r = cli(fast, deployed, proxy, "canary", "dev", env=FAST_RETRIES)
     assert r.returncode == 4, r.stderr[-3000:]
