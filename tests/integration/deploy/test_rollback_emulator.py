@@ -196,6 +196,11 @@ def test_rollback_without_history_of_good_versions_is_a_clear_error(project, emu
 
 
 def test_rollback_of_an_environment_never_deployed_changes_nothing(project, emulator_state, aws, cli):
+    import shutil
+
+    # outputs remembered by earlier tests on this (since reset) emulator would make this the
+    # "state is gone" case (tests/reliability/test_deploy_faults.py); here nothing was ever deployed
+    shutil.rmtree(emulator_state / "outputs", ignore_errors=True)
     env = {"STAGEFLOW_STATE_DIR": str(emulator_state)}
     r = cli("--config", str(project / "stageflow.toml"), "--local", "rollback", "dev", env=env)
     assert r.returncode == 2, r.stderr
