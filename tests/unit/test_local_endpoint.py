@@ -38,7 +38,7 @@ def test_local_mode_uses_the_override_everywhere_and_starts_no_emulator(tmp_path
     assert not (tmp_path / "state" / "local" / "emulator.json").exists()  # nothing started
 
 
-@pytest.mark.parametrize("bad", ["http://10.0.0.5:4566", "https://example.com", "http://127.0.0.1"])
+@pytest.mark.parametrize("bad", ["http://192.0.2.5:4566", "https://example.com", "http://127.0.0.1"])
 def test_the_override_is_loopback_guarded(tmp_path, monkeypatch, bad):
     monkeypatch.setenv("STAGEFLOW_LOCAL_ENDPOINT", bad)
     with pytest.raises(LocalGuardError) as exc:
