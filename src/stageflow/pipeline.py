@@ -268,7 +268,8 @@ def stage_infrastructure(factory, env_name: str, *, allow_destroy: bool = False,
     from stageflow.terraform import api
 
     env = factory.env(env_name)
-    values = secrets.resolve(factory, env.name) if env.secrets else {}
+    clients = {s: factory.aws.client(s) for s in secrets.sources(env.secrets)}
+    values = secrets.resolve(env.name, env.secrets, **clients) if env.secrets else {}
     tf_env = secrets.tf_vars(values) if values else {}
     if env.secrets:
         redact_deployed_secrets(factory, env)
@@ -294,18 +295,16 @@ def redact_deployed_secrets(factory, env) -> None:
     not know it): register them before Terraform runs. Nothing deployed yet: nothing to register."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from stageflow.redact import REDACTOR
+    from stageflow import secrets
 
     try:
         out = factory.outputs(env.name, cached_only=True)
         if out is None:
             return
-        cfg = factory.aws.client("lambda").get_function_configuration(FunctionName=out.function_name)
+        lam = factory.aws.client("lambda")
     except (BotoCoreError, ClientError):
         return
-    for name, value in ((cfg.get("Environment") or {}).get("Variables") or {}).items():
-        if name in env.secrets and value:
-            REDACTOR.add(value)
+    secrets.register_deployed_values(lam, out.function_name, env.secrets)
 
 
 def stage_secrets(factory, infra: InfraResult) -> SecretsResult:
@@ -317,7 +316,7 @@ def stage_secrets(factory, infra: InfraResult) -> SecretsResult:
     from stageflow import secrets
 
     fn = infra.outputs.function_name
-    update = secrets.update_lambda_env(factory, fn, infra.secrets)
+    update = secrets.update_lambda_env(factory.aws.client("lambda"), fn, infra.secrets)
     return SecretsResult(tuple(sorted(infra.secrets)), fn, tuple(getattr(update, "kept", ()) or ()))
 
 

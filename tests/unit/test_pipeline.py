@@ -44,7 +44,9 @@ def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_
     plan_file = tmp_path / "p.tfplan"
     plan_file.write_bytes(b"holds secrets")
     calls = []
-    monkeypatch.setattr(secrets, "resolve", lambda f, env: {"DB_PASSWORD": secrets.Secret("s3cr3t-value")})
+    monkeypatch.setattr(
+        secrets, "resolve", lambda env, table, **clients: {"DB_PASSWORD": secrets.Secret("s3cr3t-value")}
+    )
     monkeypatch.setattr(
         api,
         "plan",

@@ -54,7 +54,8 @@ def register(cli) -> None:
 
         cfg = factory.env(env)
         pipeline.stage_build(factory)  # the packages the root deploys, as a deploy builds them
-        values = secrets.resolve(factory, env) if cfg.secrets else {}
+        clients = {s: factory.aws.client(s) for s in secrets.sources(cfg.secrets)}
+        values = secrets.resolve(env, cfg.secrets, **clients) if cfg.secrets else {}
         tf_env = secrets.tf_vars(values) if values else {}
         if cfg.secrets:
             pipeline.redact_deployed_secrets(factory, cfg)
