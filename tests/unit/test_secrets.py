@@ -17,24 +17,18 @@ from botocore.stub import ANY, Stubber
 
 from stageflow.errors import AwsError, EnvironmentFailure, ExitCode, UsageError
 from stageflow.redact import Redactor, Secret
-from stageflow.secrets import (
-    MalformedSecretReference,
-    SecretRef,
-    SecretsNotFound,
-    SecretsUnavailable,
-    check_version_stage,
+from stageflow.secrets.refs import MalformedSecretReference, SecretRef, check_version_stage, parse_ref
+from stageflow.secrets.sinks import (
     child_env,
     exec_child,
     exec_env,
-    fetch,
     format_env_line,
-    parse_ref,
-    raise_for_problems,
     sensitive_var_names,
     tf_vars,
     update_lambda_env,
     write_env_file,
 )
+from stageflow.secrets.stores import Problem, SecretsNotFound, SecretsUnavailable, fetch, raise_for_problems
 from tests.conftest import require
 
 
@@ -167,8 +161,6 @@ def test_fetch_groups_missing_and_denied_and_registers_values_first():
 
 def test_only_missing_is_exit_2():
     ref = parse_ref("A", "ssm:/a/b")
-    from stageflow.secrets import Problem
-
     with pytest.raises(SecretsNotFound) as err:
         raise_for_problems("dev", 1, [Problem(ref, "missing", "not found")])
     assert err.value.exit_code == ExitCode.USAGE

@@ -89,7 +89,7 @@ def register(cli) -> None:
 
 def _prepare(factory, env_name: str, version_stage: str):
     """Check the stage, the environment and every reference before any AWS call."""
-    from stageflow.secrets import check_version_stage, parse_refs
+    from stageflow.secrets.refs import check_version_stage, parse_refs
 
     check_version_stage(version_stage)
     return parse_refs(factory.config.env(env_name).secrets)
@@ -97,7 +97,8 @@ def _prepare(factory, env_name: str, version_stage: str):
 
 def _resolve(factory, env_name: str, version_stage: str):
     """Every value, or one error line; then a note when --version-stage did not apply to all."""
-    from stageflow.secrets import SSM, parse_refs, resolve, sources
+    from stageflow.secrets.refs import SSM, parse_refs, sources
+    from stageflow.secrets.stores import resolve
 
     table = factory.config.env(env_name).secrets
     clients = {s: factory.aws.client(s) for s in sources(table)}
@@ -137,7 +138,7 @@ def _validate(factory, env_name, *, version_stage, **_):
 
 def _exec(factory, env_name, *, args, version_stage, pristine, tf_vars, **_):
     from stageflow.report import Reporter
-    from stageflow.secrets import exec_child, exec_env
+    from stageflow.secrets.sinks import exec_child, exec_env
 
     _prepare(factory, env_name, version_stage)
     secrets = _resolve(factory, env_name, version_stage)
@@ -160,7 +161,7 @@ def _exec(factory, env_name, *, args, version_stage, pristine, tf_vars, **_):
 
 
 def _env_file(factory, env_name, *, args, version_stage, **_):
-    from stageflow.secrets import check_env_file_target, env_file_ignored, write_env_file
+    from stageflow.secrets.sinks import check_env_file_target, env_file_ignored, write_env_file
 
     _prepare(factory, env_name, version_stage)
     check_env_file_target(args[0])  # refuse before reading any secret
@@ -176,7 +177,7 @@ def _env_file(factory, env_name, *, args, version_stage, **_):
 
 def _lambda(factory, env_name, *, version_stage, function_name, **_):
     from stageflow.config import FROM_TERRAFORM
-    from stageflow.secrets import update_lambda_env
+    from stageflow.secrets.sinks import update_lambda_env
 
     _prepare(factory, env_name, version_stage)
     function = function_name or factory.config.env(env_name).function
