@@ -23,6 +23,7 @@ from stageflow.secrets.sinks import (
     exec_child,
     exec_env,
     format_env_line,
+    register_deployed_values,
     sensitive_var_names,
     tf_vars,
     update_lambda_env,
@@ -446,3 +447,19 @@ def test_update_lambda_env_missing_function_is_exit_2_and_denied_is_exit_3():
             update_lambda_env(lam, "fn", {"A_SECRET": Secret("value-1234")})
     assert denied.value.exit_code == ExitCode.ENVIRONMENT and "Lambda function fn" in denied.value.one_line()
     assert "value-1234" not in denied.value.one_line()
+
+
+def test_register_deployed_values_masks_only_the_secret_names_and_tolerates_a_missing_function():
+    lam = _client("lambda")
+    variables = {"DB_PASSWORD": "deployed-pw-77", "LOG_LEVEL": "debug-level", "EMPTY": ""}
+    with Stubber(lam) as s:
+        s.add_response(
+            "get_function_configuration",
+            {"FunctionName": "fn", "Environment": {"Variables": variables}},
+            {"FunctionName": "fn"},
+        )
+        s.add_client_error("get_function_configuration", service_error_code="ResourceNotFoundException")
+        red = Redactor()
+        register_deployed_values(lam, "fn", {"DB_PASSWORD", "EMPTY"}, red)
+        register_deployed_values(lam, "gone", {"DB_PASSWORD"}, red)
+    assert red.redact("deployed-pw-77 debug-level") == "*** debug-level"

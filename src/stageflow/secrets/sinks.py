@@ -86,14 +86,14 @@ def exec_child(
     program = shutil.which(argv[0])
     if program is None:
         raise UsageError(f"command not found: {argv[0]}", "check the name or your PATH")
-    sinks = {"stdout": out, "stderr": err}
+    streams = {"stdout": out, "stderr": err}
     try:
         result = runner(
             [program, *argv[1:]],
             env=dict(env),
             cwd=cwd,
             ok_codes=None,
-            on_line=lambda line, stream: sinks[stream](line),
+            on_line=lambda line, stream: streams[stream](line),
         )
     except process.CommandNotFound as exc:
         raise UsageError(exc.message, "check the command") from None
@@ -241,7 +241,7 @@ def update_lambda_env(client, function_name: str, secrets: Mapping[str, Secret])
             raise _not_found(function_name) from None
         raise aws_error(exc, doing) from None
     except WaiterError as exc:
-        if error_code(_WaiterResponse(exc)) == "ResourceNotFoundException":
+        if ((exc.last_response or {}).get("Error") or {}).get("Code") == "ResourceNotFoundException":
             raise _not_found(function_name) from None
         raise EnvironmentFailure(
             f"Lambda function {function_name}: the update did not finish", "check the function in AWS"
@@ -251,11 +251,6 @@ def update_lambda_env(client, function_name: str, secrets: Mapping[str, Secret])
     raise EnvironmentFailure(  # three revision conflicts in a row
         f"Lambda function {function_name} kept changing while we updated it", "try again"
     )
-
-
-class _WaiterResponse:
-    def __init__(self, exc):
-        self.response = getattr(exc, "last_response", None) or {}
 
 
 def register_deployed_values(
