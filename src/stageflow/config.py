@@ -17,11 +17,11 @@ from types import MappingProxyType
 from typing import Any
 
 from stageflow.errors import ConfigError, UnknownEnvironmentError
+from stageflow.secrets.refs import reference_problem
 
 DEFAULT_CONFIG_NAME = "stageflow.toml"
 FROM_TERRAFORM = "from-terraform"
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-SECRET_REF_RE = re.compile(r"^(secretsmanager|ssm):.+")
 
 
 @dataclass(frozen=True)
@@ -453,11 +453,8 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
 
     s_raw = r.table(raw.get("secrets", {}), f"{key}.secrets")
     for sname, ref in s_raw.items():
-        sk = f"{key}.secrets.{sname}"
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", sname):
-            raise r.fail(sk, "secret names must be valid environment variable names")
-        if not isinstance(ref, str) or not SECRET_REF_RE.match(ref):
-            raise r.fail(sk, "must be a reference 'secretsmanager:NAME[#KEY]' or 'ssm:/PATH'")
+        if (problem := reference_problem(sname, ref)) is not None:
+            raise r.fail(f"{key}.secrets.{sname}", problem)
 
     t_raw = r.table(raw.get("tests", {}), f"{key}.tests")
     tk2 = f"{key}.tests"

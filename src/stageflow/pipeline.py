@@ -264,12 +264,13 @@ def stage_infrastructure(factory, env_name: str, *, allow_destroy: bool = False,
     """Terraform, in every mode: plan (summary, protected-environment policy), apply exactly that plan,
     read the outputs. Secrets are fetched once, reach Terraform only as TF_VAR_* in its environment,
     and the plan file (which holds them) is deleted after the apply."""
-    from stageflow import secrets
+    from stageflow.secrets import refs, sinks, stores
     from stageflow.terraform import api
 
     env = factory.env(env_name)
-    values = secrets.resolve(factory, env.name) if env.secrets else {}
-    tf_env = secrets.tf_vars(values) if values else {}
+    clients = {s: factory.aws.client(s) for s in refs.sources(env.secrets)}
+    values = stores.resolve(env.name, env.secrets, **clients) if env.secrets else {}
+    tf_env = sinks.tf_vars(values) if values else {}
     if env.secrets:
         redact_deployed_secrets(factory, env)
     planned = api.plan(factory, env.name, extra_env=tf_env, allow_destroy=allow_destroy)
@@ -294,18 +295,16 @@ def redact_deployed_secrets(factory, env) -> None:
     not know it): register them before Terraform runs. Nothing deployed yet: nothing to register."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from stageflow.redact import REDACTOR
+    from stageflow.secrets import sinks
 
     try:
         out = factory.outputs(env.name, cached_only=True)
         if out is None:
             return
-        cfg = factory.aws.client("lambda").get_function_configuration(FunctionName=out.function_name)
+        lam = factory.aws.client("lambda")
     except (BotoCoreError, ClientError):
         return
-    for name, value in ((cfg.get("Environment") or {}).get("Variables") or {}).items():
-        if name in env.secrets and value:
-            REDACTOR.add(value)
+    sinks.register_deployed_values(lam, out.function_name, env.secrets)
 
 
 def stage_secrets(factory, infra: InfraResult) -> SecretsResult:
@@ -314,10 +313,10 @@ def stage_secrets(factory, infra: InfraResult) -> SecretsResult:
     with the redactor as they are fetched."""
     if not infra.secrets:
         return SecretsResult((), None)
-    from stageflow import secrets
+    from stageflow.secrets import sinks
 
     fn = infra.outputs.function_name
-    update = secrets.update_lambda_env(factory, fn, infra.secrets)
+    update = sinks.update_lambda_env(factory.aws.client("lambda"), fn, infra.secrets)
     return SecretsResult(tuple(sorted(infra.secrets)), fn, tuple(getattr(update, "kept", ()) or ()))
 
 

@@ -153,7 +153,8 @@ def test_malformed_reference_caught_by_config_exit_2(setup, run):
 
 
 def test_malformed_reference_caught_at_parse_exit_2(setup, run):
-    # Passes the config's shape check ('ssm:' + something) but is not a parameter path.
+    # A known source ('ssm:') but not a parameter path: the one reference grammar, run when the
+    # configuration is loaded, names the entry and the reason.
     _add_secrets_table(setup, 'BROKEN = "ssm:relative/path"\n')
     before = _files(setup)
     proc = run(setup, "secrets", "dev", "env-file", str(setup / "out.env"))

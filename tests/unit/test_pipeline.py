@@ -38,13 +38,16 @@ class FakeApplied:
 
 
 def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_path, monkeypatch):
-    from stageflow import secrets
+    from stageflow.redact import Secret
+    from stageflow.secrets import stores
     from stageflow.terraform import api
 
     plan_file = tmp_path / "p.tfplan"
     plan_file.write_bytes(b"holds secrets")
     calls = []
-    monkeypatch.setattr(secrets, "resolve", lambda f, env: {"DB_PASSWORD": secrets.Secret("s3cr3t-value")})
+    monkeypatch.setattr(
+        stores, "resolve", lambda env, table, **clients: {"DB_PASSWORD": Secret("s3cr3t-value")}
+    )
     monkeypatch.setattr(
         api,
         "plan",

@@ -1,5 +1,6 @@
-"""stageflow.secrets without the emulator: parsing, error grouping (botocore Stubber at the client
-seam, which validates against the real service models), env files, exec, the Lambda merge."""
+"""stageflow.secrets without the emulator: parsing (refs), reading and error grouping (stores: botocore
+Stubber at the client seam, which validates against the real service models), env files, exec, the
+Lambda merge (sinks)."""
 
 from __future__ import annotations
 
@@ -14,26 +15,21 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from stageflow.errors import EnvironmentFailure, ExitCode, UsageError
+from stageflow.errors import AwsError, EnvironmentFailure, ExitCode, UsageError
 from stageflow.redact import Redactor, Secret
-from stageflow.secrets import (
-    MalformedSecretReference,
-    SecretRef,
-    SecretsNotFound,
-    SecretsUnavailable,
-    check_version_stage,
+from stageflow.secrets.refs import MalformedSecretReference, SecretRef, check_version_stage, parse_ref
+from stageflow.secrets.sinks import (
     child_env,
+    exec_child,
     exec_env,
-    fetch,
     format_env_line,
-    parse_ref,
-    raise_for_problems,
-    run_streaming,
+    register_deployed_values,
     sensitive_var_names,
     tf_vars,
     update_lambda_env,
     write_env_file,
 )
+from stageflow.secrets.stores import Problem, SecretsNotFound, SecretsUnavailable, fetch, raise_for_problems
 from tests.conftest import require
 
 
@@ -166,8 +162,6 @@ def test_fetch_groups_missing_and_denied_and_registers_values_first():
 
 def test_only_missing_is_exit_2():
     ref = parse_ref("A", "ssm:/a/b")
-    from stageflow.secrets import Problem
-
     with pytest.raises(SecretsNotFound) as err:
         raise_for_problems("dev", 1, [Problem(ref, "missing", "not found")])
     assert err.value.exit_code == ExitCode.USAGE
@@ -198,8 +192,11 @@ def test_rejected_credentials_end_the_run():
     sm = _client("secretsmanager")
     with Stubber(sm) as s:
         s.add_client_error("get_secret_value", service_error_code="UnrecognizedClientException")
-        with pytest.raises(EnvironmentFailure, match="rejected the credentials"):
+        with pytest.raises(AwsError) as err:
             fetch([parse_ref("A", "secretsmanager:a")], secretsmanager=sm, redactor=Redactor())
+    # through the one AWS error mapping: exit 3, the credentials named as the cause
+    assert err.value.exit_code == ExitCode.ENVIRONMENT and err.value.code == "UnrecognizedClientException"
+    assert "credentials are invalid or expired" in err.value.one_line()
 
 
 def test_not_json_secret_with_key():
@@ -337,23 +334,28 @@ def test_write_env_file_refuses_git_tracked(tmp_path):
 
 
 # -- exec ----------------------------------------------------------------------------------------------
-def test_run_streaming_lines_and_exit_code():
+def test_exec_child_lines_and_exit_code():
     out, err = [], []
     code = "import sys; print('one'); print('two', file=sys.stderr); print('three'); sys.exit(5)"
-    rc = run_streaming([sys.executable, "-c", code], dict(os.environ), out=out.append, err=err.append)
+    rc = exec_child([sys.executable, "-c", code], dict(os.environ), out=out.append, err=err.append)
     assert rc == 5
-    assert out == ["one\n", "three\n"] and err == ["two\n"]
+    assert out == ["one", "three"] and err == ["two"]
 
 
-def test_run_streaming_without_path_in_env_finds_program():
+def test_exec_child_killed_by_a_signal_is_128_plus_n():
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    assert exec_child([sys.executable, "-c", code], dict(os.environ), out=print, err=print) == 128 + 15
+
+
+def test_exec_child_without_path_in_env_finds_program():
     out = []
-    rc = run_streaming(["env"], {"ONLY": "this-one"}, out=out.append, err=out.append)
-    assert rc == 0 and out == ["ONLY=this-one\n"]
+    rc = exec_child(["env"], {"ONLY": "this-one"}, out=out.append, err=out.append)
+    assert rc == 0 and out == ["ONLY=this-one"]
 
 
-def test_run_streaming_unknown_command():
+def test_exec_child_unknown_command():
     with pytest.raises(UsageError, match="command not found"):
-        run_streaming(["no-such-program-xyz"], {}, out=print, err=print)
+        exec_child(["no-such-program-xyz"], {}, out=print, err=print)
 
 
 # -- Lambda: revision-guarded merge, retried on a concurrent change -----------------------------------
@@ -401,3 +403,63 @@ def test_update_lambda_env_retries_on_revision_conflict():
         result = update_lambda_env(lam, fn, {"A_SECRET": Secret("value-1234")})
         s.assert_no_pending_responses()
     assert result.set == ("A_SECRET",) and result.kept == ("KEEP", "NEW")
+
+
+def test_update_lambda_env_gives_up_after_three_revision_conflicts():
+    lam = _client("lambda")
+    fn = "svc-dev"
+    done = {"Configuration": {"FunctionName": fn, "LastUpdateStatus": "Successful"}}
+    with Stubber(lam) as s:
+        for revision in ("r1", "r2", "r3"):
+            s.add_response("get_function", done, {"FunctionName": fn})
+            s.add_response(
+                "get_function_configuration",
+                {"FunctionName": fn, "RevisionId": revision},
+                {"FunctionName": fn},
+            )
+            s.add_client_error(
+                "update_function_configuration",
+                service_error_code="PreconditionFailedException",
+                http_status_code=412,
+            )
+        with pytest.raises(EnvironmentFailure, match="kept changing") as err:
+            update_lambda_env(lam, fn, {"A_SECRET": Secret("value-1234")})
+        s.assert_no_pending_responses()
+    assert err.value.exit_code == ExitCode.ENVIRONMENT
+
+
+def test_update_lambda_env_missing_function_is_exit_2_and_denied_is_exit_3():
+    lam = _client("lambda")
+    with Stubber(lam) as s:
+        s.add_client_error(
+            "get_function", service_error_code="ResourceNotFoundException", http_status_code=404
+        )
+        with pytest.raises(UsageError, match="not found") as missing:
+            update_lambda_env(lam, "gone", {"A_SECRET": Secret("value-1234")})
+    assert missing.value.exit_code == ExitCode.USAGE
+    done = {"Configuration": {"FunctionName": "fn", "LastUpdateStatus": "Successful"}}
+    with Stubber(lam) as s:
+        s.add_response("get_function", done)
+        s.add_client_error(
+            "get_function_configuration", service_error_code="AccessDeniedException", http_status_code=403
+        )
+        with pytest.raises(AwsError) as denied:
+            update_lambda_env(lam, "fn", {"A_SECRET": Secret("value-1234")})
+    assert denied.value.exit_code == ExitCode.ENVIRONMENT and "Lambda function fn" in denied.value.one_line()
+    assert "value-1234" not in denied.value.one_line()
+
+
+def test_register_deployed_values_masks_only_the_secret_names_and_tolerates_a_missing_function():
+    lam = _client("lambda")
+    variables = {"DB_PASSWORD": "deployed-pw-77", "LOG_LEVEL": "debug-level", "EMPTY": ""}
+    with Stubber(lam) as s:
+        s.add_response(
+            "get_function_configuration",
+            {"FunctionName": "fn", "Environment": {"Variables": variables}},
+            {"FunctionName": "fn"},
+        )
+        s.add_client_error("get_function_configuration", service_error_code="ResourceNotFoundException")
+        red = Redactor()
+        register_deployed_values(lam, "fn", {"DB_PASSWORD", "EMPTY"}, red)
+        register_deployed_values(lam, "gone", {"DB_PASSWORD"}, red)
+    assert red.redact("deployed-pw-77 debug-level") == "*** debug-level"

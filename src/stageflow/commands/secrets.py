@@ -89,7 +89,7 @@ def register(cli) -> None:
 
 def _prepare(factory, env_name: str, version_stage: str):
     """Check the stage, the environment and every reference before any AWS call."""
-    from stageflow.secrets import check_version_stage, parse_refs
+    from stageflow.secrets.refs import check_version_stage, parse_refs
 
     check_version_stage(version_stage)
     return parse_refs(factory.config.env(env_name).secrets)
@@ -97,10 +97,13 @@ def _prepare(factory, env_name: str, version_stage: str):
 
 def _resolve(factory, env_name: str, version_stage: str):
     """Every value, or one error line; then a note when --version-stage did not apply to all."""
-    from stageflow.secrets import SSM, parse_refs, resolve
+    from stageflow.secrets.refs import SSM, parse_refs, sources
+    from stageflow.secrets.stores import resolve
 
-    secrets = resolve(factory, env_name, version_stage=version_stage)
-    refs = parse_refs(factory.config.env(env_name).secrets)
+    table = factory.config.env(env_name).secrets
+    clients = {s: factory.aws.client(s) for s in sources(table)}
+    secrets = resolve(env_name, table, version_stage=version_stage, **clients)
+    refs = parse_refs(table)
     if version_stage != "AWSCURRENT" and any(r.source == SSM for r in refs):
         factory.reporter.info(
             "secrets",
@@ -111,7 +114,6 @@ def _resolve(factory, env_name: str, version_stage: str):
 
 
 def _validate(factory, env_name, *, version_stage, **_):
-
     refs = _prepare(factory, env_name, version_stage)
     secrets = _resolve(factory, env_name, version_stage)
     names = list(secrets)
@@ -136,7 +138,7 @@ def _validate(factory, env_name, *, version_stage, **_):
 
 def _exec(factory, env_name, *, args, version_stage, pristine, tf_vars, **_):
     from stageflow.report import Reporter
-    from stageflow.secrets import exec_env, run_streaming
+    from stageflow.secrets.sinks import exec_child, exec_env
 
     _prepare(factory, env_name, version_stage)
     secrets = _resolve(factory, env_name, version_stage)
@@ -153,13 +155,13 @@ def _exec(factory, env_name, *, args, version_stage, pristine, tf_vars, **_):
     # The child's stdout goes to our stdout, its stderr to our stderr, both redacted line by line.
     to_out = Reporter(err=reporter.out, redactor=reporter.redactor)
     to_err = Reporter(err=reporter.err, redactor=reporter.redactor)
-    rc = run_streaming(list(args), env, out=to_out.child, err=to_err.child)
+    rc = exec_child(list(args), env, out=to_out.child, err=to_err.child)
     if rc:
         raise click.exceptions.Exit(rc)
 
 
 def _env_file(factory, env_name, *, args, version_stage, **_):
-    from stageflow.secrets import check_env_file_target, env_file_ignored, write_env_file
+    from stageflow.secrets.sinks import check_env_file_target, env_file_ignored, write_env_file
 
     _prepare(factory, env_name, version_stage)
     check_env_file_target(args[0])  # refuse before reading any secret
@@ -175,7 +177,7 @@ def _env_file(factory, env_name, *, args, version_stage, **_):
 
 def _lambda(factory, env_name, *, version_stage, function_name, **_):
     from stageflow.config import FROM_TERRAFORM
-    from stageflow.secrets import update_lambda_env
+    from stageflow.secrets.sinks import update_lambda_env
 
     _prepare(factory, env_name, version_stage)
     function = function_name or factory.config.env(env_name).function
@@ -185,7 +187,7 @@ def _lambda(factory, env_name, *, version_stage, function_name, **_):
             "pass --function NAME, or set environments." + env_name + ".function in stageflow.toml",
         )
     secrets = _resolve(factory, env_name, version_stage)
-    update = update_lambda_env(factory, function, secrets)
+    update = update_lambda_env(factory.aws.client("lambda"), function, secrets)
     factory.reporter.result(
         f"secrets {env_name}: lambda {function}: set {len(update.set)} variables"
         + (f" ({', '.join(update.set)})" if update.set else "")

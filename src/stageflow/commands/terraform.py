@@ -49,13 +49,15 @@ def register(cli) -> None:
         Exits 2 when the plan deletes or replaces resources in a protected environment and
         --allow-destroy was not given.
         """
-        from stageflow import pipeline, secrets
+        from stageflow import pipeline
+        from stageflow.secrets import refs, sinks, stores
         from stageflow.terraform import api
 
         cfg = factory.env(env)
         pipeline.stage_build(factory)  # the packages the root deploys, as a deploy builds them
-        values = secrets.resolve(factory, env) if cfg.secrets else {}
-        tf_env = secrets.tf_vars(values) if values else {}
+        clients = {s: factory.aws.client(s) for s in refs.sources(cfg.secrets)}
+        values = stores.resolve(env, cfg.secrets, **clients) if cfg.secrets else {}
+        tf_env = sinks.tf_vars(values) if values else {}
         if cfg.secrets:
             pipeline.redact_deployed_secrets(factory, cfg)
         result = api.plan(factory, env, allow_destroy=allow_destroy, extra_env=tf_env)
