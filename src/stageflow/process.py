@@ -100,6 +100,7 @@ class Runner(Protocol):
         ok_codes: Collection[int] | None = (0,),
         on_line: LineCallback | None = None,
         input: str | None = None,
+        interactive: bool = False,
     ) -> Result: ...
 
 
@@ -113,12 +114,15 @@ def run(
     on_line: LineCallback | None = None,
     input: str | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    interactive: bool = False,
 ) -> Result:
     """Run ``argv`` to its end and return what it did.
 
     ``ok_codes=None`` accepts every exit code (the caller reads ``returncode``). ``env=None`` inherits
     this process's environment; callers that must not leak it pass a clean mapping. ``input`` is written
-    to the child's stdin (then closed); otherwise stdin is /dev/null.
+    to the child's stdin (then closed); otherwise stdin is /dev/null. ``interactive`` keeps the child
+    in our session with our stdin (a program that reads the terminal; Ctrl-C reaches it from the
+    terminal itself); its output is still streamed and captured.
     """
     argv = tuple(str(a) for a in argv)
     start = time.monotonic()
@@ -127,17 +131,18 @@ def run(
             argv,
             cwd=str(cwd) if cwd is not None else None,
             env=dict(env) if env is not None else None,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if input is not None else (None if interactive else subprocess.DEVNULL),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             errors="replace",
             bufsize=1,
-            start_new_session=True,
+            start_new_session=not interactive,
         )
     except OSError as exc:
         raise CommandNotFound(argv, exc.strerror or str(exc)) from exc
+    stop = _stop_child if interactive else stop_group
     out: list[str] = []
     err: list[str] = []
     readers = [
@@ -151,11 +156,11 @@ def run(
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        killed = stop_group(proc, grace_s=grace_s)
+        killed = stop(proc, grace_s=grace_s)
         _join(readers)
         raise CommandTimeout(argv, float(timeout or 0), "".join(out), "".join(err), killed) from None
     except KeyboardInterrupt:
-        stop_group(proc, signal.SIGINT, grace_s=grace_s)
+        stop(proc, signal.SIGINT, grace_s=grace_s)
         _join(readers)
         raise Interrupted(f"interrupted while {Path(argv[0]).name} ran") from None
     _join(readers)
@@ -246,6 +251,21 @@ def stop_group(
         return False
     except subprocess.TimeoutExpired:
         _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+def _stop_child(
+    proc: subprocess.Popen, first: int = signal.SIGTERM, *, grace_s: float = DEFAULT_GRACE_S
+) -> bool:
+    """Like :func:`stop_group` for a child that shares our process group (interactive): the child only."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(first)
+    try:
+        proc.wait(timeout=grace_s)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
         proc.wait()
         return True
 

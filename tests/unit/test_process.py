@@ -72,3 +72,14 @@ def test_spawn_and_stop():
 
 def test_pid_alive_rejects_nonsense():
     assert not process.pid_alive(0) and not process.pid_alive(-1)
+
+
+def test_interactive_child_keeps_our_stdin_and_session():
+    import os
+
+    code = "import os, sys; print(os.getsid(0)); print(sys.stdin is not None and not sys.stdin.closed)"
+    res = process.run([sys.executable, "-c", code], interactive=True)
+    sid, has_stdin = res.stdout.split()
+    assert int(sid) == os.getsid(0) and has_stdin == "True"
+    own = process.run([sys.executable, "-c", "import os; print(os.getsid(0))"])
+    assert int(own.stdout) != os.getsid(0)  # the default: a session (and process group) of its own

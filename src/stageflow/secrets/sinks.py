@@ -94,6 +94,7 @@ def exec_child(
             cwd=cwd,
             ok_codes=None,
             on_line=lambda line, stream: streams[stream](line),
+            interactive=True,  # the program keeps our terminal: it may prompt, Ctrl-C reaches it
         )
     except process.CommandNotFound as exc:
         raise UsageError(exc.message, "check the command") from None
