@@ -192,7 +192,7 @@ def test_lock_second_deploy_fails_fast(project, emulator_state, aws):
 
 
 def test_on_call_rollback_during_a_bake_stops_the_run(project, emulator_state, aws):
-    from stageflow.rollback import rollback
+    from stageflow.rollback.cli import rollback
 
     state = {}
 
@@ -204,7 +204,7 @@ def test_on_call_rollback_during_a_bake_stops_the_run(project, emulator_state, a
                 state_dir=emulator_state,
                 reporter=Reporter(quiet=True),
             )
-            state["rb"] = rollback(f2, "dev", reason="pager says no")
+            state["rb"] = rollback(f2.environment("dev"), reason="pager says no")
         return "continue", ()
 
     driver, dep, history, seen, rec, pub = make(project, emulator_state, aws, decide)
