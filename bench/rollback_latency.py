@@ -21,12 +21,13 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     from stageflow.build.lambda_zip import package
+    from stageflow.commands.canary import environments_for_alarm
     from stageflow.commands.rehearse import rehearsal_artifact
     from stageflow.deploy.publish import publish
     from stageflow.deploy.traffic import AliasTraffic
     from stageflow.factory import Factory
     from stageflow.report import Reporter
-    from stageflow.rollback import from_alarm_event
+    from stageflow.rollback.cli import from_alarm_event
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
@@ -71,7 +72,13 @@ def main() -> int:
                 reporter=Reporter(quiet=True),
             )
             t0 = time.perf_counter()
-            res = from_alarm_event(g, event)
+            res = from_alarm_event(
+                event,
+                None,
+                environments_for=lambda alarm, g=g: environments_for_alarm(g, alarm),
+                context_for=g.environment,
+                reporter=g.reporter,
+            )
             wall.append(time.perf_counter() - t0)
             tool.append(res[0].seconds_to_restore)
             assert traffic.state().weights == {pub.previous_version: 100}

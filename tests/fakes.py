@@ -7,7 +7,6 @@ They keep the contracts the real implementations keep — the seq check of histo
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,17 +17,11 @@ from stageflow.config import Gates
 from stageflow.deploy.canary import Context
 from stageflow.deploy.gates import GateReader, default_judge
 from stageflow.deploy.publish import Published
+from stageflow.deploy.records import ACTIVE, Deployment, VerdictRecord
 from stageflow.deploy.traffic import AliasState
 from stageflow.errors import EnvironmentFailure, LockedError, UsageError
-from stageflow.history import (
-    ACTIVE,
-    ConcurrentUpdate,
-    Deployment,
-    iso,
-    lock_age_seconds,
-    lock_hint,
-    lock_holder_text,
-)
+from stageflow.history import ConcurrentUpdate, lock_age_seconds, lock_hint, lock_holder_text
+from stageflow.isotime import iso
 from stageflow.metrics.interface import AlarmSource, MetricSource, MinuteStats, TrafficFeed, VersionSeries
 from stageflow.outputs import DeployOutputs
 
@@ -41,7 +34,7 @@ class InMemoryHistory:
         self.deps: dict[str, Deployment] = {}
         self._lock: dict | None = None
         self._events: list[dict] = []
-        self.verdicts: dict[str, list[dict]] = {}
+        self.verdicts: dict[str, list[VerdictRecord]] = {}
         self.fail_updates = 0  # the next N updates raise EnvironmentFailure (an outage)
         self.host, self.pid = "test-host", 4242  # what a lock records about its holder
         self.wall_now: datetime | None = None  # the wall clock of lock ages (None: the real one)
@@ -93,32 +86,23 @@ class InMemoryHistory:
 
     def create(self, dep):
         assert dep.deployment_id not in self.deps
-        self.deps[dep.deployment_id] = copy.deepcopy(dep)
+        self.deps[dep.deployment_id] = dep
 
     def get(self, deployment_id):
-        d = self.deps.get(deployment_id)
-        return copy.deepcopy(d) if d else None
+        return self.deps.get(deployment_id)
 
-    def update(self, dep, **changes):
+    def update(self, dep, *, transition=None, verdict=None, **changes):
         if self.fail_updates:
             self.fail_updates -= 1
             raise EnvironmentFailure("deployment history: ServiceUnavailable (injected)")
         stored = self.deps[dep.deployment_id]
         if stored.seq != dep.seq:
             raise ConcurrentUpdate(f"deployment {dep.deployment_id} was changed by another run")
-        transition = changes.pop("transition", None)
-        verdict = changes.pop("verdict", None)
-        for k, v in changes.items():
-            setattr(dep, k, copy.deepcopy(v))
-        if transition is not None:
-            dep.transitions.append(transition)
+        new = dep.with_changes(transition=transition, verdict=verdict, keep_verdicts=1, **changes)
         if verdict is not None:
-            dep.verdicts = (dep.verdicts + [verdict])[-1:]
-            dep.verdict_count += 1
             self.verdicts.setdefault(dep.deployment_id, []).append(verdict)
-        dep.seq += 1
-        self.deps[dep.deployment_id] = copy.deepcopy(dep)
-        return dep
+        self.deps[dep.deployment_id] = new
+        return new
 
     def recent_verdicts(self, deployment_id, n=3):
         return list(self.verdicts.get(deployment_id, []))[-n:]
@@ -127,7 +111,7 @@ class InMemoryHistory:
         return list(self.verdicts.get(deployment_id, []))[:limit]
 
     def list(self, limit=20):
-        return [copy.deepcopy(d) for _, d in sorted(self.deps.items(), reverse=True)][:limit]
+        return [d for _, d in sorted(self.deps.items(), reverse=True)][:limit]
 
     def by_status(self, status, limit=10):
         return [d for d in self.list(1000) if d.status == status][:limit]
@@ -149,6 +133,12 @@ class InMemoryHistory:
 
     def events(self, limit=50):
         return list(reversed(self._events))[:limit]
+
+    def since(self, since):
+        deps = [
+            d for _, d in sorted(self.deps.items()) if d.deployment_id >= since.strftime("%Y%m%dT%H%M%SZ")
+        ]
+        return deps, [e for e in self._events if e["at"] >= iso(since)]
 
 
 class FakeRouter:

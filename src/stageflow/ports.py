@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from stageflow.deploy.records import Deployment, Transition, VerdictRecord
+
 if TYPE_CHECKING:
     from stageflow.build.lambda_zip import LambdaZip
     from stageflow.clock import Clock
     from stageflow.deploy.publish import Published
     from stageflow.deploy.traffic import AliasState
-    from stageflow.history import Deployment
     from stageflow.notify import Message
 
 
@@ -29,7 +30,17 @@ class DeploymentHistory(Protocol):
 
     def create(self, dep: Deployment) -> None: ...
     def get(self, deployment_id: str) -> Deployment | None: ...
-    def update(self, dep: Deployment, **changes: Any) -> Deployment: ...
+    def update(
+        self,
+        dep: Deployment,
+        *,
+        transition: Transition | None = None,
+        verdict: VerdictRecord | None = None,
+        **changes: Any,
+    ) -> Deployment:
+        """The record after the write (records are frozen: use the returned one)."""
+        ...
+
     def list(self, limit: int = 20) -> list[Deployment]: ...
     def in_flight(self) -> Deployment | None: ...
     def last_known_good(self, exclude_version: str | None = None) -> Deployment | None: ...
@@ -39,7 +50,11 @@ class DeploymentHistory(Protocol):
     def break_lock(self, reason: str, who: str, now: datetime) -> dict | None: ...
     def record_event(self, kind: str, now: datetime, data: Any) -> None: ...
     def events(self, limit: int = 50) -> list[dict]: ...
-    def recent_verdicts(self, deployment_id: str, n: int = 3) -> list[dict]: ...
+    def recent_verdicts(self, deployment_id: str, n: int = 3) -> list[VerdictRecord]: ...
+    def all_verdicts(self, deployment_id: str, limit: int = 500) -> list[VerdictRecord]: ...
+    def since(self, since: datetime) -> tuple[list[Deployment], list[dict]]:
+        """Deployments started at or after ``since`` and the events recorded since, oldest first."""
+        ...
 
 
 @runtime_checkable

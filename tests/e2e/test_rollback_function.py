@@ -18,7 +18,9 @@ import pytest
 
 from stageflow.build.lambda_zip import with_files
 from stageflow.deploy.publish import publish
-from stageflow.history import Deployment, DynamoHistory, iso
+from stageflow.deploy.records import Deployment, State
+from stageflow.history import DynamoHistory
+from stageflow.isotime import iso
 from stageflow.notify import Message, SnsNotifier
 
 # one Terraform apply of the dev root in the first test's setup: ~100 s idle, up to ~300 s on a busy machine
@@ -195,7 +197,9 @@ def record(
         started_at=iso(datetime.now(UTC)),
         who="tests",
         ended_at=None if status == "in_progress" else iso(datetime.now(UTC)),
-        state={"phase": "baking" if status == "in_progress" else status, "step": 0, "weight": 10},
+        state=State.from_json(
+            {"phase": "baking" if status == "in_progress" else status, "step": 0, "weight": 10}
+        ),
     )
     history.create(dep)
     return dep
@@ -212,7 +216,7 @@ def test_apply_on_a_fresh_copy_built_the_packages_terraform_reads(deployed):
     )  # 0.0: kept from an earlier run and (lam_dir / "sample-api.zip").is_file()
     with zipfile.ZipFile(lam_dir / "stageflow-rollback.zip") as zf:
         names = set(zf.namelist())
-    assert "stageflow/rollback_lambda.py" in names and "stageflow/rollback_core.py" in names
+    assert "stageflow/rollback/handler.py" in names and "stageflow/rollback/core.py" in names
     assert not any(n.startswith(("stageflow/cli", "stageflow/factory", "stageflow/config")) for n in names)
 
 
@@ -223,7 +227,7 @@ def test_the_function_rolls_the_alias_back_from_its_zip_with_only_terraforms_env
     deployed.clear_history()
     out = env.raw_outputs
     cfg = rollback_config(aws, env)
-    assert cfg["Handler"] == "stageflow.rollback_lambda.handler"
+    assert cfg["Handler"] == "stageflow.rollback.handler.handler"
     assert set(cfg["Environment"]["Variables"]) >= {
         "STAGEFLOW_SERVICE",
         "STAGEFLOW_ENVIRONMENT",

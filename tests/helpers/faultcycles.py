@@ -151,10 +151,10 @@ class Tally:
 def run_cycle(project: Path, state: Path, direct, outputs: dict, index: int, tag: str = "") -> CycleResult:
     """One deploy (to succeeded, or rolled back by the gates) then an on-call rollback, in process,
     through whatever ``STAGEFLOW_LOCAL_ENDPOINT`` names. ``direct``: clients on the emulator itself."""
-    from stageflow import rollback as rb
     from stageflow.deploy import canary
     from stageflow.errors import StageflowError
     from stageflow.history import DynamoHistory
+    from stageflow.rollback.cli import rollback
 
     assert os.environ.get("STAGEFLOW_LOCAL_ENDPOINT"), "cycles run through the proxy"
     t0 = time.monotonic()
@@ -173,9 +173,8 @@ def run_cycle(project: Path, state: Path, direct, outputs: dict, index: int, tag
     rollback_exit, changed, rollback_error = 0, None, ""
     try:
         # on-call names the version that served before (the last-known-good choice is not under test)
-        r = rb.rollback(
-            factory(project, state, "rollback"),
-            "dev",
+        r = rollback(
+            factory(project, state, "rollback").environment("dev"),
             to=stable,
             reason=f"faultrun cycle {index}",
             who="faultrun",

@@ -135,7 +135,7 @@ def test_topic_encrypted_and_rollback_handler_subscribed(cfg):
     assert attr(perm, "source_arn") == "${aws_sns_topic.alerts.arn}"
     handler = cfg.resource("aws_lambda_function", "rollback")
     assert attr(handler, "handler") == "${var.rollback_handler}"
-    assert _default(cfg, "rollback_handler") == "stageflow.rollback_lambda.handler"
+    assert _default(cfg, "rollback_handler") == "stageflow.rollback.handler.handler"
     assert attr(handler, "filename") == "${var.rollback_package_path}"
     assert attr(handler, "source_code_hash") == "${filebase64sha256(var.rollback_package_path)}"
     env = attr(block(handler, "environment"), "variables")

@@ -7,13 +7,15 @@ by the retry policy; a persistent fault ends in stageflow's own one-line error w
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from stageflow.aws import aws_error
+from stageflow.deploy.records import Deployment, Transition, VerdictRecord
 from stageflow.errors import AwsError, EnvironmentFailure, ExitCode
-from stageflow.history import Deployment, DynamoHistory
+from stageflow.history import DynamoHistory
 from tests.helpers.faultproxy import Fault
 from tests.reliability.conftest import history_table
 
@@ -53,7 +55,8 @@ def test_200_history_writes_under_5_percent_faults_all_succeed(fault_proxy, faul
     fault_proxy.configure(REALISTIC, seed=14)
     t0 = time.monotonic()
     for i in range(50):
-        history.update(dep, phase="baking", transition={"at": f"2026-01-01T00:00:{i:02d}.000000Z", "n": i})
+        at = f"2026-01-01T00:00:{i:02d}.000000Z"
+        dep = history.update(dep, phase="baking", transition=Transition(at, "pending", "baking", f"n={i}"))
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(150):
         history.record_event("test", start + timedelta(seconds=i), {"n": i})
@@ -61,7 +64,7 @@ def test_200_history_writes_under_5_percent_faults_all_succeed(fault_proxy, faul
     injected = fault_proxy.injected_total()
     fault_proxy.configure([])
     fresh = history.get(dep.deployment_id)
-    assert fresh.seq == 50 and [t["n"] for t in fresh.transitions] == list(range(50))
+    assert fresh.seq == 50 and [t.reason for t in fresh.transitions] == [f"n={i}" for i in range(50)]
     assert sorted(e["n"] for e in history.events(limit=500)) == list(range(150))
     assert injected >= 4, "the faults must actually have been injected"
     print(f"200 writes, {injected} faults injected, {took:.1f} s")
@@ -120,18 +123,19 @@ def test_lost_answers_of_conditional_history_writes_are_not_conflicts(fault_prox
     )
     for i in range(20):
         if i % 2:
-            history.update(dep, verdict={"at": f"2026-01-01T00:00:{i:02d}.000000Z", "decision": "continue"})
+            dep = history.update(dep, verdict=VerdictRecord(f"2026-01-01T00:00:{i:02d}.000000Z", "continue"))
         else:
-            history.update(dep, phase="baking", transition={"n": i})
+            dep = history.update(
+                dep, phase="baking", transition=Transition("", "pending", "baking", f"n={i}")
+            )
     lost = fault_proxy.injected_total()
     fault_proxy.configure([])
     fresh = history.get(dep.deployment_id)
-    assert fresh.seq == 20 and [t["n"] for t in fresh.transitions] == list(range(0, 20, 2))
+    assert fresh.seq == 20 and [t.reason for t in fresh.transitions] == [f"n={i}" for i in range(0, 20, 2)]
     assert fresh.verdict_count == 10
     assert lost >= 3, "answers must actually have been lost"
     # a real second writer is still a conflict
-    stale = _deployment()
-    stale.seq = 3
+    stale = replace(_deployment(), seq=3)
     from stageflow.history import ConcurrentUpdate
 
     with pytest.raises(ConcurrentUpdate):

@@ -237,8 +237,8 @@ def test_rollback_under_20_percent_faults_ends_on_stable(fast, deployed, proxy, 
 
 def test_rollback_core_under_faults_in_process(fast, deployed, proxy, monkeypatch):
     """The rollback core (what the rollback function runs) under 5–20 % faults on a split alias."""
-    from stageflow import rollback as rb
     from stageflow.deploy import canary
+    from stageflow.rollback.cli import rollback
 
     monkeypatch.setenv("STAGEFLOW_LOCAL_ENDPOINT", proxy.endpoint)
     monkeypatch.setenv("STAGEFLOW_FAILPOINT", "")
@@ -252,7 +252,9 @@ def test_rollback_core_under_faults_in_process(fast, deployed, proxy, monkeypatc
         monkeypatch.setattr(canary, "_failpoint", lambda: None)
         assert not res.outcome.state.terminal and len(deployed.weights()) == 2
         proxy.configure(fc.mixed_faults(rate), seed=3000 + i)
-        out = rb.rollback(fc.factory(fast, deployed.state, "rollback"), "dev", reason="faults", who="t")
+        out = rollback(
+            fc.factory(fast, deployed.state, "rollback").environment("dev"), reason="faults", who="t"
+        )
         assert out.changed and deployed.weights() == {stable: 100}
         dep = deployed.history().get(res.outcome.deployment.deployment_id)
         assert dep.status == "rolled_back" and deployed.history().lock() is None

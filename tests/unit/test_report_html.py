@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import subprocess
 import sys
@@ -177,7 +178,9 @@ def test_written_report_is_redacted(tmp_path, monkeypatch):
 
     REDACTOR.add("hunter2-report-secret")
     data = _data()
-    data.deployment.who = "hunter2-report-secret"
+    data = dataclasses.replace(
+        data, deployment=dataclasses.replace(data.deployment, who="hunter2-report-secret")
+    )
     path = report_html.write_report(data, tmp_path / "r.html")
     text = path.read_text()
     assert "hunter2-report-secret" not in text and "***" in text

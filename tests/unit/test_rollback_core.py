@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from stageflow import rollback_core as core
 from stageflow.deploy import machine as m
+from stageflow.deploy.records import Deployment, State
 from stageflow.deploy.traffic import AliasState
 from stageflow.errors import EnvironmentFailure, ExitCode, RollbackFailed, UsageError
-from stageflow.history import Deployment
+from stageflow.rollback import core
 
 NOW = datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC)
 SRC = Path(__file__).resolve().parents[2] / "src" / "stageflow"
@@ -27,6 +27,8 @@ class FakeTraffic:
     fail_restore: bool = False
     ignore_restore: bool = False
     restored: list = field(default_factory=list)
+    function: str = "fn"
+    alias: str = "live"
 
     def state(self):
         return AliasState(self.primary, dict(self.extra))
@@ -68,10 +70,9 @@ class FakeHistory:
         return self.deployments[:limit]
 
     def update(self, dep, **changes):
-        changes.pop("transition")
-        for k, v in changes.items():
-            setattr(dep, k, v)
-        return dep
+        new = dep.with_changes(**changes)
+        self.deployments = [new if d.deployment_id == dep.deployment_id else d for d in self.deployments]
+        return new
 
     def release_lock(self, dep_id):
         self.released.append(dep_id)
@@ -93,6 +94,9 @@ class Quiet:
     def info(self, *a):
         pass
 
+    def warn(self, *a):
+        pass
+
 
 def dep(dep_id, version, status, previous=None, phase=None):
     return Deployment(
@@ -105,14 +109,22 @@ def dep(dep_id, version, status, previous=None, phase=None):
         phase=phase or status,
         started_at="2026-11-22T00:00:00.000000Z",
         who="t",
-        state={"phase": phase or status, "step": 1, "weight": 10},
+        state=State.from_json({"phase": phase or status, "step": 1, "weight": 10}),
     )
 
 
 def run(history, traffic, **kw):
     notifier = FakeNotifier()
     req = core.RollbackRequest("dev", "svc", **kw)
-    res = core.rollback(req, history=history, traffic=traffic, notifier=notifier, reporter=Quiet(), now=NOW)
+    res = core.rollback(
+        req,
+        history=history,
+        traffic=traffic,
+        notifier=notifier,
+        reporter=Quiet(),
+        now=NOW,
+        sleep=lambda s: None,
+    )
     return res, notifier
 
 
@@ -123,11 +135,18 @@ def test_in_flight_canary_goes_back_to_its_previous_version_and_is_closed():
     res, notifier = run(history, traffic, trigger="alarm", reason="alarm x", who="alarm:x")
     assert res.changed and res.to_version == "2" and res.deployment_id == "d2"
     assert traffic.state().weights == {"2": 100}
-    assert flight.status == "rolled_back" and flight.state["phase"] == "rolled_back"
-    # the machine's State (fields it adds later default when read back), phase rolled_back
-    assert {"phase", "step", "weight", "reason"} <= set(flight.state) <= set(m.State.__dataclass_fields__)
-    assert m.State.from_json(flight.state).phase == "rolled_back"
-    assert m.State.from_json(flight.state).terminal and history.released == ["d2"]
+    flight = history.deployments[0]
+    assert flight.status == "rolled_back" and flight.state.phase == "rolled_back"
+    # the machine's State itself (every field, errors and fault included), phase rolled_back
+    assert isinstance(flight.state, m.State)
+    assert (
+        {"phase", "step", "weight", "reason"}
+        <= set(flight.state.to_json())
+        <= set(m.State.__dataclass_fields__)
+    )
+    assert m.State.from_json(flight.state.to_json()).phase == "rolled_back"
+    assert flight.state.terminal and history.released == ["d2"]
+    assert flight.transitions[-1].to_phase == "rolled_back" and flight.transitions[-1].from_phase == "baking"
     assert history.evts[0]["kind"] == "rollback" and history.evts[0]["trigger"] == "alarm"
     assert [msg.kind for msg in notifier.sent] == ["rolled_back"]
 
@@ -140,7 +159,7 @@ def test_a_run_killed_before_publishing_was_recorded_stays_on_what_serves_and_is
     traffic = FakeTraffic("2")
     res, _ = run(history, traffic, reason="killed while publishing")
     assert res.to_version == "2" and not res.changed and traffic.restored == []
-    assert flight.status == "rolled_back" and history.released == ["d3"]
+    assert history.deployments[0].status == "rolled_back" and history.released == ["d3"]
 
 
 def test_without_a_deployment_in_flight_it_goes_to_the_last_known_good():
@@ -193,6 +212,7 @@ def test_a_failed_restore_pages_even_when_manual():
             notifier=notifier,
             reporter=Quiet(),
             now=NOW,
+            sleep=lambda s: None,
         )
     assert notifier.sent[0].kind == "rollback_failed" and "rollback FAILED" in notifier.sent[0].text
 
@@ -213,6 +233,7 @@ def test_an_alarm_without_good_versions_pages():
             notifier=notifier,
             reporter=Quiet(),
             now=NOW,
+            sleep=lambda s: None,
         )
     assert notifier.sent and notifier.sent[0].kind == "rollback_failed"
 
@@ -270,7 +291,7 @@ LAMBDA_ENV = {
 
 
 def test_the_function_names_every_missing_variable():
-    from stageflow.rollback_lambda import Settings, SettingsMissing
+    from stageflow.rollback.handler import Settings, SettingsMissing
 
     with pytest.raises(SettingsMissing, match="STAGEFLOW_HISTORY_TABLE, STAGEFLOW_TOPIC_ARN"):
         Settings.from_env({k: v for k, v in LAMBDA_ENV.items() if "HISTORY" not in k and "TOPIC" not in k})
@@ -283,7 +304,7 @@ def test_the_function_names_every_missing_variable():
 def test_the_function_ignores_ok_and_its_own_alarm_without_calling_aws(monkeypatch, capsys, alarm, state):
     import json
 
-    from stageflow import rollback_lambda
+    from stageflow.rollback import handler as rollback_lambda
 
     for k, v in LAMBDA_ENV.items():
         monkeypatch.setenv(k, v)

@@ -69,7 +69,7 @@ resource "aws_cloudwatch_log_group" "service" {
 
 # The rollback function: alarm -> SNS (filtered, sns.tf) -> this function -> alias back on the last good
 # version, recorded in the history table, notified on the topic. Its code is stageflow's self-contained
-# rollback zip (src/stageflow/rollback_lambda.py); it reads only these environment variables.
+# rollback zip (src/stageflow/rollback/handler.py); it reads only these environment variables.
 resource "aws_lambda_function" "rollback" {
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
   #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet

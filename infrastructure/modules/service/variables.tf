@@ -80,7 +80,7 @@ variable "rollback_package_path" {
 variable "rollback_handler" {
   description = "The rollback function's entry point in the rollback zip (needs only boto3)."
   type        = string
-  default     = "stageflow.rollback_lambda.handler"
+  default     = "stageflow.rollback.handler.handler"
 }
 
 variable "alert_email" {

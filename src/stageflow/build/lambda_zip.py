@@ -105,15 +105,22 @@ ROLLBACK_MODULES = (
     "__init__.py",
     "errors.py",
     "redact.py",
-    "history.py",
+    "aws.py",
+    "isotime.py",
+    "history/__init__.py",
+    "history/dynamo.py",
+    "history/items.py",
+    "history/locks.py",
     "notify.py",
     "deploy/__init__.py",
+    "deploy/records.py",
     "deploy/traffic.py",
-    "rollback_core.py",
-    "rollback_lambda.py",
+    "rollback/__init__.py",
+    "rollback/core.py",
+    "rollback/handler.py",
 )
 ROLLBACK_ZIP = "stageflow-rollback.zip"
-ROLLBACK_HANDLER = "stageflow.rollback_lambda.handler"
+ROLLBACK_HANDLER = "stageflow.rollback.handler.handler"
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
 _DEPS_EXCLUDE_TOP = {"bin", "__pycache__"}
 

@@ -145,14 +145,20 @@ def register(cli: click.Group) -> None:
     def rollback_cmd(factory, env, to, reason, alarm_file):
         """All traffic of ENV back on the last known good version, now. No analysis, no approval."""
         from stageflow.errors import UsageError
-        from stageflow.rollback import from_alarm_event, rollback
+        from stageflow.rollback.cli import from_alarm_event, rollback
 
         if alarm_file is not None:
-            results = from_alarm_event(factory, alarm_file.read(), env)
+            results = from_alarm_event(
+                alarm_file.read(),
+                env,
+                environments_for=lambda alarm: environments_for_alarm(factory, alarm),
+                context_for=factory.environment,
+                reporter=factory.reporter,
+            )
         elif env is None:
             raise UsageError("rollback needs an environment", "stageflow rollback ENV [--to VERSION]")
         else:
-            results = [rollback(factory, env, to=to, reason=reason)]
+            results = [rollback(factory.environment(env), to=to, reason=reason)]
         lines = [
             (
                 f"{r.environment}: all traffic on v{r.to_version} (was {r.from_weights})"
@@ -172,7 +178,7 @@ def register(cli: click.Group) -> None:
         """The deployment in flight in ENV (or the last one): phase, step, weights, last verdicts."""
         from stageflow.deploy.status import status
 
-        human, data = status(factory, env)
+        human, data = status(factory.environment(env))
         factory.reporter.result(human, data)
 
     @cli.command("history")
@@ -246,3 +252,23 @@ def _git_commit(factory) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def environments_for_alarm(factory, alarm_name: str) -> list[str]:
+    """Which environments list this alarm: in config, or in their outputs (remembered from this
+    machine's applies first; Terraform is asked only when none of those names it)."""
+    envs = factory.config.environments
+    found = [name for name, env in envs.items() if alarm_name in env.gates.alarms]
+    if found:
+        return found
+    for cached_only in (True, False):
+        for name in envs:
+            try:
+                out = factory.outputs(name, cached_only=cached_only)
+            except Exception:  # noqa: BLE001, S112 - an environment that is not built has no alarms
+                continue
+            if out is not None and alarm_name in out.alarm_names:
+                found.append(name)
+        if found:
+            return found
+    return found

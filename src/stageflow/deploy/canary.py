@@ -21,8 +21,10 @@ from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.publish import Published
+from stageflow.deploy.records import Deployment, Transition, new_deployment_id
 from stageflow.errors import AwsError, ReleaseRejected, RollbackFailed, UsageError
-from stageflow.history import Deployment, default_who, iso, new_deployment_id, parse_iso
+from stageflow.history.locks import default_who
+from stageflow.isotime import iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
 from stageflow.ports import AliasRouter, DeploymentHistory, Notifier, ProgressObserver, Publisher
@@ -160,83 +162,35 @@ def run_start(
 ) -> StartResult:
     """A new deployment: lock → record → publish (only when something that reaches traffic changed)
     → drive the canary → release. Every transition is recorded before the next action."""
-    env = ctx.env
     clock = ctx.clock
     now = clock.now()
-    dep_id = new_deployment_id(now)
-    who = who or default_who()
-    ctx.history.acquire_lock(dep_id, who, now)
+    dep = Deployment(
+        deployment_id=new_deployment_id(now),
+        environment=ctx.env.name,
+        service=ctx.service,
+        version="",
+        previous_version=None,
+        status="in_progress",
+        phase="publishing",
+        started_at=iso(now),
+        who=who or default_who(),
+        commit=commit,
+        artifact_digest=artifact.digest,
+        plan_hash=plan_hash,
+        extra={
+            **(extra or {}),
+            "resources": ctx.outputs.source,
+            "clock": "virtual" if isinstance(clock, VirtualClock) else "system",
+        },
+    )
+    ctx.history.acquire_lock(dep.deployment_id, dep.who, now)
     try:
-        dep = Deployment(
-            deployment_id=dep_id,
-            environment=env.name,
-            service=ctx.service,
-            version="",
-            previous_version=None,
-            status="in_progress",
-            phase="publishing",
-            started_at=iso(now),
-            who=who,
-            commit=commit,
-            artifact_digest=artifact.digest,
-            plan_hash=plan_hash,
-            extra=dict(extra or {}),
-            state=m.State().to_json(),
-        )
-        dep.extra["resources"] = ctx.outputs.source
-        dep.extra["clock"] = "virtual" if isinstance(clock, VirtualClock) else "system"
-        ctx.history.create(dep)
-        pub = ctx.publisher.publish(artifact, description=f"stageflow {dep_id} {commit or ''}".strip())
-        if pub.version is None:
-            ctx.history.update(
-                dep,
-                status="succeeded",
-                phase="no_change",
-                ended_at=iso(clock.now()),
-                version=pub.previous_version,
-                previous_version=pub.previous_version,
-                transition={
-                    "at": iso(clock.now()),
-                    "from": "publishing",
-                    "to": "no_change",
-                    "reason": pub.reason,
-                },
-            )
-            ctx.history.release_lock(dep_id)
-            ctx.reporter.info("publish", env.name, f"nothing to deploy: {pub.reason}")
-            return StartResult(pub, None)
-        if os.environ.get("STAGEFLOW_FAILPOINT") == "kill-after-publish":
-            os.kill(os.getpid(), signal.SIGKILL)
-        ctx.reporter.info(
-            "publish",
-            env.name,
-            f"{pub.reason} (was v{pub.previous_version}, code {pub.code_sha256[:12]}…)",
-        )
-        ctx.history.update(
-            dep,
-            version=pub.version,
-            previous_version=pub.previous_version,
-            phase="pending",
-            transition={"at": iso(clock.now()), "from": "publishing", "to": "pending", "reason": pub.reason},
-        )
+        dep, pub = _publish(ctx, dep, artifact)
     except BaseException:
-        # Nothing moved yet: leave no lock behind for a failure before the canary began.
-        current = ctx.history.get(dep_id)
-        if current is not None and current.phase in ("publishing",):
-            ctx.history.update(
-                current,
-                status="failed",
-                phase="failed",
-                ended_at=iso(clock.now()),
-                transition={
-                    "at": iso(clock.now()),
-                    "from": "publishing",
-                    "to": "failed",
-                    "reason": "failed before any traffic moved",
-                },
-            )
-        ctx.history.release_lock(dep_id)
+        _close_unpublished(ctx, dep.deployment_id)
         raise
+    if dep.phase == "no_change":
+        return StartResult(pub, None)
     driver = make_driver(
         ctx,
         scenario=scenario,
@@ -246,6 +200,61 @@ def run_start(
     )
     outcome = driver.run(dep)
     return StartResult(pub, _finish(ctx, outcome))
+
+
+def _publish(ctx: Context, dep: Deployment, artifact: LambdaZip) -> tuple[Deployment, Published]:
+    """Record the deployment, publish the artifact, record the version (or that nothing changed, the
+    run then ends and frees the lock)."""
+    clock, env_name = ctx.clock, ctx.env.name
+    ctx.history.create(dep)
+    pub = ctx.publisher.publish(
+        artifact, description=f"stageflow {dep.deployment_id} {dep.commit or ''}".strip()
+    )
+    if pub.version is None:
+        dep = ctx.history.update(
+            dep,
+            status="succeeded",
+            phase="no_change",
+            ended_at=iso(clock.now()),
+            version=pub.previous_version,
+            previous_version=pub.previous_version,
+            transition=Transition(iso(clock.now()), "publishing", "no_change", pub.reason),
+        )
+        ctx.history.release_lock(dep.deployment_id)
+        ctx.reporter.info("publish", env_name, f"nothing to deploy: {pub.reason}")
+        return dep, pub
+    if os.environ.get("STAGEFLOW_FAILPOINT") == "kill-after-publish":
+        os.kill(os.getpid(), signal.SIGKILL)
+    ctx.reporter.info(
+        "publish",
+        env_name,
+        f"{pub.reason} (was v{pub.previous_version}, code {pub.code_sha256[:12]}…)",
+    )
+    dep = ctx.history.update(
+        dep,
+        version=pub.version,
+        previous_version=pub.previous_version,
+        phase="pending",
+        transition=Transition(iso(clock.now()), "publishing", "pending", pub.reason),
+    )
+    return dep, pub
+
+
+def _close_unpublished(ctx: Context, dep_id: str) -> None:
+    """Nothing moved yet: leave no lock behind for a failure before the canary began."""
+    clock = ctx.clock
+    current = ctx.history.get(dep_id)
+    if current is not None and current.phase in ("publishing",):
+        ctx.history.update(
+            current,
+            status="failed",
+            phase="failed",
+            ended_at=iso(clock.now()),
+            transition=Transition(
+                iso(clock.now()), "publishing", "failed", "failed before any traffic moved"
+            ),
+        )
+    ctx.history.release_lock(dep_id)
 
 
 def _in_flight(ctx: Context, env_name: str) -> Deployment:
@@ -273,7 +282,7 @@ def run_cont(
     env_name = ctx.env.name
     dep = _in_flight(ctx, env_name)
     clock = ctx.clock
-    state = m.State.from_json(dep.state) if dep.state else m.State()
+    state = dep.state
     who = who or default_who()
     if dep.phase == "publishing" or not dep.version:
         # Killed before the canary began: no traffic moved. Close it and free the lock.
@@ -282,12 +291,12 @@ def run_cont(
             status="failed",
             phase="failed",
             ended_at=iso(clock.now()),
-            transition={
-                "at": iso(clock.now()),
-                "from": dep.phase,
-                "to": "failed",
-                "reason": "run stopped before publishing finished; no traffic moved",
-            },
+            transition=Transition(
+                iso(clock.now()),
+                dep.phase,
+                "failed",
+                "run stopped before publishing finished; no traffic moved",
+            ),
         )
         ctx.history.release_lock(dep.deployment_id)
         raise UsageError(
@@ -307,7 +316,7 @@ def run_cont(
             else m.Rejected(clock.now(), who, reason or "rejected")
         )
     if state.phase == "awaiting_approval" and dep.transitions:
-        paused_at = parse_iso(dep.transitions[-1]["at"])
+        paused_at = parse_iso(dep.transitions[-1].at)
         limit = ctx.env.approvals.timeout_minutes
         if clock.now() - paused_at > timedelta(minutes=limit):
             ctx.reporter.info(

@@ -11,12 +11,15 @@ from stageflow.clock import Clock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
 from stageflow.deploy.gates import GateReader
-from stageflow.deploy.traffic import AliasTraffic
-from stageflow.history import ConcurrentUpdate, Deployment, DynamoHistory, iso, parse_iso
+from stageflow.deploy.records import Deployment, Transition, VerdictRecord, status_for
+from stageflow.history.dynamo import ConcurrentUpdate
+from stageflow.isotime import iso, parse_iso
 from stageflow.metrics import minutes
 from stageflow.metrics.interface import TrafficFeed, Verdict
-from stageflow.notify import Message, Notifiers
-from stageflow.report import BakeProgress, Reporter
+from stageflow.notify import Message
+from stageflow.ports import AliasRouter, DeploymentHistory, Notifier, ProgressObserver
+from stageflow.report import BakeProgress
+from stageflow.rollback.core import RestoreFailed, Retry, restore
 
 
 @dataclass
@@ -30,12 +33,12 @@ class RunOutcome:
 @dataclass
 class Driver:
     env: EnvironmentConfig
-    history: DynamoHistory
-    traffic: AliasTraffic
+    history: DeploymentHistory
+    traffic: AliasRouter
     gates: GateReader
-    notifier: Notifiers
+    notifier: Notifier
     clock: Clock
-    reporter: Reporter
+    reporter: ProgressObserver
     feed: TrafficFeed | None = None  # local mode: the traffic simulator
     approve_prompt: Callable[[str], bool | None] | None = None  # interactive approvals on a TTY
     stop_after: Callable[[m.State], bool] | None = None  # tests: stop (as if killed) after recording
@@ -46,26 +49,13 @@ class Driver:
     _rollback_tried: list[str] = field(default_factory=list, init=False, repr=False)
 
     # -- recording ----------------------------------------------------------------------------
-    def _record(self, dep: Deployment, old: m.State, new: m.State, why: str, **extra) -> None:
-        status = {
-            "awaiting_approval": "awaiting_approval",
-            "succeeded": "succeeded",
-            "rolled_back": "rolled_back",
-            "failed": "failed",
-        }.get(new.phase, "in_progress")
-        changes = dict(state=new.to_json(), phase=new.phase, status=status, **extra)
+    def _record(self, dep: Deployment, old: m.State, new: m.State, why: str) -> Deployment:
+        changes: dict = dict(state=new, phase=new.phase, status=status_for(new.phase))
         if new.terminal:
             changes["ended_at"] = iso(self.clock.now())
         if old != new:
-            changes["transition"] = {
-                "at": iso(self.clock.now()),
-                "from": old.phase,
-                "to": new.phase,
-                "step": new.step,
-                "weight": new.weight,
-                "reason": why or new.reason,
-            }
-        self.history.update(dep, **changes)
+            changes["transition"] = Transition.of(iso(self.clock.now()), old, new, why)
+        return self.history.update(dep, **changes)
 
     def _notify(self, dep: Deployment, action: m.Notify, state: m.State, reasons=()) -> None:
         self.notifier.send(
@@ -96,13 +86,13 @@ class Driver:
         """Drive ``dep`` from its recorded state (optionally applying ``event`` first) until it is
         terminal or waits for a person."""
         self._stop_requested = False
-        state = m.State.from_json(dep.state) if dep.state else m.State()
+        state = dep.state
         if event is not None:
-            state, actions = self._step(dep, state, event)
+            dep, state, actions = self._step(dep, state, event)
         else:
             actions = m.actions_for(state) if state.phase != "pending" else []
             if state.phase == "pending":
-                state, actions = self._step(dep, state, m.Start(self.clock.now()))
+                dep, state, actions = self._step(dep, state, m.Start(self.clock.now()))
         try:
             return self._loop(dep, state, actions)
         except ConcurrentUpdate:
@@ -110,7 +100,7 @@ class Driver:
             fresh = self.history.get(dep.deployment_id)
             if fresh is None:
                 raise
-            fresh_state = m.State.from_json(fresh.state) if fresh.state else m.State()
+            fresh_state = fresh.state
             if not fresh_state.terminal:
                 raise
             self.reporter.info(
@@ -133,7 +123,7 @@ class Driver:
                     case m.SetWeight(weight=w):
                         next_event = self._set_weight(dep, w)
                     case m.Observe():
-                        next_event, last_reasons = self._observe(dep, state, action)
+                        dep, next_event, last_reasons = self._observe(dep, state, action)
                     case m.RollBack(reason=why):
                         next_event = self._roll_back(dep, why)
                     case m.AwaitApproval(gate=gate):
@@ -142,17 +132,19 @@ class Driver:
                             return RunOutcome(dep, state, paused=True)
             if next_event is None:
                 return RunOutcome(dep, state)
-            state, actions = self._step(dep, state, next_event)
+            dep, state, actions = self._step(dep, state, next_event)
 
-    def _step(self, dep: Deployment, state: m.State, event: m.Event) -> tuple[m.State, list[m.Action]]:
+    def _step(
+        self, dep: Deployment, state: m.State, event: m.Event
+    ) -> tuple[Deployment, m.State, list[m.Action]]:
         new, actions = m.transition(state, event, self.env.canary, self.env.approvals)
         if new != state:
-            self._record(dep, state, new, new.reason)
+            dep = self._record(dep, state, new, new.reason)
             if self.stop_after is not None and self.stop_after(new):
                 self._stop_requested = True
             if new.phase != state.phase or new.step != state.step:
                 self.reporter.info("canary", dep.environment, f"{new.phase}: {new.reason}")
-        return new, actions
+        return dep, new, actions
 
     # -- actions ----------------------------------------------------------------------------------
     def _still_ours(self, dep: Deployment) -> None:
@@ -180,7 +172,9 @@ class Driver:
         )
         return m.WeightSet(self.clock.now(), weight)
 
-    def _observe(self, dep: Deployment, state: m.State, action: m.Observe) -> tuple[m.Event, tuple[str, ...]]:
+    def _observe(
+        self, dep: Deployment, state: m.State, action: m.Observe
+    ) -> tuple[Deployment, m.Event, tuple[str, ...]]:
         until = parse_iso(action.until)
         start = parse_iso(state.window_start)
         interval = timedelta(seconds=self.env.canary.check_interval_seconds)
@@ -189,7 +183,7 @@ class Driver:
         if state.errors:  # the last read failed: wait a whole interval before the next one
             wake = now + interval
         left = (until - now).total_seconds() / 60
-        last = dep.verdicts[-1].get("reasons") if dep.verdicts else None
+        last = dep.verdicts[-1].reasons if dep.verdicts else None
         label = (
             f"canary {dep.environment}: {state.phase} at {state.weight}% → v{dep.version}, "
             f"{left:.1f} min left in the window" + (f" (last: {'; '.join(last)})" if last else "")
@@ -236,23 +230,26 @@ class Driver:
             self.reporter.warn(
                 f"gate {dep.environment}: metric read failed ({state.errors + 1}/{limit} in a row): {why}"
             )
-            return m.ObservationFailed(now, why), (f"metric read failed: {why}",)
+            return dep, m.ObservationFailed(now, why), (f"metric read failed: {why}",)
         self._report_verdict(dep, state, verdict, start, now)
         prev = dep.verdicts[-1] if dep.verdicts else None
-        seen = parse_iso(prev["at"]) if prev and prev.get("window_start") == iso(start) else None
-        record = {
-            "at": iso(now),
-            "phase": state.phase,
-            "step": state.step,
-            "weight": state.weight,
-            "window_start": iso(start),
-            **({"canary_start": state.canary_start} if state.canary_start else {}),
-            **verdict.to_json(),
+        seen = parse_iso(prev.at) if prev and prev.window_start == iso(start) else None
+        record = VerdictRecord(
+            at=iso(now),
+            decision=verdict.decision,
+            phase=state.phase,
+            step=state.step,
+            weight=state.weight,
+            window_start=iso(start),
+            canary_start=state.canary_start,
+            source=verdict.source,
+            reasons=tuple(verdict.reasons),
+            results=tuple(r.to_json() for r in verdict.results),
             # the per-minute numbers the judge read, new since the last check (reports chart them)
-            "minutes": minutes.compact(canary_series, stable_series, since=seen),
-        }
-        self.history.update(dep, verdict=record)
-        return m.Checked(now, verdict.decision, verdict.reasons), verdict.reasons
+            minutes=minutes.compact(canary_series, stable_series, since=seen),
+        )
+        dep = self.history.update(dep, verdict=record)
+        return dep, m.Checked(now, verdict.decision, verdict.reasons), verdict.reasons
 
     def _report_verdict(
         self, dep: Deployment, state: m.State, verdict: Verdict, start: datetime, now: datetime
@@ -278,34 +275,27 @@ class Driver:
                     self.reporter.child(f"  {r.detail}")
 
     def _roll_back(self, dep: Deployment, why: str) -> m.Event:
+        """All traffic back on the previous version through the rollback core (retried, verified)."""
         target = dep.previous_version
         self._rollback_tried = []
         if target is None:
             self._rollback_tried.append("nothing: no previous version recorded to roll back to")
             return m.Failed(self.clock.now(), "no previous version to roll back to")
-        wait = self.rollback_retry_seconds
-        attempts = max(1, self.rollback_attempts)
-        for attempt in range(1, attempts + 1):
-            try:
-                alias = self.traffic.restore(target)
-                break
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded; the last one is exit 5
-                failure = _environment_failure(exc)
-                text = failure.one_line() if failure else f"{type(exc).__name__}: {exc}"
-                self._rollback_tried.append(
-                    f"{iso(self.clock.now())} attempt {attempt}/{attempts}: restore alias "
-                    f"{self.traffic.alias} of {self.traffic.function} to v{target}: {text}"
-                )
-                self.reporter.warn(f"rollback {dep.environment}: attempt {attempt}/{attempts} failed: {text}")
-                if attempt < attempts:
-                    self.clock.sleep(wait)
-                    wait *= 2
-        else:
-            serving = self._serving()
+        try:
+            alias = restore(
+                self.traffic,
+                target,
+                retry=Retry(self.rollback_attempts, self.rollback_retry_seconds),
+                sleep=self.clock.sleep,
+                now=self.clock.now,
+                warn=lambda text: self.reporter.warn(f"rollback {dep.environment}: {text}"),
+            )
+        except RestoreFailed as exc:
+            self._rollback_tried = exc.tried
             return m.Failed(
                 self.clock.now(),
-                f"rollback to v{target} failed after {attempts} attempts ({why}); last: "
-                f"{self._rollback_tried[-1].split(': ', 1)[-1]}; alias now: {serving}",
+                f"rollback to v{target} failed after {len(exc.tried)} attempts ({why}); last: "
+                f"{exc.last}; alias now: {self._serving()}",
             )
         self.reporter.info(
             "rollback",

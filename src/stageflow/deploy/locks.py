@@ -13,34 +13,19 @@ take the lock over. A deployment that never moved traffic is closed as ``failed`
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stageflow.deploy.records import ACTIVE, Deployment, Transition
 from stageflow.errors import UsageError
-from stageflow.history import ACTIVE, Deployment, format_age, iso, lock_age_seconds
+from stageflow.history import lock_age_seconds
+from stageflow.isotime import format_age, iso
+from stageflow.process import pid_alive
 
 STALE_AFTER = timedelta(hours=6)  # longer than any canary's bake + the 120-min approval timeout
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc (macOS): kill(0) said it exists
 
 
 @dataclass(frozen=True)
@@ -133,8 +118,7 @@ def moved_traffic(dep: Deployment) -> bool:
     """Whether a deployment may have moved traffic: its version was recorded and its canary began."""
     if not dep.version or dep.phase in ("publishing", "no_change"):
         return False
-    state = dep.state or {}
-    return not (state.get("phase", "pending") == "pending" and not state.get("weight"))
+    return not (dep.state.phase == "pending" and not dep.state.weight)
 
 
 @dataclass(frozen=True)
@@ -166,12 +150,9 @@ def unlock(ctx, reason: str, who: str, now: datetime) -> UnlockResult:
             status="failed",
             phase="failed",
             ended_at=iso(now),
-            transition={
-                "at": iso(now),
-                "from": dep.phase,
-                "to": "failed",
-                "reason": f"lock broken by {who}: {reason}; no traffic moved",
-            },
+            transition=Transition(
+                iso(now), dep.phase, "failed", f"lock broken by {who}: {reason}; no traffic moved"
+            ),
         )
         closed = dep.deployment_id
     held = ctx.history.break_lock(reason, who, now)

@@ -19,51 +19,13 @@ Phases::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from stageflow.config import Approvals, CanaryPolicy
-from stageflow.history import iso, parse_iso
-
-Phase = Literal[
-    "pending",
-    "shifting",
-    "baking",
-    "awaiting_approval",
-    "monitoring",
-    "rolling_back",
-    "rolled_back",
-    "succeeded",
-    "failed",
-]
-TERMINAL = ("rolled_back", "succeeded", "failed")
-
-
-@dataclass(frozen=True)
-class State:
-    phase: Phase = "pending"
-    step: int = -1  # index into policy.steps of the current (or last) step; -1 before the first
-    weight: int = 0  # percent of alias traffic on the new version
-    window_start: str | None = None  # when the current bake/monitoring window began (iso)
-    window_end: str | None = None  # when it ends (iso), extensions included
-    canary_start: str | None = None  # when the canary first took traffic (iso); None in older records
-    extensions: int = 0
-    approval_for: str | None = None  # "before_canary" | "step:<i>" | "inconclusive:<i>"
-    reason: str = ""
-    errors: int = 0  # consecutive looks whose metric read failed (reset by a good look)
-    fault: str = ""  # an AWS failure that ended the canary (a failed alias shift): exit 3, not 4
-
-    @property
-    def terminal(self) -> bool:
-        return self.phase in TERMINAL
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> State:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+from stageflow.deploy.records import TERMINAL, State
+from stageflow.isotime import iso, parse_iso
 
 
 # -- events: what the driver observed ----------------------------------------------------------------
@@ -269,6 +231,60 @@ def _observation_failed(state: State, event: ObservationFailed, policy: CanaryPo
     )
 
 
+def _weight_set(state: State, event: WeightSet, policy: CanaryPolicy) -> State:
+    """The alias took the step's weight: bake there, or monitor after promotion to 100 %."""
+    at, w = event.at, event.weight
+    if w >= 100:
+        end = at + timedelta(minutes=policy.post_promotion_minutes)
+        return replace(
+            state,
+            phase="monitoring",
+            window_start=iso(at),
+            window_end=iso(end),
+            reason=f"promoted to 100%: monitoring for {policy.post_promotion_minutes:g} min",
+        )
+    bake = policy.steps[state.step].bake_minutes
+    end = at + timedelta(minutes=bake)
+    return replace(
+        state,
+        phase="baking",
+        window_start=iso(at),
+        window_end=iso(end),
+        canary_start=state.canary_start or (iso(at) if w > 0 else None),
+        reason=f"baking at {w}% for {bake:g} min",
+    )
+
+
+def _baking_checked(state: State, event: Checked, policy: CanaryPolicy) -> State:
+    """A look during a bake: roll back, hold until the window ends, go on, or extend when the data
+    is not enough to judge (then a person decides)."""
+    at, decision, reasons = event.at, event.decision, event.reasons
+    if decision == "rollback":
+        return replace(state, phase="rolling_back", reason="; ".join(reasons) or "gate failed")
+    if at < parse_iso(state.window_end):
+        return state
+    if decision == "continue":
+        return _after_step(state, policy)
+    # extend: not enough data to judge at the end of the window
+    if state.extensions < policy.max_extensions:
+        bake = max(policy.steps[state.step].bake_minutes, policy.check_interval_seconds / 60)
+        end = parse_iso(state.window_end) + timedelta(minutes=bake)
+        return replace(
+            state,
+            window_end=iso(end),
+            extensions=state.extensions + 1,
+            reason=f"inconclusive ({'; '.join(reasons)}): bake extended "
+            f"{state.extensions + 1}/{policy.max_extensions}",
+        )
+    return replace(
+        state,
+        phase="awaiting_approval",
+        approval_for=f"inconclusive:{state.step}",
+        reason=f"still inconclusive after {policy.max_extensions} extensions: "
+        "a person must decide (approve to continue, reject to roll back)",
+    )
+
+
 def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals) -> State:
     phase = state.phase
     if isinstance(event, Failed):
@@ -296,51 +312,10 @@ def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
                     reason="approval needed before the canary takes traffic",
                 )
             return _shift_to(state, policy, 0)
-        case "shifting", WeightSet(at=at, weight=w) if w == state.weight:
-            if w >= 100:
-                end = at + timedelta(minutes=policy.post_promotion_minutes)
-                return replace(
-                    state,
-                    phase="monitoring",
-                    window_start=iso(at),
-                    window_end=iso(end),
-                    reason=f"promoted to 100%: monitoring for {policy.post_promotion_minutes:g} min",
-                )
-            bake = policy.steps[state.step].bake_minutes
-            end = at + timedelta(minutes=bake)
-            return replace(
-                state,
-                phase="baking",
-                window_start=iso(at),
-                window_end=iso(end),
-                canary_start=state.canary_start or (iso(at) if w > 0 else None),
-                reason=f"baking at {w}% for {bake:g} min",
-            )
-        case "baking", Checked(at=at, decision=decision, reasons=reasons):
-            if decision == "rollback":
-                return replace(state, phase="rolling_back", reason="; ".join(reasons) or "gate failed")
-            if at < parse_iso(state.window_end):
-                return state
-            if decision == "continue":
-                return _after_step(state, policy)
-            # extend: not enough data to judge at the end of the window
-            if state.extensions < policy.max_extensions:
-                bake = max(policy.steps[state.step].bake_minutes, policy.check_interval_seconds / 60)
-                end = parse_iso(state.window_end) + timedelta(minutes=bake)
-                return replace(
-                    state,
-                    window_end=iso(end),
-                    extensions=state.extensions + 1,
-                    reason=f"inconclusive ({'; '.join(reasons)}): bake extended "
-                    f"{state.extensions + 1}/{policy.max_extensions}",
-                )
-            return replace(
-                state,
-                phase="awaiting_approval",
-                approval_for=f"inconclusive:{state.step}",
-                reason=f"still inconclusive after {policy.max_extensions} extensions: "
-                "a person must decide (approve to continue, reject to roll back)",
-            )
+        case "shifting", WeightSet(weight=w) if w == state.weight:
+            return _weight_set(state, event, policy)
+        case "baking", Checked():
+            return _baking_checked(state, event, policy)
         case "monitoring", Checked(at=at, decision=decision, reasons=reasons):
             if decision == "rollback":
                 return replace(

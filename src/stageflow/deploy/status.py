@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from stageflow.deploy.locks import assess
-from stageflow.history import format_age
+from typing import TYPE_CHECKING
+
+from stageflow.deploy.locks import LockView, assess
+from stageflow.deploy.records import Deployment
+from stageflow.isotime import format_age
+
+if TYPE_CHECKING:
+    from stageflow.deploy.canary import Context
 
 
-def status(factory, env_name: str) -> tuple[str, dict]:
-    from stageflow.deploy.canary import context
-
-    ctx = context(factory, env_name)
+def status(ctx: Context) -> tuple[str, dict]:
+    """The status lines and the ``--json`` data of the wired environment."""
+    env_name = ctx.env.name
     alias = ctx.traffic.state()
     current = ctx.history.in_flight()  # first: it releases a lock left by a finished run
     lock = ctx.history.lock()
@@ -43,16 +48,39 @@ def status(factory, env_name: str) -> tuple[str, dict]:
         "status": dep.status if dep else None,
         "version": dep.version if dep else None,
         "previous_version": dep.previous_version if dep else None,
-        "step": (dep.state or {}).get("step") if dep else None,
-        "reason": (dep.state or {}).get("reason") if dep else None,
-        "last_verdicts": recent,
+        "step": dep.state.step if dep else None,
+        "reason": dep.state.reason if dep else None,
+        "last_verdicts": [v.to_json() for v in recent],
         "last_known_good": good.version if good else None,
-        "transitions": dep.transitions if dep else [],
+        "transitions": [t.to_json() for t in dep.transitions] if dep else [],
         "last_rollback": last_rb,
     }
+    lines = _deployment_lines(ctx, alias.weights, dep, current, recent, view, data)
+    if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
+        lines.append(
+            f"  last rollback: {last_rb['at']} to v{last_rb.get('to_version')} ({last_rb.get('trigger')}, "
+            f"{last_rb.get('who')}): {last_rb.get('reason')}"
+        )
+    lines += _lock_lines(view, current, dep)
+    if last_broken and (dep is None or last_broken["at"] >= dep.started_at):
+        lines.append(
+            f"  lock broken: {last_broken['at']} by {last_broken.get('who')} (held by "
+            f"{last_broken.get('holder')}): {last_broken.get('reason')}"
+        )
+    lines.append(
+        f"  last known good: v{data['last_known_good']}" if good else "  last known good: none recorded"
+    )
+    return "\n".join(lines), data
+
+
+def _deployment_lines(
+    ctx: Context, weights, dep: Deployment | None, current, recent, view: LockView | None, data: dict
+) -> list[str]:
+    env_name = ctx.env.name
+    lock = data["locked_by"]
     lines = [
         f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves "
-        + ", ".join(f"v{v} {w}%" for v, w in sorted(alias.weights.items(), key=lambda kv: -kv[1]))
+        + ", ".join(f"v{v} {w}%" for v, w in sorted(weights.items(), key=lambda kv: -kv[1]))
     ]
     if dep is None:
         lines.append("  no deployments recorded")
@@ -65,8 +93,7 @@ def status(factory, env_name: str) -> tuple[str, dict]:
             lines.append(f"  why: {data['reason']}")
         for v in recent:
             lines.append(
-                f"  verdict {v.get('at', '')}: {v.get('decision')} at {v.get('weight')}% "
-                f"({'; '.join(v.get('reasons') or []) or 'all gates pass'})"
+                f"  verdict {v.at}: {v.decision} at {v.weight}% ({'; '.join(v.reasons) or 'all gates pass'})"
             )
         if current and dep.phase == "awaiting_approval":
             lines.append(f"  next: stageflow approve {env_name}  |  stageflow reject {env_name}")
@@ -79,28 +106,20 @@ def status(factory, env_name: str) -> tuple[str, dict]:
                 f"  its run holds no lock (killed): stageflow resume {env_name}  |  "
                 f"stageflow rollback {env_name}"
             )
-    if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
-        lines.append(
-            f"  last rollback: {last_rb['at']} to v{last_rb.get('to_version')} ({last_rb.get('trigger')}, "
-            f"{last_rb.get('who')}): {last_rb.get('reason')}"
-        )
-    if view is not None:
-        lines.append(
-            f"  lock: held by {view.holder} ({view.who or 'unknown'}"
-            + (f", pid {view.pid} on {view.host}" if view.pid and view.host else "")
-            + f") for {format_age(view.age_seconds)}: "
-            + (f"STALE, {view.why}" if view.stale else view.why)
-        )
-        if not current:
-            lines.append(f"  no deployment in flight holds it: {view.unlock_command or 'wait for it'}")
-        if view.next and not (current and dep.phase == "awaiting_approval"):  # said above
-            lines.append("  next: " + "  |  ".join(view.next))
-    if last_broken and (dep is None or last_broken["at"] >= dep.started_at):
-        lines.append(
-            f"  lock broken: {last_broken['at']} by {last_broken.get('who')} (held by "
-            f"{last_broken.get('holder')}): {last_broken.get('reason')}"
-        )
-    lines.append(
-        f"  last known good: v{data['last_known_good']}" if good else "  last known good: none recorded"
-    )
-    return "\n".join(lines), data
+    return lines
+
+
+def _lock_lines(view: LockView | None, current, dep: Deployment | None) -> list[str]:
+    if view is None:
+        return []
+    lines = [
+        f"  lock: held by {view.holder} ({view.who or 'unknown'}"
+        + (f", pid {view.pid} on {view.host}" if view.pid and view.host else "")
+        + f") for {format_age(view.age_seconds)}: "
+        + (f"STALE, {view.why}" if view.stale else view.why)
+    ]
+    if not current:
+        lines.append(f"  no deployment in flight holds it: {view.unlock_command or 'wait for it'}")
+    if view.next and not (current and dep is not None and dep.phase == "awaiting_approval"):  # said above
+        lines.append("  next: " + "  |  ".join(view.next))
+    return lines

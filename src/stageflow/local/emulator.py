@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stageflow.errors import EnvironmentFailure
+from stageflow.process import pid_alive
 
 START_TIMEOUT_S = 30.0
 
@@ -38,26 +39,12 @@ class EmulatorStatus:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    """:func:`stageflow.process.pid_alive`, reaping the server when it is our exited child."""
+    if pid_alive(pid):
         return True
-    # A zombie child of ours still answers kill(0); reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            if fh.read().split(") ", 1)[1].startswith("Z"):
-                return False
-    except (OSError, IndexError):
-        pass
-    return True
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    return False
 
 
 def _http_ok(endpoint: str, timeout: float = 2.0) -> bool:

@@ -9,7 +9,6 @@ import pytest
 
 from stageflow.build.lambda_zip import package
 from stageflow.clock import VirtualClock
-from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.publish import publish
@@ -188,11 +187,11 @@ def test_lock_second_deploy_fails_fast(project, emulator_state, aws):
     with pytest.raises(LockedError) as exc:
         history.acquire_lock("other", "someone", datetime.now(UTC))
     assert exc.value.exit_code == ExitCode.LOCKED and dep.deployment_id in exc.value.one_line()
-    assert m.State.from_json(history.get(dep.deployment_id).state).phase == "pending"
+    assert history.get(dep.deployment_id).state.phase == "pending"
 
 
 def test_on_call_rollback_during_a_bake_stops_the_run(project, emulator_state, aws):
-    from stageflow.rollback import rollback
+    from stageflow.rollback.cli import rollback
 
     state = {}
 
@@ -204,7 +203,7 @@ def test_on_call_rollback_during_a_bake_stops_the_run(project, emulator_state, a
                 state_dir=emulator_state,
                 reporter=Reporter(quiet=True),
             )
-            state["rb"] = rollback(f2, "dev", reason="pager says no")
+            state["rb"] = rollback(f2.environment("dev"), reason="pager says no")
         return "continue", ()
 
     driver, dep, history, seen, rec, pub = make(project, emulator_state, aws, decide)

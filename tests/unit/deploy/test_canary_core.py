@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from stageflow.deploy import canary
@@ -142,16 +140,8 @@ def test_a_run_stopped_after_any_recorded_state_resumes_to_the_end(monkeypatch):
         assert ctx.history.lock() is None
 
 
-def _rollback_factory(ctx):
-    return SimpleNamespace(
-        environment=lambda name: ctx,
-        reporter=ctx.reporter,
-        config=SimpleNamespace(service=SimpleNamespace(name="svc"), environments={"dev": ctx.env}),
-    )
-
-
 def test_on_call_rollback_mid_canary_closes_the_deployment_and_restores_stable(monkeypatch):
-    from stageflow import rollback
+    from stageflow.rollback.cli import rollback
 
     stop = {"n": 0}
     monkeypatch.setattr(
@@ -161,12 +151,12 @@ def test_on_call_rollback_mid_canary_closes_the_deployment_and_restores_stable(m
     ctx = fake_context(config_env("dev"), notifier=notifier)
     canary.run_start(ctx, FakeArtifact("code-v2"))
     assert ctx.traffic.state().weights != {"1": 100}
-    res = rollback.rollback(_rollback_factory(ctx), "dev", reason="customers complain", who="oncall")
+    res = rollback(ctx, reason="customers complain", who="oncall")
     assert res.changed and res.to_version == "1" and ctx.traffic.state().weights == {"1": 100}
     dep = ctx.history.list(1)[0]
     assert dep.status == "rolled_back" and ctx.history.lock() is None
     assert ctx.history.events()[0]["kind"] == "rollback" and notifier.kinds[-1] == "rolled_back"
-    again = rollback.rollback(_rollback_factory(ctx), "dev", reason="second alarm", trigger="alarm")
+    again = rollback(ctx, reason="second alarm", trigger="alarm")
     assert not again.changed  # idempotent
 
 
@@ -275,16 +265,16 @@ def test_on_call_rollback_after_a_paged_canary_finishes_it_on_that_canarys_stabl
     """v2 succeeded, then on-call went back to v1; v3's canary fails its shift and its rollback (exit 5,
     alias split v1/v3). `stageflow rollback` then restores v1 (the failed canary's stable), not v2 (the
     newest succeeded deployment)."""
-    from stageflow import rollback
+    from stageflow.rollback.cli import rollback
 
     router = ShiftFailingRouter(())
     ctx = fake_context(config_env("dev"), router=router)
     canary.run_start(ctx, FakeArtifact("code-v2"))
-    rollback.rollback(_rollback_factory(ctx), "dev", to="1", reason="on-call", who="oncall")
+    rollback(ctx, to="1", reason="on-call", who="oncall")
     router.fail_at, router.fail_restores = {50}, 10
     with pytest.raises(RollbackFailed):
         canary.run_start(ctx, FakeArtifact("code-v3"))
     assert router.state().weights == {"1": 90, "3": 10}
     router.fail_restores = 0
-    res = rollback.rollback(_rollback_factory(ctx), "dev", reason="finish the paged rollback", who="oncall")
+    res = rollback(ctx, reason="finish the paged rollback", who="oncall")
     assert res.to_version == "1" and router.state().weights == {"1": 100}

@@ -7,7 +7,6 @@ pages a person with every attempt it made.
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from stageflow.clock import VirtualClock
 from stageflow.config import parse
 from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver
+from stageflow.deploy.records import Deployment
 from stageflow.deploy.traffic import AliasState
 from stageflow.errors import AwsError, ConfigError
-from stageflow.history import Deployment
 from stageflow.metrics.interface import Verdict
 from stageflow.notify import Notifiers
 from stageflow.report import Reporter
@@ -31,25 +30,15 @@ class InMemoryHistory:
         self.records: dict[str, Deployment] = {}
 
     def create(self, dep: Deployment) -> None:
-        self.records[dep.deployment_id] = copy.deepcopy(dep)
+        self.records[dep.deployment_id] = dep
 
     def get(self, deployment_id: str) -> Deployment | None:
-        dep = self.records.get(deployment_id)
-        return copy.deepcopy(dep) if dep else None
+        return self.records.get(deployment_id)
 
     def update(self, dep: Deployment, **changes) -> Deployment:
-        transition = changes.pop("transition", None)
-        verdict = changes.pop("verdict", None)
-        for k, v in changes.items():
-            setattr(dep, k, v)
-        if transition is not None:
-            dep.transitions.append(transition)
-        if verdict is not None:
-            dep.verdicts.append(verdict)
-            dep.verdict_count += 1
-        dep.seq += 1
-        self.records[dep.deployment_id] = copy.deepcopy(dep)
-        return dep
+        new = dep.with_changes(keep_verdicts=10_000, **changes)  # every verdict kept on the record
+        self.records[dep.deployment_id] = new
+        return new
 
 
 class FakeAlias:

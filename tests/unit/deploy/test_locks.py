@@ -3,13 +3,15 @@ recorded in the history; on in-memory fakes and a fake process table."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from stageflow.deploy import canary, locks
+from stageflow.deploy.records import Deployment, State
 from stageflow.errors import ExitCode, LockedError, UsageError
-from stageflow.history import Deployment, iso
+from stageflow.isotime import iso
 from tests.fakes import T0, FakeArtifact, InMemoryHistory, config_env, fake_context
 
 HOST = "test-host"
@@ -33,7 +35,7 @@ def _dep(dep_id: str, status: str = "in_progress", phase: str = "baking", weight
         phase=phase,
         started_at=iso(T0),
         who="alice@test-host",
-        state={"phase": phase, "weight": weight, "step": 0},
+        state=State(phase=phase, weight=weight, step=0),
     )
 
 
@@ -119,10 +121,7 @@ def test_unlock_refuses_to_strand_a_canary_that_moved_traffic_and_closes_one_tha
 
 def _unpublished(lock) -> Deployment:
     d = _dep(lock["holder"], phase="publishing", weight=0)
-    d.version = ""
-    d.previous_version = None
-    d.state = {"phase": "pending", "weight": 0}
-    return d
+    return replace(d, version="", previous_version=None, state=State(phase="pending", weight=0))
 
 
 def test_a_resumed_run_takes_its_own_lock_again():

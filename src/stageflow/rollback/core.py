@@ -1,31 +1,29 @@
-"""The rollback core: choose the target, restore the alias, verify, close the in-flight deployment,
-record the event, notify. Shared by ``stageflow rollback`` (rollback.py) and the rollback function
-that Terraform deploys (rollback_lambda.py).
+"""The one rollback core: choose the target, restore the alias (retried, each attempt verified),
+close the in-flight deployment, record the event, notify. ``stageflow rollback`` (:mod:`.cli`), the
+rollback function Terraform deploys (:mod:`.handler`) and the canary driver's roll-back action
+(:func:`restore`) all use it.
 
 This module and everything it imports need only the standard library and boto3/botocore (the Lambda
 runtime's), because it runs inside ``build/lambda/stageflow-rollback.zip`` (see
-:data:`stageflow.build.lambda_zip.ROLLBACK_MODULES`). It talks to ports:
-
-- ``history``: ``in_flight()``, ``last_known_good(exclude_version)``, ``events(limit)``, ``list(limit)``,
-  ``update(dep, **changes)``, ``release_lock(id)``, ``record_event(kind, now, data)`` — DynamoHistory;
-- ``traffic``: ``state()``, ``require_version(v)``, ``version_exists(v)``, ``restore(v)`` — AliasTraffic;
-- ``notifier``: ``send(Message)`` — Notifiers / SnsNotifier;
-- ``reporter``: ``info(phase, subject, text)`` — the CLI's Reporter, or the function's log lines.
+:data:`stageflow.build.lambda_zip.ROLLBACK_MODULES`). It talks to the ports of :mod:`stageflow.ports`:
+``DeploymentHistory``, ``AliasRouter``, ``Notifier`` and a reporter with ``info``/``warn``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from stageflow.errors import RollbackFailed, UsageError
-from stageflow.history import iso
+from stageflow.aws import aws_error
+from stageflow.deploy.records import TERMINAL, RollbackEvent, Transition
+from stageflow.errors import EnvironmentFailure, RollbackFailed, UsageError
+from stageflow.isotime import iso
 from stageflow.notify import Message
 
-TERMINAL_PHASES = ("rolled_back", "succeeded", "failed")  # the canary machine's terminal phases
 FAILED_KIND = "rollback_failed"
 
 
@@ -100,10 +98,6 @@ def parse_alarm_event(raw: str | dict) -> list[AlarmEvent]:
     return events
 
 
-def _phase(dep) -> str:
-    return (dep.state or {}).get("phase", "pending")
-
-
 def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> str:
     """--to (checked to exist: exit 2, nothing changed) / the in-flight deployment's previous version /
     the previous version of a canary that ended ``failed`` with the alias still split (its own rollback
@@ -158,6 +152,15 @@ def already_rolled_back_to(history) -> str | None:
     return max(candidates)[1] or None
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How often the alias restore is tried (each try with botocore's own retries), and the wait
+    before the second try (doubling after each)."""
+
+    attempts: int = 3
+    first_wait: float = 1.0
+
+
 def rollback(
     req: RollbackRequest,
     *,
@@ -167,6 +170,8 @@ def rollback(
     reporter,
     now: datetime,
     started: float | None = None,
+    retry: Retry = Retry(),
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RollbackResult:
     """All traffic to the chosen version, verified, recorded and notified. Idempotent.
 
@@ -174,7 +179,7 @@ def rollback(
     unattended (``trigger="alarm"``) rollback, is published as a ``rollback_failed`` message — "automatic
     rollback FAILED — page a person" — before it is re-raised."""
     try:
-        return _rollback(req, history, traffic, notifier, reporter, now, started)
+        return _rollback(req, history, traffic, notifier, reporter, now, started, retry, sleep)
     except Exception as exc:
         if req.trigger != "manual" or isinstance(exc, RollbackFailed):
             notify_failure(notifier, req, exc)
@@ -196,7 +201,103 @@ def notify_failure(notifier, req: RollbackRequest, exc: BaseException) -> None:
     )
 
 
-def _rollback(req, history, traffic, notifier, reporter, now, started) -> RollbackResult:
+class RestoreFailed(Exception):
+    """Every attempt failed: ``tried`` says when and how, one line each; ``last`` is the last reason."""
+
+    def __init__(self, target: str, tried: list[str], last: str):
+        super().__init__(last)
+        self.target = target
+        self.tried = tried
+        self.last = last
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for a failed call: the mapped AWS error, or the exception's name and text."""
+    failure = exc if isinstance(exc, EnvironmentFailure) else aws_error(exc)
+    if failure is not None and hasattr(failure, "one_line"):
+        return failure.one_line()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def restore(
+    traffic,
+    target: str,
+    *,
+    retry: Retry,
+    sleep: Callable[[float], None],
+    now: Callable[[], datetime],
+    warn: Callable[[str], None],
+):
+    """All traffic on ``target``, verified: an attempt succeeds when the alias then serves ``target``
+    alone. Retried per ``retry``; :class:`RestoreFailed` after the last attempt."""
+    tried: list[str] = []
+    wait = retry.first_wait
+    attempts = max(1, retry.attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            after = traffic.restore(target)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded; the last one is raised
+            text = failure_text(exc)
+        else:
+            if after.settled and after.primary == target:
+                return after
+            text = f"alias shows {after.weights} after restoring v{target}"
+        tried.append(
+            f"{iso(now())} attempt {attempt}/{attempts}: restore alias {traffic.alias} of "
+            f"{traffic.function} to v{target}: {text}"
+        )
+        warn(f"attempt {attempt}/{attempts} failed: {text}")
+        if attempt < attempts:
+            sleep(wait)
+            wait *= 2
+    raise RestoreFailed(target, tried, text)
+
+
+def _restore_or_page(req: RollbackRequest, traffic, target: str, reporter, retry, sleep, clock_now):
+    env_name = req.environment
+    if req.to is None and not traffic.version_exists(target):
+        raise RollbackFailed(
+            f"rollback of {env_name}: the recorded good version v{target} no longer exists",
+            "page a person: traffic is still where it was; name a version with --to",
+        )
+    try:
+        return restore(
+            traffic,
+            target,
+            retry=retry,
+            sleep=sleep,
+            now=clock_now,
+            warn=lambda text: reporter.warn(f"rollback {env_name}: {text}"),
+        )
+    except RestoreFailed as exc:
+        raise RollbackFailed(
+            f"rollback of {env_name} to v{target} failed after {len(exc.tried)} attempts: {exc.last}",
+            "page a person: traffic may still be on the bad version",
+        ) from None
+
+
+def _close_in_flight(req: RollbackRequest, history, in_flight, now: datetime) -> str | None:
+    """The in-flight deployment ends rolled back (its lock released); its id, or None."""
+    if in_flight is None or in_flight.state.phase in TERMINAL:
+        return None
+    history.update(
+        in_flight,
+        state=in_flight.state.rolled_back(f"{req.trigger}: {req.reason}"),
+        phase="rolled_back",
+        status="rolled_back",
+        ended_at=iso(now),
+        transition=Transition(
+            iso(now),
+            in_flight.state.phase,
+            "rolled_back",
+            f"{req.trigger} rollback by {req.who}: {req.reason}",
+        ),
+    )
+    history.release_lock(in_flight.deployment_id)
+    return in_flight.deployment_id
+
+
+def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sleep) -> RollbackResult:
     t0 = started if started is not None else time.monotonic()
     env_name = req.environment
     alias = traffic.state()
@@ -206,22 +307,7 @@ def _rollback(req, history, traffic, notifier, reporter, now, started) -> Rollba
     restored_in = 0.0
     changed = not (alias.settled and alias.primary == target)
     if changed:
-        if req.to is None and not traffic.version_exists(target):
-            raise RollbackFailed(
-                f"rollback of {env_name}: the recorded good version v{target} no longer exists",
-                "page a person: traffic is still where it was; name a version with --to",
-            )
-        try:
-            after = traffic.restore(target)
-        except Exception as exc:
-            raise RollbackFailed(
-                f"rollback of {env_name} to v{target} failed: {exc}",
-                "page a person: traffic may still be on the bad version",
-            ) from None
-        if not (after.settled and after.primary == target):
-            raise RollbackFailed(
-                f"rollback of {env_name}: alias shows {after.weights} after restoring v{target}"
-            )
+        _restore_or_page(req, traffic, target, reporter, retry, sleep, lambda: now)
         restored_in = time.monotonic() - t0
         reporter.info(
             "rollback",
@@ -230,51 +316,12 @@ def _rollback(req, history, traffic, notifier, reporter, now, started) -> Rollba
         )
     else:
         reporter.info("rollback", env_name, f"nothing to do: all traffic already on v{target}")
-    dep_id = None
-    closed = False
-    if in_flight is not None and _phase(in_flight) not in TERMINAL_PHASES:
-        dep_id = in_flight.deployment_id
-        old = in_flight.state or {}
-        # the canary machine's State with phase rolled_back (deploy/machine.py State.to_json())
-        new = {
-            "phase": "rolled_back",
-            "step": old.get("step", -1),
-            "weight": 0,
-            "window_start": None,
-            "window_end": None,
-            "canary_start": None,
-            "extensions": 0,
-            "approval_for": None,
-            "reason": f"{req.trigger}: {req.reason}",
-        }
-        history.update(
-            in_flight,
-            state=new,
-            phase="rolled_back",
-            status="rolled_back",
-            ended_at=iso(now),
-            transition={
-                "at": iso(now),
-                "from": _phase(in_flight),
-                "to": "rolled_back",
-                "reason": f"{req.trigger} rollback by {req.who}: {req.reason}",
-            },
-        )
-        history.release_lock(in_flight.deployment_id)
-        closed = True
-    if changed or closed:
-        history.record_event(
-            "rollback",
-            now,
-            {
-                "trigger": req.trigger,
-                "reason": req.reason,
-                "who": req.who,
-                "to_version": target,
-                "from_weights": before,
-                "deployment_id": dep_id or "",
-            },
-        )
+    dep_id = _close_in_flight(req, history, in_flight, now)
+    if changed or dep_id is not None:
+        event = RollbackEvent(iso(now), req.trigger, req.reason, req.who, target, before, dep_id or "")
+        data = event.to_json()
+        del data["at"], data["kind"]
+        history.record_event(event.kind, now, data)
         notifier.send(
             Message(
                 kind="rolled_back",

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stageflow.deploy.traffic import AliasTraffic
-from stageflow.history import DynamoHistory
+from stageflow.history.dynamo import DynamoHistory
 from stageflow.notify import Notifiers, SnsNotifier
-from stageflow.rollback_core import RollbackRequest, notify_failure, parse_alarm_event
-from stageflow.rollback_core import rollback as core_rollback
+from stageflow.rollback.core import RollbackRequest, notify_failure, parse_alarm_event
+from stageflow.rollback.core import rollback as core_rollback
 
 ENV_VARS = {
     "service": "STAGEFLOW_SERVICE",
@@ -96,7 +96,7 @@ def _clients():
 
 
 def handler(event: dict, context: object = None) -> dict:
-    """Lambda entry point (``stageflow.rollback_lambda.handler``)."""
+    """Lambda entry point (``stageflow.rollback.handler.handler``)."""
     started = time.monotonic()
     log = LogReporter()
     settings = Settings.from_env(os.environ)
