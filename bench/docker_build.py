@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from stageflow.build import docker_build as db  # noqa: E402
+from stageflow.packaging import docker_build as db  # noqa: E402
 
 
 def _fresh_base(client, base: str) -> str:

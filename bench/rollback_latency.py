@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    from stageflow.build.lambda_zip import package
+    from stageflow.packaging.lambda_zip import package
     from stageflow.commands.rehearse import rehearsal_artifact
     from stageflow.deploy.publish import publish
     from stageflow.deploy.traffic import AliasTraffic

@@ -211,7 +211,7 @@ def run_stage(factory, run: PipelineRun, name: str, fn: Callable[[], R]) -> R:
 def write_packages(factory) -> tuple[Path, ...]:
     """The packages the environment roots deploy (tfvars: build/lambda/<service>.zip and the rollback
     function's stageflow-rollback.zip), written at the repository root."""
-    from stageflow.build.lambda_zip import build_packages
+    from stageflow.packaging.lambda_zip import build_packages
 
     return tuple(build_packages(factory.config).paths)
 
@@ -219,7 +219,7 @@ def write_packages(factory) -> tuple[Path, ...]:
 def stage_build(factory) -> BuildResult:
     """The packages Terraform deploys, in every mode: the service zip (requirements installed for the
     function's platform) — the artifact the canary publishes — and the rollback function's zip."""
-    from stageflow.build.lambda_zip import build_packages
+    from stageflow.packaging.lambda_zip import build_packages
 
     return BuildResult(build_packages(factory.config))
 
@@ -227,7 +227,7 @@ def stage_build(factory) -> BuildResult:
 def stage_image(factory, env_name: str) -> ImageResult:
     """The multi-stage Docker build (its `test` stage runs the unit tests), tagged and pushed, when an
     engine can be reached; skipped (and said so) when none runs."""
-    from stageflow.build.docker_build import (
+    from stageflow.packaging.docker_build import (
         DockerEngineUnavailable,
         build_for_env,
         docker_client,

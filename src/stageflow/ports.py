@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from stageflow.build.lambda_zip import LambdaZip
+    from stageflow.packaging.lambda_zip import LambdaZip
     from stageflow.clock import Clock
     from stageflow.deploy.publish import Published
     from stageflow.deploy.traffic import AliasState

@@ -4,7 +4,7 @@ that Terraform deploys (rollback_lambda.py).
 
 This module and everything it imports need only the standard library and boto3/botocore (the Lambda
 runtime's), because it runs inside ``build/lambda/stageflow-rollback.zip`` (see
-:data:`stageflow.build.lambda_zip.ROLLBACK_MODULES`). It talks to ports:
+:data:`stageflow.packaging.lambda_zip.ROLLBACK_MODULES`). It talks to ports:
 
 - ``history``: ``in_flight()``, ``last_known_good(exclude_version)``, ``events(limit)``, ``list(limit)``,
   ``update(dep, **changes)``, ``release_lock(id)``, ``record_event(kind, now, data)`` — DynamoHistory;

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from stageflow.build.lambda_zip import placeholder
+from stageflow.packaging.lambda_zip import placeholder
 from stageflow.outputs import DeployOutputs
 
 ASSUME = json.dumps(

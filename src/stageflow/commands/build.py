@@ -6,7 +6,7 @@ import click
 
 
 def register(cli: click.Group) -> None:
-    from stageflow.build.docker_build import DEFAULT_TARGETS, TARGETS
+    from stageflow.packaging.docker_build import DEFAULT_TARGETS, TARGETS
 
     @cli.command("build")
     @click.argument("env")
@@ -33,7 +33,7 @@ def register(cli: click.Group) -> None:
         <service>:<git sha> and <service>:<git describe>, pushes to environments.ENV.registry (ECR in AWS,
         the local registry of scripts/docker-engine.sh in local mode) and prints the image digest.
         """
-        from stageflow.build.docker_build import build_for_env
+        from stageflow.packaging.docker_build import build_for_env
 
         result = build_for_env(factory, env, targets=tuple(targets), push=push, base_image=base_image)
         rep = factory.reporter

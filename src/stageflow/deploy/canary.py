@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from stageflow.build.lambda_zip import LambdaZip
+from stageflow.packaging.lambda_zip import LambdaZip
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
@@ -139,7 +139,7 @@ def start(
     facts = commit_facts(cfg.root, kwargs.get("commit"))
     kwargs["extra"] = {**facts, **(kwargs.get("extra") or {})}
     if artifact is None:  # the service zip the build stage writes (requirements installed)
-        from stageflow.build.lambda_zip import build_packages
+        from stageflow.packaging.lambda_zip import build_packages
 
         artifact = build_packages(cfg).service
     return run_start(ctx, artifact, **kwargs)

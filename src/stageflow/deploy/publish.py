@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stageflow.build.lambda_zip import LambdaZip
+from stageflow.packaging.lambda_zip import LambdaZip
 from stageflow.deploy.traffic import AliasTraffic, lambda_call
 from stageflow.errors import EnvironmentFailure
 

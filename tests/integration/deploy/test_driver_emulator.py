@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from stageflow.build.lambda_zip import package
+from stageflow.packaging.lambda_zip import package
 from stageflow.clock import VirtualClock
 from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stageflow.build.lambda_zip import package
+from stageflow.packaging.lambda_zip import package
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.factory import Factory

@@ -1,5 +1,5 @@
 """build_packages: what Terraform deploys, with requirements for the function's platform (pip faked at
-the runner seam here; tests/integration/build/test_lambda_packages.py runs the real pip)."""
+the runner seam here; tests/integration/packaging/test_lambda_packages.py runs the real pip)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from stageflow.build.lambda_zip import (
+from stageflow.packaging.lambda_zip import (
     ROLLBACK_MODULES,
     build_packages,
     pip_platforms,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from stageflow.build import docker_build as db
+from stageflow.packaging import docker_build as db
 from tests.conftest import REPO, require
 
 pytestmark = pytest.mark.docker

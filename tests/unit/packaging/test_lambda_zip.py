@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 
-from stageflow.build.lambda_zip import package, placeholder, with_files
+from stageflow.packaging.lambda_zip import package, placeholder, with_files
 from stageflow.errors import ExitCode, UsageError
 
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from stageflow.build import docker_build as db
+from stageflow.packaging import docker_build as db
 from stageflow.errors import EnvironmentFailure, ExitCode, LocalGuardError, UsageError
 from stageflow.redact import REDACTOR
 

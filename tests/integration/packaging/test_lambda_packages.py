@@ -8,7 +8,7 @@ import subprocess
 import sys
 import zipfile
 
-from stageflow.build.lambda_zip import build_packages
+from stageflow.packaging.lambda_zip import build_packages
 from stageflow.config import load
 from tests.conftest import REPO
 
