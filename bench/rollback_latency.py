@@ -20,11 +20,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    from stageflow.packaging.lambda_zip import package
     from stageflow.commands.rehearse import rehearsal_artifact
     from stageflow.deploy.publish import publish
     from stageflow.deploy.traffic import AliasTraffic
     from stageflow.factory import Factory
+    from stageflow.packaging.lambda_zip import package
     from stageflow.report import Reporter
     from stageflow.rollback import from_alarm_event
 

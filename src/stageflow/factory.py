@@ -305,7 +305,7 @@ class Factory:
 
     # -- seam: image registry --------------------------------------------------------------------------
     def registry(self, env_name: str, engine):
-        from stageflow.packaging.docker_build import resolve_registry
+        from stageflow.packaging.docker_engine import resolve_registry
 
         return resolve_registry(
             self.env(env_name).registry,

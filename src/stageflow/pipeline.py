@@ -227,19 +227,24 @@ def stage_build(factory) -> BuildResult:
 def stage_image(factory, env_name: str) -> ImageResult:
     """The multi-stage Docker build (its `test` stage runs the unit tests), tagged and pushed, when an
     engine can be reached; skipped (and said so) when none runs."""
-    from stageflow.packaging.docker_build import (
-        DockerEngineUnavailable,
-        build_for_env,
-        docker_client,
-        engine_info,
-    )
+    from stageflow.packaging.docker_build import build_for_env
+    from stageflow.packaging.docker_engine import DockerEngineUnavailable, docker_client, engine_info
 
     engine = engine_info()
     try:
         docker_client(engine, timeout=10)
     except DockerEngineUnavailable as exc:
         return ImageResult(None, f"no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)")
-    return ImageResult(build_for_env(factory, env_name, engine=engine))
+    return ImageResult(
+        build_for_env(
+            factory.config,
+            env_name,
+            state_dir=factory.state_dir,
+            reporter=factory.reporter,
+            registry_for=lambda eng: factory.registry(env_name, eng),
+            engine=engine,
+        )
+    )
 
 
 def stage_security(factory, build: BuildResult | None = None) -> SecurityResult:

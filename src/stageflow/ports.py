@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from stageflow.packaging.lambda_zip import LambdaZip
     from stageflow.clock import Clock
     from stageflow.deploy.publish import Published
     from stageflow.deploy.traffic import AliasState
     from stageflow.history import Deployment
     from stageflow.notify import Message
+    from stageflow.packaging.lambda_zip import LambdaZip
 
 
 @runtime_checkable

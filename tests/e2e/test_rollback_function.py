@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from stageflow.packaging.lambda_zip import with_files
 from stageflow.deploy.publish import publish
 from stageflow.history import Deployment, DynamoHistory, iso
 from stageflow.notify import Message, SnsNotifier
+from stageflow.packaging.lambda_zip import with_files
 
 # one Terraform apply of the dev root in the first test's setup: ~100 s idle, up to ~300 s on a busy machine
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1200)]

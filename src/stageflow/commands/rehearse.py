@@ -129,9 +129,9 @@ def register(cli: click.Group) -> None:
         """Rehearse ENV's canary policy against a traffic scenario on the local emulator (virtual clock).
 
         Exit 0 when the canary is promoted, 4 when it is rolled back."""
-        from stageflow.packaging.lambda_zip import build_packages
         from stageflow.deploy import canary
         from stageflow.local.simulator import load_scenario
+        from stageflow.packaging.lambda_zip import build_packages
 
         sc = load_scenario(scenario_path)  # a bad file fails here, before anything changes
         if report_file is not None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from stageflow.packaging.lambda_zip import LambdaZip
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
@@ -25,6 +24,7 @@ from stageflow.errors import AwsError, ReleaseRejected, RollbackFailed, UsageErr
 from stageflow.history import Deployment, default_who, iso, new_deployment_id, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
+from stageflow.packaging.lambda_zip import LambdaZip
 from stageflow.ports import AliasRouter, DeploymentHistory, Notifier, ProgressObserver, Publisher
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "data" / "healthy.json"
