@@ -290,9 +290,9 @@ class Factory:
         cfg = self.config
         self.env(env_name)
         if self.local:
-            from stageflow import smoke
+            from stageflow.checks.server import local_service
 
-            with smoke.local_service(cfg.root / cfg.service.source, self.reporter) as url:
+            with local_service(cfg.root / cfg.service.source, self.reporter) as url:
                 yield ServiceEndpoint(url=url)
             return
         out = self.outputs(env_name)

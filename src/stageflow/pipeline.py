@@ -1,6 +1,6 @@
 """`stageflow deploy ENV`: the service's lint and unit tests → build → security gate → image →
 infrastructure (Terraform) → secrets → canary (which records and notifies) → smoke → the service's
-integration and load tests (service_tests.py), as a chain of plain functions.
+integration and load tests (checks/), as a chain of plain functions.
 
 Each stage takes the frozen results of the stages before it and returns its own: outputs are resolved
 once (by the infrastructure stage, from the Terraform it applied), secrets once (fetched for Terraform's
@@ -396,12 +396,13 @@ def deploy(
         from stageflow.local.simulator import load_scenario
 
         load_scenario(scenario)
-    from stageflow import service_tests
+    from stageflow.checks import stages as checks
 
+    cfg, rep = factory.config, factory.reporter
     run = PipelineRun(env_name)
     # the service's lint and unit tests, then the security gate, before anything is built for deploy
-    run_stage(factory, run, "lint", lambda: service_tests.stage_service_lint(factory))
-    run_stage(factory, run, "unit", lambda: service_tests.stage_service_unit(factory))
+    run_stage(factory, run, "lint", lambda: checks.stage_service_lint(cfg, rep))
+    run_stage(factory, run, "unit", lambda: checks.stage_service_unit(cfg, rep))
     build = run_stage(factory, run, "build", lambda: stage_build(factory))
     security = run_stage(factory, run, "security", lambda: stage_security(factory, build))
     image = run_stage(factory, run, "image", lambda: stage_image(factory, env_name))
@@ -427,11 +428,25 @@ def deploy(
     # after the canary (production: once promoted): smoke always; integration and load where the
     # environment's [tests] table says (design: integration on dev, integration + load on staging)
     paused = canary.paused
-    run_stage(factory, run, "smoke", lambda: service_tests.stage_smoke(factory, env_name, paused=paused))
+
+    def endpoint():
+        return factory.service_endpoint(env_name)
+
+    def record(key, value):
+        return checks.record_in_history(factory.environment(env_name).history, key, value)
+
     run_stage(
-        factory, run, "integration", lambda: service_tests.stage_integration(factory, env_name, paused=paused)
+        factory, run, "smoke", lambda: checks.stage_smoke(cfg, env_name, endpoint, record, paused=paused)
     )
-    run_stage(factory, run, "load", lambda: service_tests.stage_load(factory, env_name, paused=paused))
+    run_stage(
+        factory,
+        run,
+        "integration",
+        lambda: checks.stage_integration(cfg, env_name, rep, endpoint, record, paused=paused),
+    )
+    run_stage(
+        factory, run, "load", lambda: checks.stage_load(cfg, env_name, rep, endpoint, record, paused=paused)
+    )
     where, notes = factory.describe_target(env_name)
     lines = [f"deployed {factory.config.service.name} to {env_name}{where}"]
     lines += [f"  {s.name:<15} {s.summary} ({s.seconds:.1f} s)" for s in run.stages]

@@ -48,18 +48,18 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def smoke_cmd(factory, env, url):
         """Check the deployed service's health endpoint."""
-        from stageflow import smoke
+        from stageflow.checks.smoke import smoke_lambda, smoke_url
         from stageflow.errors import CheckFailed
 
         factory.env(env)
         if url:
-            res = smoke.smoke_url(url)
+            res = smoke_url(url)
         else:
             with factory.service_endpoint(env) as ep:
                 if ep.url is not None:
-                    res = smoke.smoke_url(ep.url)
+                    res = smoke_url(ep.url)
                 else:
-                    res = smoke.smoke_lambda(ep.lambda_client, ep.function, ep.alias)
+                    res = smoke_lambda(ep.lambda_client, ep.function, ep.alias)
         human = f"smoke {env}: {res.target}/health → {res.status} {'ok' if res.ok else 'FAILED'}"
         if not res.ok:
             factory.reporter.result(human, res.to_json())
@@ -88,17 +88,21 @@ def register(cli: click.Group) -> None:
     def load_cmd(factory, env, url, users, spawn_rate, seconds):
         """The service's locustfile, headless, with the environment's load profile; p95 and error rate
         compared with the gates; HTML and JSON reports in reports/; the result recorded in the history."""
-        from stageflow import service_tests
+        from stageflow.checks.load import run_load
+        from stageflow.checks.stages import record_in_history
+        from stageflow.checks.target import service_target
         from stageflow.errors import UsageError
 
         cfg = factory.config
-        factory.env(env)
-        with service_tests.service_target(factory, env, url=url) as target:
+        tests_url = factory.env(env).tests.url
+        with service_target(
+            lambda: factory.service_endpoint(env), tests_url=tests_url, region=cfg.service.region, url=url
+        ) as target:
             if target.url is None:  # AWS without tests.url: the function has no HTTP endpoint of its own
                 raise UsageError(
                     "load needs the service's HTTP endpoint", f"--url, or environments.{env}.tests.url"
                 )
-            run = service_tests.run_load(
+            run = run_load(
                 cfg,
                 env,
                 target.url,
@@ -106,7 +110,7 @@ def register(cli: click.Group) -> None:
                 users=users,
                 spawn_rate=spawn_rate,
                 seconds=seconds,
-                record=lambda data: service_tests.record_in_history(factory, env, "load", data),
+                record=lambda data: record_in_history(factory.environment(env).history, "load", data),
             )
         res = run.result
         where = f" (recorded in {run.deployment_id})" if run.deployment_id else ""
