@@ -30,7 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from stageflow.build import docker_build as db  # noqa: E402
+from stageflow.packaging import docker_build as db  # noqa: E402
+from stageflow.packaging import docker_engine as de  # noqa: E402
+from stageflow.packaging import images as im  # noqa: E402
 
 
 def _fresh_base(client, base: str) -> str:
@@ -41,9 +43,9 @@ def _fresh_base(client, base: str) -> str:
     return tag
 
 
-def _build(client, project: Path, base: str, target: str, no_cache: bool) -> tuple[float, db.BuildResult]:
-    git = db.GitInfo(sha="b" * 40, version="bench", created="2026-01-01T00:00:00Z")
-    options = db.BuildOptions(
+def _build(client, project: Path, base: str, target: str, no_cache: bool) -> tuple[float, im.BuildResult]:
+    git = im.GitInfo(sha="b" * 40, version="bench", created="2026-01-01T00:00:00Z")
+    options = im.BuildOptions(
         root=project,
         service="stageflow-bench",
         targets=(target,),
@@ -52,7 +54,7 @@ def _build(client, project: Path, base: str, target: str, no_cache: bool) -> tup
         no_cache=no_cache,
     )
     t0 = time.perf_counter()
-    result = db.build_images(client, options, db.RegistryTarget(None), git=git)
+    result = db.build_images(client, options, de.RegistryTarget(None), git=git)
     return time.perf_counter() - t0, result
 
 
@@ -62,9 +64,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "docker_build.json")
     args = ap.parse_args()
 
-    engine = db.engine_info()
-    client = db.docker_client(engine)
-    base = db.default_base_image(client, engine) or "python:3.11-slim"
+    engine = de.engine_info()
+    client = de.docker_client(engine)
+    base = de.default_base_image(client, engine) or "python:3.11-slim"
     cold, change, noop = [], [], []
     with tempfile.TemporaryDirectory(prefix="stageflow-bench-") as tmp:
         project = Path(tmp)

@@ -20,12 +20,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    from stageflow.build.lambda_zip import package
     from stageflow.commands.canary import environments_for_alarm
     from stageflow.commands.rehearse import rehearsal_artifact
     from stageflow.deploy.publish import publish
     from stageflow.deploy.traffic import AliasTraffic
     from stageflow.factory import Factory
+    from stageflow.packaging.lambda_zip import package
     from stageflow.report import Reporter
     from stageflow.rollback.cli import from_alarm_event
 

@@ -290,9 +290,9 @@ class Factory:
         cfg = self.config
         self.env(env_name)
         if self.local:
-            from stageflow import smoke
+            from stageflow.checks.server import local_service
 
-            with smoke.local_service(cfg.root / cfg.service.source, self.reporter) as url:
+            with local_service(cfg.root / cfg.service.source, self.reporter) as url:
                 yield ServiceEndpoint(url=url)
             return
         out = self.outputs(env_name)
@@ -305,7 +305,7 @@ class Factory:
 
     # -- seam: image registry --------------------------------------------------------------------------
     def registry(self, env_name: str, engine):
-        from stageflow.build.docker_build import resolve_registry
+        from stageflow.packaging.docker_engine import resolve_registry
 
         return resolve_registry(
             self.env(env_name).registry,

@@ -1,6 +1,6 @@
 """`stageflow deploy ENV`: the service's lint and unit tests → build → security gate → image →
 infrastructure (Terraform) → secrets → canary (which records and notifies) → smoke → the service's
-integration and load tests (service_tests.py), as a chain of plain functions.
+integration and load tests (checks/), as a chain of plain functions.
 
 Each stage takes the frozen results of the stages before it and returns its own: outputs are resolved
 once (by the infrastructure stage, from the Terraform it applied), secrets once (fetched for Terraform's
@@ -211,7 +211,7 @@ def run_stage(factory, run: PipelineRun, name: str, fn: Callable[[], R]) -> R:
 def write_packages(factory) -> tuple[Path, ...]:
     """The packages the environment roots deploy (tfvars: build/lambda/<service>.zip and the rollback
     function's stageflow-rollback.zip), written at the repository root."""
-    from stageflow.build.lambda_zip import build_packages
+    from stageflow.packaging.lambda_zip import build_packages
 
     return tuple(build_packages(factory.config).paths)
 
@@ -219,7 +219,7 @@ def write_packages(factory) -> tuple[Path, ...]:
 def stage_build(factory) -> BuildResult:
     """The packages Terraform deploys, in every mode: the service zip (requirements installed for the
     function's platform) — the artifact the canary publishes — and the rollback function's zip."""
-    from stageflow.build.lambda_zip import build_packages
+    from stageflow.packaging.lambda_zip import build_packages
 
     return BuildResult(build_packages(factory.config))
 
@@ -227,19 +227,24 @@ def stage_build(factory) -> BuildResult:
 def stage_image(factory, env_name: str) -> ImageResult:
     """The multi-stage Docker build (its `test` stage runs the unit tests), tagged and pushed, when an
     engine can be reached; skipped (and said so) when none runs."""
-    from stageflow.build.docker_build import (
-        DockerEngineUnavailable,
-        build_for_env,
-        docker_client,
-        engine_info,
-    )
+    from stageflow.packaging.docker_build import build_for_env
+    from stageflow.packaging.docker_engine import DockerEngineUnavailable, docker_client, engine_info
 
     engine = engine_info()
     try:
         docker_client(engine, timeout=10)
     except DockerEngineUnavailable as exc:
         return ImageResult(None, f"no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)")
-    return ImageResult(build_for_env(factory, env_name, engine=engine))
+    return ImageResult(
+        build_for_env(
+            factory.config,
+            env_name,
+            state_dir=factory.state_dir,
+            reporter=factory.reporter,
+            registry_for=lambda eng: factory.registry(env_name, eng),
+            engine=engine,
+        )
+    )
 
 
 def stage_security(factory, build: BuildResult | None = None) -> SecurityResult:
@@ -390,12 +395,13 @@ def deploy(
         from stageflow.local.simulator import load_scenario
 
         load_scenario(scenario)
-    from stageflow import service_tests
+    from stageflow.checks import stages as checks
 
+    cfg, rep = factory.config, factory.reporter
     run = PipelineRun(env_name)
     # the service's lint and unit tests, then the security gate, before anything is built for deploy
-    run_stage(factory, run, "lint", lambda: service_tests.stage_service_lint(factory))
-    run_stage(factory, run, "unit", lambda: service_tests.stage_service_unit(factory))
+    run_stage(factory, run, "lint", lambda: checks.stage_service_lint(cfg, rep))
+    run_stage(factory, run, "unit", lambda: checks.stage_service_unit(cfg, rep))
     build = run_stage(factory, run, "build", lambda: stage_build(factory))
     security = run_stage(factory, run, "security", lambda: stage_security(factory, build))
     image = run_stage(factory, run, "image", lambda: stage_image(factory, env_name))
@@ -421,11 +427,25 @@ def deploy(
     # after the canary (production: once promoted): smoke always; integration and load where the
     # environment's [tests] table says (design: integration on dev, integration + load on staging)
     paused = canary.paused
-    run_stage(factory, run, "smoke", lambda: service_tests.stage_smoke(factory, env_name, paused=paused))
+
+    def endpoint():
+        return factory.service_endpoint(env_name)
+
+    def record(key, value):
+        return checks.record_in_history(factory.environment(env_name).history, key, value)
+
     run_stage(
-        factory, run, "integration", lambda: service_tests.stage_integration(factory, env_name, paused=paused)
+        factory, run, "smoke", lambda: checks.stage_smoke(cfg, env_name, endpoint, record, paused=paused)
     )
-    run_stage(factory, run, "load", lambda: service_tests.stage_load(factory, env_name, paused=paused))
+    run_stage(
+        factory,
+        run,
+        "integration",
+        lambda: checks.stage_integration(cfg, env_name, rep, endpoint, record, paused=paused),
+    )
+    run_stage(
+        factory, run, "load", lambda: checks.stage_load(cfg, env_name, rep, endpoint, record, paused=paused)
+    )
     where, notes = factory.describe_target(env_name)
     lines = [f"deployed {factory.config.service.name} to {env_name}{where}"]
     lines += [f"  {s.name:<15} {s.summary} ({s.seconds:.1f} s)" for s in run.stages]

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from stageflow.deploy.records import Deployment, Transition, VerdictRecord
 
 if TYPE_CHECKING:
-    from stageflow.build.lambda_zip import LambdaZip
     from stageflow.clock import Clock
     from stageflow.deploy.publish import Published
     from stageflow.deploy.traffic import AliasState
     from stageflow.notify import Message
+    from stageflow.packaging.lambda_zip import LambdaZip
 
 
 @runtime_checkable

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from stageflow.build.lambda_zip import with_files
 from stageflow.deploy.publish import publish
 from stageflow.deploy.records import Deployment, State
 from stageflow.history import DynamoHistory
 from stageflow.isotime import iso
 from stageflow.notify import Message, SnsNotifier
+from stageflow.packaging.lambda_zip import with_files
 
 # one Terraform apply of the dev root in the first test's setup: ~100 s idle, up to ~300 s on a busy machine
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1200)]
@@ -174,7 +174,7 @@ def ship_versions(env, aws) -> tuple[str, str]:
     out = env.raw_outputs
     lam = aws.client("lambda")
     base = (env.project / "build" / "lambda" / "sample-api.zip").read_bytes()
-    from stageflow.build.lambda_zip import LambdaZip
+    from stageflow.packaging.lambda_zip import LambdaZip
 
     z = LambdaZip(base, "", "", 0)
     stamp = datetime.now(UTC).isoformat().encode()
@@ -336,7 +336,7 @@ def test_only_alarm_messages_in_alarm_match_the_rollback_subscription_filter(dep
 
 
 def test_the_rollback_zip_is_reproducible(deployed):
-    from stageflow.build.lambda_zip import rollback_package
+    from stageflow.packaging.lambda_zip import rollback_package
 
     data = (deployed.project / "build" / "lambda" / "stageflow-rollback.zip").read_bytes()
     assert rollback_package().data == data == rollback_package().data

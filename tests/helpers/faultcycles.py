@@ -58,7 +58,7 @@ def factory(project: Path, state: Path, command: str):
 
 def artifact(project: Path, marker: str):
     """The service's package with one file that differs per cycle (so every cycle publishes)."""
-    from stageflow.build.lambda_zip import package, with_files
+    from stageflow.packaging.lambda_zip import package, with_files
 
     return with_files(
         package(project / "app" / "service"), {"faultrun_marker.py": f"MARK = {marker!r}\n".encode()}

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from stageflow.build.lambda_zip import placeholder
 from stageflow.outputs import DeployOutputs
+from stageflow.packaging.lambda_zip import placeholder
 
 ASSUME = json.dumps(
     {

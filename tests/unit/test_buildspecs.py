@@ -108,11 +108,11 @@ def test_reports_are_junit_or_cobertura(name):
 
 
 def test_report_files_are_what_stageflow_writes():
-    """The service's suites write fixed names (service_tests.py); the buildspecs publish those."""
-    from stageflow import service_tests
+    """The service's suites write fixed names (checks/suite.py); the buildspecs publish those."""
+    from stageflow.checks import suite
 
-    assert WRITTEN_BY_SESSION["unit"] == (service_tests.UNIT_JUNIT, service_tests.UNIT_COVERAGE)
-    assert WRITTEN_BY_SESSION["integration"] == (service_tests.INTEGRATION_JUNIT.format(env="*"),)
+    assert WRITTEN_BY_SESSION["unit"] == (suite.UNIT_JUNIT, suite.UNIT_COVERAGE)
+    assert WRITTEN_BY_SESSION["integration"] == (suite.INTEGRATION_JUNIT.format(env="*"),)
     build = {f for g in _load("build")["reports"].values() for f in g["files"]}
     assert set(WRITTEN_BY_SESSION["unit"]) <= build
     integration = {f for g in _load("integration")["reports"].values() for f in g["files"]}

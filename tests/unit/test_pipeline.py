@@ -144,12 +144,12 @@ def test_a_failing_stage_is_named_and_keeps_its_exit_code(monkeypatch):
     # the stages before the image (the service's lint and unit tests, build, security) are not the point
     from types import SimpleNamespace
 
-    from stageflow import service_tests
+    from stageflow.checks import stages
 
     done = SimpleNamespace(summary="ok", to_json=dict, artifact=None)
     for mod, name in (
-        (service_tests, "stage_service_lint"),
-        (service_tests, "stage_service_unit"),
+        (stages, "stage_service_lint"),
+        (stages, "stage_service_unit"),
         (pipeline, "stage_build"),
         (pipeline, "stage_security"),
     ):

@@ -264,7 +264,7 @@ def _third_party_imports(path: Path) -> set[str]:
 def test_the_rollback_zip_modules_are_closed_under_import_and_need_only_boto3():
     """Every stageflow module the handler imports (also inside functions) is in the zip, and nothing
     but the standard library and boto3/botocore is imported."""
-    from stageflow.build.lambda_zip import ROLLBACK_MODULES
+    from stageflow.packaging.lambda_zip import ROLLBACK_MODULES
 
     listed = {
         ("stageflow/" + rel).removesuffix(".py").removesuffix("/__init__").replace("/", ".")

@@ -6,7 +6,7 @@ import click
 
 
 def register(cli: click.Group) -> None:
-    from stageflow.build.docker_build import DEFAULT_TARGETS, TARGETS
+    from stageflow.packaging.images import DEFAULT_TARGETS, TARGETS
 
     @cli.command("build")
     @click.argument("env")
@@ -33,9 +33,19 @@ def register(cli: click.Group) -> None:
         <service>:<git sha> and <service>:<git describe>, pushes to environments.ENV.registry (ECR in AWS,
         the local registry of scripts/docker-engine.sh in local mode) and prints the image digest.
         """
-        from stageflow.build.docker_build import build_for_env
+        from stageflow.packaging.docker_build import build_for_env
 
-        result = build_for_env(factory, env, targets=tuple(targets), push=push, base_image=base_image)
+        factory.env(env)  # an unknown environment: exit 2 before touching Docker
+        result = build_for_env(
+            factory.config,
+            env,
+            state_dir=factory.state_dir,
+            reporter=factory.reporter,
+            registry_for=lambda engine: factory.registry(env, engine),
+            targets=tuple(targets),
+            push=push,
+            base_image=base_image,
+        )
         rep = factory.reporter
         lines = [f"built {result.service} {result.version} ({result.revision[:12]}) in {result.seconds:.1f}s"]
         for img in result.images:

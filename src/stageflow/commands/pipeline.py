@@ -48,25 +48,7 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def smoke_cmd(factory, env, url):
         """Check the deployed service's health endpoint."""
-        from stageflow import smoke
-        from stageflow.errors import CheckFailed
-
-        factory.env(env)
-        if url:
-            res = smoke.smoke_url(url)
-        else:
-            with factory.service_endpoint(env) as ep:
-                if ep.url is not None:
-                    res = smoke.smoke_url(ep.url)
-                else:
-                    res = smoke.smoke_lambda(ep.lambda_client, ep.function, ep.alias)
-        human = f"smoke {env}: {res.target}/health → {res.status} {'ok' if res.ok else 'FAILED'}"
-        if not res.ok:
-            factory.reporter.result(human, res.to_json())
-            raise CheckFailed(
-                f"smoke check failed: {res.target} answered {res.status}", "see: stageflow status " + env
-            )
-        factory.reporter.result(human, res.to_json())
+        _smoke(factory, env, url)
 
     @cli.command("load")
     @click.argument("env")
@@ -88,27 +70,61 @@ def register(cli: click.Group) -> None:
     def load_cmd(factory, env, url, users, spawn_rate, seconds):
         """The service's locustfile, headless, with the environment's load profile; p95 and error rate
         compared with the gates; HTML and JSON reports in reports/; the result recorded in the history."""
-        from stageflow import service_tests
-        from stageflow.errors import UsageError
+        _load(factory, env, url, users, spawn_rate, seconds)
 
-        cfg = factory.config
-        factory.env(env)
-        with service_tests.service_target(factory, env, url=url) as target:
-            if target.url is None:  # AWS without tests.url: the function has no HTTP endpoint of its own
-                raise UsageError(
-                    "load needs the service's HTTP endpoint", f"--url, or environments.{env}.tests.url"
-                )
-            run = service_tests.run_load(
-                cfg,
-                env,
-                target.url,
-                factory.reporter,
-                users=users,
-                spawn_rate=spawn_rate,
-                seconds=seconds,
-                record=lambda data: service_tests.record_in_history(factory, env, "load", data),
+
+def _load(
+    factory, env: str, url: str | None, users: int | None, spawn_rate: float | None, seconds: int | None
+) -> None:
+    """`stageflow load ENV`: the run, recorded in the environment's latest deployment."""
+    from stageflow.checks.load import run_load
+    from stageflow.checks.stages import record_in_history
+    from stageflow.checks.target import service_target
+    from stageflow.errors import UsageError
+
+    cfg = factory.config
+    tests_url = factory.env(env).tests.url
+    with service_target(
+        lambda: factory.service_endpoint(env), tests_url=tests_url, region=cfg.service.region, url=url
+    ) as target:
+        if target.url is None:  # AWS without tests.url: the function has no HTTP endpoint of its own
+            raise UsageError(
+                "load needs the service's HTTP endpoint", f"--url, or environments.{env}.tests.url"
             )
-        res = run.result
-        where = f" (recorded in {run.deployment_id})" if run.deployment_id else ""
-        human = f"load {env}: {res.detail}: within the gates{where}; report {run.html}"
-        factory.reporter.result(human, run.to_json())
+        run = run_load(
+            cfg,
+            env,
+            target.url,
+            factory.reporter,
+            users=users,
+            spawn_rate=spawn_rate,
+            seconds=seconds,
+            record=lambda data: record_in_history(factory.environment(env).history, "load", data),
+        )
+    res = run.result
+    where = f" (recorded in {run.deployment_id})" if run.deployment_id else ""
+    human = f"load {env}: {res.detail}: within the gates{where}; report {run.html}"
+    factory.reporter.result(human, run.to_json())
+
+
+def _smoke(factory, env: str, url: str | None) -> None:
+    """`stageflow smoke ENV`: ``/health`` at ``url``, else where the environment's service answers."""
+    from stageflow.checks.smoke import smoke_lambda, smoke_url
+    from stageflow.errors import CheckFailed
+
+    factory.env(env)
+    if url:
+        res = smoke_url(url)
+    else:
+        with factory.service_endpoint(env) as ep:
+            if ep.url is not None:
+                res = smoke_url(ep.url)
+            else:
+                res = smoke_lambda(ep.lambda_client, ep.function, ep.alias)
+    human = f"smoke {env}: {res.target}/health → {res.status} {'ok' if res.ok else 'FAILED'}"
+    if not res.ok:
+        factory.reporter.result(human, res.to_json())
+        raise CheckFailed(
+            f"smoke check failed: {res.target} answered {res.status}", "see: stageflow status " + env
+        )
+    factory.reporter.result(human, res.to_json())

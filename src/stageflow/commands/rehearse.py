@@ -21,7 +21,7 @@ REHEARSAL_MARKER = "stageflow_rehearsal.txt"
 
 def rehearsal_artifact(base, marker: str):
     """The service package plus a marker file, so every rehearsal publishes a new version."""
-    from stageflow.build.lambda_zip import with_files
+    from stageflow.packaging.lambda_zip import with_files
 
     return with_files(base, {REHEARSAL_MARKER: marker.encode()})
 
@@ -129,9 +129,9 @@ def register(cli: click.Group) -> None:
         """Rehearse ENV's canary policy against a traffic scenario on the local emulator (virtual clock).
 
         Exit 0 when the canary is promoted, 4 when it is rolled back."""
-        from stageflow.build.lambda_zip import build_packages
         from stageflow.deploy import canary
         from stageflow.local.simulator import load_scenario
+        from stageflow.packaging.lambda_zip import build_packages
 
         sc = load_scenario(scenario_path)  # a bad file fails here, before anything changes
         if report_file is not None:

@@ -1,4 +1,4 @@
-"""CLI: the service's own test suites (service_tests.py): unit, integration, lint-service."""
+"""CLI: the service's own test suites (checks/): unit, integration, lint-service."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ def register(cli: click.Group) -> None:
     def unit_cmd(factory, floor, pytest_args):
         """The service's unit tests (tests.unit) with coverage of its source against the floor; JUnit
         and Cobertura in reports/. Extra arguments go to pytest."""
-        from stageflow import service_tests
+        from stageflow.checks.unit import run_unit
 
-        res = service_tests.run_unit(factory.config, factory.reporter, floor=floor, extra_args=pytest_args)
+        res = run_unit(factory.config, factory.reporter, floor=floor, extra_args=pytest_args)
         factory.reporter.result(f"unit: {res.summary}", res.to_json())
 
     @cli.command("integration")
@@ -35,20 +35,22 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def integration_cmd(factory, env, url, pytest_args):
         """The service's integration suite (tests.integration) against the deployed ENV."""
-        from stageflow import service_tests
+        from stageflow.checks.integration import run_integration
+        from stageflow.checks.target import service_target
 
-        factory.env(env)
-        with service_tests.service_target(factory, env, url=url) as target:
-            res = service_tests.run_integration(
-                factory.config, env, target, factory.reporter, extra_args=pytest_args
-            )
+        cfg = factory.config
+        tests_url = factory.env(env).tests.url
+        with service_target(
+            lambda: factory.service_endpoint(env), tests_url=tests_url, region=cfg.service.region, url=url
+        ) as target:
+            res = run_integration(cfg, env, target, factory.reporter, extra_args=pytest_args)
         factory.reporter.result(f"integration {env}: {res.summary}", res.to_json())
 
     @cli.command("lint-service")
     @click.pass_obj
     def lint_cmd(factory):
         """ruff check and ruff format --check over the service's source."""
-        from stageflow import service_tests
+        from stageflow.checks.lint import run_lint
 
-        res = service_tests.run_lint(factory.config, factory.reporter)
+        res = run_lint(factory.config, factory.reporter)
         factory.reporter.result(f"lint: {res.summary}", {"ok": res.ok, "paths": list(res.paths)})

@@ -26,7 +26,7 @@ def _show_plan(factory, result, *, as_result: bool) -> None:
 def _build_packages(factory) -> None:
     """The zips the environment roots name (build/lambda/*.zip): built first, so plan/apply work on a
     fresh clone."""
-    from stageflow.build.lambda_zip import build_packages
+    from stageflow.packaging.lambda_zip import build_packages
 
     pk = build_packages(factory.config)
     factory.reporter.info(

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from stageflow.build.lambda_zip import LambdaZip
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
@@ -27,6 +26,7 @@ from stageflow.history.locks import default_who
 from stageflow.isotime import iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
+from stageflow.packaging.lambda_zip import LambdaZip
 from stageflow.ports import AliasRouter, DeploymentHistory, Notifier, ProgressObserver, Publisher
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "data" / "healthy.json"
@@ -141,7 +141,7 @@ def start(
     facts = commit_facts(cfg.root, kwargs.get("commit"))
     kwargs["extra"] = {**facts, **(kwargs.get("extra") or {})}
     if artifact is None:  # the service zip the build stage writes (requirements installed)
-        from stageflow.build.lambda_zip import build_packages
+        from stageflow.packaging.lambda_zip import build_packages
 
         artifact = build_packages(cfg).service
     return run_start(ctx, artifact, **kwargs)

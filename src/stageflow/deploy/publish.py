@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stageflow.build.lambda_zip import LambdaZip
 from stageflow.deploy.traffic import AliasTraffic, lambda_call
 from stageflow.errors import EnvironmentFailure
+from stageflow.packaging.lambda_zip import LambdaZip
 
 # (label, key in GetFunctionConfiguration) of what a published version freezes
 TRAFFIC_FIELDS = (

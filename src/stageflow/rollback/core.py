@@ -5,7 +5,7 @@ rollback function Terraform deploys (:mod:`.handler`) and the canary driver's ro
 
 This module and everything it imports need only the standard library and boto3/botocore (the Lambda
 runtime's), because it runs inside ``build/lambda/stageflow-rollback.zip`` (see
-:data:`stageflow.build.lambda_zip.ROLLBACK_MODULES`). It talks to the ports of :mod:`stageflow.ports`:
+:data:`stageflow.packaging.lambda_zip.ROLLBACK_MODULES`). It talks to the ports of :mod:`stageflow.ports`:
 ``DeploymentHistory``, ``AliasRouter``, ``Notifier`` and a reporter with ``info``/``warn``.
 """
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from stageflow.build.lambda_zip import package
 from stageflow.clock import VirtualClock
 from stageflow.deploy.driver import Driver
 from stageflow.deploy.gates import GateReader
@@ -17,6 +16,7 @@ from stageflow.factory import Factory
 from stageflow.history import Deployment, DynamoHistory, iso, new_deployment_id, parse_iso
 from stageflow.metrics.interface import MetricResult, MetricSource, MinuteStats, Verdict, VersionSeries
 from stageflow.notify import Notifiers
+from stageflow.packaging.lambda_zip import package
 from stageflow.report import Reporter
 from tests.helpers.resources import make_service
 

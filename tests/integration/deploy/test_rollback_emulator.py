@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stageflow.build.lambda_zip import package
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.factory import Factory
+from stageflow.packaging.lambda_zip import package
 from stageflow.report import Reporter
 from tests.helpers.resources import make_service
 

@@ -1,5 +1,5 @@
 """build_packages: what Terraform deploys, with requirements for the function's platform (pip faked at
-the runner seam here; tests/integration/build/test_lambda_packages.py runs the real pip)."""
+the runner seam here; tests/integration/packaging/test_lambda_packages.py runs the real pip)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from stageflow.build.lambda_zip import (
+from stageflow import process
+from stageflow.errors import EnvironmentFailure, ExitCode, UsageError
+from stageflow.packaging.lambda_zip import (
     ROLLBACK_MODULES,
     build_packages,
     pip_platforms,
     rollback_package,
 )
-from stageflow.errors import EnvironmentFailure, ExitCode, UsageError
 
 
 def names(data: bytes) -> list[str]:
@@ -41,7 +42,7 @@ class FakePip:
         self.calls = []
         self.rc, self.stderr = rc, stderr
 
-    def __call__(self, argv):
+    def __call__(self, argv, **kwargs):
         self.calls.append(argv)
         target = Path(argv[argv.index("--target") + 1])
         if self.rc == 0:
@@ -51,7 +52,7 @@ class FakePip:
             (target / "tinydep-1.0.dist-info" / "METADATA").write_text("Name: tinydep\n")
             (target / "bin").mkdir()
             (target / "bin" / "tinydep").write_text("#!/bin/sh\n")
-        return SimpleNamespace(returncode=self.rc, stdout="", stderr=self.stderr)
+        return process.Result(tuple(argv), self.rc, "", self.stderr, 0.0)
 
 
 def test_platform_tags_follow_the_function_not_the_build_machine():

@@ -1,4 +1,4 @@
-"""The service's own suites (service_tests.py): real pytest runs over copies of app/ with planted
+"""The service's own suites (stageflow.checks): real pytest runs over copies of app/ with planted
 failures, the app server on loopback as the integration target, and the pipeline's stage order."""
 
 from __future__ import annotations
@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 
 from stageflow import config as config_mod
-from stageflow import service_tests
+from stageflow.checks import stages, suite
+from stageflow.checks.integration import run_integration
+from stageflow.checks.lint import run_lint
+from stageflow.checks.server import local_service
+from stageflow.checks.target import ServiceTarget
+from stageflow.checks.unit import run_unit
 from stageflow.errors import CheckFailed, ExitCode, UsageError
-from stageflow.smoke import local_service
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "service"
@@ -73,7 +77,7 @@ def test_bad_test_settings_are_exit_2_naming_the_key(project, extra, key):
 
 # -- unit ------------------------------------------------------------------------------------------------
 def test_unit_passes_with_coverage_and_writes_junit_and_cobertura(project):
-    res = service_tests.run_unit(cfg(project))
+    res = run_unit(cfg(project))
     assert res.ok and res.counts.tests >= 5 and res.counts.failures == 0
     assert res.coverage_percent is not None and 80 <= res.coverage_percent <= 100
     junit, cov = project / res.junit, project / res.coverage_xml
@@ -86,7 +90,7 @@ def test_unit_passes_with_coverage_and_writes_junit_and_cobertura(project):
 def test_a_planted_failing_unit_test_fails_naming_it(project):
     shutil.copy(FIXTURES / "planted_unit_failure.py", project / "app/tests/unit/test_planted.py")
     with pytest.raises(CheckFailed) as exc:
-        service_tests.run_unit(cfg(project))
+        run_unit(cfg(project))
     assert exc.value.exit_code == ExitCode.UNEXPECTED
     assert "1 of" in exc.value.message and "test_planted_failure" in exc.value.message
 
@@ -95,35 +99,35 @@ def test_coverage_below_the_floor_fails_with_the_figure(project):
     shutil.copy(FIXTURES / "uncovered.py", project / "app/service/uncovered.py")
     c = cfg(project)
     with pytest.raises(CheckFailed) as exc:
-        service_tests.run_unit(c)
+        run_unit(c)
     msg = exc.value.message
     assert "coverage" in msg and "< floor 80 %" in msg
     figure = float(msg.split("coverage ")[1].split(" %")[0])
     assert 0 < figure < 80
     # the same tree passes with a floor under its figure
-    assert service_tests.run_unit(c, floor=figure - 1).ok
+    assert run_unit(c, floor=figure - 1).ok
 
 
 def test_no_unit_tests_is_a_failure_not_a_pass(project):
     for f in (project / "app/tests/unit").glob("test_*.py"):
         f.unlink()
     with pytest.raises(CheckFailed, match="no tests ran"):
-        service_tests.run_unit(cfg(project))
+        run_unit(cfg(project))
 
 
 def test_missing_suite_directory_is_a_usage_error(project):
     shutil.rmtree(project / "app/tests/unit")
     with pytest.raises(UsageError, match="no service unit tests at app/tests/unit"):
-        service_tests.run_unit(cfg(project))
+        run_unit(cfg(project))
 
 
 # -- lint ------------------------------------------------------------------------------------------------
 def test_lint_passes_clean_source_and_fails_a_planted_problem(project):
     c = cfg(project)
-    assert service_tests.run_lint(c).ok
+    assert run_lint(c).ok
     (project / "app/service/bad.py").write_text("import os\n")  # F401, unused import
     with pytest.raises(CheckFailed) as exc:
-        service_tests.run_lint(c)
+        run_lint(c)
     assert "F401" in exc.value.message and "bad.py" in exc.value.message
 
 
@@ -131,7 +135,7 @@ def test_lint_passes_clean_source_and_fails_a_planted_problem(project):
 def test_integration_passes_against_the_app_server_on_loopback(project):
     c = cfg(project)
     with local_service(project / "app") as url:
-        res = service_tests.run_integration(c, "dev", service_tests.ServiceTarget(url=url))
+        res = run_integration(c, "dev", ServiceTarget(url=url))
     assert res.ok and res.counts.tests >= 4 and res.target.startswith("http://127.0.0.1:")
     assert (project / res.junit).is_file() and (project / res.log).is_file()
 
@@ -142,15 +146,15 @@ def test_a_regression_only_the_integration_suite_sees(project):
     handler = project / "app/service/handler.py"
     handler.write_text(handler.read_text().replace("[:64]", "[:32]"))
     c = cfg(project)
-    assert service_tests.run_unit(c).ok
+    assert run_unit(c).ok
     with local_service(project / "app") as url, pytest.raises(CheckFailed) as exc:
-        service_tests.run_integration(c, "dev", service_tests.ServiceTarget(url=url))
+        run_integration(c, "dev", ServiceTarget(url=url))
     assert "integration tests failed on dev: 1 of" in exc.value.message
     assert "test_long_names_are_cut" in exc.value.message
 
 
 def test_integration_target_environment():
-    t = service_tests.ServiceTarget(function="svc-dev", alias="live", region="eu-west-1")
+    t = ServiceTarget(function="svc-dev", alias="live", region="eu-west-1")
     assert t.env() == {
         "SERVICE_FUNCTION": "svc-dev",
         "SERVICE_ALIAS": "live",
@@ -158,9 +162,7 @@ def test_integration_target_environment():
         "AWS_DEFAULT_REGION": "eu-west-1",
     }
     assert t.where == "lambda:svc-dev:live"
-    assert service_tests.ServiceTarget(url="http://127.0.0.1:1").env() == {
-        "SERVICE_URL": "http://127.0.0.1:1"
-    }
+    assert ServiceTarget(url="http://127.0.0.1:1").env() == {"SERVICE_URL": "http://127.0.0.1:1"}
 
 
 # -- report parsing --------------------------------------------------------------------------------------
@@ -171,14 +173,14 @@ def test_parse_junit_and_cobertura(tmp_path):
         '<testcase classname="a" name="ok"/><testcase classname="a" name="bad"><failure/></testcase>'
         "</testsuite></testsuites>"
     )
-    counts = service_tests.parse_junit(j)
+    counts = suite.parse_junit(j)
     assert (counts.tests, counts.failures, counts.skipped, counts.passed) == (3, 1, 1, 1)
     assert counts.failed_names == ("a::bad",)
     c = tmp_path / "c.xml"
     c.write_text('<coverage line-rate="0.8125"></coverage>')
-    assert service_tests.parse_cobertura(c) == 81.25
-    assert service_tests.parse_cobertura(tmp_path / "missing.xml") is None
-    assert service_tests.parse_junit(tmp_path / "missing.xml").tests == 0
+    assert suite.parse_cobertura(c) == 81.25
+    assert suite.parse_cobertura(tmp_path / "missing.xml") is None
+    assert suite.parse_junit(tmp_path / "missing.xml").tests == 0
 
 
 # -- the pipeline's order --------------------------------------------------------------------------------
@@ -214,7 +216,7 @@ def _fake_pipeline(monkeypatch, order, fail=None):
         ("integration", "stage_integration"),
         ("load", "stage_load"),
     ):
-        monkeypatch.setattr(service_tests, attr, rec(name))
+        monkeypatch.setattr(stages, attr, rec(name))
     from stageflow.factory import Factory
     from stageflow.report import Reporter
 
@@ -255,13 +257,20 @@ def test_post_deploy_checks_wait_for_the_promotion_and_honour_the_skip_list(monk
     from types import SimpleNamespace
 
     tests = SimpleNamespace(integration=True, load=True, url=None)
-    factory = SimpleNamespace(env=lambda n: SimpleNamespace(tests=tests), local=True)
-    assert "awaits approval" in service_tests.stage_smoke(factory, "prod", paused=True).summary
-    assert "awaits approval" in service_tests.stage_integration(factory, "prod", paused=True).summary
-    assert "awaits approval" in service_tests.stage_load(factory, "prod", paused=True).summary
-    monkeypatch.setenv(service_tests.SKIP_ENV, "integration, load")
-    assert "skipped here" in service_tests.stage_integration(factory, "dev").summary
-    assert "skipped here" in service_tests.stage_load(factory, "dev").summary
+    config = SimpleNamespace(env=lambda n: SimpleNamespace(tests=tests))
+
+    def unused(*args):
+        raise AssertionError("a waiting or skipped check must not reach the service")
+
+    assert "awaits approval" in stages.stage_smoke(config, "prod", unused, unused, paused=True).summary
+    assert (
+        "awaits approval"
+        in stages.stage_integration(config, "prod", None, unused, unused, paused=True).summary
+    )
+    assert "awaits approval" in stages.stage_load(config, "prod", None, unused, unused, paused=True).summary
+    monkeypatch.setenv(stages.SKIP_ENV, "integration, load")
+    assert "skipped here" in stages.stage_integration(config, "dev", None, unused, unused).summary
+    assert "skipped here" in stages.stage_load(config, "dev", None, unused, unused).summary
 
 
 def test_cli_unit_below_the_floor_is_exit_1_with_the_figure(project):

@@ -10,62 +10,64 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from stageflow.build import docker_build as db
 from stageflow.errors import EnvironmentFailure, ExitCode, LocalGuardError, UsageError
+from stageflow.packaging import docker_build as db
+from stageflow.packaging import docker_engine as de
+from stageflow.packaging import images as im
 from stageflow.redact import REDACTOR
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-GIT = db.GitInfo(sha=SHA, version="v1.2.0-3-g0123456", created="2026-01-02T03:04:05Z")
+GIT = im.GitInfo(sha=SHA, version="v1.2.0-3-g0123456", created="2026-01-02T03:04:05Z")
 
 
 def test_runtime_is_tagged_by_sha_and_describe():
-    assert db.image_tags("sample-api", "runtime", GIT) == (
+    assert im.image_tags("sample-api", "runtime", GIT) == (
         f"sample-api:{SHA}",
         "sample-api:v1.2.0-3-g0123456",
     )
 
 
 def test_other_targets_get_a_suffix_and_registry_prefix():
-    assert db.image_tags("127.0.0.1:5000/sample-api", "lambda", GIT) == (
+    assert im.image_tags("127.0.0.1:5000/sample-api", "lambda", GIT) == (
         f"127.0.0.1:5000/sample-api:{SHA}-lambda",
         "127.0.0.1:5000/sample-api:v1.2.0-3-g0123456-lambda",
     )
 
 
 def test_describe_equal_to_sha_gives_one_tag_and_bad_characters_are_replaced():
-    same = db.GitInfo(sha="abc1234", version="abc1234", created="x")
-    assert db.image_tags("svc", "runtime", same) == ("svc:abc1234",)
-    assert db.sanitize_tag("release/1.0+build") == "release-1.0-build"
-    assert db.sanitize_tag(".hidden") == "hidden"
-    assert len(db.sanitize_tag("x" * 300)) == 128
+    same = im.GitInfo(sha="abc1234", version="abc1234", created="x")
+    assert im.image_tags("svc", "runtime", same) == ("svc:abc1234",)
+    assert im.sanitize_tag("release/1.0+build") == "release-1.0-build"
+    assert im.sanitize_tag(".hidden") == "hidden"
+    assert len(im.sanitize_tag("x" * 300)) == 128
 
 
 def test_labels_and_build_args():
-    assert db.oci_labels(GIT) == {
+    assert im.oci_labels(GIT) == {
         "org.opencontainers.image.created": "2026-01-02T03:04:05Z",
         "org.opencontainers.image.revision": SHA,
         "org.opencontainers.image.version": "v1.2.0-3-g0123456",
     }
-    args = db.build_args(GIT, None, "app")
+    args = im.build_args(GIT, None, "app")
     assert args == {"BUILD_DATE": GIT.created, "VCS_REF": SHA, "VERSION": GIT.version, "APP_DIR": "app"}
-    assert db.build_args(GIT, "stageflow-base:bookworm", "app")["BASE_IMAGE"] == "stageflow-base:bookworm"
+    assert im.build_args(GIT, "stageflow-base:bookworm", "app")["BASE_IMAGE"] == "stageflow-base:bookworm"
 
 
 def test_split_tag_keeps_registry_port():
-    assert db.split_tag("127.0.0.1:5000/svc:v1") == ("127.0.0.1:5000/svc", "v1")
-    assert db.split_tag("127.0.0.1:5000/svc") == ("127.0.0.1:5000/svc", "latest")
-    assert db.split_tag("svc:abc") == ("svc", "abc")
+    assert im.split_tag("127.0.0.1:5000/svc:v1") == ("127.0.0.1:5000/svc", "v1")
+    assert im.split_tag("127.0.0.1:5000/svc") == ("127.0.0.1:5000/svc", "latest")
+    assert im.split_tag("svc:abc") == ("svc", "abc")
 
 
 def test_stage_follows_from_lines():
     stage = "base"
     for line in ["Step 1/33 : ARG BASE_IMAGE=x", "Step 2/33 : FROM ${BASE_IMAGE} AS base"]:
-        stage = db.stage_of(line, stage)
+        stage = im.stage_of(line, stage)
     assert stage == "base"
-    stage = db.stage_of("Step 11/33 : FROM builder AS test", stage)
+    stage = im.stage_of("Step 11/33 : FROM builder AS test", stage)
     assert stage == "test"
-    assert db.stage_of(" ---> Running in 1234", stage) == "test"
-    assert db.stage_of("Step 18/33 : from base as runtime", stage) == "runtime"
+    assert im.stage_of(" ---> Running in 1234", stage) == "test"
+    assert im.stage_of("Step 18/33 : from base as runtime", stage) == "runtime"
 
 
 def test_git_info_reads_sha_describe_and_commit_time(tmp_path):
@@ -83,7 +85,7 @@ def test_git_info_reads_sha_describe_and_commit_time(tmp_path):
         env={"GIT_COMMITTER_DATE": "2026-01-02T03:04:05Z", "PATH": "/usr/bin:/bin"},
     )
     git("tag", "v0.9.0")
-    info = db.git_info(tmp_path)
+    info = im.git_info(tmp_path)
     assert len(info.sha) == 40
     assert info.version == "v0.9.0"
     assert info.created == "2026-01-02T03:04:05Z"
@@ -91,7 +93,7 @@ def test_git_info_reads_sha_describe_and_commit_time(tmp_path):
 
 def test_git_info_outside_a_repository_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError) as exc:
-        db.git_info(tmp_path)
+        im.git_info(tmp_path)
     assert exc.value.exit_code == ExitCode.USAGE
     assert "git checkout" in exc.value.one_line()
 
@@ -106,17 +108,17 @@ def test_engine_info_reads_the_record_and_env_overrides(tmp_path):
             }
         )
     )
-    info = db.engine_info({"STAGEFLOW_DOCKER_DIR": str(tmp_path)})
-    assert info == db.EngineInfo("unix:///x/docker.sock", "127.0.0.1:5999", "stageflow-base:bookworm")
-    info = db.engine_info({"STAGEFLOW_DOCKER_DIR": str(tmp_path), "STAGEFLOW_REGISTRY": "127.0.0.1:1"})
+    info = de.engine_info({"STAGEFLOW_DOCKER_DIR": str(tmp_path)})
+    assert info == de.EngineInfo("unix:///x/docker.sock", "127.0.0.1:5999", "stageflow-base:bookworm")
+    info = de.engine_info({"STAGEFLOW_DOCKER_DIR": str(tmp_path), "STAGEFLOW_REGISTRY": "127.0.0.1:1"})
     assert info.registry == "127.0.0.1:1"
-    assert db.engine_info({"STAGEFLOW_DOCKER_DIR": str(tmp_path / "none")}) == db.EngineInfo()
+    assert de.engine_info({"STAGEFLOW_DOCKER_DIR": str(tmp_path / "none")}) == de.EngineInfo()
 
 
 def test_no_engine_is_exit_3_with_the_hint(tmp_path):
-    engine = db.EngineInfo(docker_host=f"unix://{tmp_path}/no.sock")
-    with pytest.raises(db.DockerEngineUnavailable) as exc:
-        db.docker_client(engine, timeout=2)
+    engine = de.EngineInfo(docker_host=f"unix://{tmp_path}/no.sock")
+    with pytest.raises(de.DockerEngineUnavailable) as exc:
+        de.docker_client(engine, timeout=2)
     assert exc.value.exit_code == ExitCode.ENVIRONMENT
     assert "scripts/docker-engine.sh up" in exc.value.one_line()
 
@@ -151,16 +153,16 @@ def test_cli_unknown_target_exits_2(cli, project):
 # -- registries --------------------------------------------------------------------------------------
 def test_local_mode_needs_a_local_registry():
     with pytest.raises(EnvironmentFailure) as exc:
-        db.resolve_registry(None, local=True, engine=db.EngineInfo())
+        de.resolve_registry(None, local=True, engine=de.EngineInfo())
     assert "scripts/docker-engine.sh up" in exc.value.one_line()
-    got = db.resolve_registry(None, local=True, engine=db.EngineInfo(registry="127.0.0.1:5000"))
-    assert got == db.RegistryTarget("127.0.0.1:5000", None, "local")
-    assert db.resolve_registry("localhost:5001", local=True, engine=db.EngineInfo()).host == "localhost:5001"
+    got = de.resolve_registry(None, local=True, engine=de.EngineInfo(registry="127.0.0.1:5000"))
+    assert got == de.RegistryTarget("127.0.0.1:5000", None, "local")
+    assert de.resolve_registry("localhost:5001", local=True, engine=de.EngineInfo()).host == "localhost:5001"
 
 
 def test_local_mode_refuses_a_remote_registry():
     with pytest.raises(LocalGuardError):
-        db.resolve_registry("registry.example.invalid", local=True, engine=db.EngineInfo())
+        de.resolve_registry("registry.example.invalid", local=True, engine=de.EngineInfo())
 
 
 def test_ecr_login_from_get_authorization_token_and_password_is_redacted():
@@ -181,7 +183,7 @@ def test_ecr_login_from_get_authorization_token_and_password_is_redacted():
             },
             {},
         )
-        target = db.resolve_registry(None, local=False, engine=db.EngineInfo(), ecr_client=lambda: ecr)
+        target = de.resolve_registry(None, local=False, engine=de.EngineInfo(), ecr_client=lambda: ecr)
     assert target.kind == "ecr"
     assert target.host == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
     assert target.auth["username"] == "AWS"
@@ -197,7 +199,7 @@ def test_ecr_failure_is_exit_3():
     with Stubber(ecr) as stub:
         stub.add_client_error("get_authorization_token", "AccessDeniedException", "no")
         with pytest.raises(EnvironmentFailure) as exc:
-            db.resolve_registry(None, local=False, engine=db.EngineInfo(), ecr_client=lambda: ecr)
+            de.resolve_registry(None, local=False, engine=de.EngineInfo(), ecr_client=lambda: ecr)
     assert exc.value.exit_code == ExitCode.ENVIRONMENT
     assert "ECR login token" in exc.value.one_line()
 
@@ -223,7 +225,7 @@ class FakeClient:
 
 
 def _options(tmp_path):
-    return db.BuildOptions(root=tmp_path, service="svc", targets=("runtime",), base_image="b:1")
+    return im.BuildOptions(root=tmp_path, service="svc", targets=("runtime",), base_image="b:1")
 
 
 def test_failing_test_stage_names_the_stage(tmp_path):
@@ -269,9 +271,9 @@ def test_push_error_and_digest():
 
 
 def test_unknown_target_is_a_usage_error(tmp_path):
-    opts = db.BuildOptions(root=tmp_path, service="svc", targets=("nope",))
+    opts = im.BuildOptions(root=tmp_path, service="svc", targets=("nope",))
     with pytest.raises(UsageError):
-        db.build_images(None, opts, db.RegistryTarget(None), git=GIT)
+        db.build_images(None, opts, de.RegistryTarget(None), git=GIT)
 
 
 def test_context_is_the_dockerignore_allowlist(tmp_path):
@@ -280,7 +282,7 @@ def test_context_is_the_dockerignore_allowlist(tmp_path):
 
     from tests.conftest import REPO
 
-    with tarfile.open(fileobj=io.BytesIO(db.build_context(REPO, db.DEFAULT_DOCKERFILE))) as tar:
+    with tarfile.open(fileobj=io.BytesIO(db.build_context(REPO, im.DEFAULT_DOCKERFILE))) as tar:
         names = set(tar.getnames())
     assert "docker/Dockerfile" in names
     assert "app/service/handler.py" in names
@@ -289,8 +291,8 @@ def test_context_is_the_dockerignore_allowlist(tmp_path):
 
 
 def test_result_json_and_digest():
-    img = db.BuiltImage("runtime", "sha256:1", ("svc:a",), ("127.0.0.1:5000/svc@sha256:d",), 10)
-    res = db.BuildResult("svc", SHA, "v1", "t", "127.0.0.1:5000", True, (img,), 1.25)
+    img = im.BuiltImage("runtime", "sha256:1", ("svc:a",), ("127.0.0.1:5000/svc@sha256:d",), 10)
+    res = im.BuildResult("svc", SHA, "v1", "t", "127.0.0.1:5000", True, (img,), 1.25)
     assert res.digest == "sha256:d"
     assert res.to_json()["images"][0]["digest"] == "sha256:d"
     assert res.image("runtime") is img
@@ -322,26 +324,26 @@ class FakeImages:
 
 
 def _recorded(tmp_path, key):
-    img = db.BuiltImage("runtime", "sha256:img1", ("svc:a",), ("127.0.0.1:5000/svc@sha256:d1",), 10)
-    res = db.BuildResult("svc", SHA, "v1", "t", "127.0.0.1:5000", True, (img,), 9.0, build_key=key)
+    img = im.BuiltImage("runtime", "sha256:img1", ("svc:a",), ("127.0.0.1:5000/svc@sha256:d1",), 10)
+    res = im.BuildResult("svc", SHA, "v1", "t", "127.0.0.1:5000", True, (img,), 9.0, build_key=key)
     db.record_build(tmp_path, "dev", res)
     return res
 
 
 def test_build_key_changes_with_context_commit_targets_and_registry(tmp_path):
     opts = _options(tmp_path)
-    key = db.build_key(opts, GIT, "127.0.0.1:5000", b"context")
-    assert key == db.build_key(opts, GIT, "127.0.0.1:5000", b"context") and key.startswith("sha256:")
-    other_git = db.GitInfo(sha="f" * 40, version=GIT.version, created=GIT.created)
+    key = im.build_key(opts, GIT, "127.0.0.1:5000", b"context")
+    assert key == im.build_key(opts, GIT, "127.0.0.1:5000", b"context") and key.startswith("sha256:")
+    other_git = im.GitInfo(sha="f" * 40, version=GIT.version, created=GIT.created)
     assert (
         len(
             {
                 key,
-                db.build_key(opts, GIT, "127.0.0.1:5000", b"context + one changed file"),
-                db.build_key(opts, other_git, "127.0.0.1:5000", b"context"),
-                db.build_key(opts, GIT, "127.0.0.1:5001", b"context"),
-                db.build_key(
-                    db.BuildOptions(root=tmp_path, service="svc"), GIT, "127.0.0.1:5000", b"context"
+                im.build_key(opts, GIT, "127.0.0.1:5000", b"context + one changed file"),
+                im.build_key(opts, other_git, "127.0.0.1:5000", b"context"),
+                im.build_key(opts, GIT, "127.0.0.1:5001", b"context"),
+                im.build_key(
+                    im.BuildOptions(root=tmp_path, service="svc"), GIT, "127.0.0.1:5000", b"context"
                 ),
             }
         )
@@ -350,7 +352,7 @@ def test_build_key_changes_with_context_commit_targets_and_registry(tmp_path):
 
 
 def test_recorded_build_is_reused_only_when_key_image_and_pushed_digest_all_match(tmp_path):
-    reg = db.RegistryTarget("127.0.0.1:5000")
+    reg = de.RegistryTarget("127.0.0.1:5000")
     res = _recorded(tmp_path, "sha256:k")
     here = FakeImages({"sha256:img1"}, {"127.0.0.1:5000/svc@sha256:d1": "sha256:d1"})
     again = db.reusable_build(_client(here), tmp_path, "dev", "sha256:k", reg)

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import zipfile
 
-from stageflow.build.lambda_zip import build_packages
 from stageflow.config import load
+from stageflow.packaging.lambda_zip import build_packages
 from tests.conftest import REPO
 
 REQUIREMENT = "six==1.16.0"  # small, pure Python (a py2.py3-none-any wheel), not in the standard library

@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
-from stageflow.build.lambda_zip import package, placeholder, with_files
 from stageflow.errors import ExitCode, UsageError
+from stageflow.packaging.lambda_zip import package, placeholder, with_files
 
 
 def make_src(tmp_path):

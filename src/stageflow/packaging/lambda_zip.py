@@ -10,12 +10,18 @@ import base64
 import hashlib
 import io
 import os
+import re
+import shutil
+import sys
+import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from stageflow.errors import UsageError
+from stageflow import process
+from stageflow.errors import EnvironmentFailure, UsageError
+from stageflow.packaging.requirements import read_requirement_lines
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 EXCLUDE_DIRS = {"__pycache__", ".pytest_cache", "tests", ".mypy_cache", ".ruff_cache"}
@@ -71,9 +77,7 @@ def zip_files(files: Mapping[str, bytes]) -> LambdaZip:
 
 def with_files(base: LambdaZip, extra: Mapping[str, bytes]) -> LambdaZip:
     """``base`` plus (or overriding) ``extra`` files, still reproducible."""
-    with zipfile.ZipFile(io.BytesIO(base.data)) as zf:
-        files = {name: zf.read(name) for name in zf.namelist()}
-    return zip_files({**files, **extra})
+    return zip_files({**_zip_contents(base), **extra})
 
 
 def placeholder(handler: str) -> LambdaZip:
@@ -159,8 +163,6 @@ def rollback_package() -> LambdaZip:
 def pip_platforms(runtime: str, architecture: str) -> tuple[str, str, list[str]]:
     """(python version, wheel arch, --platform tags) for a Lambda runtime and architecture: manylinux
     wheels up to the runtime's glibc (2.26 on Amazon Linux 2 for python3.8–3.11, 2.34 on AL2023)."""
-    import re
-
     m = re.fullmatch(r"python3\.(\d+)", runtime)
     if not m:
         raise UsageError(f"service.runtime {runtime!r} is not a Python Lambda runtime", "e.g. python3.11")
@@ -175,37 +177,18 @@ def pip_platforms(runtime: str, architecture: str) -> tuple[str, str, list[str]]
     return f"3.{minor}", arch, tags
 
 
-def requirement_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    lines = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            lines.append(line)
-    return lines
-
-
 def install_requirements(
     requirements: Path,
     runtime: str,
     architecture: str,
     cache_dir: Path,
     *,
-    runner=None,
+    runner: process.Runner = process.RUNNER,
     timeout: float = 600.0,
 ) -> tuple[dict[str, bytes], bool]:
     """``requirements`` installed for the function's platform (``pip install --target --platform ...
     --only-binary=:all:``), as archive name → bytes, cached by requirements content, runtime and
     architecture. Returns (files, cache hit). Pip failing or no wheel for the platform: exit 3."""
-    import hashlib
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-
-    from stageflow.errors import EnvironmentFailure
-
     pyver, arch, tags = pip_platforms(runtime, architecture)
     key = hashlib.sha256(
         "\n".join([requirements.read_text(encoding="utf-8"), runtime, arch, *tags]).encode()
@@ -215,29 +198,51 @@ def install_requirements(
     if not hit:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".deps-", dir=cache_dir))
-        argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        argv += ["--no-compile", "--target", str(tmp), "--implementation", "cp", "--python-version", pyver]
-        for tag in tags:
-            argv += ["--platform", tag]
-        argv += ["--only-binary=:all:", "--requirement", str(requirements)]
-        run = runner or (lambda a: subprocess.run(a, capture_output=True, text=True, timeout=timeout))
         try:
-            proc = run(argv)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            _pip_install(requirements, tmp, pyver, tags, runner, timeout, f"{runtime}/{architecture}")
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise EnvironmentFailure(f"pip for {requirements.name} failed to run: {exc}") from None
-        if proc.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
-            why = next((ln for ln in lines if ln.startswith("ERROR:")), lines[-1] if lines else "")
-            raise EnvironmentFailure(
-                f"installing {requirements} for {runtime}/{architecture} failed: {why[:300]}",
-                "every requirement needs a wheel for the function's platform (or a pure-Python wheel)",
-            )
+            raise
         try:
             tmp.rename(target)
         except OSError:  # another build put the same key in place first
             shutil.rmtree(tmp, ignore_errors=True)
+    return _installed_files(target), hit
+
+
+def pip_argv(requirements: Path, target: Path, pyver: str, tags: list[str]) -> list[str]:
+    argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    argv += ["--no-compile", "--target", str(target), "--implementation", "cp", "--python-version", pyver]
+    for tag in tags:
+        argv += ["--platform", tag]
+    return [*argv, "--only-binary=:all:", "--requirement", str(requirements)]
+
+
+def _pip_install(
+    requirements: Path,
+    target: Path,
+    pyver: str,
+    tags: list[str],
+    runner: process.Runner,
+    timeout: float,
+    platform: str,
+) -> None:
+    argv = pip_argv(requirements, target, pyver, tags)
+    try:
+        res = runner(argv, timeout=timeout, ok_codes=None)
+    except (process.CommandNotFound, process.CommandTimeout) as exc:
+        raise EnvironmentFailure(f"pip for {requirements.name} failed to run: {exc}") from None
+    if res.returncode != 0:
+        lines = [ln.strip() for ln in (res.stderr or res.stdout or "").splitlines() if ln.strip()]
+        why = next((ln for ln in lines if ln.startswith("ERROR:")), lines[-1] if lines else "")
+        raise EnvironmentFailure(
+            f"installing {requirements} for {platform} failed: {why[:300]}",
+            "every requirement needs a wheel for the function's platform (or a pure-Python wheel)",
+        )
+
+
+def _installed_files(target: Path) -> dict[str, bytes]:
+    """What pip put under ``target``, as archive name → bytes (no scripts, no bytecode)."""
     files: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(target):
         rel_dir = Path(dirpath).relative_to(target)
@@ -249,10 +254,16 @@ def install_requirements(
                 continue
             path = Path(dirpath) / name
             files[path.relative_to(target).as_posix()] = path.read_bytes()
-    return files, hit
+    return files
 
 
-def build_packages(config, *, cache_dir: Path | None = None, runner=None, write: bool = True) -> Packages:
+def build_packages(
+    config,
+    *,
+    cache_dir: Path | None = None,
+    runner: process.Runner = process.RUNNER,
+    write: bool = True,
+) -> Packages:
     """The packages the environment roots deploy, written where their tfvars look
     (``<root>/build/lambda/<service>.zip`` and ``stageflow-rollback.zip``): the service source with
     ``requirements.txt`` installed for the function's runtime and architecture, and the self-contained
@@ -263,7 +274,7 @@ def build_packages(config, *, cache_dir: Path | None = None, runner=None, write:
     deps: dict[str, bytes] = {}
     hit: bool | None = None
     req = src / "requirements.txt"
-    if requirement_lines(req):
+    if read_requirement_lines(req):
         cache = cache_dir or (config.root / ".stageflow" / "cache" / "lambda-deps")
         deps, hit = install_requirements(req, svc.runtime, svc.architecture, cache, runner=runner)
     service = zip_files({**deps, **_zip_contents(base)}) if deps else base  # the source wins

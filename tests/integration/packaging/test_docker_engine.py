@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from stageflow.build import docker_build as db
+from stageflow.packaging import docker_build as db
+from stageflow.packaging import docker_engine as de
+from stageflow.packaging import images as im
 from tests.conftest import REPO, require
 
 pytestmark = pytest.mark.docker
@@ -22,14 +24,14 @@ FIXTURES = REPO / "tests" / "fixtures" / "docker"
 
 @pytest.fixture(scope="module")
 def engine():
-    return db.engine_info()
+    return de.engine_info()
 
 
 @pytest.fixture(scope="module")
 def client(engine):
     try:
-        c = db.docker_client(engine, timeout=300)
-    except db.DockerEngineUnavailable as exc:
+        c = de.docker_client(engine, timeout=300)
+    except de.DockerEngineUnavailable as exc:
         require(False, f"{exc.one_line()}")
     require(engine.registry is not None, "no local registry (scripts/docker-engine.sh up)")
     yield c
@@ -38,7 +40,7 @@ def client(engine):
 
 @pytest.fixture(scope="module")
 def base_image(client, engine):
-    image = db.default_base_image(client, engine)
+    image = de.default_base_image(client, engine)
     require(image is not None, f"base image {engine.base_image} missing (scripts/docker-engine.sh up)")
     return image
 
@@ -46,8 +48,8 @@ def base_image(client, engine):
 @pytest.fixture(scope="module")
 def built(client, engine, base_image):
     """Every target of the repository's Dockerfile, pushed to the local registry."""
-    registry = db.resolve_registry(None, local=True, engine=engine)
-    options = db.BuildOptions(root=REPO, service="sample-api", targets=db.TARGETS, base_image=base_image)
+    registry = de.resolve_registry(None, local=True, engine=engine)
+    options = im.BuildOptions(root=REPO, service="sample-api", targets=im.TARGETS, base_image=base_image)
     lines: list[str] = []
     result = db.build_images(client, options, registry, child=lines.append)
     return result, lines
@@ -63,8 +65,8 @@ def _copy_project(tmp_path):
 
 def test_every_target_builds_with_labels(built, client):
     result, _ = built
-    assert [i.target for i in result.images] == list(db.TARGETS)
-    git = db.git_info(REPO)
+    assert [i.target for i in result.images] == list(im.TARGETS)
+    git = im.git_info(REPO)
     assert result.revision == git.sha
     for target in ("runtime", "lambda"):
         img = client.images.get(result.image(target).image_id)
@@ -72,7 +74,7 @@ def test_every_target_builds_with_labels(built, client):
         assert labels["org.opencontainers.image.revision"] == git.sha
         assert labels["org.opencontainers.image.version"] == git.version
         assert labels["org.opencontainers.image.created"] == git.created
-        assert f"sample-api:{db.sanitize_tag(git.sha + ('' if target == 'runtime' else '-' + target))}" in (
+        assert f"sample-api:{im.sanitize_tag(git.sha + ('' if target == 'runtime' else '-' + target))}" in (
             img.tags
         )
     runtime = client.images.get(result.image("runtime").image_id)
@@ -174,12 +176,12 @@ def test_source_only_change_reuses_the_dependency_layers(client, base_image, tmp
     project = _copy_project(tmp_path)
     handler = project / "app" / "service" / "handler.py"
     handler.write_text(handler.read_text() + f"\n# a source-only change {uuid.uuid4()}\n")  # new every run
-    git = db.GitInfo(sha="0" * 40, version="source-change", created="2026-01-01T00:00:00Z")
-    options = db.BuildOptions(
+    git = im.GitInfo(sha="0" * 40, version="source-change", created="2026-01-01T00:00:00Z")
+    options = im.BuildOptions(
         root=project, service="sample-api-src", targets=("runtime",), push=False, base_image=base_image
     )
     lines: list[str] = []
-    result = db.build_images(client, options, db.RegistryTarget(None), git=git, child=lines.append)
+    result = db.build_images(client, options, de.RegistryTarget(None), git=git, child=lines.append)
     client.images.remove(result.image("runtime").image_id, force=True)  # keep the engine's disk small
     text = "\n".join(lines)
     for step in ("RUN pip install --no-cache-dir --no-compile -r", "RUN pip install --no-cache-dir -r"):

@@ -1,1 +1,0 @@
-"""Artifacts: the Lambda zip (lambda_zip.py) and Docker images (docker SDK)."""
