@@ -21,24 +21,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from stageflow.deploy.records import new_deployment_id
 from stageflow.errors import EnvironmentFailure, LockedError, UsageError
+from stageflow.isotime import format_age, iso, parse_iso
+
+__all__ = ["format_age", "iso", "new_deployment_id", "parse_iso"]  # moved; re-exported for now
 
 LOCK_SK = "LOCK"
 STATUSES = ("in_progress", "awaiting_approval", "succeeded", "rolled_back", "failed")
 ACTIVE = ("in_progress", "awaiting_approval")
 KEEP_VERDICTS = 1  # the record keeps the last verdict; recent_verdicts()/all_verdicts() read the items
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(s: str) -> datetime:
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def new_deployment_id(now: datetime) -> str:
-    return f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{_secrets.token_hex(3)}"
 
 
 def default_who() -> str:
@@ -57,18 +49,6 @@ def lock_age_seconds(lock: Mapping[str, Any], now: datetime | None = None) -> fl
     except ValueError:
         return None
     return max(0.0, ((now or datetime.now(UTC)) - taken).total_seconds())
-
-
-def format_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown time"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def lock_holder_text(lock: Mapping[str, Any] | None, now: datetime | None = None) -> str:

@@ -19,51 +19,13 @@ Phases::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from stageflow.config import Approvals, CanaryPolicy
-from stageflow.history import iso, parse_iso
-
-Phase = Literal[
-    "pending",
-    "shifting",
-    "baking",
-    "awaiting_approval",
-    "monitoring",
-    "rolling_back",
-    "rolled_back",
-    "succeeded",
-    "failed",
-]
-TERMINAL = ("rolled_back", "succeeded", "failed")
-
-
-@dataclass(frozen=True)
-class State:
-    phase: Phase = "pending"
-    step: int = -1  # index into policy.steps of the current (or last) step; -1 before the first
-    weight: int = 0  # percent of alias traffic on the new version
-    window_start: str | None = None  # when the current bake/monitoring window began (iso)
-    window_end: str | None = None  # when it ends (iso), extensions included
-    canary_start: str | None = None  # when the canary first took traffic (iso); None in older records
-    extensions: int = 0
-    approval_for: str | None = None  # "before_canary" | "step:<i>" | "inconclusive:<i>"
-    reason: str = ""
-    errors: int = 0  # consecutive looks whose metric read failed (reset by a good look)
-    fault: str = ""  # an AWS failure that ended the canary (a failed alias shift): exit 3, not 4
-
-    @property
-    def terminal(self) -> bool:
-        return self.phase in TERMINAL
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> State:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+from stageflow.deploy.records import TERMINAL, State
+from stageflow.isotime import iso, parse_iso
 
 
 # -- events: what the driver observed ----------------------------------------------------------------
