@@ -21,9 +21,11 @@ Time to restore: 7, 18, 23, 40, 120 → median 23 min (meets 30 min); longest 12
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from stageflow.history import Deployment, iso
+from stageflow.deploy.records import Deployment, Transition
+from stageflow.isotime import iso
 
 N = 36
 EXPECTED = {
@@ -137,7 +139,7 @@ def _dep(i: int, start: datetime, *, env: str, service: str, **kw) -> Deployment
         ended_at=iso(start + end * m),
         who="tests@localhost",
         commit=f"c{i:04d}",
-        transitions=t,
+        transitions=tuple(Transition.from_json(x) for x in t),
         extra=extra,
         **kw,
     )
@@ -202,20 +204,13 @@ def seed(since: datetime, *, env: str = "prod", service: str = "sample-api") -> 
         _dep(90, since - 2 * 24 * h, env=env, service=service, extra={"commit_time": iso(since - 50 * h)})
     )
     nc = _dep(91, since + 40 * h, env=env, service=service)
-    nc.phase, nc.transitions = "no_change", nc.transitions[:1]
-    deps.append(nc)
+    deps.append(replace(nc, phase="no_change", transitions=nc.transitions[:1]))
     deps.append(_dep(92, since + 41 * h, env=env, service=service, extra={"rehearsal": {"scenario": "x"}}))
     early = _dep(93, since + 42 * h, env=env, service=service, status="failed", end_minutes=1)
-    early.version, early.transitions = (
-        "",
-        [{"at": iso(since + 42 * h + m), "from": "publishing", "to": "failed", "reason": "before traffic"}],
-    )
-    deps.append(early)
+    before = Transition(iso(since + 42 * h + m), "publishing", "failed", "before traffic")
+    deps.append(replace(early, version="", transitions=(before,)))
     placeholder = _dep(94, since + 44 * h, env=env, service=service)  # a provisioner's first version
-    placeholder.who, placeholder.transitions = (
-        "provisioner",
-        [{"at": iso(since + 44 * h), "from": "none", "to": "succeeded", "reason": "placeholder version"}],
-    )
-    deps.append(placeholder)
+    first = Transition(iso(since + 44 * h), "none", "succeeded", "placeholder version")
+    deps.append(replace(placeholder, who="provisioner", transitions=(first,)))
     events.append({"kind": "lock_broken", "at": iso(since + 43 * h), "reason": "stale"})
     return deps, events
