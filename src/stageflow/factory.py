@@ -488,7 +488,7 @@ class Factory:
         from stageflow.deploy.gates import GateReader, default_judge
         from stageflow.deploy.publish import LambdaPublisher
         from stageflow.deploy.traffic import AliasTraffic
-        from stageflow.dora import publish_delivery_metrics
+        from stageflow.dora.publish import publish_delivery_metrics
         from stageflow.history import DynamoHistory
         from stageflow.metrics.cloudwatch import CloudWatchAlarms
 

@@ -204,22 +204,13 @@ def seed(since: datetime, *, env: str = "prod", service: str = "sample-api") -> 
         _dep(90, since - 2 * 24 * h, env=env, service=service, extra={"commit_time": iso(since - 50 * h)})
     )
     nc = _dep(91, since + 40 * h, env=env, service=service)
-    nc = replace(nc, phase="no_change", transitions=nc.transitions[:1])
-    deps.append(nc)
+    deps.append(replace(nc, phase="no_change", transitions=nc.transitions[:1]))
     deps.append(_dep(92, since + 41 * h, env=env, service=service, extra={"rehearsal": {"scenario": "x"}}))
     early = _dep(93, since + 42 * h, env=env, service=service, status="failed", end_minutes=1)
-    early = replace(
-        early,
-        version="",
-        transitions=(Transition(iso(since + 42 * h + m), "publishing", "failed", "before traffic"),),
-    )
-    deps.append(early)
+    before = Transition(iso(since + 42 * h + m), "publishing", "failed", "before traffic")
+    deps.append(replace(early, version="", transitions=(before,)))
     placeholder = _dep(94, since + 44 * h, env=env, service=service)  # a provisioner's first version
-    placeholder = replace(
-        placeholder,
-        who="provisioner",
-        transitions=(Transition(iso(since + 44 * h), "none", "succeeded", "placeholder version"),),
-    )
-    deps.append(placeholder)
+    first = Transition(iso(since + 44 * h), "none", "succeeded", "placeholder version")
+    deps.append(replace(placeholder, who="provisioner", transitions=(first,)))
     events.append({"kind": "lock_broken", "at": iso(since + 43 * h), "reason": "stale"})
     return deps, events

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stageflow.dora import NAMESPACE, PUBLISHED_METRICS
+from stageflow.dora.publish import NAMESPACE, PUBLISHED_METRICS
 from tests.conftest import require
 from tests.infrastructure.hcl import MODULES, attr, blocks, load_dir
 

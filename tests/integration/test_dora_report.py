@@ -143,7 +143,7 @@ def _count(png: bytes, rgb: tuple[int, int, int]) -> int:
 @pytest.mark.e2e
 @pytest.mark.timeout(1200)  # the first test of a session waits for Terraform to build the environment
 def test_rehearsed_deployment_report_renders_its_charts_in_chromium(project, deployed, cli, tmp_path):
-    from stageflow import report_html
+    from stageflow.deployment_report.render import COLORS
 
     report = tmp_path / "report.html"
     scenario = REPO / "tests" / "fixtures" / "scenarios" / "error-regression-4x.json"
@@ -174,7 +174,7 @@ def test_rehearsed_deployment_report_renders_its_charts_in_chromium(project, dep
     assert_chart(shot, (1280, 2400))
     # the browser drew the embedded charts: their line colours appear on screen as often as in the images
     for role in ("canary", "stable"):
-        hexcol = report_html.COLORS[role]
+        hexcol = COLORS[role]
         rgb = tuple(int(hexcol[i : i + 2], 16) for i in (1, 3, 5))
         in_images = sum(_count(png, rgb) for png in charts)
         assert in_images > 50, f"{role} line hardly drawn"

@@ -8,7 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stageflow import dora
+from stageflow.dora.commit import commit_facts
+from stageflow.dora.compute import compute, frequency_band
+from stageflow.dora.publish import PUBLISHED_METRICS, delivery_datums, publish_delivery_metrics
+from stageflow.dora.render import human, trend_png
+from stageflow.dora.source import load
 from tests.helpers.dora_seed import EXPECTED, seed
 
 SINCE = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
@@ -18,7 +22,7 @@ UNTIL = SINCE + timedelta(days=30)
 @pytest.fixture(scope="module")
 def report():
     deps, events = seed(SINCE)
-    return dora.compute("prod", deps, events, until=UNTIL, days=30)
+    return compute("prod", deps, events, until=UNTIL, days=30)
 
 
 def test_every_figure_matches_the_hand_worked_values(report):
@@ -56,25 +60,25 @@ def test_weeks_add_up_to_the_period(report):
 
 
 def test_bands_and_empty_history():
-    assert [dora._frequency_band(x) for x in (2, 1, 0.5, 1 / 7, 0.05, 1 / 30, 0.01)] == [
+    assert [frequency_band(x) for x in (2, 1, 0.5, 1 / 7, 0.05, 1 / 30, 0.01)] == [
         "elite", "elite", "high", "high", "medium", "medium", "low",
     ]  # fmt: skip
-    empty = dora.compute("dev", [], [], until=UNTIL, days=7)
+    empty = compute("dev", [], [], until=UNTIL, days=7)
     assert [f.value for f in empty.figures] == [0.0, None, None, None]
     assert empty.deployment_frequency.band == "low" and empty.deployment_frequency.meets_target is False
-    assert "no data" in dora.human(empty)
+    assert "no data" in human(empty)
 
 
 def test_an_unrestored_failed_rollback_is_open_and_misses_the_target():
     deps, _ = seed(SINCE)
     last = [d for d in deps if d.version == "133"]  # the failed rollback, with no rollback event after it
-    r = dora.compute("prod", last, [], until=UNTIL, days=30)
+    r = compute("prod", last, [], until=UNTIL, days=30)
     assert r.changes[0].restore_open and r.time_to_restore.meets_target is False
     assert "1 failure(s) not restored yet" in r.time_to_restore.detail
 
 
 def test_human_output_agrees_with_json(report):
-    text = dora.human(report)
+    text = human(report)
     data = report.to_json()["figures"]
     assert f"{data['deployment_frequency']['value']:.2f} per week (elite)" in text
     assert f"{data['lead_time']['value']:.2f} h median" in text
@@ -86,15 +90,29 @@ def test_human_output_agrees_with_json(report):
 def test_delivery_datums_per_outcome():
     deps, _ = seed(SINCE)
     by_v = {d.version: d for d in deps}
-    ok = {d["MetricName"]: d["Value"] for d in dora.delivery_datums(by_v["100"])}
+    ok = {d["MetricName"]: d["Value"] for d in delivery_datums(by_v["100"])}
     assert ok == {"DeploymentSucceeded": 1.0, "LeadTimeSeconds": 62 * 60.0}
-    rb = {d["MetricName"]: d["Value"] for d in dora.delivery_datums(by_v["105"])}
+    rb = {d["MetricName"]: d["Value"] for d in delivery_datums(by_v["105"])}
     assert rb == {"DeploymentRolledBack": 1.0, "TimeToRestoreSeconds": 7 * 60.0}
-    assert set(dora.delivery_datums(by_v["133"])[0]["Dimensions"][1].values()) == {"Environment", "prod"}
+    assert set(delivery_datums(by_v["133"])[0]["Dimensions"][1].values()) == {"Environment", "prod"}
     rehearsal = next(d for d in deps if d.extra.get("rehearsal"))
-    assert dora.delivery_datums(rehearsal) == []
-    assert {x for d in deps for x in (m["MetricName"] for m in dora.delivery_datums(d))} <= set(
-        dora.PUBLISHED_METRICS
+    assert delivery_datums(rehearsal) == []
+    assert {x for d in deps for x in (m["MetricName"] for m in delivery_datums(d))} <= set(PUBLISHED_METRICS)
+
+
+def test_load_reads_the_period_through_the_history_port_only():
+    deps, events = seed(SINCE)
+
+    class History:  # nothing but the port's DORA read
+        def since(self, since):
+            self.asked = since
+            return deps, events
+
+    history = History()
+    got, got_events = load(history, until=UNTIL, days=30)
+    assert history.asked == UNTIL - timedelta(days=31)  # a day before the period: the change before it
+    assert compute("prod", got, got_events, until=UNTIL, days=30) == compute(
+        "prod", deps, events, until=UNTIL, days=30
     )
 
 
@@ -107,7 +125,7 @@ def test_publish_sends_the_datums_through_the_real_service_model():
     dep = next(d for d in deps if d.version == "100")
     with Stubber(cw) as stub:
         stub.add_response("put_metric_data", {}, {"Namespace": "Stageflow/Delivery", "MetricData": ANY})
-        assert dora.publish_delivery_metrics(cw, dep) == ["DeploymentSucceeded", "LeadTimeSeconds"]
+        assert publish_delivery_metrics(cw, dep) == ["DeploymentSucceeded", "LeadTimeSeconds"]
         stub.assert_no_pending_responses()
     with Stubber(cw) as stub:  # an AWS error never fails the deploy: a warning
         stub.add_client_error("put_metric_data", "Throttling")
@@ -117,8 +135,9 @@ def test_publish_sends_the_datums_through_the_real_service_model():
             def warn(self, m):
                 warned.append(m)
 
-        assert dora.publish_delivery_metrics(cw, dep, reporter=R()) == []
+        assert publish_delivery_metrics(cw, dep, reporter=R()) == []
         assert warned and "not published" in warned[0]
+        assert "AWS PutMetricData failed: Throttling" in warned[0]  # one line, through aws.aws_error
 
 
 def test_commit_facts_from_git(tmp_path):
@@ -130,14 +149,14 @@ def test_commit_facts_from_git(tmp_path):
     import os
 
     subprocess.run([*git, "commit", "-qm", "Hotfix: the handler"], check=True, env={**os.environ, **env})
-    facts = dora.commit_facts(tmp_path, "HEAD")
+    facts = commit_facts(tmp_path, "HEAD")
     assert facts == {"commit_time": "2026-11-02T10:00:00.000000Z", "hotfix": True}
-    assert dora.commit_facts(tmp_path, "rehearsal") == {} and dora.commit_facts(tmp_path, None) == {}
-    assert dora.commit_facts(tmp_path / "nope", "HEAD") == {}
+    assert commit_facts(tmp_path, "rehearsal") == {} and commit_facts(tmp_path, None) == {}
+    assert commit_facts(tmp_path / "nope", "HEAD") == {}
 
 
 def test_trend_png_is_a_real_chart(report, tmp_path):
     from tests.helpers.images import assert_chart
 
-    path = dora.trend_png(report, tmp_path / "trend.png")
+    path = trend_png(report, tmp_path / "trend.png")
     assert_chart(path.read_bytes(), (1100, 700))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stageflow import report_html
-from stageflow.history import Deployment, iso
+from stageflow.deploy.records import Deployment, VerdictRecord
+from stageflow.deployment_report import render, series
+from stageflow.deployment_report.data import ReportData
+from stageflow.isotime import iso
 from stageflow.metrics import minutes
 from stageflow.metrics.interface import MinuteStats, VersionSeries
 from tests.helpers.images import assert_chart
@@ -74,48 +76,50 @@ def _verdict(at_min, weight, decision, canary_rate, seen=None, **minute_kw):
 
 
 def _deployment(verdicts) -> Deployment:
-    return Deployment(
-        deployment_id="20261130T100000Z-abc123",
-        environment="prod",
-        service="sample-api",
-        version="42",
-        previous_version="41",
-        status="rolled_back",
-        phase="rolled_back",
-        started_at=iso(T0),
-        who="tests@localhost",
-        commit="abc123",
-        ended_at=iso(T0 + 7 * M),
-        state={"reason": "gate errors: 6.2% > 1.0%"},
-        transitions=[
-            {"at": iso(T0 + M), "from": "publishing", "to": "pending", "reason": "published v42"},
-            {
-                "at": iso(T0 + 2 * M),
-                "from": "pending",
-                "to": "baking",
-                "step": 0,
-                "weight": 10,
-                "reason": "step 1/3",
-            },
-            {
-                "at": iso(T0 + 6 * M),
-                "from": "baking",
-                "to": "rolling_back",
-                "step": 0,
-                "weight": 10,
-                "reason": "gate errors <b>",
-            },
-            {
-                "at": iso(T0 + 7 * M),
-                "from": "rolling_back",
-                "to": "rolled_back",
-                "step": 0,
-                "weight": 0,
-                "reason": "all traffic on v41",
-            },
-        ],
-        verdicts=verdicts[-5:],
-        verdict_count=len(verdicts),
+    return Deployment.from_json(
+        dict(
+            deployment_id="20261130T100000Z-abc123",
+            environment="prod",
+            service="sample-api",
+            version="42",
+            previous_version="41",
+            status="rolled_back",
+            phase="rolled_back",
+            started_at=iso(T0),
+            who="tests@localhost",
+            commit="abc123",
+            ended_at=iso(T0 + 7 * M),
+            state={"reason": "gate errors: 6.2% > 1.0%"},
+            transitions=[
+                {"at": iso(T0 + M), "from": "publishing", "to": "pending", "reason": "published v42"},
+                {
+                    "at": iso(T0 + 2 * M),
+                    "from": "pending",
+                    "to": "baking",
+                    "step": 0,
+                    "weight": 10,
+                    "reason": "step 1/3",
+                },
+                {
+                    "at": iso(T0 + 6 * M),
+                    "from": "baking",
+                    "to": "rolling_back",
+                    "step": 0,
+                    "weight": 10,
+                    "reason": "gate errors <b>",
+                },
+                {
+                    "at": iso(T0 + 7 * M),
+                    "from": "rolling_back",
+                    "to": "rolled_back",
+                    "step": 0,
+                    "weight": 0,
+                    "reason": "all traffic on v41",
+                },
+            ],
+            verdicts=verdicts[-5:],
+            verdict_count=len(verdicts),
+        )
     )
 
 
@@ -125,7 +129,7 @@ def _data(with_minutes=True):
         _verdict(5, 10, "continue", 0.02, seen=T0 + 4 * M, with_minutes=with_minutes),
         _verdict(6, 10, "rollback", 0.062, seen=T0 + 5 * M, with_minutes=with_minutes),
     ]
-    return report_html.ReportData(_deployment(vs), vs, 0.01, 5000.0)
+    return ReportData(_deployment(vs), tuple(VerdictRecord.from_json(v) for v in vs), 0.01, 5000.0)
 
 
 def _images(html: str) -> list[bytes]:
@@ -139,7 +143,7 @@ def test_minutes_merge_rebuilds_every_minute_once():
 
 
 def test_html_is_self_contained_with_timeline_checks_and_two_real_charts():
-    html = report_html.render_html(_data())
+    html = render.render_html(_data())
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert "rolling_back → rolled_back" in html
     assert "gate errors &lt;b&gt;" in html  # escaped
@@ -156,9 +160,9 @@ def test_charts_draw_both_versions_and_the_gate():
 
     from PIL import Image
 
-    png = report_html.chart_png(_data(), "error_rate")
+    png = render.chart_png(_data(), "error_rate")
     colours = Image.open(BytesIO(png)).convert("RGB").getcolors(1 << 20)
-    for hexcol in (report_html.COLORS["canary"], report_html.COLORS["stable"], report_html.COLORS["gate"]):
+    for hexcol in (render.COLORS["canary"], render.COLORS["stable"], render.COLORS["gate"]):
         rgb = tuple(int(hexcol[i : i + 2], 16) for i in (1, 3, 5))
         # lines are antialiased (a dashed line may never hit its exact colour): count the near ones
         near = sum(n for n, c in colours if sum(abs(a - b) for a, b in zip(c, rgb, strict=True)) < 60)
@@ -167,27 +171,25 @@ def test_charts_draw_both_versions_and_the_gate():
 
 def test_records_without_minutes_chart_the_checks_window_figures():
     data = _data(with_minutes=False)
-    assert report_html._points(data, "canary", "error_rate")[-1][1] == pytest.approx(6.2)
-    assert_chart(report_html.chart_png(data, "latency_p95"), (1000, 360))
+    assert series.points(data, "canary", "error_rate")[-1][1] == pytest.approx(6.2)
+    assert_chart(render.chart_png(data, "latency_p95"), (1000, 360))
 
 
 def test_written_report_is_redacted(tmp_path, monkeypatch):
     from stageflow.redact import REDACTOR
 
-    monkeypatch.setattr(report_html, "chart_png", lambda data, what: b"\x89PNG not drawn here")
+    monkeypatch.setattr(render, "chart_png", lambda data, what: b"\x89PNG not drawn here")
 
     REDACTOR.add("hunter2-report-secret")
     data = _data()
-    data = dataclasses.replace(
-        data, deployment=dataclasses.replace(data.deployment, who="hunter2-report-secret")
-    )
-    path = report_html.write_report(data, tmp_path / "r.html")
+    data = replace(data, deployment=replace(data.deployment, who="hunter2-report-secret"))
+    path = render.write_report(data, tmp_path / "r.html")
     text = path.read_text()
     assert "hunter2-report-secret" not in text and "***" in text
 
 
 def test_human_summary_names_the_deciding_check():
-    text = report_html.human(_data())
+    text = render.human(_data())
     assert "v42 (stable v41) rolled_back" in text and "check 2026-11-30T10:06:00 at 10%: rollback" in text
 
 

@@ -19,28 +19,31 @@ def writable_path(path: Path) -> Path:
 
 
 def dora_result(factory, env_name: str, *, days: float, png: Path | None = None):
-    from stageflow import dora
     from stageflow.deploy.canary import context
+    from stageflow.dora.compute import compute, latest_time
+    from stageflow.dora.source import load
 
     ctx = context(factory, env_name)
     now = factory.clock.now()
-    deps, events = dora.load(ctx.history, until=now, days=days)
-    latest = dora.latest_time(deps, events)
+    deps, events = load(ctx.history, until=now, days=days)
+    latest = latest_time(deps, events)
     until = max(now, latest) if latest else now  # a virtual clock may have run ahead of the wall
     if latest and latest > now:
-        deps, events = dora.load(ctx.history, until=until, days=days)
-    report = dora.compute(env_name, deps, events, until=until, days=days)
+        deps, events = load(ctx.history, until=until, days=days)
+    report = compute(env_name, deps, events, until=until, days=days)
     data = report.to_json()
     if png is not None:
-        dora.trend_png(report, png)
+        from stageflow.dora.render import trend_png
+
+        trend_png(report, png)
         data["png"] = str(png)
     return report, data
 
 
 def write_deployment_report(factory, env_name: str, deployment_id: str | None, html: Path | None):
     """The report of ``deployment_id`` (default: the environment's last deployment)."""
-    from stageflow import report_html
     from stageflow.deploy.canary import context
+    from stageflow.deployment_report.data import gather
 
     ctx = context(factory, env_name)
     if deployment_id:
@@ -56,9 +59,11 @@ def write_deployment_report(factory, env_name: str, deployment_id: str | None, h
                 f"no deployments recorded in {env_name}", f"deploy first: stageflow canary {env_name}"
             )
         dep = latest[0]
-    data = report_html.gather(ctx.history, dep, ctx.env.gates)
+    data = gather(ctx.history, dep, ctx.env.gates)
     if html is not None:
-        report_html.write_report(data, html)
+        from stageflow.deployment_report.render import write_report
+
+        write_report(data, html)
     return data
 
 
@@ -78,13 +83,13 @@ def register(cli: click.Group) -> None:
 
         Deployment frequency (with its DORA band), lead time (commit → promoted), change failure
         rate and time to restore; see docs/dora.md for the definitions."""
-        from stageflow import dora
+        from stageflow.dora.render import human
 
         factory.config.env(env)  # unknown environment: exit 2 before anything else
         if png is not None:
             png = writable_path(png)
         report, data = dora_result(factory, env, days=days, png=png)
-        text = dora.human(report) + (f"\n  trend: {png}" if png is not None else "")
+        text = human(report) + (f"\n  trend: {png}" if png is not None else "")
         factory.reporter.result(text, data)
 
     @cli.command("report")
@@ -99,13 +104,13 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def report_cmd(factory, deployment_id, env, html):
         """One deployment (default: ENV's last): timeline, every check with its numbers, charts."""
-        from stageflow import report_html
+        from stageflow.deployment_report.render import human
 
         factory.config.env(env)
         if html is not None:
             html = writable_path(html)
         data = write_deployment_report(factory, env, deployment_id, html)
-        text = report_html.human(data) + (f"\n  report: {html}" if html is not None else "")
+        text = human(data) + (f"\n  report: {html}" if html is not None else "")
         out = data.to_json()
         if html is not None:
             out["html"] = str(html)

@@ -170,9 +170,10 @@ def register(cli: click.Group) -> None:
         result["wall_seconds"] = round(time.perf_counter() - t0, 2)
         result["approvals"] = approvals
         if report_file is not None:
-            from stageflow import report_html
+            from stageflow.deployment_report.data import gather
+            from stageflow.deployment_report.render import write_report
 
-            report_html.write_report(report_html.gather(ctx.history, dep, ctx.env.gates), report_file)
+            write_report(gather(ctx.history, dep, ctx.env.gates), report_file)
             result["report"] = str(report_file)
         factory.reporter.result(_human(result), result)
         if rejected is not None:

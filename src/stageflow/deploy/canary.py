@@ -133,7 +133,7 @@ def start(
     **kwargs,
 ) -> StartResult:
     """CLI/pipeline entry: wire the environment, then :func:`run_start`."""
-    from stageflow.dora import commit_facts
+    from stageflow.dora.commit import commit_facts
 
     cfg = factory.config
     ctx = ctx or factory.environment(env_name)

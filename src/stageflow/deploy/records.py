@@ -212,7 +212,6 @@ class Deployment(_JsonKeys):
         values["extra"] = dict(values.get("extra") or {})
         return cls(**values)
 
-    from_item = from_json  # dora.load's name for it, until it reads DeploymentHistory.since
 
     def with_changes(
         self,

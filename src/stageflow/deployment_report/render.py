@@ -1,106 +1,19 @@
-"""One deployment as a self-contained HTML report: timeline, every check's gates with numbers, and
-per-minute charts of error rate and p95, stable vs canary, with the gate thresholds and the decision
-points drawn. Images are embedded as data URIs, so the file can be attached to an approval.
-
-The per-minute numbers come from the verdict items (``minutes``, written by the driver at each check:
-exactly what the judge read, kept as long as the history is). Verdicts recorded before that field
-existed give one point per check (the window's figures) instead.
-"""
+"""A deployment report for people: the two per-minute charts, the self-contained HTML file and the text
+lines of ``stageflow report``. The JSON is ``ReportData.to_json``."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stageflow.history import Deployment, parse_iso
-from stageflow.metrics.minutes import merge
+from stageflow.deployment_report.data import ReportData
+from stageflow.deployment_report.series import decisions, points, weights
 
 CHART_SIZE = (10.0, 3.6)  # inches
 CHART_DPI = 100  # → 1000 x 360 pixels
 COLORS = {"canary": "#ef6c00", "stable": "#1565c0", "gate": "#c62828", "weight": "#9e9e9e"}
-
-
-@dataclass(frozen=True)
-class ReportData:
-    deployment: Deployment
-    verdicts: list[dict]  # every verdict, oldest first
-    max_error_rate: float | None
-    max_p95_ms: float | None
-
-    def to_json(self) -> dict:
-        series = merge(self.verdicts)
-        return {
-            "deployment": self.deployment.to_json(),
-            "verdicts": self.verdicts,
-            "series": series,
-            "thresholds": {"max_error_rate": self.max_error_rate, "max_p95_ms": self.max_p95_ms},
-        }
-
-
-def gather(history, deployment: Deployment, gates=None) -> ReportData:
-    """Everything a report shows. Thresholds: as recorded in the verdicts, else ``gates`` (config)."""
-    verdicts = history.all_verdicts(deployment.deployment_id) or list(deployment.verdicts)
-    err = p95 = None
-    for v in verdicts:
-        for r in v.get("results") or []:
-            if r.get("kind") == "absolute" and r.get("threshold") is not None:
-                if r.get("metric") == "error_rate":
-                    err = r["threshold"]
-                elif r.get("metric") == "latency_p95":
-                    p95 = r["threshold"]
-    if gates is not None:
-        err = err if err is not None else gates.max_error_rate
-        p95 = p95 if p95 is not None else gates.max_p95_ms
-    return ReportData(deployment, verdicts, err, p95)
-
-
-# -- charts ------------------------------------------------------------------------------------------
-def _points(data: ReportData, role: str, what: str) -> list[tuple[datetime, float]]:
-    rows = merge(data.verdicts).get(role, {})
-    pts = []
-    for at, r in rows.items():
-        if what == "error_rate":
-            if r["invocations"]:
-                pts.append((parse_iso(at), r["errors"] / r["invocations"] * 100))
-        elif r.get("p95_ms") is not None and r["invocations"]:
-            pts.append((parse_iso(at), float(r["p95_ms"])))
-    if pts or any(v.get("minutes") for v in data.verdicts):
-        return pts
-    # older records: the window's figure at each check
-    for v in data.verdicts:
-        for r in v.get("results") or []:
-            if r.get("kind") != "absolute" or r.get("metric") != what:
-                continue
-            val = r.get("observed") if role == "canary" else r.get("baseline")
-            if val is not None:
-                pts.append((parse_iso(v["at"]), val * 100 if what == "error_rate" else val))
-    return pts
-
-
-def _decisions(dep: Deployment) -> list[tuple[datetime, str]]:
-    """Points where traffic moved or the run was decided: weight changes, approvals, the end (one label
-    per moment: a rollback decided and done in the same minute reads ``rolling_back / rolled_back``)."""
-    out: dict[datetime, list[str]] = {}
-    for t in dep.transitions:
-        to = t.get("to")
-        if to in ("shifting", "pending", "publishing") or not t.get("at"):
-            continue
-        label = {"baking": f"{t.get('weight')}%", "monitoring": "100%"}.get(to, to)
-        labels = out.setdefault(parse_iso(t["at"]), [])
-        if label not in labels:
-            labels.append(label)
-    return [(at, " / ".join(labels)) for at, labels in out.items()]
-
-
-def _weights(dep: Deployment) -> list[tuple[datetime, float]]:
-    pts = []
-    for t in dep.transitions:
-        if t.get("at") and t.get("weight") is not None:
-            pts.append((parse_iso(t["at"]), float(t["weight"])))
-    return pts
 
 
 def chart_png(data: ReportData, what: str) -> bytes:
@@ -113,7 +26,7 @@ def chart_png(data: ReportData, what: str) -> bytes:
     fig, ax = plt.subplots(figsize=CHART_SIZE, dpi=CHART_DPI)
     title = "error rate per minute (%)" if what == "error_rate" else "p95 latency per minute (ms)"
     for role in ("stable", "canary"):
-        pts = _points(data, role, what)
+        pts = points(data, role, what)
         if pts:
             dep = data.deployment
             version = dep.version if role == "canary" else dep.previous_version
@@ -124,11 +37,11 @@ def chart_png(data: ReportData, what: str) -> bytes:
         gate = data.max_p95_ms
     if gate is not None:
         ax.axhline(gate, color=COLORS["gate"], ls="--", lw=1.6, label=f"gate {gate:g}")
-    for at, label in _decisions(data.deployment):
+    for at, label in decisions(data.deployment):
         ax.axvline(at, color="#424242", ls=":", lw=1)
         where = {"xycoords": ("data", "axes fraction"), "xytext": (3, 0), "textcoords": "offset points"}
         ax.annotate(label, xy=(at, 0.5), fontsize=7, color="#424242", rotation=90, va="center", **where)
-    w = _weights(data.deployment)
+    w = weights(data.deployment)
     if w:
         ax2 = ax.twinx()
         ax2.step([p[0] for p in w], [p[1] for p in w], where="post", color=COLORS["weight"], lw=1, alpha=0.6)
@@ -146,12 +59,11 @@ def chart_png(data: ReportData, what: str) -> bytes:
     return png
 
 
-# -- HTML ---------------------------------------------------------------------------------------------
 def _e(v: Any) -> str:
     return html.escape("" if v is None else str(v))
 
 
-def _num(r: dict, key: str) -> str:
+def _num(r: Mapping[str, Any], key: str) -> str:
     v = r.get(key)
     if v is None:
         return ""
@@ -189,11 +101,11 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
         ("environment", dep.environment),
         ("version", f"v{dep.version} (stable v{dep.previous_version})"),
         ("status", f"{dep.status} ({dep.phase})"),
-        ("reason", (dep.state or {}).get("reason")),
+        ("reason", dep.state.reason),
         ("started / ended", f"{dep.started_at} → {dep.ended_at or 'in flight'}"),
         ("who", dep.who),
         ("commit", dep.commit),
-        ("commit time", (dep.extra or {}).get("commit_time")),
+        ("commit time", dep.extra.get("commit_time")),
         ("artifact", dep.artifact_digest),
         ("plan hash", dep.plan_hash),
         ("checks", f"{len(data.verdicts)}"),
@@ -214,20 +126,20 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
                  "<th>reason</th></tr>")  # fmt: skip
     for t in dep.transitions:
         parts.append(
-            f"<tr><td>{_e(_when(t.get('at')))}</td><td>{_e(t.get('from'))} → {_e(t.get('to'))}</td>"
-            f"<td>{_e(t.get('step'))}</td><td>{_e(t.get('weight'))}</td><td>{_e(t.get('reason'))}</td></tr>"
+            f"<tr><td>{_e(_when(t.at))}</td><td>{_e(t.from_phase)} → {_e(t.to_phase)}</td>"
+            f"<td>{_e(t.step)}</td><td>{_e(t.weight)}</td><td>{_e(t.reason)}</td></tr>"
         )
     parts.append("</table><h2>Checks</h2><table><tr><th>at</th><th>phase</th><th>weight</th>"
                  "<th>decision</th><th>gate</th><th>kind</th><th>outcome</th><th>canary</th><th>stable</th>"
                  "<th>threshold</th><th>p</th><th>n canary / stable</th><th>detail</th></tr>")  # fmt: skip
     for v in data.verdicts:
-        results = v.get("results") or [{}]
-        cls = v.get("decision") if v.get("decision") in ("rollback", "extend") else ""
+        results = v.results or ({},)
+        cls = v.decision if v.decision in ("rollback", "extend") else ""
         for i, r in enumerate(results):
             lead = (
-                f"<td rowspan='{len(results)}'>{_e(_when(v.get('at')))}</td><td rowspan='{len(results)}'>"
-                f"{_e(v.get('phase'))}</td><td rowspan='{len(results)}'>{_e(v.get('weight'))}%</td>"
-                f"<td rowspan='{len(results)}'>{_e(v.get('decision'))}</td>"
+                f"<td rowspan='{len(results)}'>{_e(_when(v.at))}</td><td rowspan='{len(results)}'>"
+                f"{_e(v.phase)}</td><td rowspan='{len(results)}'>{_e(v.weight)}%</td>"
+                f"<td rowspan='{len(results)}'>{_e(v.decision)}</td>"
                 if i == 0
                 else ""
             )
@@ -254,16 +166,16 @@ def human(data: ReportData) -> str:
     dep = data.deployment
     lines = [
         f"report {dep.environment}: {dep.deployment_id} v{dep.version} (stable v{dep.previous_version}) "
-        f"{dep.status}: {(dep.state or {}).get('reason') or dep.phase}",
+        f"{dep.status}: {dep.state.reason or dep.phase}",
     ]
     for t in dep.transitions:
         lines.append(
-            f"  {t.get('at', '')[:19]}  {t.get('from')} → {t.get('to')}"
-            + (f" {t.get('weight')}%" if t.get("weight") is not None else "")
-            + (f": {t.get('reason')}" if t.get("reason") else "")
+            f"  {t.at[:19]}  {t.from_phase} → {t.to_phase}"
+            + (f" {t.weight}%" if t.weight is not None else "")
+            + (f": {t.reason}" if t.reason else "")
         )
-    decided = [v for v in data.verdicts if v.get("decision") != "continue"] + data.verdicts[-1:]
+    decided = [v for v in data.verdicts if v.decision != "continue"] + list(data.verdicts[-1:])
     for v in decided:
-        lines.append(f"  check {v.get('at', '')[:19]} at {v.get('weight')}%: {v.get('decision')}")
-        lines += [f"    {r['detail']}" for r in v.get("results") or [] if r.get("detail")]
+        lines.append(f"  check {v.at[:19]} at {v.weight}%: {v.decision}")
+        lines += [f"    {r['detail']}" for r in v.results if r.get("detail")]
     return "\n".join(lines)
