@@ -16,6 +16,25 @@ from stageflow.errors import MissingBinaryError
 
 _RUNTIME = re.compile(r"^python(3)\.(\d+)$")
 
+# Python runtimes a function may name: what Lambda still creates and updates (python3.9 was blocked in
+# 2026) and what the pinned AWS provider accepts (hashicorp/aws 5.100.0 stops at python3.13; Lambda's
+# python3.14 needs a newer provider pin in infrastructure/*/versions.tf).
+PROVIDER_PIN = "hashicorp/aws 5.100.0"
+LAMBDA_PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
+
+
+def runtime_problem(runtime: str) -> str | None:
+    """Why ``runtime`` cannot be deployed with this project's pins (None when it can)."""
+    if runtime in LAMBDA_PYTHON_RUNTIMES:
+        return None
+    accepted = f"{LAMBDA_PYTHON_RUNTIMES[0]}–{LAMBDA_PYTHON_RUNTIMES[-1]}"
+    m = _RUNTIME.match(runtime)
+    if m and int(m.group(2)) > int(LAMBDA_PYTHON_RUNTIMES[-1].rsplit(".", 1)[1]):
+        return f"{runtime} is newer than the pinned AWS provider ({PROVIDER_PIN}) accepts ({accepted})"
+    if m:
+        return f"{runtime} is no longer accepted by AWS Lambda for new or updated functions ({accepted})"
+    return f"{runtime!r} is not a Python Lambda runtime ({accepted})"
+
 
 class RuntimeMissing(MissingBinaryError):
     def __init__(self, runtime: str, looked: list[str]):

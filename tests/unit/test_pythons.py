@@ -48,3 +48,10 @@ def test_missing_interpreter_is_one_line_exit_3(tmp_path: Path):
 def test_not_a_python_runtime():
     with pytest.raises(ValueError):
         pythons.version_of("nodejs20.x")
+
+
+def test_runtime_problem_names_the_pin():
+    assert pythons.runtime_problem("python3.12") is None
+    assert "hashicorp/aws 5.100.0" in pythons.runtime_problem("python3.14")
+    assert "no longer accepted" in pythons.runtime_problem("python3.8")
+    assert "not a Python Lambda runtime" in pythons.runtime_problem("nodejs20.x")
