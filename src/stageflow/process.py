@@ -184,6 +184,10 @@ class Background:
         return self._proc.pid
 
     @property
+    def stdin(self) -> IO[str] | None:
+        return self._proc.stdin
+
+    @property
     def stdout(self) -> IO[str] | None:
         return self._proc.stdout
 
@@ -213,18 +217,20 @@ def spawn(
     *,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    stdin: int | IO | None = DEVNULL,
     stdout: int | IO | None = DEVNULL,
     stderr: int | IO | None = DEVNULL,
 ) -> Background:
-    """Start ``argv`` in the background (stdin /dev/null). ``stdout``/``stderr``: DEVNULL, STDOUT, a
-    file, or ``PIPE`` (read them from the handle)."""
+    """Start ``argv`` in the background. ``stdin``: DEVNULL (default) or ``PIPE`` (write to
+    ``handle.stdin``); ``stdout``/``stderr``: DEVNULL, STDOUT, a file, or ``PIPE`` (read them from the
+    handle)."""
     argv = tuple(str(a) for a in argv)
     try:
         proc = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
             argv,
             cwd=str(cwd) if cwd is not None else None,
             env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             text=True,

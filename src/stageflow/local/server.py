@@ -8,7 +8,8 @@ keeps botocore's connections alive and serves them from a fixed pool of threads.
 Started by :mod:`stageflow.local.emulator` as ``python -m stageflow.local.server --port-file F``.
 It binds first and then writes the port it got into ``F``, so there is no race for the port. Lambda
 invokes are kept away from any Docker engine: moto's ``use_docker`` is off and ``DOCKER_HOST`` points
-at a socket that does not exist.
+at a socket that does not exist; instead :mod:`stageflow.local.runtime` runs each function's zip with
+the runtime's own Python.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     # threads: Terraform's provider opens a dozen connections at once while it applies
     server = create_server(app, host="127.0.0.1", port=args.port, threads=8, ident="stageflow-emulator")
     port = server.effective_port
+    # Invoke runs the function's zip with the runtime's Python (see local/runtime.py)
+    from stageflow.local import runtime as lambda_runtime
+
+    workdir = tempfile.mkdtemp(prefix="stageflow-lambda-")
+    local_runtime = lambda_runtime.apply(f"http://127.0.0.1:{port}", Path(workdir))
     tmp = args.port_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(str(port))
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.close()
+        local_runtime.close()
+        lambda_runtime.clean(Path(workdir))
     return 0
 
 

@@ -1,0 +1,57 @@
+"""The local runtime's pure parts: alias routing, the metrics of one invocation, the child's environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stageflow.local.runtime import FunctionSpec, LocalRuntime, choose_version, metric_data
+
+
+def spec(**kw) -> FunctionSpec:
+    base = dict(name="svc-api-dev", version="7", arn="arn:aws:lambda:us-east-1:1:function:svc-api-dev:7",
+                runtime="python3.12", handler="app.main.handler", code_sha="abc", timeout_s=3.0,
+                memory_mb=256, environment=(("GREETING", "hi"), ("AWS_REGION", "eu-west-1")))  # fmt: skip
+    base.update(kw)
+    return FunctionSpec(**base)
+
+
+def test_choose_version_by_weight():
+    routing = {"AdditionalVersionWeights": {"8": 0.1}}
+    assert choose_version("7", routing, 0.0) == "8"
+    assert choose_version("7", routing, 0.0999) == "8"
+    assert choose_version("7", routing, 0.1) == "7"
+    assert choose_version("7", routing, 0.99) == "7"
+    assert choose_version("7", None, 0.0) == "7"
+    assert choose_version("7", {}, 0.5) == "7"
+
+
+def test_metric_data_names_alias_and_executed_version():
+    data = metric_data(spec(), "live", "live", 12.5, errored=True)
+    dims = {tuple((d["Name"], d["Value"]) for d in m["Dimensions"]) for m in data}
+    assert dims == {
+        (("FunctionName", "svc-api-dev"),),
+        (("FunctionName", "svc-api-dev"), ("Resource", "svc-api-dev:live")),
+        (("FunctionName", "svc-api-dev"), ("Resource", "svc-api-dev:live"), ("ExecutedVersion", "7")),
+    }
+    by_name = {m["MetricName"]: m for m in data}
+    assert by_name["Errors"]["Value"] == 1.0 and by_name["Invocations"]["Value"] == 1.0
+    assert by_name["Duration"]["Value"] == 12.5 and by_name["Duration"]["Unit"] == "Milliseconds"
+    assert all(m["Timestamp"].tzinfo is None for m in data)  # as moto keeps PutMetricData's times
+
+
+def test_unqualified_invocation_has_only_the_function_dimension():
+    data = metric_data(spec(version="$LATEST"), None, None, 1.0, errored=False)
+    assert {len(m["Dimensions"]) for m in data} == {1}
+
+
+def test_child_environment_is_hermetic_and_points_at_the_emulator(tmp_path: Path):
+    rt = LocalRuntime(
+        "http://127.0.0.1:5999", tmp_path, environ={"HTTPS_PROXY": "http://proxy:1", "PATH": "/x"}
+    )
+    env = rt.child_env(spec(region="eu-west-1"), tmp_path / "task")
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5999"
+    assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert env["_HANDLER"] == "app.main.handler" and env["AWS_LAMBDA_FUNCTION_VERSION"] == "7"
+    assert env["GREETING"] == "hi"
+    assert env["AWS_REGION"] == "eu-west-1"  # Lambda's reserved variables win over the function's
+    assert "HTTPS_PROXY" not in env  # nothing of the emulator's own environment leaks in
