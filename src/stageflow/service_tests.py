@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stageflow import process
 from stageflow.config import Config
 from stageflow.errors import CheckFailed, EnvironmentFailure, UsageError
-from stageflow.security import CommandResult, ScannerError, run_command
 
 REPORTS = "reports"
 # report files (in reports/) the CI configurations publish: buildspecs/*.yml, .github/workflows/*.yml
@@ -40,7 +40,7 @@ UNIT_JUNIT = "junit-service-unit.xml"
 UNIT_COVERAGE = "coverage-service.xml"
 INTEGRATION_JUNIT = "junit-service-integration-{env}.xml"
 SUITE_TIMEOUT = 1800.0
-Runner = Callable[..., CommandResult]
+Runner = process.Runner
 
 
 # -- results ---------------------------------------------------------------------------------------------
@@ -267,11 +267,12 @@ def _child_env(config: Config, extra: Mapping[str, str] | None = None) -> dict[s
     return env
 
 
-def _run(runner: Runner, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> CommandResult:
+def _run(runner: Runner, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> process.Result:
+    """Any exit code comes back (the caller judges it); a missing binary or a timeout is exit 3."""
     try:
-        return runner(argv, cwd=cwd, timeout=SUITE_TIMEOUT, env=env)
-    except ScannerError as exc:
-        raise EnvironmentFailure(str(exc)) from None
+        return runner(argv, cwd=cwd, timeout=SUITE_TIMEOUT, env=env, ok_codes=None)
+    except (process.CommandNotFound, process.CommandTimeout) as exc:
+        raise EnvironmentFailure(exc.message) from None
 
 
 def _tail(text: str, lines: int = 12) -> list[str]:
@@ -279,7 +280,7 @@ def _tail(text: str, lines: int = 12) -> list[str]:
 
 
 # -- lint ------------------------------------------------------------------------------------------------
-def run_lint(config: Config, reporter=None, *, runner: Runner = run_command) -> LintResult:
+def run_lint(config: Config, reporter=None, *, runner: Runner = process.RUNNER) -> LintResult:
     """``ruff check`` and ``ruff format --check`` over the service's source, with the nearest ruff
     settings (the sample service has its own ``app/.ruff.toml``). A problem raises CheckFailed; ruff
     missing is an environment failure."""
@@ -321,7 +322,7 @@ def run_unit(
     *,
     floor: float | None = None,
     reports_dir: Path | None = None,
-    runner: Runner = run_command,
+    runner: Runner = process.RUNNER,
     extra_args: Sequence[str] = (),
 ) -> UnitResult:
     """The service's unit tests with coverage of its source (tests omitted) against the floor.
@@ -413,7 +414,7 @@ def run_integration(
     reporter=None,
     *,
     reports_dir: Path | None = None,
-    runner: Runner = run_command,
+    runner: Runner = process.RUNNER,
     extra_args: Sequence[str] = (),
 ) -> SuiteResult:
     """The service's integration suite against ``target``; JUnit in
