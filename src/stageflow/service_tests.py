@@ -268,7 +268,6 @@ def _child_env(config: Config, extra: Mapping[str, str] | None = None) -> dict[s
 
 
 def _run(runner: Runner, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> process.Result:
-    """Any exit code comes back (the caller judges it); a missing binary or a timeout is exit 3."""
     try:
         return runner(argv, cwd=cwd, timeout=SUITE_TIMEOUT, env=env, ok_codes=None)
     except (process.CommandNotFound, process.CommandTimeout) as exc:
