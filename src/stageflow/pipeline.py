@@ -250,18 +250,16 @@ def stage_image(factory, env_name: str) -> ImageResult:
 def stage_security(factory, build: BuildResult | None = None) -> SecurityResult:
     """The security gate (bandit, checkov, detect-secrets, trivy where available, pip-audit as
     information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
-    from stageflow.security import run_gate
+    from stageflow.security.gate import deploy_gate
 
     # unchanged inputs are not re-scanned: results cached by content under the state dir
-    report = run_gate(
+    record = deploy_gate(
         factory.config.root,
         factory.reporter,
         cache_dir=factory.state_dir / "cache" / "security",
         # what the service ships: its requirement pins and the packaged zip's contents (service-deps)
-        artifact=build.artifact if build is not None else None,
+        artifact=build.artifact.data if build is not None else None,
     )
-    record = report.record()
-    report.raise_for_status()
     return SecurityResult(record)
 
 

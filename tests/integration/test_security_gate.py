@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stageflow.security import Status, run_gate
+from stageflow.security.gate import run_gate
+from stageflow.security.interface import Status
 from tests.conftest import REPO, require, run_cli
 
 BIN = Path(sys.executable).parent

@@ -52,7 +52,7 @@ def register(cli: click.Group) -> None:
     )
     @click.pass_obj
     def security_cmd(factory, root, only, reports_dir):
-        from stageflow.security import run_gate
+        from stageflow.security.gate import run_gate
 
         report = run_gate(root or factory.root, factory.reporter, only=only or None, reports_dir=reports_dir)
         factory.reporter.result(report.human(), report.to_json())
