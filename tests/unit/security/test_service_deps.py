@@ -94,7 +94,7 @@ def test_pip_audit_offline_source_is_unavailable(tree, bins):
 
 
 def test_the_zips_vendored_packages_are_audited_too(tree):
-    from stageflow.build.lambda_zip import zip_files
+    from stageflow.packaging.lambda_zip import zip_files
 
     service_tree(tree, "")
     art = zip_files(
