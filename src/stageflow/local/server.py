@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     app = DomainDispatcherApplication(create_backend_app)
     # threads: Terraform's provider opens a dozen connections at once while it applies
     server = create_server(app, host="127.0.0.1", port=args.port, threads=8, ident="stageflow-emulator")
+    server.channel_class = one_write_channel()
     port = server.effective_port
     tmp = args.port_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -63,6 +64,49 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.close()
     return 0
+
+
+def one_write_channel():
+    """waitress's channel, but a response's headers go out in the same write as its first body bytes.
+
+    waitress queues the headers and the body with two ``write_soon`` calls; its main loop, woken by
+    any other connection, may send the headers alone in between. A Go AWS SDK client (Terraform's S3
+    backend) then sometimes gives up on the connection before the body arrives and retries the call:
+    harmless for a read, but a retried ``PutItem ... attribute_not_exists(LockID)`` fails on the lock
+    its own first attempt took (issue 22: 2 of 8 Terraform 1.11 test runs under load). Bytes queued
+    while the headers are written are held and queued once, joined, in the same order."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import WSGITask
+
+    class OneWriteTask(WSGITask):
+        def write(self, data):
+            if self.wrote_header:
+                return super().write(data)
+            self.channel.held = []
+            try:
+                super().write(data)
+            finally:
+                self.channel.release_held()
+
+    class OneWriteChannel(HTTPChannel):
+        task_class = OneWriteTask
+        held: list[bytes] | None = None
+
+        def write_soon(self, data):
+            if self.held is None:
+                return super().write_soon(data)
+            if isinstance(data, bytes):
+                self.held.append(data)
+                return len(data)
+            self.release_held()  # a file wrapper: what is held goes first
+            return super().write_soon(data)
+
+        def release_held(self) -> None:
+            held, self.held = self.held, None
+            if held:
+                super().write_soon(b"".join(held))
+
+    return OneWriteChannel
 
 
 if __name__ == "__main__":
