@@ -3,7 +3,11 @@
 Served by waitress, not werkzeug's development server: werkzeug answers every request with
 ``Connection: close``, so each AWS call opened a new TCP connection and the server a new thread for
 it (340 of each in a 60-minute rehearsal, about a tenth of the emulator's CPU; issue 13). waitress
-keeps botocore's connections alive and serves them from a fixed pool of threads.
+keeps botocore's connections alive and serves them from a fixed pool of threads. Every response
+leaves in one piece (status line, headers and body in one write, see :func:`one_write_channel`):
+when waitress flushed the headers alone, Terraform >= 1.11's AWS SDK sometimes closed the connection
+before reading the body of its state lock's ``PutItem`` answer, sent the ``PutItem`` again, failed
+its own condition and held its own state lock until it timed out.
 
 Started by :mod:`stageflow.local.emulator` as ``python -m stageflow.local.server --port-file F``.
 It binds first and then writes the port it got into ``F``, so there is no race for the port. Lambda
@@ -70,11 +74,11 @@ def one_write_channel():
     """waitress's channel, but a response's headers go out in the same write as its first body bytes.
 
     waitress queues the headers and the body with two ``write_soon`` calls; its main loop, woken by
-    any other connection, may send the headers alone in between. A Go AWS SDK client (Terraform's S3
-    backend) then sometimes gives up on the connection before the body arrives and retries the call:
-    harmless for a read, but a retried ``PutItem ... attribute_not_exists(LockID)`` fails on the lock
-    its own first attempt took (issue 22: 2 of 8 Terraform 1.11 test runs under load). Bytes queued
-    while the headers are written are held and queued once, joined, in the same order."""
+    any other connection, may send the headers alone in between (under load: a third of the answers
+    to Terraform). A Go AWS SDK client (Terraform's S3 backend) then sometimes closes the connection
+    before the body arrives and retries the call: harmless for a read, but a retried ``PutItem ...
+    attribute_not_exists(LockID)`` fails on the lock its own first attempt took (issue 22). Bytes
+    queued while the headers are written are held and queued once, joined, in the same order."""
     from waitress.channel import HTTPChannel
     from waitress.task import WSGITask
 
