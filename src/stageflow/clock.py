@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
+from stageflow.ports import Clock  # noqa: F401 - defined with the ports, used here
 
 
 class SystemClock:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
+from stageflow.ports import Message  # noqa: F401 - defined with the ports, used here
 from stageflow.redact import REDACTOR
 
 ICONS = {
@@ -21,30 +21,6 @@ ICONS = {
     "rolled_back": "⏪",
     "failed": "🔥",
 }
-
-
-@dataclass(frozen=True)
-class Message:
-    kind: str  # started | approval_needed | promoted | succeeded | rolled_back | failed
-    environment: str
-    service: str
-    deployment_id: str
-    text: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def subject(self) -> str:
-        return f"[{self.service} {self.environment}] {self.kind.replace('_', ' ')}: {self.deployment_id}"[:99]
-
-    def body(self) -> dict:
-        return {
-            "kind": self.kind,
-            "environment": self.environment,
-            "service": self.service,
-            "deployment_id": self.deployment_id,
-            "text": self.text,
-            **dict(self.data),
-        }
 
 
 class Notifier(Protocol):

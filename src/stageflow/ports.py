@@ -10,18 +10,81 @@ Only :mod:`stageflow.factory` (the composition root) picks implementations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from stageflow.deploy.records import Deployment, Transition, VerdictRecord
 
-if TYPE_CHECKING:
-    from stageflow.clock import Clock
-    from stageflow.deploy.publish import Published
-    from stageflow.deploy.traffic import AliasState
-    from stageflow.notify import Message
-    from stageflow.packaging.lambda_zip import LambdaZip
+
+# -- what flows through the ports (plain data; the implementations import these from here) -----------
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class AliasState:
+    primary: str  # FunctionVersion of the alias
+    extra: dict[str, float]  # AdditionalVersionWeights: version -> fraction
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """version -> percent of traffic (rounded); the primary gets the rest."""
+        out = {v: round(w * 100) for v, w in self.extra.items() if w > 0}
+        out[self.primary] = 100 - sum(out.values())
+        return out
+
+    @property
+    def settled(self) -> bool:
+        return not any(w > 0 for w in self.extra.values())
+
+
+@dataclass(frozen=True)
+class Published:
+    version: str | None  # None: nothing to deploy
+    previous_version: str
+    code_sha256: str
+    reason: str
+    changed: tuple[str, ...] = ()  # what differs from the serving version: "code", "environment (KEY)", ...
+
+
+@dataclass(frozen=True)
+class LambdaZip:
+    data: bytes
+    code_sha256: str  # base64 of the SHA-256 digest, as Lambda's CodeSha256
+    hexdigest: str
+    files: int
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.hexdigest}"
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # started | approval_needed | promoted | succeeded | rolled_back | failed
+    environment: str
+    service: str
+    deployment_id: str
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return f"[{self.service} {self.environment}] {self.kind.replace('_', ' ')}: {self.deployment_id}"[:99]
+
+    def body(self) -> dict:
+        return {
+            "kind": self.kind,
+            "environment": self.environment,
+            "service": self.service,
+            "deployment_id": self.deployment_id,
+            "text": self.text,
+            **dict(self.data),
+        }
 
 
 @runtime_checkable

@@ -10,11 +10,10 @@ unchanged ``PublishVersion``; the emulator makes a new one, so the comparison is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from stageflow.deploy.traffic import AliasTraffic, lambda_call
 from stageflow.errors import EnvironmentFailure
 from stageflow.packaging.lambda_zip import LambdaZip
+from stageflow.ports import Published  # noqa: F401 - defined with the ports, used here
 
 # (label, key in GetFunctionConfiguration) of what a published version freezes
 TRAFFIC_FIELDS = (
@@ -27,15 +26,6 @@ TRAFFIC_FIELDS = (
     ("architectures", "Architectures"),
     ("layers", "Layers"),
 )
-
-
-@dataclass(frozen=True)
-class Published:
-    version: str | None  # None: nothing to deploy
-    previous_version: str
-    code_sha256: str
-    reason: str
-    changed: tuple[str, ...] = ()  # what differs from the serving version: "code", "environment (KEY)", ...
 
 
 def _normal(key: str, cfg: dict):

@@ -212,7 +212,6 @@ class Deployment(_JsonKeys):
         values["extra"] = dict(values.get("extra") or {})
         return cls(**values)
 
-
     def with_changes(
         self,
         *,

@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from stageflow.errors import EnvironmentFailure, UsageError
-
-
-@dataclass(frozen=True)
-class AliasState:
-    primary: str  # FunctionVersion of the alias
-    extra: dict[str, float]  # AdditionalVersionWeights: version -> fraction
-
-    @property
-    def weights(self) -> dict[str, int]:
-        """version -> percent of traffic (rounded); the primary gets the rest."""
-        out = {v: round(w * 100) for v, w in self.extra.items() if w > 0}
-        out[self.primary] = 100 - sum(out.values())
-        return out
-
-    @property
-    def settled(self) -> bool:
-        return not any(w > 0 for w in self.extra.values())
+from stageflow.ports import AliasState  # noqa: F401 - defined with the ports, used here
 
 
 def lambda_call(what: str, fn, **kwargs):

@@ -22,22 +22,11 @@ from pathlib import Path
 from stageflow import process
 from stageflow.errors import EnvironmentFailure, UsageError
 from stageflow.packaging.requirements import read_requirement_lines
+from stageflow.ports import LambdaZip  # noqa: F401 - defined with the ports, used here
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 EXCLUDE_DIRS = {"__pycache__", ".pytest_cache", "tests", ".mypy_cache", ".ruff_cache"}
 EXCLUDE_SUFFIXES = (".pyc", ".pyo")
-
-
-@dataclass(frozen=True)
-class LambdaZip:
-    data: bytes
-    code_sha256: str  # base64 of the SHA-256 digest, as Lambda's CodeSha256
-    hexdigest: str
-    files: int
-
-    @property
-    def digest(self) -> str:
-        return f"sha256:{self.hexdigest}"
 
 
 def package(source_dir: str | Path) -> LambdaZip:
@@ -116,6 +105,7 @@ ROLLBACK_MODULES = (
     "history/items.py",
     "history/locks.py",
     "notify.py",
+    "ports.py",
     "deploy/__init__.py",
     "deploy/records.py",
     "deploy/traffic.py",
