@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -113,3 +113,33 @@ class Notifiers:
             except Exception as exc:  # noqa: BLE001 - never fail a deploy on a notification
                 if self.reporter is not None:
                     self.reporter.warn(f"notification via {ch.name} failed: {type(exc).__name__}: {exc}")
+
+
+def for_environment(
+    notifications,
+    *,
+    terraform_topic: str,
+    sns_client: Callable[[], Any],
+    reporter,
+    local: bool,
+    environ: Mapping[str, str],
+) -> Notifiers:
+    """The environment's channels (``[environments.ENV.notifications]``): its SNS topic (the one
+    Terraform built for ``from-terraform``) and the Slack webhook named by ``slack_webhook_env``. In
+    local mode the webhook must be a loopback address: nothing leaves this machine."""
+    channels: list[Notifier] = []
+    topic = notifications.sns_topic_arn
+    if topic:
+        channels.append(SnsNotifier(sns_client(), terraform_topic if topic == "from-terraform" else topic))
+    hook_var = notifications.slack_webhook_env
+    url = environ.get(hook_var) if hook_var else None
+    if url:
+        if local:
+            from urllib.parse import urlsplit
+
+            from stageflow.aws import check_local_endpoint
+
+            parts = urlsplit(url)
+            check_local_endpoint(f"{parts.scheme}://{parts.netloc}")
+        channels.append(SlackNotifier(url))
+    return Notifiers(channels, reporter)

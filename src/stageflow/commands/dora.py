@@ -20,9 +20,8 @@ def writable_path(path: Path) -> Path:
 
 def dora_result(factory, env_name: str, *, days: float, png: Path | None = None):
     from stageflow import dora
-    from stageflow.deploy.canary import context
 
-    ctx = context(factory, env_name)
+    ctx = factory.environment(env_name)
     now = factory.clock.now()
     deps, events = dora.load(ctx.history, until=now, days=days)
     latest = dora.latest_time(deps, events)
@@ -40,9 +39,8 @@ def dora_result(factory, env_name: str, *, days: float, png: Path | None = None)
 def write_deployment_report(factory, env_name: str, deployment_id: str | None, html: Path | None):
     """The report of ``deployment_id`` (default: the environment's last deployment)."""
     from stageflow import report_html
-    from stageflow.deploy.canary import context
 
-    ctx = context(factory, env_name)
+    ctx = factory.environment(env_name)
     if deployment_id:
         dep = ctx.history.get(deployment_id)
         if dep is None:

@@ -1,4 +1,5 @@
-"""`stageflow plan ENV`, `stageflow apply ENV`, `stageflow drift ENV`: thin callers of terraform.api."""
+"""`stageflow plan ENV`, `stageflow apply ENV`, `stageflow drift ENV`: thin callers of the Terraform
+service the factory builds (terraform/api.py)."""
 
 from __future__ import annotations
 
@@ -50,18 +51,18 @@ def register(cli) -> None:
         --allow-destroy was not given.
         """
         from stageflow import pipeline, secrets
-        from stageflow.terraform import api
+        from stageflow.terraform.api import enforce_policy
 
         cfg = factory.env(env)
-        pipeline.stage_build(factory)  # the packages the root deploys, as a deploy builds them
+        pipeline.stage_build(factory.package)  # the packages the root deploys, as a deploy builds them
         values = secrets.resolve(factory, env) if cfg.secrets else {}
         tf_env = secrets.tf_vars(values) if values else {}
         if cfg.secrets:
-            pipeline.redact_deployed_secrets(factory, cfg)
-        result = api.plan(factory, env, allow_destroy=allow_destroy, extra_env=tf_env)
+            pipeline.redact_deployed_secrets(factory.outputs_store, factory.secret_store, cfg)
+        result = factory.terraform.plan(env, allow_destroy=allow_destroy, extra_env=tf_env)
         try:
             _show_plan(factory, result, as_result=True)
-            api.enforce_policy(result)
+            enforce_policy(result)
         finally:
             if values:
                 result.plan_file.unlink(missing_ok=True)  # it holds the secrets: never left on disk
@@ -76,11 +77,16 @@ def register(cli) -> None:
         """Plan ENV, check the policy, then apply exactly that saved plan (skipped when no changes)."""
         from stageflow import pipeline
 
-        factory.env(env)
-        build = pipeline.stage_build(factory)
+        cfg = factory.env(env)
+        build = pipeline.stage_build(factory.package)
         factory.reporter.info("build", env, build.summary)
         infra = pipeline.stage_infrastructure(
-            factory, env, allow_destroy=allow_destroy, show=lambda p: _show_plan(factory, p, as_result=False)
+            cfg,
+            factory.terraform,
+            factory.outputs_store,
+            factory.secret_store,
+            allow_destroy=allow_destroy,
+            show=lambda p: _show_plan(factory, p, as_result=False),
         )
         result, applied = infra.plan, infra.apply
         human = f"apply {env}: " + (
@@ -93,11 +99,9 @@ def register(cli) -> None:
     @click.pass_obj
     def drift_cmd(factory, env: str):
         """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
-        from stageflow.terraform import api
-
         factory.config.env(env)
         _build_packages(factory)
-        result = api.drift(factory, env)
+        result = factory.terraform.drift(env)
         # a drift plan is never applied, and its prior state holds what the function's environment holds
         result.plan_file.unlink(missing_ok=True)
         if result.changes:
