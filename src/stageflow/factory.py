@@ -407,6 +407,7 @@ class Factory:
     def deploy_services(self) -> DeployServices:
         """What the deploy chain uses (:func:`stageflow.pipeline.deploy`)."""
         from stageflow import service_tests
+        from stageflow.deploy import canary
         from stageflow.pipeline import docker_engine
         from stageflow.services import DeployServices, ImageBuilder, ServiceChecks
 
@@ -421,6 +422,7 @@ class Factory:
             outputs=self.outputs_store,
             secrets=self.secret_store,
             environment=self.environment,
+            start_canary=canary.start,
             checks=ServiceChecks(
                 lint=partial(service_tests.stage_service_lint, self),
                 unit=partial(service_tests.stage_service_unit, self),
@@ -450,6 +452,7 @@ class Factory:
         if env_name in self._envs and outputs is None:
             return self._envs[env_name]
         from stageflow import notify
+        from stageflow.aws import check_local_endpoint
         from stageflow.deploy.canary import Context
         from stageflow.deploy.gates import GateReader, default_judge
         from stageflow.deploy.publish import LambdaPublisher
@@ -484,8 +487,8 @@ class Factory:
                 terraform_topic=out.topic_arn,
                 sns_client=lambda: self.aws.client("sns"),
                 reporter=self.reporter,
-                local=self.local,
                 environ=os.environ,
+                local_guard=check_local_endpoint if self.local else None,
             ),
             gates=gates,
             reporter=self.reporter,

@@ -121,12 +121,13 @@ def for_environment(
     terraform_topic: str,
     sns_client: Callable[[], Any],
     reporter,
-    local: bool,
     environ: Mapping[str, str],
+    local_guard: Callable[[str], object] | None = None,
 ) -> Notifiers:
     """The environment's channels (``[environments.ENV.notifications]``): its SNS topic (the one
-    Terraform built for ``from-terraform``) and the Slack webhook named by ``slack_webhook_env``. In
-    local mode the webhook must be a loopback address: nothing leaves this machine."""
+    Terraform built for ``from-terraform``) and the Slack webhook named by ``slack_webhook_env``.
+    ``local_guard`` (local mode): the webhook's ``scheme://host:port`` must pass it (loopback only:
+    nothing leaves this machine)."""
     channels: list[Notifier] = []
     topic = notifications.sns_topic_arn
     if topic:
@@ -134,12 +135,10 @@ def for_environment(
     hook_var = notifications.slack_webhook_env
     url = environ.get(hook_var) if hook_var else None
     if url:
-        if local:
+        if local_guard is not None:
             from urllib.parse import urlsplit
 
-            from stageflow.aws import check_local_endpoint
-
             parts = urlsplit(url)
-            check_local_endpoint(f"{parts.scheme}://{parts.netloc}")
+            local_guard(f"{parts.scheme}://{parts.netloc}")
         channels.append(SlackNotifier(url))
     return Notifiers(channels, reporter)

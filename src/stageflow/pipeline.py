@@ -322,6 +322,7 @@ def stage_secrets(secret_store: SecretStore, infra: InfraResult) -> SecretsResul
 
 
 def stage_canary(
+    start: Callable[..., Any],
     config: Config,
     ctx: Context,
     build: BuildResult,
@@ -334,9 +335,8 @@ def stage_canary(
     commit: str | None = None,
     pre_approved_by: str | None = None,
 ) -> CanaryResult:
-    """The canary on ``ctx`` (the environment wired with the outputs Terraform just applied)."""
-    from stageflow.deploy import canary
-
+    """The canary (``start``: :func:`stageflow.deploy.canary.start`) on ``ctx``, the environment wired
+    with the outputs Terraform just applied."""
     extra: dict[str, Any] = {
         "pipeline": [
             {"stage": s.name, "ok": s.ok, "seconds": round(s.seconds, 2), "summary": s.summary}
@@ -347,7 +347,7 @@ def stage_canary(
         extra["image"] = image.record()
     if security is not None:
         extra["security"] = dict(security.report)
-    res = canary.start(
+    res = start(
         ctx,
         config,
         artifact=build.artifact,
@@ -416,6 +416,7 @@ def deploy(
         run,
         "canary",
         lambda: stage_canary(
+            services.start_canary,
             cfg,
             services.environment(env_name, outputs=infra.outputs),
             build,

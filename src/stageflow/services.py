@@ -82,5 +82,6 @@ class DeployServices:
     outputs: OutputsStore
     secrets: SecretStore
     environment: Callable[..., Context]  # (environment, outputs=None) -> the wired ports
+    start_canary: Callable[..., Any]  # deploy.canary.start: (ctx, config, **options) -> StartResult
     checks: ServiceChecks
     describe_target: Callable[[str], tuple[str, list[str]]]
