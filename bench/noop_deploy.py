@@ -60,19 +60,19 @@ def bare_plan_runner(env_name: str, state_dir: Path):
     sets up its own: the same TF_DATA_DIR (initialised), backend, provider override and environment."""
     from stageflow.factory import Factory
     from stageflow.report import Reporter
-    from stageflow.terraform import api
 
     f = Factory(
         config_path=REPO / "stageflow.toml", local=True, state_dir=state_dir, reporter=Reporter(quiet=True)
     )
-    target = api.resolve_target(f, env_name)
-    tf = api.open_terraform(f, target)
+    terraform = f.terraform
+    target = terraform.resolve_target(env_name)
+    tf = terraform.open(target)
     argv = [tf.binary, "plan", "-input=false", "-no-color", "-detailed-exitcode"]
     argv += [f"-var-file={v}" for v in target.var_files]
 
     def once() -> float:
-        with api._local_aws(f, target):  # the provider override stageflow writes for local mode
-            api.prepare(f, target, tf)  # init is skipped: nothing changed since the deploy's
+        with terraform.provider_override(target):  # the provider override stageflow writes for local mode
+            terraform.prepare(target, tf)  # init is skipped: nothing changed since the deploy's
             t0 = time.monotonic()
             proc = subprocess.run(
                 argv, cwd=target.root, env=tf.env, capture_output=True, text=True, timeout=1800

@@ -258,7 +258,6 @@ def deployed_env(tmp_path_factory):
 def _raw_outputs(project: Path, state: Path) -> dict:
     from stageflow.factory import Factory
     from stageflow.report import Reporter
-    from stageflow.terraform import api
 
     f = Factory(
         config_path=project / "stageflow.toml",
@@ -267,7 +266,7 @@ def _raw_outputs(project: Path, state: Path) -> dict:
         reporter=Reporter(quiet=True),
         command="status",
     )
-    raw = api.raw_outputs(f, "dev")
+    raw = f.terraform.raw_outputs("dev")
     return {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in raw.items()}
 
 

@@ -316,25 +316,7 @@ def _parse_steps(r: _Reader, raw: Any, key: str, default_approval: bool) -> tupl
     return tuple(steps)
 
 
-def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
-    key = f"environments.{name}"
-    if not ENV_NAME_RE.match(name):
-        raise r.fail(key, "environment names are lowercase letters, digits and '-'")
-    base = DEFAULT_ENVIRONMENTS.get(name, GENERIC_ENVIRONMENT)
-    raw = r.table(raw, key)
-    simple = {
-        "protected",
-        "memory_mb",
-        "timeout_s",
-        "log_retention_days",
-        "xray",
-        "function",
-        "alias",
-        "registry",
-    }
-    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets", "tests"}
-    r.check_keys(raw, key, simple | tables)
-
+def _parse_approvals(r: _Reader, raw: dict, key: str, base: dict) -> Approvals:
     approvals_raw = r.table(raw.get("approvals", {}), f"{key}.approvals")
     r.check_keys(approvals_raw, f"{key}.approvals", _field_names(Approvals))
     ab: Approvals = base["approvals"]
@@ -345,7 +327,10 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
             approvals_raw, f"{key}.approvals", "timeout_minutes", float, ab.timeout_minutes, lo=1
         ),
     )
+    return approvals
 
+
+def _parse_canary(r: _Reader, raw: dict, key: str, base: dict, approvals: Approvals) -> CanaryPolicy:
     canary_raw = r.table(raw.get("canary", {}), f"{key}.canary")
     r.check_keys(canary_raw, f"{key}.canary", _field_names(CanaryPolicy))
     cb: CanaryPolicy = base["canary"]
@@ -382,7 +367,10 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
             hi=100,
         ),
     )
+    return canary
 
+
+def _parse_gates(r: _Reader, raw: dict, key: str, canary: CanaryPolicy) -> Gates:
     gates_raw = r.table(raw.get("gates", {}), f"{key}.gates")
     gk = f"{key}.gates"
     r.check_keys(gates_raw, gk, _field_names(Gates) - {"step_overrides"})
@@ -432,7 +420,10 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
             f"{gk}.sustained_min_minutes",
             f"must not exceed sustained_minutes ({gates.sustained_min_minutes} > {gates.sustained_minutes})",
         )
+    return gates
 
+
+def _parse_terraform(r: _Reader, raw: dict, key: str, name: str) -> TerraformSettings:
     tf_raw = r.table(raw.get("terraform", {}), f"{key}.terraform")
     tk = f"{key}.terraform"
     r.check_keys(tf_raw, tk, _field_names(TerraformSettings))
@@ -442,7 +433,10 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         backend_config=r.get(tf_raw, tk, "backend_config", str, "backend.hcl"),
         workspace=r.get(tf_raw, tk, "workspace", str, None),
     )
+    return terraform
 
+
+def _parse_notifications(r: _Reader, raw: dict, key: str) -> Notifications:
     n_raw = r.table(raw.get("notifications", {}), f"{key}.notifications")
     nk = f"{key}.notifications"
     r.check_keys(n_raw, nk, _field_names(Notifications))
@@ -450,12 +444,19 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         sns_topic_arn=r.get(n_raw, nk, "sns_topic_arn", str, FROM_TERRAFORM) or None,
         slack_webhook_env=r.get(n_raw, nk, "slack_webhook_env", str, "STAGEFLOW_SLACK_WEBHOOK") or None,
     )
+    return notifications
 
+
+def _parse_secrets(r: _Reader, raw: dict, key: str) -> dict:
+    """``NAME = "secretsmanager:NAME[#KEY]"`` or ``"ssm:/PATH"``."""
     s_raw = r.table(raw.get("secrets", {}), f"{key}.secrets")
     for sname, ref in s_raw.items():
         if (problem := reference_problem(sname, ref)) is not None:
             raise r.fail(f"{key}.secrets.{sname}", problem)
+    return s_raw
 
+
+def _parse_tests(r: _Reader, raw: dict, key: str, base: dict) -> EnvironmentTests:
     t_raw = r.table(raw.get("tests", {}), f"{key}.tests")
     tk2 = f"{key}.tests"
     r.check_keys(t_raw, tk2, _field_names(EnvironmentTests))
@@ -471,6 +472,35 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         seconds=r.get(t_raw, tk2, "seconds", int, tb.seconds, lo=1, hi=3600),
         url=url,
     )
+    return tests
+
+
+def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
+    key = f"environments.{name}"
+    if not ENV_NAME_RE.match(name):
+        raise r.fail(key, "environment names are lowercase letters, digits and '-'")
+    base = DEFAULT_ENVIRONMENTS.get(name, GENERIC_ENVIRONMENT)
+    raw = r.table(raw, key)
+    simple = {
+        "protected",
+        "memory_mb",
+        "timeout_s",
+        "log_retention_days",
+        "xray",
+        "function",
+        "alias",
+        "registry",
+    }
+    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets", "tests"}
+    r.check_keys(raw, key, simple | tables)
+
+    approvals = _parse_approvals(r, raw, key, base)
+    canary = _parse_canary(r, raw, key, base, approvals)
+    gates = _parse_gates(r, raw, key, canary)
+    terraform = _parse_terraform(r, raw, key, name)
+    notifications = _parse_notifications(r, raw, key)
+    s_raw = _parse_secrets(r, raw, key)
+    tests = _parse_tests(r, raw, key, base)
 
     return EnvironmentConfig(
         name=name,

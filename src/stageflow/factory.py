@@ -1,28 +1,27 @@
 """The composition root: the only place that chooses the target (AWS or the local emulator) and creates
-AWS clients, the emulator, Terraform endpoints, metric sources, traffic feeds and clocks.
+AWS clients, the emulator, Terraform endpoints, metric sources, traffic feeds, clocks and the services
+the commands use (the Terraform service, the outputs store, the secret store, the deploy services).
 
-The target is chosen once (:attr:`Factory.target`); everything below it gets plain parts. Where the
-emulator cannot do what AWS does, the difference is a *named seam* chosen here and nowhere else
-(docs/architecture.md lists them):
+The target is chosen once (:attr:`Factory.local`); everything below it gets plain parts, never the
+factory. Where the emulator cannot do what AWS does, the difference is a *named seam* chosen here and
+nowhere else (docs/architecture.md lists them):
 
 - ``metric source``: CloudWatch percentiles (AWS) vs the traffic simulator's percentiles (emulator);
 - ``traffic feed``: real traffic (AWS: none to make) vs the simulator writing per-version metrics;
 - ``clock``: the system clock vs a virtual clock (a 60-minute canary rehearsed in seconds);
-- ``terraform endpoint``: the root's ``backend.hcl`` vs a generated backend + provider override that
-  point every endpoint at the emulator;
+- ``terraform endpoint``: the root's ``backend.hcl`` vs a generated backend + provider override;
 - ``image registry``: ECR (or the configured one) vs the loopback registry;
 - ``service endpoint`` (smoke, load): the function through its alias vs the app served on loopback.
 
-CLI commands and nox sessions get a :class:`Factory` and ask it for what they need; tests build one
-pointed at a temporary state directory and the emulator they started, or build the core's parts from
-the in-memory fakes in ``tests/fakes.py``.
+CLI commands and nox sessions get a :class:`Factory` and pass what it builds on; tests build one
+pointed at a temporary state directory, or build the parts from the fakes in ``tests/fakes.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +35,9 @@ from stageflow.report import Reporter
 if TYPE_CHECKING:
     from stageflow.deploy.canary import Context
     from stageflow.outputs import DeployOutputs
+    from stageflow.outputs_store import OutputsStore
+    from stageflow.services import DeployServices, SecretStore
+    from stageflow.terraform.api import TerraformEndpoint, TerraformService
 
 IMPLICIT_LOCAL = "no AWS credentials found"
 # Never run against the emulator just because no credentials were found: an on-call engineer with
@@ -45,17 +47,6 @@ ON_CALL_COMMANDS = frozenset({"rollback", "approve", "reject", "unlock", "resume
 NEVER_START = frozenset(
     {"rollback", "approve", "reject", "unlock", "resume", "status", "history", "report", "dora"}
 )
-
-
-@dataclass(frozen=True)
-class TerraformEndpoint:
-    """Where Terraform's backend and provider talk to (the ``terraform endpoint`` seam)."""
-
-    name: str  # "aws" or "local": also names Terraform's working directory
-    backend: dict | None = None  # None: the root's backend.hcl; else the generated S3 backend's settings
-    provider_override: str | None = None  # HCL merged into roots that use the AWS provider
-    env: dict | None = None  # extra child environment (dummy credentials, endpoint) or None
-    prepare: Callable[[], object] | None = None  # before `init`: create what the backend needs
 
 
 @dataclass(frozen=True)
@@ -86,8 +77,6 @@ class Factory:
         self._clock = clock
         self.command = command  # the CLI command being run (on-call safety decisions)
         self._envs: dict[str, Context] = {}
-        self._outputs: dict[str, DeployOutputs] = {}
-        self._stale_outputs: set[str] = set()  # remembered outputs found no longer valid
 
     # -- configuration ---------------------------------------------------------------------------
     @cached_property
@@ -256,11 +245,12 @@ class Factory:
 
     # -- seam: terraform endpoint ----------------------------------------------------------------------
     def terraform_endpoint(self) -> TerraformEndpoint:
-        if "_tf_endpoint" not in self.__dict__:
-            self.__dict__["_tf_endpoint"] = self._terraform_endpoint()
-        return self.__dict__["_tf_endpoint"]
+        return self._terraform_endpoint
 
+    @cached_property
     def _terraform_endpoint(self) -> TerraformEndpoint:
+        from stageflow.terraform.api import TerraformEndpoint
+
         if not self.local:
             return TerraformEndpoint("aws")
         from stageflow.local.bootstrap import LOCK_TABLE, STATE_BUCKET, bootstrap
@@ -312,6 +302,19 @@ class Factory:
             local=self.local,
             engine=engine,
             ecr_client=lambda: self.aws.client("ecr"),
+        )
+
+    def build_image(self, env_name: str, engine):
+        """The image builder: the environment's Docker build, tagged and pushed to its registry."""
+        from stageflow.packaging.docker_build import build_for_env
+
+        return build_for_env(
+            self.config,
+            env_name,
+            state_dir=self.state_dir,
+            reporter=self.reporter,
+            registry_for=lambda eng: self.registry(env_name, eng),
+            engine=engine,
         )
 
     # -- seams: metric source, traffic feed, clock -------------------------------------------------------
@@ -366,13 +369,14 @@ class Factory:
         self._clock = VirtualClock(start)
         return self._clock
 
-    # -- outputs: what Terraform built ---------------------------------------------------------------
-    def _outputs_file(self, env_name: str) -> Path:
-        return self.state_dir / "outputs" / f"{self.terraform_endpoint_name}-{env_name}.json"
+    # -- the services, built once --------------------------------------------------------------------
+    @cached_property
+    def terraform(self) -> TerraformService:
+        """Terraform for this configuration; the endpoint (AWS or the emulator) is chosen on first use."""
+        from stageflow.terraform.api import TerraformService
 
-    @property
-    def terraform_endpoint_name(self) -> str:
-        return "local" if self.local else "aws"
+        cfg, state, endpoint = self.config, self.state_dir, self.terraform_endpoint
+        return TerraformService(config=cfg, state_dir=state, endpoint=endpoint, reporter=self.reporter)
 
     @cached_property
     def _state_endpoint(self) -> str | None:
@@ -385,105 +389,55 @@ class Factory:
         own = self.emulator.status()
         return own.endpoint if own.running else self.local_endpoint_override
 
-    def remember_outputs(self, env_name: str, out: DeployOutputs) -> None:
-        """After an apply: later commands read these instead of running ``terraform output``."""
-        import json
+    @cached_property
+    def outputs_store(self) -> OutputsStore:
+        """What Terraform built, remembered on this machine (see :mod:`stageflow.outputs_store`)."""
+        from stageflow.outputs_store import OutputsStore
 
-        path = self._outputs_file(env_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"endpoint": self._state_endpoint, "outputs": out.to_json()}))
-        tmp.replace(path)
-        self._outputs[env_name] = out
-
-    def _remembered(self, env_name: str) -> DeployOutputs | None:
-        import json
-
-        from botocore.exceptions import ClientError
-
-        from stageflow.outputs import parse_outputs
-
-        path = self._outputs_file(env_name)
-        try:
-            data = json.loads(path.read_text())
-            out = parse_outputs(data["outputs"], where=str(path))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        except Exception:  # noqa: BLE001 - a malformed file is no cache
-            return None
-        if data.get("endpoint") != self._state_endpoint:
-            self._stale_outputs.add(env_name)
-            return None
-        try:  # trust them only while what they name exists (an emulator reset removes it all)
-            self.aws.client("lambda").get_alias(FunctionName=out.function_name, Name=out.alias_name)
-        except ClientError as exc:
-            from stageflow.aws import THROTTLING_CODES
-
-            code = (exc.response.get("Error") or {}).get("Code") or ""
-            status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
-            if code in THROTTLING_CODES or status >= 500:  # AWS failing is not "gone": exit 3
-                from stageflow.aws import aws_error
-
-                raise aws_error(exc, "checking the remembered outputs") from None
-            path.unlink(missing_ok=True)
-            self._stale_outputs.add(env_name)
-            return None
-        return out
-
-    def _state_lost(self, env_name: str) -> bool:
-        """Local mode: outputs were remembered for this environment, they no longer hold, and the
-        emulator has no Terraform state bucket either. The emulator keeps everything in memory, so it was
-        restarted (or reset) and what Terraform built is gone; asking Terraform would only say so slowly."""
-        if not self.local or env_name not in self._stale_outputs:
-            return False
-        from botocore.exceptions import ClientError
-
-        from stageflow.local.bootstrap import STATE_BUCKET
-
-        try:
-            self.aws.client("s3").head_bucket(Bucket=STATE_BUCKET)
-        except ClientError as exc:
-            status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
-            if status in (403, 404) or (exc.response.get("Error") or {}).get("Code") in (
-                "404",
-                "NoSuchBucket",
-            ):
-                return True
-            from stageflow.aws import aws_error
-
-            raise aws_error(exc, "checking the emulator's Terraform state") from None
-        return False
+        return OutputsStore(
+            state_dir=self.state_dir,
+            target=lambda: "local" if self.local else "aws",
+            state_endpoint=lambda: self._state_endpoint,
+            client=lambda name: self.aws.client(name),
+            terraform_outputs=lambda env_name: self.terraform.outputs(env_name),
+        )
 
     def outputs(self, env_name: str, *, cached_only: bool = False) -> DeployOutputs | None:
-        """The environment's outputs contract: remembered from this machine's last apply while still
-        valid, else ``terraform output``. Resolved once per process. Builds nothing.
-        ``cached_only``: None instead of asking Terraform."""
-        if env_name not in self._outputs:
-            out = self._remembered(env_name)
-            if out is None and cached_only:  # the deploy (which rebuilds what is gone) asks this way
-                return None
-            if out is None and self._state_lost(env_name):
-                from stageflow.errors import NotDeployed
+        return self.outputs_store.get(env_name, cached_only=cached_only)  # see OutputsStore.get
 
-                raise NotDeployed(
-                    f"{env_name} is not deployed on the local AWS emulator: the emulator's state is gone "
-                    "(it was restarted or reset, and it keeps everything in memory), so what Terraform "
-                    "built there and the deployment history went with it",
-                    f"rebuild it: stageflow --local deploy {env_name} (or make demo); see docs/runbook.md",
-                )
-            if out is None:
-                from stageflow.terraform.api import outputs as tf_outputs
+    @cached_property
+    def secret_store(self) -> SecretStore:
+        from stageflow.services import SecretStore
 
-                out = tf_outputs(self, env_name)  # NotDeployed (exit 2) when Terraform has none
-                self.remember_outputs(env_name, out)
-            self._outputs[env_name] = out
-        return self._outputs[env_name]
+        return SecretStore(self.config, lambda: self.aws)
+
+    def deploy_services(self) -> DeployServices:
+        """What the deploy chain uses (:func:`stageflow.pipeline.deploy`): see :mod:`stageflow.wiring`."""
+        from stageflow.wiring import deploy_services
+
+        return deploy_services(self)
+
+    def package(self):
+        """The Lambda packages the environment roots deploy (the service zip and the rollback zip)."""
+        from stageflow.packaging.lambda_zip import build_packages
+
+        return build_packages(self.config)
+
+    def security_gate(self, artifact):
+        """The security gate over the repository and ``artifact`` (unchanged inputs: cached results)."""
+        from stageflow.security.gate import run_gate
+
+        cache = self.state_dir / "cache" / "security"
+        data = artifact.data if artifact is not None else None
+        return run_gate(self.config.root, self.reporter, cache_dir=cache, artifact=data)
 
     # -- one environment, wired -------------------------------------------------------------------------
     def environment(self, env_name: str, outputs: DeployOutputs | None = None) -> Context:
         """The core's ports for one environment: history, alias router, publisher, notifier, gates."""
         if env_name in self._envs and outputs is None:
             return self._envs[env_name]
+        from stageflow import notify
+        from stageflow.aws import check_local_endpoint
         from stageflow.deploy.canary import Context
         from stageflow.deploy.gates import GateReader, default_judge
         from stageflow.deploy.publish import LambdaPublisher
@@ -495,9 +449,8 @@ class Factory:
         env = self.env(env_name)
         out = outputs or self.outputs(env_name)
         lam = self.aws.client("lambda")
-        history = DynamoHistory(
-            self.aws.client("dynamodb"), out.history_table, self.config.service.name, env.name
-        )
+        service = self.config.service.name
+        history = DynamoHistory(self.aws.client("dynamodb"), out.history_table, service, env.name)
         gates = GateReader(
             source=self.metric_source(),
             alarms=CloudWatchAlarms(self.aws.client("cloudwatch")),
@@ -509,12 +462,19 @@ class Factory:
         )
         ctx = Context(
             env=env,
-            service=self.config.service.name,
+            service=service,
             outputs=out,
             history=history,
             traffic=AliasTraffic(lam, out.function_name, out.alias_name),
             publisher=LambdaPublisher(lam, out.function_name, out.alias_name),
-            notifier=self.notifier(env, out),
+            notifier=notify.for_environment(
+                env.notifications,
+                terraform_topic=out.topic_arn,
+                sns_client=lambda: self.aws.client("sns"),
+                reporter=self.reporter,
+                environ=os.environ,
+                local_guard=check_local_endpoint if self.local else None,
+            ),
             gates=gates,
             reporter=self.reporter,
             clock_for=lambda: self.run_clock(history),
@@ -523,24 +483,3 @@ class Factory:
         )
         self._envs[env_name] = ctx
         return ctx
-
-    def notifier(self, env: EnvironmentConfig, out: DeployOutputs):
-        from stageflow.notify import Notifiers, SlackNotifier, SnsNotifier
-
-        channels = []
-        topic = env.notifications.sns_topic_arn
-        if topic:
-            arn = out.topic_arn if topic == "from-terraform" else topic
-            channels.append(SnsNotifier(self.aws.client("sns"), arn))
-        hook_var = env.notifications.slack_webhook_env
-        url = os.environ.get(hook_var) if hook_var else None
-        if url:
-            if self.local:  # the local guard: nothing leaves this machine in local mode
-                from urllib.parse import urlsplit
-
-                from stageflow.aws import check_local_endpoint
-
-                parts = urlsplit(url)
-                check_local_endpoint(f"{parts.scheme}://{parts.netloc}")
-            channels.append(SlackNotifier(url))
-        return Notifiers(channels, self.reporter)

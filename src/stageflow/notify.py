@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from stageflow.ports import Message  # noqa: F401 - defined with the ports, used here
 from stageflow.redact import REDACTOR
@@ -89,3 +89,32 @@ class Notifiers:
             except Exception as exc:  # noqa: BLE001 - never fail a deploy on a notification
                 if self.reporter is not None:
                     self.reporter.warn(f"notification via {ch.name} failed: {type(exc).__name__}: {exc}")
+
+
+def for_environment(
+    notifications,
+    *,
+    terraform_topic: str,
+    sns_client: Callable[[], Any],
+    reporter,
+    environ: Mapping[str, str],
+    local_guard: Callable[[str], object] | None = None,
+) -> Notifiers:
+    """The environment's channels (``[environments.ENV.notifications]``): its SNS topic (the one
+    Terraform built for ``from-terraform``) and the Slack webhook named by ``slack_webhook_env``.
+    ``local_guard`` (local mode): the webhook's ``scheme://host:port`` must pass it (loopback only:
+    nothing leaves this machine)."""
+    channels: list[Notifier] = []
+    topic = notifications.sns_topic_arn
+    if topic:
+        channels.append(SnsNotifier(sns_client(), terraform_topic if topic == "from-terraform" else topic))
+    hook_var = notifications.slack_webhook_env
+    url = environ.get(hook_var) if hook_var else None
+    if url:
+        if local_guard is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            local_guard(f"{parts.scheme}://{parts.netloc}")
+        channels.append(SlackNotifier(url))
+    return Notifiers(channels, reporter)

@@ -6,7 +6,9 @@ Each stage takes the frozen results of the stages before it and returns its own:
 once (by the infrastructure stage, from the Terraform it applied), secrets once (fetched for Terraform's
 TF_VAR_* and then merged into the function's environment). Each stage prints one summary line with its
 duration; a failure names its stage and ends with the stage error's exit code. The same chain runs in
-every mode: the target (AWS or the emulator) was chosen by the factory.
+every mode: the target (AWS or the emulator) was chosen by the composition root, which builds the
+services the stages use (:class:`DeployServices`): the Terraform service, the outputs store, the
+secret store, the image builder and the service checks (:mod:`stageflow.services`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stageflow.errors import StageflowError
+
+if TYPE_CHECKING:
+    from stageflow.config import Config, EnvironmentConfig
+    from stageflow.deploy.canary import Context
+    from stageflow.outputs_store import OutputsStore
+    from stageflow.report import Reporter
+    from stageflow.services import DeployServices, ImageBuilder, SecretStore
+    from stageflow.terraform.api import TerraformService
 
 R = TypeVar("R")
 
@@ -130,8 +140,8 @@ class InfraResult:
     applied: bool
     headline: str
     secrets: Mapping[str, Any]  # name -> Secret (redacted on print), resolved once for the whole run
-    plan: Any = None  # terraform.api.PlanResult
-    apply: Any = None  # terraform.api.ApplyResult
+    plan: Any = None  # terraform.models.PlanResult
+    apply: Any = None  # terraform.models.ApplyResult
 
     @property
     def summary(self) -> str:
@@ -190,142 +200,131 @@ class CanaryResult:
 
 
 # -- running a stage ----------------------------------------------------------------------------------
-def run_stage(factory, run: PipelineRun, name: str, fn: Callable[[], R]) -> R:
+def run_stage(reporter: Reporter, run: PipelineRun, name: str, fn: Callable[[], R]) -> R:
     t0 = time.monotonic()
     try:
         result = fn()
     except StageflowError as exc:
         took = time.monotonic() - t0
         run.stages.append(StageRecord(name, False, took, exc.one_line()))
-        factory.reporter.info("stage", name, f"FAILED after {took:.1f} s")
+        reporter.info("stage", name, f"FAILED after {took:.1f} s")
         exc.message = f"stage {name} failed: {exc.message}"
         raise
     took = time.monotonic() - t0
     summary = result.summary
     run.stages.append(StageRecord(name, True, took, summary, result.to_json()))
-    factory.reporter.info("stage", name, f"{summary} ({took:.1f} s)")
+    reporter.info("stage", name, f"{summary} ({took:.1f} s)")
     return result
 
 
 # -- the stages --------------------------------------------------------------------------------------
-def write_packages(factory) -> tuple[Path, ...]:
-    """The packages the environment roots deploy (tfvars: build/lambda/<service>.zip and the rollback
-    function's stageflow-rollback.zip), written at the repository root."""
-    from stageflow.packaging.lambda_zip import build_packages
-
-    return tuple(build_packages(factory.config).paths)
-
-
-def stage_build(factory) -> BuildResult:
+def stage_build(package: Callable[[], Any]) -> BuildResult:
     """The packages Terraform deploys, in every mode: the service zip (requirements installed for the
     function's platform) — the artifact the canary publishes — and the rollback function's zip."""
-    from stageflow.packaging.lambda_zip import build_packages
-
-    return BuildResult(build_packages(factory.config))
+    return BuildResult(package())
 
 
-def stage_image(factory, env_name: str) -> ImageResult:
-    """The multi-stage Docker build (its `test` stage runs the unit tests), tagged and pushed, when an
-    engine can be reached; skipped (and said so) when none runs."""
-    from stageflow.packaging.docker_build import build_for_env
-    from stageflow.packaging.docker_engine import DockerEngineUnavailable, docker_client, engine_info
+def docker_engine():
+    """The Docker engine, reached (DockerEngineUnavailable when none answers within 10 s)."""
+    from stageflow.packaging.docker_engine import docker_client, engine_info
 
     engine = engine_info()
+    docker_client(engine, timeout=10)
+    return engine
+
+
+def stage_image(env_name: str, images: ImageBuilder) -> ImageResult:
+    """The multi-stage Docker build (its `test` stage runs the unit tests), tagged and pushed, when an
+    engine can be reached; skipped (and said so) when none runs."""
+    from stageflow.packaging.docker_engine import DockerEngineUnavailable
+
     try:
-        docker_client(engine, timeout=10)
+        engine = images.engine()
     except DockerEngineUnavailable as exc:
         return ImageResult(None, f"no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)")
-    return ImageResult(
-        build_for_env(
-            factory.config,
-            env_name,
-            state_dir=factory.state_dir,
-            reporter=factory.reporter,
-            registry_for=lambda eng: factory.registry(env_name, eng),
-            engine=engine,
-        )
-    )
+    return ImageResult(images.build(env_name, engine))
 
 
-def stage_security(factory, build: BuildResult | None = None) -> SecurityResult:
+def stage_security(gate: Callable[[Any], Any], build: BuildResult | None = None) -> SecurityResult:
     """The security gate (bandit, checkov, detect-secrets, trivy where available, pip-audit as
     information, SBOM): its result goes into the deployment record; findings stop the pipeline (exit 7)."""
-    from stageflow.security.gate import deploy_gate
-
-    # unchanged inputs are not re-scanned: results cached by content under the state dir
-    record = deploy_gate(
-        factory.config.root,
-        factory.reporter,
-        cache_dir=factory.state_dir / "cache" / "security",
-        # what the service ships: its requirement pins and the packaged zip's contents (service-deps)
-        artifact=build.artifact.data if build is not None else None,
-    )
+    # what the service ships: its requirement pins and the packaged zip's contents (service-deps)
+    report = gate(build.artifact if build is not None else None)
+    record = report.record()
+    report.raise_for_status()
     return SecurityResult(record)
 
 
-def stage_infrastructure(factory, env_name: str, *, allow_destroy: bool = False, show=None) -> InfraResult:
+def stage_infrastructure(
+    env: EnvironmentConfig,
+    terraform: TerraformService,
+    outputs: OutputsStore,
+    secret_store: SecretStore,
+    *,
+    allow_destroy: bool = False,
+    show=None,
+) -> InfraResult:
     """Terraform, in every mode: plan (summary, protected-environment policy), apply exactly that plan,
     read the outputs. Secrets are fetched once, reach Terraform only as TF_VAR_* in its environment,
     and the plan file (which holds them) is deleted after the apply."""
-    from stageflow.secrets import refs, sinks, stores
-    from stageflow.terraform import api
+    from stageflow.secrets import sinks
+    from stageflow.terraform.api import enforce_policy
 
-    env = factory.env(env_name)
-    clients = {s: factory.aws.client(s) for s in refs.sources(env.secrets)}
-    values = stores.resolve(env.name, env.secrets, **clients) if env.secrets else {}
+    values = secret_store.resolve(env.name) if env.secrets else {}
     tf_env = sinks.tf_vars(values) if values else {}
     if env.secrets:
-        redact_deployed_secrets(factory, env)
-    planned = api.plan(factory, env.name, extra_env=tf_env, allow_destroy=allow_destroy)
+        redact_deployed_secrets(outputs, secret_store, env)
+    planned = terraform.plan(env.name, extra_env=tf_env, allow_destroy=allow_destroy)
     try:
         if show is not None:
             show(planned)
-        api.enforce_policy(planned)
-        applied = api.apply(factory, planned, extra_env=tf_env)
+        enforce_policy(planned)
+        applied = terraform.apply(planned, extra_env=tf_env)
     finally:
         planned.plan_file.unlink(missing_ok=True)
-    out = api.outputs_after(factory, planned, applied)  # no changes: read from the plan itself
-    factory.remember_outputs(env.name, out)
+    out = terraform.outputs_after(planned, applied)  # no changes: read from the plan itself
+    outputs.remember(env.name, out)
     return InfraResult(
         out, planned.plan_sha256, applied.applied, planned.summary.headline(), values, planned, applied
     )
 
 
-def redact_deployed_secrets(factory, env) -> None:
+def redact_deployed_secrets(outputs: OutputsStore, secret_store: SecretStore, env: EnvironmentConfig) -> None:
     """Terraform's refresh reads the function's environment, which the secrets stage merged values
     into, and Terraform 1.0 prints it under "Objects have changed outside of Terraform". The values
     there are the *deployed* ones (a value rotated since is no longer fetched, so the redactor would
     not know it): register them before Terraform runs. Nothing deployed yet: nothing to register."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from stageflow.secrets import sinks
+    from stageflow.redact import REDACTOR
 
     try:
-        out = factory.outputs(env.name, cached_only=True)
+        out = outputs.get(env.name, cached_only=True)
         if out is None:
             return
-        lam = factory.aws.client("lambda")
+        deployed = secret_store.function_environment(out.function_name)
     except (BotoCoreError, ClientError):
         return
-    sinks.register_deployed_values(lam, out.function_name, env.secrets)
+    for name, value in deployed.items():
+        if name in env.secrets and value:
+            REDACTOR.add(value)
 
 
-def stage_secrets(factory, infra: InfraResult) -> SecretsResult:
+def stage_secrets(secret_store: SecretStore, infra: InfraResult) -> SecretsResult:
     """The secrets fetched for Terraform, merged into the function's environment (other keys kept), so
     the version the canary publishes carries them. Values never reach the output: they are registered
     with the redactor as they are fetched."""
     if not infra.secrets:
         return SecretsResult((), None)
-    from stageflow.secrets import sinks
-
     fn = infra.outputs.function_name
-    update = sinks.update_lambda_env(factory.aws.client("lambda"), fn, infra.secrets)
+    update = secret_store.update_lambda_env(fn, infra.secrets)
     return SecretsResult(tuple(sorted(infra.secrets)), fn, tuple(getattr(update, "kept", ()) or ()))
 
 
 def stage_canary(
-    factory,
-    env_name: str,
+    start: Callable[..., Any],
+    config: Config,
+    ctx: Context,
     build: BuildResult,
     infra: InfraResult,
     *,
@@ -336,8 +335,8 @@ def stage_canary(
     commit: str | None = None,
     pre_approved_by: str | None = None,
 ) -> CanaryResult:
-    from stageflow.deploy import canary
-
+    """The canary (``start``: :func:`stageflow.deploy.canary.start`) on ``ctx``, the environment wired
+    with the outputs Terraform just applied."""
     extra: dict[str, Any] = {
         "pipeline": [
             {"stage": s.name, "ok": s.ok, "seconds": round(s.seconds, 2), "summary": s.summary}
@@ -348,70 +347,78 @@ def stage_canary(
         extra["image"] = image.record()
     if security is not None:
         extra["security"] = dict(security.report)
-    ctx = factory.environment(env_name, outputs=infra.outputs)
-    res = canary.start(
-        factory,
-        env_name,
+    res = start(
+        ctx,
+        config,
         artifact=build.artifact,
-        ctx=ctx,
         scenario=scenario,
         commit=commit,
         extra=extra,
         plan_hash=infra.plan_sha256,
         pre_approved_by=pre_approved_by,
     )
-    return CanaryResult(res, env_name)
+    return CanaryResult(res, ctx.env.name)
 
 
-def ensure_environment(factory, env_name: str):
+def ensure_environment(services: DeployServices, env_name: str) -> Context:
     """The wired environment; when Terraform has not built it on this target yet, build it first with
     the same stages a deploy runs (build, infrastructure). Rehearsals use this on the emulator."""
     from stageflow.errors import NotDeployed
 
     try:
-        return factory.environment(env_name)
+        return services.environment(env_name)
     except NotDeployed:
-        factory.reporter.info("stage", env_name, "not built on this target yet: build + infrastructure first")
-    run = PipelineRun(env_name)
-    run_stage(factory, run, "build", lambda: stage_build(factory))
-    infra = run_stage(factory, run, "infrastructure", lambda: stage_infrastructure(factory, env_name))
-    run_stage(factory, run, "secrets", lambda: stage_secrets(factory, infra))
-    return factory.environment(env_name, outputs=infra.outputs)
+        services.reporter.info(
+            "stage", env_name, "not built on this target yet: build + infrastructure first"
+        )
+    run, rep, env = PipelineRun(env_name), services.reporter, services.env(env_name)
+    run_stage(rep, run, "build", lambda: stage_build(services.package))
+    infra = run_stage(
+        rep,
+        run,
+        "infrastructure",
+        lambda: stage_infrastructure(env, services.terraform, services.outputs, services.secrets),
+    )
+    run_stage(rep, run, "secrets", lambda: stage_secrets(services.secrets, infra))
+    return services.environment(env_name, outputs=infra.outputs)
 
 
 def deploy(
-    factory,
+    services: DeployServices,
     env_name: str,
     *,
     scenario: Path | None = None,
-    demo: bool = False,
     commit: str | None = None,
     pre_approved_by: str | None = None,
 ) -> PipelineRun:
-    factory.env(env_name)  # unknown (or implicitly local protected) environment: exit 2 before anything
+    env = services.env(env_name)  # unknown (or implicitly local protected) environment: exit 2 first
     if scenario is not None:  # a malformed scenario: exit 2 before any stage runs (not at the canary)
         from stageflow.local.simulator import load_scenario
 
         load_scenario(scenario)
-    from stageflow.checks import stages as checks
-
-    cfg, rep = factory.config, factory.reporter
+    cfg, rep, checks = services.config, services.reporter, services.checks
     run = PipelineRun(env_name)
     # the service's lint and unit tests, then the security gate, before anything is built for deploy
-    run_stage(factory, run, "lint", lambda: checks.stage_service_lint(cfg, rep))
-    run_stage(factory, run, "unit", lambda: checks.stage_service_unit(cfg, rep))
-    build = run_stage(factory, run, "build", lambda: stage_build(factory))
-    security = run_stage(factory, run, "security", lambda: stage_security(factory, build))
-    image = run_stage(factory, run, "image", lambda: stage_image(factory, env_name))
-    infra = run_stage(factory, run, "infrastructure", lambda: stage_infrastructure(factory, env_name))
-    run_stage(factory, run, "secrets", lambda: stage_secrets(factory, infra))
+    run_stage(rep, run, "lint", checks.lint)
+    run_stage(rep, run, "unit", checks.unit)
+    build = run_stage(rep, run, "build", lambda: stage_build(services.package))
+    security = run_stage(rep, run, "security", lambda: stage_security(services.security_gate, build))
+    image = run_stage(rep, run, "image", lambda: stage_image(env_name, services.images))
+    infra = run_stage(
+        rep,
+        run,
+        "infrastructure",
+        lambda: stage_infrastructure(env, services.terraform, services.outputs, services.secrets),
+    )
+    run_stage(rep, run, "secrets", lambda: stage_secrets(services.secrets, infra))
     canary = run_stage(
-        factory,
+        rep,
         run,
         "canary",
         lambda: stage_canary(
-            factory,
-            env_name,
+            services.start_canary,
+            cfg,
+            services.environment(env_name, outputs=infra.outputs),
             build,
             infra,
             run=run,
@@ -425,28 +432,12 @@ def deploy(
     # after the canary (production: once promoted): smoke always; integration and load where the
     # environment's [tests] table says (design: integration on dev, integration + load on staging)
     paused = canary.paused
-
-    def endpoint():
-        return factory.service_endpoint(env_name)
-
-    def record(key, value):
-        return checks.record_in_history(factory.environment(env_name).history, key, value)
-
-    run_stage(
-        factory, run, "smoke", lambda: checks.stage_smoke(cfg, env_name, endpoint, record, paused=paused)
-    )
-    run_stage(
-        factory,
-        run,
-        "integration",
-        lambda: checks.stage_integration(cfg, env_name, rep, endpoint, record, paused=paused),
-    )
-    run_stage(
-        factory, run, "load", lambda: checks.stage_load(cfg, env_name, rep, endpoint, record, paused=paused)
-    )
-    where, notes = factory.describe_target(env_name)
-    lines = [f"deployed {factory.config.service.name} to {env_name}{where}"]
+    run_stage(rep, run, "smoke", lambda: checks.smoke(env_name, paused=paused))
+    run_stage(rep, run, "integration", lambda: checks.integration(env_name, paused=paused))
+    run_stage(rep, run, "load", lambda: checks.load(env_name, paused=paused))
+    where, notes = services.describe_target(env_name)
+    lines = [f"deployed {cfg.service.name} to {env_name}{where}"]
     lines += [f"  {s.name:<15} {s.summary} ({s.seconds:.1f} s)" for s in run.stages]
     lines += notes
-    factory.reporter.result("\n".join(lines), run.to_json())
+    rep.result("\n".join(lines), run.to_json())
     return run

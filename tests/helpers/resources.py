@@ -81,5 +81,5 @@ def make_service(factory, env_name: str = "dev") -> DeployOutputs:
         history_table=table,
         source="test-fixture",
     )
-    factory.remember_outputs(env_name, out)
+    factory.outputs_store.remember(env_name, out)
     return out

@@ -115,7 +115,7 @@ def seeded(emulator, emulator_state):
     clients.client("ssm").put_parameter(Name="/sample-api/dev/flag", Value="on", Type="String")
     clients.client("s3").create_bucket(Bucket="badinput-bucket")
     status = Emulator(emulator_state).status()
-    outputs = emulator_state / "outputs" / "local-dev.json"  # what Factory.remember_outputs writes
+    outputs = emulator_state / "outputs" / "local-dev.json"  # what OutputsStore.remember writes
     outputs.parent.mkdir(parents=True, exist_ok=True)
     outputs.write_text(
         json.dumps(

@@ -59,7 +59,7 @@ def test_outputs_remembered_through_the_override_name_the_state_not_the_proxy(tm
     monkeypatch.setenv("STAGEFLOW_LOCAL_ENDPOINT", PROXY)
     f = make(tmp_path)
     out = DeployOutputs("fn", "live", ("a",), "arn:aws:sns:us-east-1:1:t", "tbl")
-    f.remember_outputs("dev", out)
+    f.outputs_store.remember("dev", out)
     saved = json.loads((tmp_path / "state" / "outputs" / "local-dev.json").read_text())
     assert saved["endpoint"] == PROXY
 
@@ -69,6 +69,6 @@ def test_outputs_remembered_through_the_override_name_the_state_not_the_proxy(tm
     g = make(tmp_path)
     monkeypatch.setattr(type(g.emulator), "status", lambda self: running)
     assert g._state_endpoint == "http://127.0.0.1:5001"
-    g.remember_outputs("dev", out)
+    g.outputs_store.remember("dev", out)
     saved = json.loads((tmp_path / "state" / "outputs" / "local-dev.json").read_text())
     assert saved["endpoint"] == "http://127.0.0.1:5001"

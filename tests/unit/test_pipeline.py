@@ -1,85 +1,68 @@
-"""The pipeline's composition with fakes at the seams (Terraform API, secrets)."""
+"""The pipeline's composition with fakes of the services it is given (Terraform, outputs store,
+secret store, packager, security gate, image builder, service checks): no module internals patched."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from stageflow import pipeline
+from stageflow.config import load
 from stageflow.errors import ExitCode, StageflowError, UnknownEnvironmentError
-from stageflow.factory import Factory
-from stageflow.outputs import DeployOutputs
-from stageflow.report import Reporter
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class FakeSummary:
-    def headline(self):
-        return "2 to create"
-
-
-@dataclass
-class FakePlan:
-    plan_file: Path
-    plan_sha256: str = "abc123"
-    summary: FakeSummary = FakeSummary()
-    env_name: str = "staging"
-    root: Path | None = None
-    planned_outputs: dict | None = None  # a plan with changes: outputs come from `terraform output`
+from stageflow.redact import Secret
+from tests.helpers.deploy_fakes import (
+    OUTPUTS,
+    REPO,
+    FakeApplied,
+    FakeOutputsStore,
+    FakePlan,
+    FakeSecretStore,
+    FakeTerraform,
+    RecordingReporter,
+    services,
+)
 
 
-@dataclass
-class FakeApplied:
-    applied: bool = True
+class RecordedPolicy:
+    """The plan's policy decision: records that it was checked (between plan and apply)."""
+
+    def __init__(self, calls: list, allowed: bool = True, reason: str = "ok"):
+        self.calls, self._allowed, self.reason = calls, allowed, reason
+
+    @property
+    def allowed(self) -> bool:
+        self.calls.append(("policy",))
+        return self._allowed
 
 
-def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_path, monkeypatch):
-    from stageflow.redact import Secret
-    from stageflow.secrets import stores
-    from stageflow.terraform import api
-
+def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_path):
     plan_file = tmp_path / "p.tfplan"
     plan_file.write_bytes(b"holds secrets")
-    calls = []
-    monkeypatch.setattr(
-        stores, "resolve", lambda env, table, **clients: {"DB_PASSWORD": Secret("s3cr3t-value")}
-    )
-    monkeypatch.setattr(
-        api,
-        "plan",
-        lambda f, env, extra_env, allow_destroy=False: (
-            calls.append(("plan", env, extra_env)) or FakePlan(plan_file)
-        ),
-    )
-    monkeypatch.setattr(api, "enforce_policy", lambda p: calls.append(("policy",)))
-    monkeypatch.setattr(
-        api, "apply", lambda f, p, extra_env: calls.append(("apply", p.plan_file, extra_env)) or FakeApplied()
-    )
-    out = DeployOutputs("fn", "live", ("a",), "arn:aws:sns:us-east-1:1:t", "tbl")
-    monkeypatch.setattr(api, "outputs", lambda f, env, **kw: out)
+    calls: list = []
+    terraform = FakeTerraform(calls, FakePlan(plan_file, policy=RecordedPolicy(calls)))
+    secrets = FakeSecretStore({"DB_PASSWORD": Secret("s3cr3t-value")})
+    outputs = FakeOutputsStore()
     cfg = tmp_path / "stageflow.toml"
     cfg.write_text(
         '[service]\nname = "svc"\n[environments.staging.secrets]\n'
         'DB_PASSWORD = "secretsmanager:svc/staging/db#password"\n'
     )
-    f = Factory(config_path=cfg, local=False, reporter=Reporter(quiet=True), state_dir=tmp_path / "state")
-    res = pipeline.stage_infrastructure(f, "staging")
-    assert [c[0] for c in calls] == ["plan", "policy", "apply"]
+    env = load(cfg).env("staging")
+    res = pipeline.stage_infrastructure(env, terraform, outputs, secrets)
+    assert [c[0] for c in calls] == ["plan", "policy", "apply", "outputs"]
     assert calls[0][2] == {"TF_VAR_db_password": "s3cr3t-value"} and calls[2][2] == calls[0][2]
     assert not plan_file.exists()  # the plan file held the secret: gone after the apply
-    assert res.plan_sha256 == "abc123" and res.outputs is out
+    assert res.plan_sha256 == "abc123" and res.outputs is OUTPUTS
+    assert outputs.remembered == {"staging": OUTPUTS}  # later commands read these
     assert "2 to create" in res.summary and res.to_json()["applied"] is True
     # the secrets were resolved once and travel on to the secrets stage in the result (redacted)
+    assert secrets.resolved == ["staging"]
     assert set(res.secrets) == {"DB_PASSWORD"} and "s3cr3t-value" not in repr(res)
 
 
-def test_terraform_stage_without_changes_reads_outputs_from_the_plan(tmp_path, monkeypatch):
-    from stageflow.terraform import api
-
+def test_terraform_stage_without_changes_reads_outputs_from_the_plan(tmp_path):
     plan_file = tmp_path / "p.tfplan"
     plan_file.write_bytes(b"x")
     raw = {
@@ -89,73 +72,100 @@ def test_terraform_stage_without_changes_reads_outputs_from_the_plan(tmp_path, m
         "topic_arn": {"value": "arn:aws:sns:us-east-1:1:t", "type": "string"},
         "history_table": {"value": "tbl", "type": "string"},
     }
-    planned = FakePlan(plan_file, planned_outputs=raw)
-    monkeypatch.setattr(api, "plan", lambda f, env, extra_env, allow_destroy=False: planned)
-    monkeypatch.setattr(api, "enforce_policy", lambda p: None)
-    monkeypatch.setattr(api, "apply", lambda f, p, extra_env: FakeApplied(applied=False))
-
-    def no_output_call(*a, **k):
-        raise AssertionError("terraform output must not run after a plan without changes")
-
-    monkeypatch.setattr(api, "outputs", no_output_call)
-    f = Factory(
-        config_path=REPO / "stageflow.toml", local=False, reporter=Reporter(quiet=True), state_dir=tmp_path
-    )
-    res = pipeline.stage_infrastructure(f, "staging")
+    # outputs=None: `terraform output` fails the test if it is asked
+    terraform = FakeTerraform([], FakePlan(plan_file, planned_outputs=raw), FakeApplied(False), outputs=None)
+    env = load(REPO / "stageflow.toml").env("staging")
+    res = pipeline.stage_infrastructure(env, terraform, FakeOutputsStore(), FakeSecretStore())
     assert res.outputs.function_name == "fn" and res.to_json()["applied"] is False
     assert res.summary == "terraform: no changes; fn:live"
 
 
-def test_plan_file_is_deleted_even_when_the_policy_refuses(tmp_path, monkeypatch):
+def test_plan_file_is_deleted_even_when_the_policy_refuses(tmp_path):
     from stageflow.errors import UsageError
-    from stageflow.terraform import api
 
     plan_file = tmp_path / "p.tfplan"
     plan_file.write_bytes(b"x")
-    monkeypatch.setattr(api, "plan", lambda f, env, extra_env, allow_destroy=False: FakePlan(plan_file))
-
-    def refuse(p):
-        raise UsageError("prod: 1 delete needs --allow-destroy")
-
-    monkeypatch.setattr(api, "enforce_policy", refuse)
-    f = Factory(config_path=REPO / "stageflow.toml", local=False, reporter=Reporter(quiet=True))
+    calls: list = []
+    refused = RecordedPolicy(calls, allowed=False, reason="prod: 1 delete needs --allow-destroy")
+    terraform = FakeTerraform(calls, FakePlan(plan_file, env_name="prod", policy=refused))
+    env = load(REPO / "stageflow.toml").env("prod")
     with pytest.raises(UsageError):
-        pipeline.stage_infrastructure(f, "prod")
+        pipeline.stage_infrastructure(env, terraform, FakeOutputsStore(), FakeSecretStore())
     assert not plan_file.exists()
+    assert [c[0] for c in calls] == ["plan", "policy"]  # nothing applied
 
 
-def test_unknown_environment_fails_before_any_stage(monkeypatch):
-    ran = []
-    monkeypatch.setattr(pipeline, "stage_build", lambda f: ran.append("build"))
-    f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
+def test_unknown_environment_fails_before_any_stage():
+    ran: list[str] = []
     with pytest.raises(UnknownEnvironmentError) as exc:
-        pipeline.deploy(f, "qa")
+        pipeline.deploy(services(order=ran), "qa")
     assert exc.value.exit_code == ExitCode.USAGE and "dev, staging, prod" in exc.value.one_line()
     assert ran == []
 
 
-def test_a_failing_stage_is_named_and_keeps_its_exit_code(monkeypatch):
+def test_a_failing_stage_is_named_and_keeps_its_exit_code():
     from stageflow.errors import EnvironmentFailure
 
-    def boom(f, env):
-        raise EnvironmentFailure("engine gone")
-
-    monkeypatch.setattr(pipeline, "stage_image", boom)
-    # the stages before the image (the service's lint and unit tests, build, security) are not the point
-    from types import SimpleNamespace
-
-    from stageflow.checks import stages
-
-    done = SimpleNamespace(summary="ok", to_json=dict, artifact=None)
-    for mod, name in (
-        (stages, "stage_service_lint"),
-        (stages, "stage_service_unit"),
-        (pipeline, "stage_build"),
-        (pipeline, "stage_security"),
-    ):
-        monkeypatch.setattr(mod, name, lambda *a, **k: done)
-    f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
+    ran: list[str] = []
     with pytest.raises(StageflowError) as exc:
-        pipeline.deploy(f, "dev")
+        pipeline.deploy(services(order=ran, fail={"image": EnvironmentFailure("engine gone")}), "dev")
     assert exc.value.exit_code == ExitCode.ENVIRONMENT
     assert exc.value.one_line().startswith("stage image failed: engine gone")
+    assert ran == ["lint", "unit", "build", "security", "image"]
+
+
+def test_a_deploy_runs_every_stage_in_order_and_prints_one_line_each(tmp_path):
+    plan_file = tmp_path / "p.tfplan"
+    plan_file.write_bytes(b"x")
+    calls: list = []
+    rep = RecordingReporter()
+    run = pipeline.deploy(
+        services(terraform=FakeTerraform(calls, FakePlan(plan_file, env_name="dev")), reporter=rep), "dev"
+    )
+    names = ["lint", "unit", "build", "security", "image", "infrastructure", "secrets", "canary"]
+    names += ["smoke", "integration", "load"]
+    assert [s.name for s in run.stages] == names == rep.stages
+    assert [c[0] for c in calls] == ["plan", "apply", "outputs"]
+    human, data = rep.results[-1]
+    assert human.startswith("deployed sample-api to dev\n") and data["environment"] == "dev"
+    assert "nothing to deploy: same code" in human
+
+
+def test_no_docker_engine_skips_the_image_stage_and_says_so():
+    from stageflow.packaging.docker_engine import DockerEngineUnavailable
+    from stageflow.services import ImageBuilder
+
+    def no_engine():
+        raise DockerEngineUnavailable("cannot reach unix:///x.sock: gone")
+
+    res = pipeline.stage_image("dev", ImageBuilder(engine=no_engine, build=lambda *a: 1 / 0))
+    assert res.build is None and res.summary.startswith("skipped: no Docker engine (")
+    assert "cannot reach unix:///x.sock: gone; start one: scripts/docker-engine.sh up" in res.summary
+
+
+def test_ensure_environment_builds_what_is_not_deployed_yet(tmp_path):
+    from stageflow.errors import NotDeployed
+
+    plan_file = tmp_path / "p.tfplan"
+    plan_file.write_bytes(b"x")
+    calls: list = []
+    rep = RecordingReporter()
+    base = services(terraform=FakeTerraform(calls, FakePlan(plan_file, env_name="dev")), reporter=rep)
+    asked: list = []
+
+    def environment(env_name, outputs=None):
+        asked.append(outputs)
+        if outputs is None:
+            raise NotDeployed("dev has not been deployed")
+        return SimpleNamespace(env=env_name, outputs=outputs)
+
+    from dataclasses import replace
+
+    ctx = pipeline.ensure_environment(replace(base, environment=environment), "dev")
+    assert ctx.outputs is OUTPUTS and asked == [None, OUTPUTS]
+    assert rep.stages == ["dev", "build", "infrastructure", "secrets"]  # "dev: not built ... yet" first
+
+
+def test_deploy_services_are_plain_records_of_the_parts():
+    s = services()
+    assert isinstance(s.config.root, Path) and callable(s.package) and callable(s.checks.smoke)

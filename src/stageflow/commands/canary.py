@@ -52,6 +52,14 @@ def _report_outcome(factory, outcome) -> None:
 
 
 def register(cli: click.Group) -> None:
+    _register_canary(cli)
+    _register_continue(cli)
+    _register_rollback(cli)
+    _register_reads(cli)
+    _register_unlock_and_demo(cli)
+
+
+def _register_canary(cli: click.Group) -> None:
     @cli.command("canary")
     @ENV
     @click.option(
@@ -77,8 +85,8 @@ def register(cli: click.Group) -> None:
         _check_inputs(factory, env, scenario)
         with report_after(factory, env, report_file):
             res = canary.start(
-                factory,
-                env,
+                factory.environment(env),
+                factory.config,
                 scenario=scenario,
                 commit=commit or _git_commit(factory),
                 interactive=_interactive(no_input),
@@ -96,6 +104,8 @@ def register(cli: click.Group) -> None:
             return
         _report_outcome(factory, res.outcome)
 
+
+def _register_continue(cli: click.Group) -> None:
     @cli.command("approve")
     @ENV
     @click.option("--no-input", is_flag=True, help="Never prompt at later approval pauses.")
@@ -104,7 +114,8 @@ def register(cli: click.Group) -> None:
         """Approve the paused deployment in ENV and continue it."""
         from stageflow.deploy import canary
 
-        _report_outcome(factory, canary.cont(factory, env, "approve", interactive=_interactive(no_input)))
+        ctx = factory.environment(env)
+        _report_outcome(factory, canary.run_cont(ctx, "approve", interactive=_interactive(no_input)))
 
     @cli.command("reject")
     @ENV
@@ -114,7 +125,7 @@ def register(cli: click.Group) -> None:
         """Reject the paused deployment in ENV: all traffic back on the previous version (exit 4)."""
         from stageflow.deploy import canary
 
-        _report_outcome(factory, canary.cont(factory, env, "reject", reason=reason))
+        _report_outcome(factory, canary.run_cont(factory.environment(env), "reject", reason=reason))
 
     @cli.command("resume")
     @ENV
@@ -126,10 +137,13 @@ def register(cli: click.Group) -> None:
         from stageflow.deploy import canary
 
         _check_inputs(factory, env, scenario)
+        ctx = factory.environment(env)
         _report_outcome(
-            factory, canary.cont(factory, env, None, scenario=scenario, interactive=_interactive(no_input))
+            factory, canary.run_cont(ctx, None, scenario=scenario, interactive=_interactive(no_input))
         )
 
+
+def _register_rollback(cli: click.Group) -> None:
     @cli.command("rollback")
     @click.argument("env", required=False)
     @click.option("--to", "to", default=None, help="Version to restore (default: the last known good).")
@@ -171,6 +185,8 @@ def register(cli: click.Group) -> None:
             "\n".join(lines) or "no rollback needed", {"rollbacks": [r.to_json() for r in results]}
         )
 
+
+def _register_reads(cli: click.Group) -> None:
     @cli.command("status")
     @ENV
     @click.pass_obj
@@ -187,9 +203,7 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def history_cmd(factory, env, limit):
         """Recent deployments of ENV, newest first."""
-        from stageflow.deploy.canary import context
-
-        ctx = context(factory, env)
+        ctx = factory.environment(env)
         deps = ctx.history.list(limit=limit)
         lines = [
             f"{d.deployment_id}  v{d.version or '?':<4} {d.status:<17} {d.phase:<13} {d.who}" for d in deps
@@ -208,17 +222,18 @@ def register(cli: click.Group) -> None:
             {"deployments": [d.to_json() for d in deps], "events": events},
         )
 
+
+def _register_unlock_and_demo(cli: click.Group) -> None:
     @cli.command("unlock")
     @ENV
     @click.option("--reason", required=True, help="Why the lock is stale (recorded).")
     @click.pass_obj
     def unlock_cmd(factory, env, reason):
         """Break a stale deploy lock on ENV (recorded with the reason)."""
-        from stageflow.deploy.canary import context
         from stageflow.deploy.locks import unlock
         from stageflow.history import default_who, lock_holder_text
 
-        ctx = context(factory, env)
+        ctx = factory.environment(env)
         res = unlock(ctx, reason, default_who(), ctx.clock.now())  # the run clock: after every record
         held = res.broken
         human = f"{env}: lock of {lock_holder_text(held)} broken (recorded)" if held else f"{env}: not locked"
@@ -234,24 +249,13 @@ def register(cli: click.Group) -> None:
         """The main job on the embedded default: deploy the sample service on the local AWS emulator."""
         from stageflow.pipeline import deploy
 
-        deploy(factory, env, scenario=scenario, demo=True)
+        deploy(factory.deploy_services(), env, scenario=scenario)
 
 
 def _git_commit(factory) -> str | None:
-    import subprocess
+    from stageflow import git
 
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=factory.config.root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+    return git.head(factory.config.root, short=12)
 
 
 def environments_for_alarm(factory, alarm_name: str) -> list[str]:

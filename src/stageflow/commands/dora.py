@@ -19,11 +19,10 @@ def writable_path(path: Path) -> Path:
 
 
 def dora_result(factory, env_name: str, *, days: float, png: Path | None = None):
-    from stageflow.deploy.canary import context
     from stageflow.dora.compute import compute, latest_time
     from stageflow.dora.source import load
 
-    ctx = context(factory, env_name)
+    ctx = factory.environment(env_name)
     now = factory.clock.now()
     deps, events = load(ctx.history, until=now, days=days)
     latest = latest_time(deps, events)
@@ -42,10 +41,9 @@ def dora_result(factory, env_name: str, *, days: float, png: Path | None = None)
 
 def write_deployment_report(factory, env_name: str, deployment_id: str | None, html: Path | None):
     """The report of ``deployment_id`` (default: the environment's last deployment)."""
-    from stageflow.deploy.canary import context
     from stageflow.deployment_report.data import gather
 
-    ctx = context(factory, env_name)
+    ctx = factory.environment(env_name)
     if deployment_id:
         dep = ctx.history.get(deployment_id)
         if dep is None:

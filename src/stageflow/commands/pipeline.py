@@ -8,6 +8,12 @@ import click
 
 
 def register(cli: click.Group) -> None:
+    _register_deploy(cli)
+    _register_smoke(cli)
+    _register_load(cli)
+
+
+def _register_deploy(cli: click.Group) -> None:
     @cli.command("deploy")
     @click.argument("env")
     @click.option(
@@ -30,13 +36,15 @@ def register(cli: click.Group) -> None:
         from stageflow.pipeline import deploy
 
         deploy(
-            factory,
+            factory.deploy_services(),
             env,
             scenario=scenario,
             commit=commit or _git_commit(factory),
             pre_approved_by=pre_approved_by,
         )
 
+
+def _register_smoke(cli: click.Group) -> None:
     @cli.command("smoke")
     @click.argument("env")
     @click.option(
@@ -50,6 +58,8 @@ def register(cli: click.Group) -> None:
         """Check the deployed service's health endpoint."""
         _smoke(factory, env, url)
 
+
+def _register_load(cli: click.Group) -> None:
     @cli.command("load")
     @click.argument("env")
     @click.option("--url", default=None, help="Base URL (default in local mode: the service on 127.0.0.1).")

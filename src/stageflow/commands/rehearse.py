@@ -147,20 +147,19 @@ def register(cli: click.Group) -> None:
         prompt = (lambda _question: True) if approvals == "auto" else (lambda _question: None)
         from stageflow.pipeline import ensure_environment
 
-        ctx = ensure_environment(factory, env_name)
+        ctx = ensure_environment(factory.deploy_services(), env_name)
         rejected: ReleaseRejected | None = None
         paused = False
         try:
             res = canary.start(
-                factory,
-                env_name,
+                ctx,
+                cfg,
                 artifact=artifact,
                 scenario=scenario_path,
                 commit="rehearsal",
                 extra={"rehearsal": {"scenario": sc.name, "seed": sc.seed, "approvals": approvals}},
                 approve_prompt=prompt,
                 who="stageflow-rehearse",
-                ctx=ctx,
             )
             paused = bool(res.outcome and res.outcome.paused)
         except ReleaseRejected as exc:

@@ -1,4 +1,5 @@
-"""`stageflow plan ENV`, `stageflow apply ENV`, `stageflow drift ENV`: thin callers of terraform.api."""
+"""`stageflow plan ENV`, `stageflow apply ENV`, `stageflow drift ENV`: thin callers of the Terraform
+service the factory builds (terraform/api.py)."""
 
 from __future__ import annotations
 
@@ -50,20 +51,19 @@ def register(cli) -> None:
         --allow-destroy was not given.
         """
         from stageflow import pipeline
-        from stageflow.secrets import refs, sinks, stores
-        from stageflow.terraform import api
+        from stageflow.secrets import sinks
+        from stageflow.terraform.api import enforce_policy
 
         cfg = factory.env(env)
-        pipeline.stage_build(factory)  # the packages the root deploys, as a deploy builds them
-        clients = {s: factory.aws.client(s) for s in refs.sources(cfg.secrets)}
-        values = stores.resolve(env, cfg.secrets, **clients) if cfg.secrets else {}
+        pipeline.stage_build(factory.package)  # the packages the root deploys, as a deploy builds them
+        values = factory.secret_store.resolve(env) if cfg.secrets else {}
         tf_env = sinks.tf_vars(values) if values else {}
         if cfg.secrets:
-            pipeline.redact_deployed_secrets(factory, cfg)
-        result = api.plan(factory, env, allow_destroy=allow_destroy, extra_env=tf_env)
+            pipeline.redact_deployed_secrets(factory.outputs_store, factory.secret_store, cfg)
+        result = factory.terraform.plan(env, allow_destroy=allow_destroy, extra_env=tf_env)
         try:
             _show_plan(factory, result, as_result=True)
-            api.enforce_policy(result)
+            enforce_policy(result)
         finally:
             if values:
                 result.plan_file.unlink(missing_ok=True)  # it holds the secrets: never left on disk
@@ -78,11 +78,16 @@ def register(cli) -> None:
         """Plan ENV, check the policy, then apply exactly that saved plan (skipped when no changes)."""
         from stageflow import pipeline
 
-        factory.env(env)
-        build = pipeline.stage_build(factory)
+        cfg = factory.env(env)
+        build = pipeline.stage_build(factory.package)
         factory.reporter.info("build", env, build.summary)
         infra = pipeline.stage_infrastructure(
-            factory, env, allow_destroy=allow_destroy, show=lambda p: _show_plan(factory, p, as_result=False)
+            cfg,
+            factory.terraform,
+            factory.outputs_store,
+            factory.secret_store,
+            allow_destroy=allow_destroy,
+            show=lambda p: _show_plan(factory, p, as_result=False),
         )
         result, applied = infra.plan, infra.apply
         human = f"apply {env}: " + (
@@ -95,11 +100,9 @@ def register(cli) -> None:
     @click.pass_obj
     def drift_cmd(factory, env: str):
         """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
-        from stageflow.terraform import api
-
         factory.config.env(env)
         _build_packages(factory)
-        result = api.drift(factory, env)
+        result = factory.terraform.drift(env)
         # a drift plan is never applied, and its prior state holds what the function's environment holds
         result.plan_file.unlink(missing_ok=True)
         if result.changes:

@@ -1,7 +1,8 @@
 """A canary deploy, start to finish: resources → publish → lock → record → drive → release.
 
-``start`` begins a new deployment; ``resume``, ``approve`` and ``reject`` continue the one in flight.
-The CLI commands and nox sessions are thin callers of these functions.
+``start`` begins a new deployment; ``run_cont`` continues the one in flight (resume, approve, reject).
+The CLI commands and nox sessions are thin callers of these functions, on the environment the
+composition root wired (:class:`Context`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from stageflow.clock import Clock, VirtualClock
-from stageflow.config import EnvironmentConfig
+from stageflow.config import Config, EnvironmentConfig
 from stageflow.deploy import machine as m
 from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
@@ -60,12 +61,8 @@ class Context:
 
 
 def context(factory, env_name: str) -> Context:
-    """The wired environment (kept for callers; the factory builds it)."""
+    """Only deploy/status.py still calls this: it goes when ``status`` takes the Context (issue 22)."""
     return factory.environment(env_name)
-
-
-def make_notifier(_factory, ctx: Context) -> Notifier:
-    return ctx.notifier
 
 
 def make_driver(
@@ -124,19 +121,11 @@ class StartResult:
     outcome: RunOutcome | None  # None: nothing to deploy
 
 
-def start(
-    factory,
-    env_name: str,
-    *,
-    artifact: LambdaZip | None = None,
-    ctx: Context | None = None,  # already wired (the pipeline passes the one it applied Terraform for)
-    **kwargs,
-) -> StartResult:
-    """CLI/pipeline entry: wire the environment, then :func:`run_start`."""
+def start(ctx: Context, cfg: Config, *, artifact: LambdaZip | None = None, **kwargs) -> StartResult:
+    """CLI/pipeline entry: the commit's facts and the artifact, then :func:`run_start` on ``ctx`` (the
+    wired environment; the pipeline passes the one it applied Terraform for)."""
     from stageflow.dora.commit import commit_facts
 
-    cfg = factory.config
-    ctx = ctx or factory.environment(env_name)
     # the commit's time and whether it is a hotfix, from git, for lead time and change failure rate
     facts = commit_facts(cfg.root, kwargs.get("commit"))
     kwargs["extra"] = {**facts, **(kwargs.get("extra") or {})}
@@ -262,11 +251,6 @@ def _in_flight(ctx: Context, env_name: str) -> Deployment:
     if dep is None:
         raise UsageError(f"no deployment in flight in {env_name}", f"see: stageflow status {env_name}")
     return dep
-
-
-def cont(factory, env_name: str, event_kind: str | None = None, **kwargs) -> RunOutcome:
-    """CLI entry: continue the deployment in flight (resume, approve or reject)."""
-    return run_cont(factory.environment(env_name), event_kind, **kwargs)
 
 
 def run_cont(

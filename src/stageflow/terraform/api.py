@@ -1,4 +1,8 @@
-"""What the deploy pipeline and the CLI call: plan, apply, outputs, drift, providers_available.
+"""The Terraform service the deploy pipeline and the CLI call: plan, apply, outputs, drift.
+
+:class:`TerraformService` is built once by the composition root with the configuration, the state
+directory, the terraform endpoint (AWS or the emulator), the reporter and the process runner; its
+methods take plain inputs (an environment's name, a reviewed plan).
 
 One environment = one Terraform root (``environments.<env>.terraform`` in stageflow.toml) with its
 var file, backend config and workspace. Terraform's working data (``TF_DATA_DIR``), the saved plan
@@ -11,175 +15,345 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stageflow.errors import ConfigError, UsageError
+from stageflow import process
+from stageflow.errors import ConfigError, NotDeployed, UsageError
 from stageflow.outputs import DeployOutputs, parse_outputs
 from stageflow.redact import REDACTOR
 from stageflow.terraform import binary as B
-from stageflow.terraform.args import ApplyOptions, InitOptions, PlanOptions
+from stageflow.terraform.args import ApplyOptions, InitOptions, PlanOptions, build_init_args
 from stageflow.terraform.backend import write_local_backend
-from stageflow.terraform.client import StateVersion, Terraform, plan_state_version
+from stageflow.terraform.client import Terraform, plan_state_version
 from stageflow.terraform.env import build_env
 from stageflow.terraform.errors import PolicyError, StalePlanError, TerraformError
-from stageflow.terraform.runner import DEFAULT_GRACE_S, SubprocessRunner
-from stageflow.terraform.summary import PlanSummary, PolicyDecision, check_policy, summarize
+from stageflow.terraform.models import (
+    ApplyResult,
+    EnvTarget,
+    PlanResult,
+    Runtime,
+    TerraformEndpoint,
+)
+from stageflow.terraform.runner import SubprocessRunner
+from stageflow.terraform.summary import check_policy, summarize
 
-DEFAULT_TIMEOUT_S = 1800.0
+if TYPE_CHECKING:
+    from stageflow.config import Config
+    from stageflow.report import Reporter
+
+__all__ = [
+    "ApplyResult",
+    "EnvTarget",
+    "PlanResult",
+    "Runtime",
+    "TerraformEndpoint",
+    "TerraformService",
+    "enforce_policy",
+    "plan_file_outputs",
+    "providers_available",
+]
 INIT_STAMP = "stageflow-init.sha256"
+KEEP_PLANS = 5
 
 
-@dataclass(frozen=True, kw_only=True)
-class Runtime:
-    """How long commands may run and how long to wait for a state lock (env-overridable)."""
+# -- the service ------------------------------------------------------------------------------------
+class TerraformService:
+    """Terraform for the environments of one configuration.
 
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    lock_timeout: str = "0s"  # fail fast on contention: exit 6 naming the holder
-    grace_s: float = DEFAULT_GRACE_S
+    ``endpoint`` is asked on first use (the target is chosen lazily: building the service starts
+    nothing); ``run`` is the process runner (:func:`stageflow.process.run`, a fake in tests)."""
 
-    @classmethod
-    def from_env(cls, environ=None) -> Runtime:
-        env = os.environ if environ is None else environ
-        try:
-            return cls(
-                timeout_s=float(env.get("STAGEFLOW_TERRAFORM_TIMEOUT") or DEFAULT_TIMEOUT_S),
-                lock_timeout=env.get("STAGEFLOW_TERRAFORM_LOCK_TIMEOUT") or "0s",
-                grace_s=float(env.get("STAGEFLOW_TERRAFORM_GRACE") or DEFAULT_GRACE_S),
+    def __init__(
+        self,
+        *,
+        config: Config,
+        state_dir: Path,
+        endpoint: Callable[[], TerraformEndpoint],
+        reporter: Reporter,
+        run: process.Runner = process.run,
+        binary: Callable[[], str] = B.find_binary,
+        environ: Mapping[str, str] | None = None,
+    ):
+        self.config = config
+        self.state_dir = Path(state_dir)
+        self.endpoint = endpoint
+        self.reporter = reporter
+        self.run = run
+        self.binary = binary
+        self.environ = environ
+
+    # -- building the Terraform for an environment ----------------------------------------------------
+    def resolve_target(self, env_name: str, *, root: str | Path | None = None) -> EnvTarget:
+        cfg = self.config
+        env = cfg.env(env_name)
+        tfs = env.terraform
+        key = f"environments.{env_name}.terraform"
+        root_path = Path(root) if root is not None else cfg.root / tfs.root
+        root_path = root_path.resolve()
+        if not root_path.is_dir():
+            raise ConfigError(str(cfg.path), f"{key}.root", f"Terraform root {root_path} does not exist")
+        var_files: tuple[str, ...] = ()
+        if tfs.var_file:
+            vf = root_path / tfs.var_file
+            if vf.is_file():
+                var_files = (str(vf),)
+            elif tfs.var_file != "terraform.tfvars":
+                raise ConfigError(str(cfg.path), f"{key}.var_file", f"{vf} does not exist")
+        endpoint = self.endpoint()
+        backend: tuple[str, ...] = ()
+        if endpoint.backend is None:  # the root's own backend.hcl (a generated one otherwise)
+            bf = root_path / tfs.backend_config
+            if not bf.is_file():
+                raise ConfigError(
+                    str(cfg.path),
+                    f"{key}.backend_config",
+                    f"{bf} does not exist",
+                    "outside local mode each environment needs its backend.hcl (or use --local)",
+                )
+            backend = (str(bf),)
+        digest = hashlib.sha256(str(root_path).encode()).hexdigest()[:10]
+        work = self.state_dir / "terraform" / env_name / f"{endpoint.name}-{digest}"
+        return EnvTarget(
+            env_name=env_name,
+            root=root_path,
+            work_dir=work,
+            var_files=var_files,
+            backend_config=backend,
+            workspace=tfs.workspace or "default",
+            protected=env.protected,
+            endpoint=endpoint.name,
+        )
+
+    def open(
+        self, target: EnvTarget, *, extra_env: dict[str, str] | None = None, runtime: Runtime | None = None
+    ) -> Terraform:
+        runtime = runtime or Runtime.from_env(self.environ)
+        tools = B.tools_dir(self.config.root, self.environ)
+        target.work_dir.mkdir(parents=True, exist_ok=True)
+        cli_config = B.ensure_cli_config(tools, self.state_dir)
+        env = build_env(
+            os.environ if self.environ is None else self.environ,
+            cli_config=str(cli_config),
+            data_dir=str(target.work_dir / ".terraform"),
+            local_env=self.endpoint().env,
+            extra=extra_env,
+        )
+        runner = SubprocessRunner(
+            lambda line, _stream: self.reporter.child(line), grace_s=runtime.grace_s, run=self.run
+        )
+        return Terraform(
+            binary=self.binary(),
+            workdir=str(target.root),
+            env=env,
+            runner=runner,
+            timeout=runtime.timeout_s,
+            lock_timeout=runtime.lock_timeout,
+        )
+
+    def prepare(self, target: EnvTarget, tf: Terraform) -> None:
+        """init with the environment's backend (skipped when nothing changed since the last init), then
+        select (or create) the workspace."""
+        backend = target.backend_config
+        endpoint = self.endpoint()
+        if endpoint.prepare is not None:
+            endpoint.prepare()
+        generated = endpoint.backend
+        if generated is not None:
+            path = write_local_backend(
+                target.work_dir / "backend-local.hcl",
+                endpoint=generated["endpoint"],
+                bucket=generated["bucket"],
+                table=generated["table"],
+                key=f"{self.config.service.name}/{target.env_name}/terraform.tfstate",
+                region=generated["region"],
+                version=tf.version,
             )
-        except ValueError:
-            raise UsageError(
-                "STAGEFLOW_TERRAFORM_TIMEOUT / STAGEFLOW_TERRAFORM_GRACE must be numbers of seconds"
-            ) from None
+            backend = (str(path),)
+        opts = InitOptions(backend_config=backend, lock_timeout=None)
+        fingerprint = _init_fingerprint(tf, target, build_init_args(opts, tf.version), backend)
+        stamp = target.work_dir / ".terraform" / INIT_STAMP
+        initialised = (
+            stamp.is_file()
+            and stamp.read_text() == fingerprint
+            and (target.root / ".terraform.lock.hcl").is_file()
+        )
+        if not initialised:
+            self.reporter.info("terraform", target.env_name, f"init (Terraform {tf.version}, {target.root})")
+            try:
+                tf.init(opts)
+            except TerraformError as exc:
+                mirror = B.mirror_dir(B.tools_dir(self.config.root, self.environ))
+                ok, reason = B.providers_available(target.root, mirror)
+                if not ok:
+                    exc.hint = f"{reason}; offline, only mirrored providers can be installed"
+                raise
+            stamp.write_text(fingerprint)
+        if tf.workspace_select_or_create(target.workspace):
+            self.reporter.info("terraform", target.env_name, f"created workspace {target.workspace}")
 
+    def provider_override(self, target: EnvTarget):
+        """The terraform-endpoint seam: where the target needs it, every AWS provider endpoint of a root
+        that uses the AWS provider goes to the target's endpoint (written for the run, removed after)."""
+        override = self.endpoint().provider_override
+        if override is None:
+            return contextlib.nullcontext()
+        from stageflow.terraform.local_provider import provider_override
 
-@dataclass(frozen=True)
-class EnvTarget:
-    env_name: str
-    root: Path
-    work_dir: Path
-    var_files: tuple[str, ...]
-    backend_config: tuple[str, ...]
-    workspace: str
-    protected: bool
-    endpoint: str  # the factory's terraform endpoint: "aws" (the root's backend.hcl) or "local"
+        return provider_override(target.root, override)
 
+    # -- plan, apply, outputs ----------------------------------------------------------------------------
+    def plan(
+        self,
+        env_name: str,
+        *,
+        root: str | Path | None = None,
+        allow_destroy: bool = False,
+        extra_env: dict[str, str] | None = None,
+        runtime: Runtime | None = None,
+    ) -> PlanResult:
+        """init, workspace, ``plan -out``, summary and policy decision. Changes nothing."""
+        return self._plan(
+            env_name,
+            root=root,
+            allow_destroy=allow_destroy,
+            extra_env=extra_env,
+            runtime=runtime,
+            kind="plan",
+        )
 
-@dataclass(frozen=True)
-class PlanResult:
-    env_name: str
-    root: Path
-    plan_file: Path
-    changes: bool
-    summary: PlanSummary
-    policy: PolicyDecision
-    state: StateVersion
-    plan_sha256: str
-    terraform_version: str
-    workspace: str
-    endpoint: str  # "aws" or "local": where the plan's backend and provider pointed
-    kind: str = "plan"  # "plan" or "drift"
-    # The root's output values (from the saved plan's state), kept only for a plan without changes:
-    # then they are exactly what ``terraform output -json`` would say, without its 10 s of schemas.
-    planned_outputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    def drift(
+        self,
+        env_name: str,
+        *,
+        root: str | Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        runtime: Runtime | None = None,
+    ) -> PlanResult:
+        """A plan with -detailed-exitcode: ``changes`` means the environment drifted from its code."""
+        return self._plan(
+            env_name, root=root, allow_destroy=True, extra_env=extra_env, runtime=runtime, kind="drift"
+        )
 
-    def to_json(self) -> dict:
-        return {
-            "environment": self.env_name,
-            "kind": self.kind,
-            "root": str(self.root),
-            "plan_file": str(self.plan_file),
-            "plan_sha256": self.plan_sha256,
-            "changes": self.changes,
-            "summary": self.summary.to_json(),
-            "policy": self.policy.to_json(),
-            "state": self.state.to_json(),
-            "terraform_version": self.terraform_version,
-            "workspace": self.workspace,
-            "endpoint": self.endpoint,
-        }
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    env_name: str
-    applied: bool
-    reason: str
-
-    def to_json(self) -> dict:
-        return {"environment": self.env_name, "applied": self.applied, "reason": self.reason}
-
-
-# -- building the Terraform for an environment --------------------------------------------------------
-def resolve_target(factory, env_name: str, *, root: str | Path | None = None) -> EnvTarget:
-    cfg = factory.config
-    env = cfg.env(env_name)
-    tfs = env.terraform
-    key = f"environments.{env_name}.terraform"
-    root_path = Path(root) if root is not None else cfg.root / tfs.root
-    root_path = root_path.resolve()
-    if not root_path.is_dir():
-        raise ConfigError(str(cfg.path), f"{key}.root", f"Terraform root {root_path} does not exist")
-    var_files: tuple[str, ...] = ()
-    if tfs.var_file:
-        vf = root_path / tfs.var_file
-        if vf.is_file():
-            var_files = (str(vf),)
-        elif tfs.var_file != "terraform.tfvars":
-            raise ConfigError(str(cfg.path), f"{key}.var_file", f"{vf} does not exist")
-    endpoint = factory.terraform_endpoint()
-    backend: tuple[str, ...] = ()
-    if endpoint.backend is None:  # the root's own backend.hcl (a generated one otherwise)
-        bf = root_path / tfs.backend_config
-        if not bf.is_file():
-            raise ConfigError(
-                str(cfg.path),
-                f"{key}.backend_config",
-                f"{bf} does not exist",
-                "outside local mode each environment needs its backend.hcl (or use --local)",
+    def _plan(self, env_name, *, root, allow_destroy, extra_env, runtime, kind: str) -> PlanResult:
+        target = self.resolve_target(env_name, root=root)
+        tf = self.open(target, extra_env=extra_env, runtime=runtime)
+        with self.provider_override(target):
+            self.prepare(target, tf)
+            plan_file = _new_plan_file(target.work_dir, kind)
+            self.reporter.info(
+                "terraform",
+                env_name,
+                f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
             )
-        backend = (str(bf),)
-    digest = hashlib.sha256(str(root_path).encode()).hexdigest()[:10]
-    work = factory.state_dir / "terraform" / env_name / f"{endpoint.name}-{digest}"
-    return EnvTarget(
-        env_name=env_name,
-        root=root_path,
-        work_dir=work,
-        var_files=var_files,
-        backend_config=backend,
-        workspace=tfs.workspace or "default",
-        protected=env.protected,
-        endpoint=endpoint.name,
-    )
+            changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
+            # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core
+            # machine): only a plan with changes has anything to show. Exit 0 of -detailed-exitcode
+            # means no resource and no output changes, so the summary is empty and the outputs are
+            # the state's.
+            summary = summarize(tf.show_plan(str(plan_file))) if changes else summarize({})
+        policy = check_policy(
+            summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy
+        )
+        state = plan_state_version(str(plan_file)) or tf.state_version()
+        return PlanResult(
+            env_name=env_name,
+            root=target.root,
+            plan_file=plan_file,
+            changes=changes,
+            summary=summary,
+            policy=policy,
+            state=state,
+            plan_sha256=_sha256(plan_file),
+            terraform_version=str(tf.version),
+            workspace=target.workspace,
+            endpoint=target.endpoint,
+            kind=kind,
+            planned_outputs=None if changes else plan_file_outputs(plan_file),
+        )
+
+    def apply(
+        self,
+        plan_result: PlanResult,
+        *,
+        extra_env: dict[str, str] | None = None,
+        runtime: Runtime | None = None,
+    ) -> ApplyResult:
+        """Apply exactly the saved, reviewed plan; skip a plan without changes; refuse a stale one."""
+        env_name = plan_result.env_name
+        if not plan_result.changes:
+            self.reporter.info("terraform", env_name, "no changes: apply skipped")
+            return ApplyResult(env_name, False, "no changes")
+        enforce_policy(plan_result)
+        if plan_result.kind != "plan":
+            raise UsageError("only a plan made by plan() can be applied")
+        if not plan_result.plan_file.is_file() or _sha256(plan_result.plan_file) != plan_result.plan_sha256:
+            raise StalePlanError(
+                f"the saved plan {plan_result.plan_file} is missing or changed since it was reviewed",
+                "plan again",
+            )
+        target = self.resolve_target(env_name, root=plan_result.root)
+        tf = self.open(target, extra_env=extra_env, runtime=runtime)
+        with self.provider_override(target):
+            self.prepare(target, tf)
+            self.reporter.info(
+                "terraform",
+                env_name,
+                f"apply {plan_result.plan_file.name} ({plan_result.summary.headline()})",
+            )
+            try:
+                # Terraform compares the plan's prior state (lineage, serial) with the current state
+                # under the state lock, so the check cannot race with another apply; we only word the
+                # refusal.
+                tf.apply(ApplyOptions(plan_file=str(plan_result.plan_file)))
+            except StalePlanError:
+                lineage = plan_result.state.lineage
+                raise StalePlanError(
+                    f"the state of {env_name} moved since the plan (planned against serial "
+                    f"{plan_result.state.serial}{', lineage ' + lineage[:8] if lineage else ''})",
+                    "plan again and review; nothing was applied",
+                ) from None
+        return ApplyResult(env_name, True, plan_result.summary.headline())
+
+    def raw_outputs(
+        self, env_name: str, *, root: str | Path | None = None, runtime: Runtime | None = None
+    ) -> dict[str, Any]:
+        target = self.resolve_target(env_name, root=root)
+        tf = self.open(target, runtime=runtime)
+        with self.provider_override(target):
+            self.prepare(target, tf)
+            raw = tf.outputs()
+        _masked_outputs(raw)  # registers sensitive values with the redactor
+        return raw
+
+    def outputs(
+        self, env_name: str, *, root: str | Path | None = None, runtime: Runtime | None = None
+    ) -> DeployOutputs:
+        """The outputs contract from ``terraform output -json``, validated (names a missing output)."""
+        raw = self.raw_outputs(env_name, root=root, runtime=runtime)
+        if not raw:
+            where = " on the local emulator" if self.endpoint().backend is not None else ""
+            raise NotDeployed(
+                f"{env_name} has not been deployed{where}: Terraform has no outputs for it",
+                f"deploy it first: stageflow deploy {env_name}",
+            )
+        return parse_outputs(raw, source="terraform", where=f"terraform output ({env_name})")
+
+    def outputs_after(
+        self, plan_result: PlanResult, apply_result: ApplyResult, *, runtime: Runtime | None = None
+    ) -> DeployOutputs:
+        """The outputs contract after :meth:`apply`: from the saved plan when nothing was applied (a
+        plan without changes carries the state's outputs; no ``init``, no ``output -json``), else from
+        ``terraform output -json``."""
+        raw = None if apply_result.applied else plan_result.planned_outputs
+        if raw is None:
+            return self.outputs(plan_result.env_name, root=plan_result.root, runtime=runtime)
+        _masked_outputs(raw)  # registers sensitive values with the redactor
+        return parse_outputs(raw, source="terraform", where=f"terraform plan ({plan_result.env_name})")
 
 
-def open_terraform(
-    factory, target: EnvTarget, *, extra_env: dict[str, str] | None = None, runtime: Runtime | None = None
-) -> Terraform:
-    runtime = runtime or Runtime.from_env()
-    tools = B.tools_dir(factory.root)
-    target.work_dir.mkdir(parents=True, exist_ok=True)
-    cli_config = B.ensure_cli_config(tools, factory.state_dir)
-    env = build_env(
-        os.environ,
-        cli_config=str(cli_config),
-        data_dir=str(target.work_dir / ".terraform"),
-        local_env=factory.terraform_endpoint().env,
-        extra=extra_env,
-    )
-    runner = SubprocessRunner(lambda line, _stream: factory.reporter.child(line), grace_s=runtime.grace_s)
-    return Terraform(
-        binary=B.find_binary(),
-        workdir=str(target.root),
-        env=env,
-        runner=runner,
-        timeout=runtime.timeout_s,
-        lock_timeout=runtime.lock_timeout,
-    )
-
-
+# -- pure helpers ------------------------------------------------------------------------------------
 def _init_fingerprint(
     tf: Terraform, target: EnvTarget, init_args: list[str], backend_files: Sequence[str | Path]
 ) -> str:
@@ -201,63 +375,6 @@ def _init_fingerprint(
     return h.hexdigest()
 
 
-def prepare(factory, target: EnvTarget, tf: Terraform) -> None:
-    """init with the environment's backend (skipped when nothing changed since the last init), then
-    select (or create) the workspace."""
-    backend = target.backend_config
-    endpoint = factory.terraform_endpoint()
-    if endpoint.prepare is not None:
-        endpoint.prepare()
-    generated = endpoint.backend
-    if generated is not None:
-        path = write_local_backend(
-            target.work_dir / "backend-local.hcl",
-            endpoint=generated["endpoint"],
-            bucket=generated["bucket"],
-            table=generated["table"],
-            key=f"{factory.config.service.name}/{target.env_name}/terraform.tfstate",
-            region=generated["region"],
-            version=tf.version,
-        )
-        backend = (str(path),)
-    opts = InitOptions(backend_config=backend, lock_timeout=None)
-    from stageflow.terraform.args import build_init_args
-
-    fingerprint = _init_fingerprint(tf, target, build_init_args(opts, tf.version), backend)
-    stamp = target.work_dir / ".terraform" / INIT_STAMP
-    initialised = (
-        stamp.is_file()
-        and stamp.read_text() == fingerprint
-        and (target.root / ".terraform.lock.hcl").is_file()
-    )
-    if not initialised:
-        factory.reporter.info("terraform", target.env_name, f"init (Terraform {tf.version}, {target.root})")
-        try:
-            tf.init(opts)
-        except TerraformError as exc:
-            ok, reason = B.providers_available(target.root, B.mirror_dir(B.tools_dir(factory.root)))
-            if not ok:
-                exc.hint = f"{reason}; offline, only mirrored providers can be installed"
-            raise
-        stamp.write_text(fingerprint)
-    if tf.workspace_select_or_create(target.workspace):
-        factory.reporter.info("terraform", target.env_name, f"created workspace {target.workspace}")
-
-
-KEEP_PLANS = 5
-
-
-def _local_aws(factory, target: EnvTarget):
-    """The terraform-endpoint seam: where the target needs it, every AWS provider endpoint of a root
-    that uses the AWS provider goes to the target's endpoint (written for the run, removed after)."""
-    override = factory.terraform_endpoint().provider_override
-    if override is None:
-        return contextlib.nullcontext()
-    from stageflow.terraform.local_provider import provider_override
-
-    return provider_override(target.root, override)
-
-
 def _new_plan_file(work_dir: Path, kind: str) -> Path:
     """A fresh file per plan (a reviewed plan is never overwritten by a later one); old ones pruned."""
     old = sorted(work_dir.glob(f"{kind}-*.tfplan"))
@@ -270,39 +387,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _plan(factory, env_name, *, root, allow_destroy, extra_env, runtime, kind: str) -> PlanResult:
-    target = resolve_target(factory, env_name, root=root)
-    tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
-    with _local_aws(factory, target):
-        prepare(factory, target, tf)
-        plan_file = _new_plan_file(target.work_dir, kind)
-        factory.reporter.info(
-            "terraform",
-            env_name,
-            f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
+def enforce_policy(result: PlanResult) -> None:
+    if not result.policy.allowed:
+        raise PolicyError(
+            result.policy.reason, "review the plan, then rerun with --allow-destroy; nothing was applied"
         )
-        changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
-        # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core machine):
-        # only a plan with changes has anything to show. Exit 0 of -detailed-exitcode means no resource
-        # and no output changes, so the summary is empty and the outputs are the state's.
-        summary = summarize(tf.show_plan(str(plan_file))) if changes else summarize({})
-    policy = check_policy(summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy)
-    state = plan_state_version(str(plan_file)) or tf.state_version()
-    return PlanResult(
-        env_name=env_name,
-        root=target.root,
-        plan_file=plan_file,
-        changes=changes,
-        summary=summary,
-        policy=policy,
-        state=state,
-        plan_sha256=_sha256(plan_file),
-        terraform_version=str(tf.version),
-        workspace=target.workspace,
-        endpoint=target.endpoint,
-        kind=kind,
-        planned_outputs=None if changes else plan_file_outputs(plan_file),
-    )
 
 
 def plan_file_outputs(plan_file: Path) -> dict[str, Any] | None:
@@ -320,85 +409,6 @@ def plan_file_outputs(plan_file: Path) -> dict[str, Any] | None:
     if not isinstance(outs, dict) or not all(isinstance(v, dict) and "value" in v for v in outs.values()):
         return None
     return outs
-
-
-# -- the API ---------------------------------------------------------------------------------------------
-def plan(
-    factory,
-    env_name: str,
-    *,
-    root: str | Path | None = None,
-    allow_destroy: bool = False,
-    extra_env: dict[str, str] | None = None,
-    runtime: Runtime | None = None,
-) -> PlanResult:
-    """init, workspace, ``plan -out``, summary and policy decision. Changes nothing."""
-    return _plan(
-        factory,
-        env_name,
-        root=root,
-        allow_destroy=allow_destroy,
-        extra_env=extra_env,
-        runtime=runtime,
-        kind="plan",
-    )
-
-
-def drift(
-    factory, env_name: str, *, root: str | Path | None = None, extra_env=None, runtime: Runtime | None = None
-) -> PlanResult:
-    """A plan with -detailed-exitcode: ``changes`` means the environment drifted from its code."""
-    return _plan(
-        factory, env_name, root=root, allow_destroy=True, extra_env=extra_env, runtime=runtime, kind="drift"
-    )
-
-
-def enforce_policy(result: PlanResult) -> None:
-    if not result.policy.allowed:
-        raise PolicyError(
-            result.policy.reason, "review the plan, then rerun with --allow-destroy; nothing was applied"
-        )
-
-
-def apply(
-    factory,
-    plan_result: PlanResult,
-    *,
-    extra_env: dict[str, str] | None = None,
-    runtime: Runtime | None = None,
-) -> ApplyResult:
-    """Apply exactly the saved, reviewed plan; skip a plan without changes; refuse a stale one."""
-    env_name = plan_result.env_name
-    if not plan_result.changes:
-        factory.reporter.info("terraform", env_name, "no changes: apply skipped")
-        return ApplyResult(env_name, False, "no changes")
-    enforce_policy(plan_result)
-    if plan_result.kind != "plan":
-        raise UsageError("only a plan made by plan() can be applied")
-    if not plan_result.plan_file.is_file() or _sha256(plan_result.plan_file) != plan_result.plan_sha256:
-        raise StalePlanError(
-            f"the saved plan {plan_result.plan_file} is missing or changed since it was reviewed",
-            "plan again",
-        )
-    target = resolve_target(factory, env_name, root=plan_result.root)
-    tf = open_terraform(factory, target, extra_env=extra_env, runtime=runtime)
-    with _local_aws(factory, target):
-        prepare(factory, target, tf)
-        factory.reporter.info(
-            "terraform", env_name, f"apply {plan_result.plan_file.name} ({plan_result.summary.headline()})"
-        )
-        try:
-            # Terraform compares the plan's prior state (lineage, serial) with the current state under
-            # the state lock, so the check cannot race with another apply; we only word the refusal.
-            tf.apply(ApplyOptions(plan_file=str(plan_result.plan_file)))
-        except StalePlanError:
-            lineage = plan_result.state.lineage
-            raise StalePlanError(
-                f"the state of {env_name} moved since the plan (planned against serial "
-                f"{plan_result.state.serial}{', lineage ' + lineage[:8] if lineage else ''})",
-                "plan again and review; nothing was applied",
-            ) from None
-    return ApplyResult(env_name, True, plan_result.summary.headline())
 
 
 def _masked_outputs(raw: dict[str, Any]) -> dict[str, Any]:
@@ -422,45 +432,6 @@ def _leaves(value: Any):
             yield from _leaves(v)
     elif value is not None:
         yield str(value)
-
-
-def raw_outputs(factory, env_name: str, *, root=None, runtime: Runtime | None = None) -> dict[str, Any]:
-    target = resolve_target(factory, env_name, root=root)
-    tf = open_terraform(factory, target, runtime=runtime)
-    with _local_aws(factory, target):
-        prepare(factory, target, tf)
-        raw = tf.outputs()
-    _masked_outputs(raw)  # registers sensitive values with the redactor
-    return raw
-
-
-def outputs(
-    factory, env_name: str, *, root: str | Path | None = None, runtime: Runtime | None = None
-) -> DeployOutputs:
-    """The outputs contract from ``terraform output -json``, validated (names a missing output)."""
-    raw = raw_outputs(factory, env_name, root=root, runtime=runtime)
-    if not raw:
-        from stageflow.errors import NotDeployed
-
-        where = " on the local emulator" if factory.terraform_endpoint().backend is not None else ""
-        raise NotDeployed(
-            f"{env_name} has not been deployed{where}: Terraform has no outputs for it",
-            f"deploy it first: stageflow deploy {env_name}",
-        )
-    return parse_outputs(raw, source="terraform", where=f"terraform output ({env_name})")
-
-
-def outputs_after(
-    factory, plan_result: PlanResult, apply_result: ApplyResult, *, runtime: Runtime | None = None
-) -> DeployOutputs:
-    """The outputs contract after :func:`apply`: from the saved plan when nothing was applied (a plan
-    without changes carries the state's outputs; no ``init``, no ``output -json``), else from
-    ``terraform output -json``."""
-    raw = None if apply_result.applied else plan_result.planned_outputs
-    if raw is None:
-        return outputs(factory, plan_result.env_name, root=plan_result.root, runtime=runtime)
-    _masked_outputs(raw)  # registers sensitive values with the redactor
-    return parse_outputs(raw, source="terraform", where=f"terraform plan ({plan_result.env_name})")
 
 
 def providers_available(root: str | Path, *, mirror: Path | None = None) -> tuple[bool, str]:

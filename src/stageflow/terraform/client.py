@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stageflow.errors import EnvironmentFailure
+from stageflow.process import CommandNotFound
 from stageflow.terraform import args as A
 from stageflow.terraform.errors import TerraformError, classify, tail
 from stageflow.terraform.runner import CommandRunner, RunResult
@@ -64,7 +65,7 @@ class Terraform:
             result = self.runner.run(
                 full, cwd=self.workdir, env=self.env, timeout=self.timeout, stream=stream
             )
-        except FileNotFoundError:
+        except CommandNotFound:
             from stageflow.errors import MissingBinaryError
             from stageflow.terraform.binary import INSTALL_HINT
 

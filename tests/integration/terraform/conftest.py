@@ -119,11 +119,9 @@ class Project:
 
     def raw(self, env: str, *args: str) -> subprocess.CompletedProcess:
         """Run the real binary in this env's working dir, as the adapter would (out-of-band changes)."""
-        from stageflow.terraform import api
-
-        f = self.factory()
-        target = api.resolve_target(f, env)
-        tf = api.open_terraform(f, target)
+        terraform = self.factory().terraform
+        target = terraform.resolve_target(env)
+        tf = terraform.open(target)
         return subprocess.run(
             [self.binary, *args], cwd=tf.workdir, env=tf.env, capture_output=True, text=True
         )

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from stageflow.errors import ExitCode
-from stageflow.terraform import api
 from stageflow.terraform.errors import PolicyError, StalePlanError, TerraformError
 
 from .conftest import count_actions
@@ -31,19 +30,19 @@ def _clients(emulator):
 
 def test_workspaces_var_files_backend_outputs_and_noop(project, emulator, monkeypatch):
     f = project.factory()
-    dev = api.plan(f, "dev")
+    dev = f.terraform.plan("dev")
     assert dev.changes and dev.workspace == "dev" and dev.terraform_version == project.version
     assert dict(dev.summary.totals) == {"create": 5, "update": 0, "replace": 0, "delete": 0}
-    assert api.apply(f, dev).applied
-    prod = api.plan(f, "prod")  # prod.tfvars: one more item, one more module member
+    assert f.terraform.apply(dev).applied
+    prod = f.terraform.plan("prod")  # prod.tfvars: one more item, one more module member
     assert dict(prod.summary.totals) == {"create": 7, "update": 0, "replace": 0, "delete": 0}
     assert prod.policy.allowed  # creates only: fine even in a protected environment
-    api.apply(f, prod)
+    f.terraform.apply(prod)
 
-    out = api.outputs(f, "dev")
+    out = f.terraform.outputs("dev")
     assert out.function_name == "sample-api-dev" and out.alias_name == "live"
     assert out.alarm_names == ("sample-api-dev-errors", "sample-api-dev-p95")
-    assert api.outputs(f, "prod").history_table == "sample-api-prod-history"
+    assert f.terraform.outputs("prod").history_table == "sample-api-prod-history"
 
     # remote state: one object per workspace in the emulator's bucket, none on local disk
     keys = _objects(_clients(emulator), "env:/")
@@ -52,26 +51,26 @@ def test_workspaces_var_files_backend_outputs_and_noop(project, emulator, monkey
     assert not list(project.tf_root.glob("terraform.tfstate*"))
 
     # a second plan has no changes: apply is skipped and the state does not move
-    again = api.plan(f, "dev")
+    again = f.terraform.plan("dev")
     assert not again.changes and again.summary.headline() == "no changes"
     before = again.state
-    skipped = api.apply(f, again)
+    skipped = f.terraform.apply(again)
     assert not skipped.applied and skipped.reason == "no changes"
     assert before.serial >= 1 and before.lineage
     # ... and the outputs come from the plan itself, equal to `terraform output`, with no process
     assert again.planned_outputs is not None and dev.planned_outputs is None  # a plan with changes: none
-    calls, real_open = [], api.open_terraform
-    monkeypatch.setattr(api, "open_terraform", lambda *a, **k: calls.append(a) or real_open(*a, **k))
-    from_plan = api.outputs_after(f, again, skipped)
-    assert calls == [] and from_plan == api.outputs(f, "dev") and len(calls) == 1
+    calls, real_open = [], f.terraform.open
+    monkeypatch.setattr(f.terraform, "open", lambda *a, **k: calls.append(a) or real_open(*a, **k))
+    from_plan = f.terraform.outputs_after(again, skipped)
+    assert calls == [] and from_plan == f.terraform.outputs("dev") and len(calls) == 1
 
 
 def test_summary_counts_match_show_json_and_mask_secrets(project):
     f = project.factory()
-    api.apply(f, api.plan(f, "dev"))
+    f.terraform.apply(f.terraform.plan("dev"))
     # delete b, create c; replace rotated; update sealed (sensitivity only); module: create z
     project.tfvars("dev", 'items = ["a", "c"]\ngroup_items = ["x", "z"]\ngeneration = "2"\nseal = true\n')
-    result = api.plan(f, "dev")
+    result = f.terraform.plan("dev")
     shown = json.loads(project.raw("dev", "show", "-json", str(result.plan_file)).stdout)
     assert dict(result.summary.totals) == count_actions(shown)
     assert dict(result.summary.totals) == {"create": 2, "update": 1, "replace": 1, "delete": 1}
@@ -88,19 +87,19 @@ def test_summary_counts_match_show_json_and_mask_secrets(project):
     assert "fixture-token-8c1f" not in rendered
     assert result.summary.outputs.get("token", ("", "(sensitive)"))[1] == "(sensitive)"
 
-    applied = api.apply(f, result)  # exactly the saved plan: its variables are inside it
+    applied = f.terraform.apply(result)  # exactly the saved plan: its variables are inside it
     assert applied.applied
-    assert not api.plan(f, "dev").changes
+    assert not f.terraform.plan("dev").changes
 
 
 def test_protected_environment_refuses_destroy_and_changes_nothing(project):
     f = project.factory()
-    api.apply(f, api.plan(f, "prod"))
+    f.terraform.apply(f.terraform.plan("prod"))
     project.tfvars("prod", 'items = ["a"]\ngroup_items = ["x", "y"]\ngeneration = "2"\n')
-    result = api.plan(f, "prod")
+    result = f.terraform.plan("prod")
     assert not result.policy.allowed
     with pytest.raises(PolicyError) as exc:
-        api.apply(f, result)
+        f.terraform.apply(result)
     assert exc.value.exit_code == ExitCode.USAGE
     assert "protected environment prod has 2 delete(s) and 1 replacement(s)" in exc.value.message
 
@@ -109,21 +108,21 @@ def test_protected_environment_refuses_destroy_and_changes_nothing(project):
     assert "stageflow: error: the plan for protected environment prod has 2 delete(s)" in cli.stderr
     assert "--allow-destroy" in cli.stderr
 
-    allowed = api.plan(f, "prod", allow_destroy=True)
+    allowed = f.terraform.plan("prod", allow_destroy=True)
     assert allowed.state == result.state  # the refusals changed nothing
-    assert allowed.policy.allowed and api.apply(f, allowed).applied
-    assert not api.plan(f, "prod").changes
+    assert allowed.policy.allowed and f.terraform.apply(allowed).applied
+    assert not f.terraform.plan("prod").changes
 
 
 def test_stale_plan_is_refused(project):
     f = project.factory()
-    api.apply(f, api.plan(f, "dev"))
+    f.terraform.apply(f.terraform.plan("dev"))
     project.tfvars("dev", 'items = ["a", "b", "c"]\n')
-    first = api.plan(f, "dev")
+    first = f.terraform.plan("dev")
     project.tfvars("dev", 'items = ["a", "b", "d"]\n')
-    api.apply(f, api.plan(f, "dev"))  # someone else applied in between
+    f.terraform.apply(f.terraform.plan("dev"))  # someone else applied in between
     with pytest.raises(StalePlanError, match="moved since the plan"):
-        api.apply(f, first)
+        f.terraform.apply(first)
     items = [
         r for r in project.raw("dev", "state", "list").stdout.split() if r.startswith("null_resource.item")
     ]
@@ -132,11 +131,11 @@ def test_stale_plan_is_refused(project):
 
 def test_drift_detected(project):
     f = project.factory()
-    api.apply(f, api.plan(f, "dev"))
-    assert not api.drift(f, "dev").changes
+    f.terraform.apply(f.terraform.plan("dev"))
+    assert not f.terraform.drift("dev").changes
     rm = project.raw("dev", "state", "rm", "null_resource.rotated")  # changed outside the pipeline
     assert rm.returncode == 0, rm.stderr
-    result = api.drift(f, "dev")
+    result = f.terraform.drift("dev")
     assert result.changes and result.kind == "drift"
     assert dict(result.summary.totals) == {"create": 1, "update": 0, "replace": 0, "delete": 0}
     cli = project.cli("drift", "dev")
@@ -148,7 +147,7 @@ def test_drift_detected(project):
 def test_concurrent_applies_one_fails_fast_with_the_holder(project, emulator, monkeypatch):
     monkeypatch.setenv("STAGEFLOW_TERRAFORM_LOCK_TIMEOUT", "0s")  # the default: fail fast, naming the holder
     f = project.factory()
-    api.apply(f, api.plan(f, "slow"))  # init and workspace once, so both runs below only plan+apply
+    f.terraform.apply(f.terraform.plan("slow"))  # init and workspace once, so both runs below only plan+apply
     project.tfvars("slow", 'sleep_seconds = 2\ngeneration = "2"\n')
     first = project.popen_cli("apply", "slow")
     ddb = _clients(emulator).client("dynamodb")
@@ -175,13 +174,13 @@ def test_concurrent_applies_one_fails_fast_with_the_holder(project, emulator, mo
     state = json.loads(project.raw("slow", "state", "pull").stdout)
     slow = [r for r in state["resources"] if r["name"] == "slow"]
     assert slow and slow[0]["instances"][0]["attributes"]["triggers"] == {"generation": "2"}
-    assert not api.plan(f, "slow").changes  # the state is intact and current
+    assert not f.terraform.plan("slow").changes  # the state is intact and current
 
 
 def test_hcl_syntax_error_is_exit_3_with_terraforms_message(project):
     f = project.factory()
     with pytest.raises(TerraformError) as exc:
-        api.plan(f, "broken")
+        f.terraform.plan("broken")
     assert exc.value.exit_code == ExitCode.ENVIRONMENT
     assert "Error: " in exc.value.message and "main.tf line" in exc.value.message
 
@@ -215,8 +214,8 @@ def test_non_local_mode_uses_the_environments_backend_hcl(project, emulator, mon
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     f = project.factory(local=False)
-    result = api.plan(f, "dev")
+    result = f.terraform.plan("dev")
     assert result.endpoint == "aws" and result.changes
-    api.apply(f, result)
+    f.terraform.apply(result)
     keys = _objects(_clients(emulator), f"env:/dev/{project.service}/aws/")
     assert keys == [f"env:/dev/{project.service}/aws/terraform.tfstate"]

@@ -184,52 +184,21 @@ def test_parse_junit_and_cobertura(tmp_path):
 
 
 # -- the pipeline's order --------------------------------------------------------------------------------
-class _Done:
-    def __init__(self, name):
-        self.summary = name
-        self.paused = False
-        self.artifact = None
-
-    def to_json(self):
-        return {}
-
-
-def _fake_pipeline(monkeypatch, order, fail=None):
-    """Every stage replaced by a recorder (the one named ``fail`` raises CheckFailed)."""
+def _fake_pipeline(order, fail=None):
+    """Every service of the deploy a recorder (the one named ``fail`` raises CheckFailed)."""
     from stageflow import pipeline
+    from tests.helpers.deploy_fakes import services
 
-    def rec(name):
-        def stage(*args, **kwargs):
-            order.append(name)
-            if name == fail:
-                raise CheckFailed(f"{name} failed: planted")
-            return _Done(name)
-
-        return stage
-
-    for name in ("build", "image", "security", "infrastructure", "secrets", "canary"):
-        monkeypatch.setattr(pipeline, f"stage_{name}", rec(name))
-    for name, attr in (
-        ("lint", "stage_service_lint"),
-        ("unit", "stage_service_unit"),
-        ("smoke", "stage_smoke"),
-        ("integration", "stage_integration"),
-        ("load", "stage_load"),
-    ):
-        monkeypatch.setattr(stages, attr, rec(name))
-    from stageflow.factory import Factory
-    from stageflow.report import Reporter
-
-    f = Factory(config_path=REPO / "stageflow.toml", local=True, reporter=Reporter(quiet=True))
-    monkeypatch.setattr(f, "describe_target", lambda env: ("", []))
-    return pipeline, f
+    failing = {fail: CheckFailed(f"{fail} failed: planted")} if fail else None
+    return pipeline, services(order=order, fail=failing)
 
 
-def test_pipeline_runs_lint_and_unit_first_and_the_service_checks_after_the_canary(monkeypatch):
+def test_pipeline_runs_lint_and_unit_first_and_the_service_checks_after_the_canary():
     order: list[str] = []
-    pipeline, f = _fake_pipeline(monkeypatch, order)
-    pipeline.deploy(f, "dev")
-    assert order == [
+    pipeline, services = _fake_pipeline(order)
+    run = pipeline.deploy(services, "dev")
+    # every stage, in order (infrastructure and secrets use the Terraform and secret-store fakes)
+    assert [s.name for s in run.stages] == [
         "lint",
         "unit",
         "build",
@@ -242,13 +211,14 @@ def test_pipeline_runs_lint_and_unit_first_and_the_service_checks_after_the_cana
         "integration",
         "load",
     ]
+    assert order == [s.name for s in run.stages if s.name not in ("infrastructure", "secrets")]
 
 
-def test_a_failing_unit_stage_stops_the_pipeline_before_the_build(monkeypatch):
+def test_a_failing_unit_stage_stops_the_pipeline_before_the_build():
     order: list[str] = []
-    pipeline, f = _fake_pipeline(monkeypatch, order, fail="unit")
+    pipeline, services = _fake_pipeline(order, fail="unit")
     with pytest.raises(CheckFailed) as exc:
-        pipeline.deploy(f, "dev")
+        pipeline.deploy(services, "dev")
     assert exc.value.message.startswith("stage unit failed: unit failed: planted")
     assert order == ["lint", "unit"]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from stageflow.terraform.api import EnvTarget, prepare
+from stageflow.report import Reporter
+from stageflow.terraform.api import EnvTarget, TerraformEndpoint, TerraformService
 from stageflow.terraform.version import TerraformVersion
 
 
@@ -27,12 +28,13 @@ class FakeTerraform:
         return False
 
 
-def _factory(endpoint: str):
+def _service(endpoint: str, state_dir: Path) -> TerraformService:
     generated = {"endpoint": endpoint, "bucket": "b", "table": "t", "region": "us-east-1"}
-    return SimpleNamespace(
-        terraform_endpoint=lambda: SimpleNamespace(prepare=None, backend=generated),
-        reporter=SimpleNamespace(info=lambda *a, **k: None),
-        config=SimpleNamespace(service=SimpleNamespace(name="svc")),
+    return TerraformService(
+        config=SimpleNamespace(service=SimpleNamespace(name="svc"), root=state_dir),
+        state_dir=state_dir,
+        endpoint=lambda: TerraformEndpoint("local", backend=generated),
+        reporter=Reporter(quiet=True),
     )
 
 
@@ -44,9 +46,9 @@ def test_init_runs_again_when_the_emulator_endpoint_changes_and_not_otherwise(tm
     (work / ".terraform").mkdir(parents=True)
     target = EnvTarget("dev", root, work, (), (), "default", False, "local")
     tf = FakeTerraform(target)
-    prepare(_factory("http://127.0.0.1:4001"), target, tf)
-    prepare(_factory("http://127.0.0.1:4001"), target, tf)
+    _service("http://127.0.0.1:4001", tmp_path).prepare(target, tf)
+    _service("http://127.0.0.1:4001", tmp_path).prepare(target, tf)
     assert tf.inits == 1  # nothing init reads changed
-    prepare(_factory("http://127.0.0.1:4002"), target, tf)  # the emulator came back on another port
+    _service("http://127.0.0.1:4002", tmp_path).prepare(target, tf)  # the emulator came back on another port
     assert tf.inits == 2
     assert "4002" in (work / "backend-local.hcl").read_text()
