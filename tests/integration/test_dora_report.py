@@ -27,7 +27,6 @@ CHROMIUM_FLAGS = (
 @pytest.fixture
 def seeded(project, emulator_state, aws):
     """The hand-worked history (tests/helpers/dora_seed.py) in prod's history table in the emulator."""
-    from stageflow.deploy.canary import context
     from stageflow.factory import Factory
     from stageflow.history import parse_iso
     from stageflow.report import Reporter
@@ -40,7 +39,7 @@ def seeded(project, emulator_state, aws):
         reporter=Reporter(quiet=True),
     )
     make_service(factory, "prod")  # a history table (and function, alias) for prod in the emulator
-    ctx = context(factory, "prod")
+    ctx = factory.environment("prod")
     since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
     deps, events = seed(since, env="prod", service=factory.config.service.name)
     for d in deps:

@@ -39,8 +39,8 @@ SIZE_EXCEPTIONS: frozenset[str] = frozenset()
 # The only modules that may import subprocess: the process runner and the emulator's server launcher.
 SUBPROCESS_IMPORTERS = frozenset({"process.py", "local/emulator.py"})
 
-# Where a parameter may be called ``factory``: the composition root and the commands it serves.
-FACTORY_PARAMETER_PLACES = ("cli.py", "commands/", "factory.py")
+# the composition root: the CLI, its commands, the factory and the deploy chain's wiring (part of the root)
+FACTORY_PARAMETER_PLACES = ("cli.py", "commands/", "factory.py", "wiring.py")
 
 # What ports.py may import from stageflow (the standard library is always fine): the typed records
 # that flow through the ports. Implementation modules are not.

@@ -60,11 +60,6 @@ class Context:
     delivery: Callable[[Deployment], object] | None = None  # Stageflow/Delivery metrics when a run ends
 
 
-def context(factory, env_name: str) -> Context:
-    """Only deploy/status.py still calls this: it goes when ``status`` takes the Context (issue 22)."""
-    return factory.environment(env_name)
-
-
 def make_driver(
     ctx: Context,
     *,

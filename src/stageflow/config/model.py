@@ -1,0 +1,228 @@
+"""The settings of ``stageflow.toml`` as frozen dataclasses, and the design's defaults per environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from stageflow.errors import UnknownEnvironmentError
+
+DEFAULT_CONFIG_NAME = "stageflow.toml"
+FROM_TERRAFORM = "from-terraform"
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+@dataclass(frozen=True)
+class CanaryStep:
+    weight: int  # percent of alias traffic on the new version during this step
+    bake_minutes: float = 0.0  # how long to watch the gates at this weight
+    approval: bool = False  # pause for a person after this step, before the next
+    # Optional per-step gates (None: the environment's [gates] value). The step at 100 % also
+    # governs post-promotion monitoring; the design tightens the error gate to 0.5 % there.
+    max_error_rate: float | None = None
+    max_p95_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    steps: tuple[CanaryStep, ...]
+    post_promotion_minutes: float = 30.0
+    check_interval_seconds: float = 60.0  # how often the gates are read during a bake
+    max_extensions: int = 2  # bake extensions on inconclusive data before holding for a person
+    # Failed metric reads in a row (throttling, 5xx, timeouts after botocore's retries) tolerated as
+    # "no data" while holding the weight; one more rolls the canary back (Argo's consecutiveErrorLimit).
+    consecutive_error_limit: int = 4
+
+
+@dataclass(frozen=True)
+class Gates:
+    max_error_rate: float = 0.01  # fraction: 0.01 is 1 %
+    max_p95_ms: float = 5000.0
+    alarms: tuple[str, ...] = ()  # extra CloudWatch alarm names; Terraform's alarm outputs are added
+    min_invocations: int = 50  # fewer canary invocations in a window than this is "no data"
+    # The statistical judge (docs/judge.md): significance at the end of a bake window and at the looks
+    # in between (stricter: the window is looked at about once a minute), the effect-size margins a
+    # canary must exceed to count as worse than stable, and the latency minutes needed to judge.
+    alpha: float = 0.003
+    interim_alpha: float = 1e-5
+    relative_margin: float = 0.25  # canary worse than stable by more than 25 % (errors and p95)
+    error_margin: float = 0.001  # ... and its error rate more than 0.1 percentage points above stable's
+    min_latency_minutes: int = 5
+    # Optional p99 latency gate (None: off).
+    max_p99_ms: float | None = None
+    # Change points (docs/judge.md): a gate broken in every one of the last ``sustained_minutes``
+    # minutes fails (the design's "for 10 consecutive minutes"); a shorter breach of at least
+    # ``sustained_min_minutes`` fails when its evidence is overwhelming (p < interim_alpha).
+    sustained_minutes: int = 10
+    sustained_min_minutes: int = 5
+    # The sliding recent-window test: every check again over the last ``recent_minutes`` minutes
+    # (across steps), at ``recent_alpha``; 0 turns it off.
+    recent_minutes: int = 10
+    recent_alpha: float = 1e-4
+    # Throughput vs stable: the canary serving more than this fraction fewer invocations per percent
+    # of weight than stable (throttling) is a finding.
+    max_throughput_drop: float = 0.2
+    # Per-step overrides, filled from the canary steps: (weight, max_error_rate, max_p95_ms).
+    step_overrides: tuple[tuple[int, float | None, float | None], ...] = ()
+
+    def for_weight(self, weight: int | None) -> Gates:
+        """The gates in force at ``weight`` % (the step's overrides applied, if it has any)."""
+        if weight is None:
+            return self
+        for w, err, p95 in self.step_overrides:
+            if w == weight:
+                changes = {}
+                if err is not None:
+                    changes["max_error_rate"] = err
+                if p95 is not None:
+                    changes["max_p95_ms"] = p95
+                return dataclasses.replace(self, **changes) if changes else self
+        return self
+
+
+@dataclass(frozen=True)
+class Approvals:
+    before_canary: bool = False
+    between_steps: bool = False
+    timeout_minutes: float = 120.0
+
+
+@dataclass(frozen=True)
+class Notifications:
+    sns_topic_arn: str | None = FROM_TERRAFORM  # an ARN, "from-terraform", or "" for none
+    slack_webhook_env: str | None = "STAGEFLOW_SLACK_WEBHOOK"  # env var holding the webhook URL
+
+
+@dataclass(frozen=True)
+class TerraformSettings:
+    root: str
+    var_file: str = "terraform.tfvars"
+    backend_config: str = "backend.hcl"
+    workspace: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentTests:
+    """What the pipeline runs against an environment after its deploy (smoke always), and the load
+    profile of ``stageflow load`` / ``nox -s load`` (users, spawn rate per second, duration)."""
+
+    integration: bool = False  # the service's integration suite after the deploy (design: dev, staging)
+    load: bool = False  # the load test after the deploy (design: staging)
+    users: int = 5
+    spawn_rate: float = 5.0
+    seconds: int = 10
+    url: str | None = None  # the service's HTTP base URL on AWS (load needs one; local mode: loopback)
+
+
+@dataclass(frozen=True)
+class ServiceTests:
+    """The service's own test suites (paths relative to the repository root) and the coverage floor."""
+
+    unit: str = "app/tests/unit"
+    integration: str = "app/tests/integration"
+    locustfile: str = "app/tests/load/locustfile.py"
+    coverage_floor: float = 80.0  # percent of the service's lines the unit tests must cover
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    terraform: TerraformSettings
+    canary: CanaryPolicy
+    gates: Gates = field(default_factory=Gates)
+    approvals: Approvals = field(default_factory=Approvals)
+    notifications: Notifications = field(default_factory=Notifications)
+    secrets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    protected: bool = False  # destructive Terraform changes need --allow-destroy or an approval
+    memory_mb: int = 512
+    timeout_s: int = 30
+    log_retention_days: int = 30
+    xray: bool = False
+    function: str = FROM_TERRAFORM  # a Lambda function name, or read from Terraform outputs
+    alias: str = "live"
+    registry: str | None = None  # image registry; None: ECR in AWS, the local registry in local mode
+    tests: EnvironmentTests = field(default_factory=EnvironmentTests)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    region: str = "us-east-1"
+    source: str = "app"  # the service's source directory, packaged for Lambda
+    handler: str = "service.handler.handler"
+    runtime: str = "python3.11"
+    architecture: str = "x86_64"  # the function's: x86_64 or arm64 (requirements' wheels are for it)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path  # the repository root: paths in the file are relative to it
+    service: ServiceConfig
+    environments: Mapping[str, EnvironmentConfig]
+    tests: ServiceTests = field(default_factory=ServiceTests)
+
+    def env(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise UnknownEnvironmentError(name, tuple(self.environments)) from None
+
+    @property
+    def environment_names(self) -> tuple[str, ...]:
+        return tuple(self.environments)
+
+
+# -- the design's defaults per environment ---------------------------------------------------------
+def _steps(bakes: tuple[float, float], approval: bool) -> tuple[CanaryStep, ...]:
+    return (
+        CanaryStep(10, bakes[0], approval),
+        CanaryStep(50, bakes[1], approval),
+        CanaryStep(100, 0.0, False),
+    )
+
+
+DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
+    "dev": dict(
+        memory_mb=256,
+        log_retention_days=14,
+        xray=False,
+        protected=False,
+        canary=CanaryPolicy(_steps((5, 5), False), post_promotion_minutes=5),
+        approvals=Approvals(False, False),
+        tests=EnvironmentTests(integration=True),
+    ),
+    "staging": dict(
+        memory_mb=512,
+        log_retention_days=30,
+        xray=True,
+        protected=False,
+        canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
+        approvals=Approvals(False, False),
+        # the design's full suite on staging: integration, then 100 users for 5 minutes
+        tests=EnvironmentTests(integration=True, load=True, users=100, spawn_rate=10.0, seconds=300),
+    ),
+    "prod": dict(
+        memory_mb=512,
+        log_retention_days=90,
+        xray=True,
+        protected=True,
+        canary=CanaryPolicy(_steps((15, 15), True), post_promotion_minutes=30),
+        approvals=Approvals(before_canary=True, between_steps=True),
+        tests=EnvironmentTests(),
+    ),
+}
+GENERIC_ENVIRONMENT: dict[str, Any] = dict(
+    memory_mb=512,
+    log_retention_days=30,
+    xray=False,
+    protected=False,
+    canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
+    approvals=Approvals(False, False),
+    tests=EnvironmentTests(),
+)
