@@ -176,9 +176,6 @@ class Factory:
 
     def ensure_local(self):
         """Start the emulator on demand; a fresh one gets the Terraform state bucket and lock table."""
-        from stageflow.aws import AwsClients, AwsTarget
-        from stageflow.local.bootstrap import bootstrap
-
         if not self.may_start:
             status = self.emulator.status()
             if not status.running:
@@ -189,6 +186,9 @@ class Factory:
             return status
         status, started = self.emulator.up()
         if started:
+            from stageflow.aws import AwsClients, AwsTarget
+            from stageflow.local.bootstrap import bootstrap
+
             self.reporter.info("local", "emulator", f"started on {status.endpoint} (pid {status.pid})")
             bootstrap(AwsClients(AwsTarget(self.region, True, status.endpoint)), self.region)
         return status

@@ -32,17 +32,20 @@ import numpy as np
 
 from stageflow.errors import UsageError
 from stageflow.metrics.interface import MinuteStats, TrafficFeed
+from stageflow.metrics.lambda_metrics import (
+    DURATION,
+    ERRORS,
+    INVOCATIONS,
+    LAMBDA_NAMESPACE,
+    PERCENTILES_METRIC,
+    SIMULATOR_NAMESPACE,
+    lambda_dimensions,
+)
 
 Role = Literal["stable", "canary"]
 ROLES: tuple[Role, ...] = ("stable", "canary")
 Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 
-LAMBDA_NAMESPACE = "AWS/Lambda"
-SIMULATOR_NAMESPACE = "Stageflow/Simulator"
-# One datum per version-minute carrying that minute's latency percentiles as a statistic set, so one
-# GetMetricStatistics call reads all three back exactly: Minimum = p50, Maximum = p99,
-# Sum - Minimum - Maximum = p95 (SampleCount = 3).
-PERCENTILES_METRIC = "DurationPercentiles"
 MAX_DATUMS_PER_CALL = 500  # CloudWatch takes up to 1000 per PutMetricData; stay well under 1 MB
 
 
@@ -326,15 +329,6 @@ class TrafficGenerator:
 
 
 # -- publishing into the emulator -------------------------------------------------------------------
-def lambda_dimensions(function: str, alias: str, version: str) -> list[dict[str, str]]:
-    """The dimensions Lambda publishes for alias traffic per executed version."""
-    return [
-        {"Name": "FunctionName", "Value": function},
-        {"Name": "Resource", "Value": f"{function}:{alias}"},
-        {"Name": "ExecutedVersion", "Value": version},
-    ]
-
-
 def metric_datums(
     function: str, alias: str, version: str, start: datetime, s: MinuteSample
 ) -> tuple[list[dict], list[dict]]:
@@ -343,12 +337,12 @@ def metric_datums(
     if s.invocations <= 0:
         return [], []  # Lambda publishes nothing for a version without traffic
     lam = [
-        {"MetricName": "Invocations", "Dimensions": dims, "Timestamp": start, "Value": float(s.invocations),
+        {"MetricName": INVOCATIONS, "Dimensions": dims, "Timestamp": start, "Value": float(s.invocations),
          "Unit": "Count"},
-        {"MetricName": "Errors", "Dimensions": dims, "Timestamp": start, "Value": float(s.errors),
+        {"MetricName": ERRORS, "Dimensions": dims, "Timestamp": start, "Value": float(s.errors),
          "Unit": "Count"},
         {
-            "MetricName": "Duration",
+            "MetricName": DURATION,
             "Dimensions": dims,
             "Timestamp": start,
             "StatisticValues": {

@@ -30,24 +30,16 @@ instead (every minute since it first took traffic, across steps):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import replace
 
-from scipy import special
-
 from stageflow.config import Gates
+from stageflow.metrics import checks as j
 from stageflow.metrics.fasttests import binom_cdf
 from stageflow.metrics.interface import MetricResult, MinuteStats, VersionSeries
 
 PCT_ATTR = {"latency_p95": "p95_ms", "latency_p99": "p99_ms"}
 PCT_LABEL = {"latency_p95": "p95", "latency_p99": "p99"}
-
-
-def _fmt():
-    from stageflow.metrics import judge as j
-
-    return j
 
 
 def trailing_run(minutes, breached: Callable[[MinuteStats], bool | None]) -> list[MinuteStats]:
@@ -82,7 +74,6 @@ def _decisive(k: int, p: float, gates: Gates) -> bool:
 def check_sustained_errors(
     canary: VersionSeries, stable: VersionSeries | None, gates: Gates, origin=None
 ) -> MetricResult:
-    j = _fmt()
     gate = gates.max_error_rate
     run = trailing_run(
         canary.minutes, lambda m: None if m.invocations <= 0 else m.errors / m.invocations > gate
@@ -94,7 +85,7 @@ def check_sustained_errors(
             **base, outcome="pass", detail="sustained errors: last minute within the gate (pass)"
         )
     rate = e / n
-    p = j._binom_greater(e, n, gate)
+    p = j.binom_greater(e, n, gate)
     head = f"sustained errors: {j.fmt_pct(rate)} ({e}/{n}) > {j.fmt_pct(gate)} for {_span(run, origin)}"
     enough = n >= gates.min_invocations or p < gates.interim_alpha
     if enough and _decisive(len(run), p, gates):
@@ -126,25 +117,9 @@ def _weighted(minutes, attr: str) -> float | None:
     return None if total == 0 else sum(v * n for v, n in pts) / total
 
 
-def log_ttest_greater(values: list[float], gate: float) -> float:
-    """One-sided t-test: are the logs of ``values`` above log(gate)? Degenerate samples decide by value."""
-    logs = [math.log(v) for v in values if v > 0]
-    target = math.log(gate)
-    if not logs:
-        return 1.0
-    n = len(logs)
-    mean = math.fsum(logs) / n
-    var = math.fsum((x - mean) ** 2 for x in logs) / (n - 1) if n > 1 else 0.0
-    if n == 1 or var <= 1e-24:
-        return 0.0 if mean > target else 1.0
-    t = (mean - target) / math.sqrt(var / n)
-    return float(special.stdtr(n - 1, -t))  # P(T >= t): the same as scipy's ttest_1samp, faster
-
-
 def check_sustained_latency(
     canary: VersionSeries, stable: VersionSeries | None, gates: Gates, metric: str, gate: float, origin=None
 ) -> MetricResult:
-    j = _fmt()
     attr, label = PCT_ATTR[metric], PCT_LABEL[metric]
 
     def breached(m: MinuteStats) -> bool | None:
@@ -162,7 +137,7 @@ def check_sustained_latency(
     head = f"sustained {label}: {j.fmt_ms(observed)} > {j.fmt_ms(gate)} for {_span(run, origin)}"
     if len(run) < min(gates.sustained_min_minutes, gates.sustained_minutes) or n < gates.min_invocations:
         return MetricResult(**base, outcome="pass", observed=observed, detail=f"{head} (pass)")
-    p = log_ttest_greater([getattr(m, attr) for m in run], gate)
+    p = j.log_ttest_greater([getattr(m, attr) for m in run], gate)
     if _decisive(len(run), p, gates):
         if stable is not None:
             starts = {m.start for m in run}
@@ -198,7 +173,6 @@ def recent_results(
     Each test leaves out the canary's single worst minute for its metric (most errors; highest
     percentile): one bad minute is a blip, not a change (the design's rule wants a breach that lasts);
     bursts, drifts and late onsets span several minutes and still show."""
-    j = _fmt()
     r = gates.recent_minutes
     if r <= 0 or len(canary.minutes) <= r:
         return {}
@@ -230,11 +204,11 @@ def recent_results(
     c, s = cut(by_errors)
     found.append(j.check_error_gate(c, s, g, True))
     if s is not None:
-        found.append(j.check_error_relative(*j._aligned(c, s), g, True))
+        found.append(j.check_error_relative(*j.aligned(c, s), g, True))
     c, s = cut(by_p95)
     found.append(j.check_latency_gate(c, s, g, True))
     if s is not None:
-        found.append(j.check_latency_relative(*j._aligned(c, s), g, True))
+        found.append(j.check_latency_relative(*j.aligned(c, s), g, True))
     if gates.max_p99_ms is not None:
         c, s = cut(by_p99)
         found.append(j.check_latency_gate(c, s, g, True, metric="latency_p99"))
@@ -249,7 +223,6 @@ def check_throughput(
     canary: VersionSeries, stable: VersionSeries, weight: int, gates: Gates, window_complete: bool
 ) -> MetricResult:
     """The canary's invocations per percent of weight vs stable's over the same minutes."""
-    j = _fmt()
     nc, ns = canary.invocations, stable.invocations
     limit = gates.max_throughput_drop
     base = dict(metric="throughput", kind="relative", threshold=limit, canary_count=nc, stable_count=ns)
@@ -265,7 +238,7 @@ def check_throughput(
         f"throughput: canary {per_c:.1f} vs stable {per_s:.1f} invocations per % of weight "
         f"({nc} at {weight}%, {ns} at {100 - weight}%)"
     )
-    if drop > limit and p < j._alpha(gates, window_complete):
+    if drop > limit and p < j.alpha_for(gates, window_complete):
         return MetricResult(
             **base, outcome="warn", observed=drop, p_value=p,
             detail=f"{line}: {drop:.0%} lower > {limit:.0%}, {j.fmt_p(p)} "

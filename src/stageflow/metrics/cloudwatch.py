@@ -18,13 +18,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from stageflow.errors import EnvironmentFailure
-from stageflow.local.simulator import (
+from stageflow.metrics.interface import AlarmSource, MetricSource, MinuteStats, VersionSeries
+from stageflow.metrics.lambda_metrics import (
+    DURATION,
+    ERRORS,
+    INVOCATIONS,
     LAMBDA_NAMESPACE,
     PERCENTILES_METRIC,
     SIMULATOR_NAMESPACE,
     lambda_dimensions,
 )
-from stageflow.metrics.interface import AlarmSource, MetricSource, MinuteStats, VersionSeries
 
 PERIOD = 60
 MISSING_SUFFIX = " (missing)"
@@ -98,11 +101,11 @@ class CloudWatchSource(MetricSource):
             }
 
         return [
-            q("invocations", "Invocations", "Sum"),
-            q("errors", "Errors", "Sum"),
-            q("p50", "Duration", "p50"),
-            q("p95", "Duration", "p95"),
-            q("p99", "Duration", "p99"),
+            q("invocations", INVOCATIONS, "Sum"),
+            q("errors", ERRORS, "Sum"),
+            q("p50", DURATION, "p50"),
+            q("p95", DURATION, "p95"),
+            q("p99", DURATION, "p99"),
         ]
 
     def series(
@@ -184,8 +187,8 @@ class LocalSimulatorSource(MetricSource):
             return {"Id": prefix + qid, "MetricStat": {"Metric": metric_, "Period": PERIOD, "Stat": stat}}
 
         return [
-            q("invocations", LAMBDA_NAMESPACE, "Invocations", "Sum"),
-            q("errors", LAMBDA_NAMESPACE, "Errors", "Sum"),
+            q("invocations", LAMBDA_NAMESPACE, INVOCATIONS, "Sum"),
+            q("errors", LAMBDA_NAMESPACE, ERRORS, "Sum"),
             q("pmin", SIMULATOR_NAMESPACE, PERCENTILES_METRIC, "Minimum"),
             q("pmax", SIMULATOR_NAMESPACE, PERCENTILES_METRIC, "Maximum"),
             q("psum", SIMULATOR_NAMESPACE, PERCENTILES_METRIC, "Sum"),

@@ -11,8 +11,6 @@ import pytest
 
 from stageflow.errors import ExitCode, UsageError
 from stageflow.local.simulator import (
-    LAMBDA_NAMESPACE,
-    SIMULATOR_NAMESPACE,
     ScenarioError,
     SimulatorFeed,
     TrafficGenerator,
@@ -21,6 +19,7 @@ from stageflow.local.simulator import (
     parse_scenario,
     split_traffic,
 )
+from stageflow.metrics.lambda_metrics import LAMBDA_NAMESPACE, SIMULATOR_NAMESPACE
 from tests.conftest import REPO
 
 SCENARIOS = sorted((REPO / "tests" / "fixtures" / "scenarios").glob("*.json"))

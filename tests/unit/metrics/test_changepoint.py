@@ -11,8 +11,8 @@ from stageflow.local.simulator import load_scenario, parse_scenario
 from stageflow.metrics.changepoint import trailing_run
 from stageflow.metrics.interface import MinuteStats, VersionSeries
 from stageflow.metrics.judge import judge
-from stageflow.metrics.replay import PROD_WINDOWS, Window, naive_replay, replay
 from tests.conftest import REPO
+from tests.helpers.replay import PROD_POLICY, naive_replay, replay
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 G = Gates()
@@ -178,8 +178,8 @@ def test_bench_smoke_change_point_families_ours_catches_what_naive_catches():
                  "healthy-blip-1-min-8%-at-40"):  # fmt: skip
         expect, _kind, doc = bench.FAMILIES[name]
         s = parse_scenario({"name": name, "seed": 1000, **doc, "expect": expect}, name)
-        ours, naive = replay(s, PROD_WINDOWS), naive_replay(s, PROD_WINDOWS)
+        ours, naive = replay(s, PROD_POLICY), naive_replay(s, PROD_POLICY)
         assert (ours.verdict == "promoted") == (expect == "promote"), (name, ours.reasons)
         if naive.verdict == "rolled_back" and expect == "rollback":
             assert ours.decided_at_minute <= naive.decided_at_minute, name
-    assert Window(100, 30) in PROD_WINDOWS
+    assert PROD_POLICY.steps[-1].weight == 100 and PROD_POLICY.post_promotion_minutes == 30

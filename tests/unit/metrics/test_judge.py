@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stageflow.config import Gates
+from stageflow.metrics.checks import fmt_ms, fmt_pct
 from stageflow.metrics.interface import MinuteStats, VersionSeries
-from stageflow.metrics.judge import fmt_ms, fmt_pct, judge, naive_judge
+from stageflow.metrics.judge import judge, naive_judge
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 GATES = Gates(alarms=("api-errors",))
