@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-
 from stageflow.build.lambda_zip import package
+
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.factory import Factory
