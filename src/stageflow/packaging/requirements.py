@@ -16,14 +16,48 @@ class Pin:
     version: str
 
 
+# per-requirement options pip accepts after a requirement (hash-locked files carry ``--hash``)
+_PER_REQUIREMENT = ("--hash", "--config-settings", "--global-option")
+
+
 def requirement_lines(text: str) -> list[str]:
-    """The lines that say something: comments (whole-line and `` #`` trailing) and blanks dropped."""
-    lines = []
+    """The logical lines that say something: backslash continuations joined (``pip-compile`` and ``uv
+    export`` write one ``--hash`` per line), comments (whole-line and `` #`` trailing) and blanks
+    dropped, per-requirement options (``--hash=sha256:…``) taken off the requirement they follow."""
+    lines, pending = [], ""
     for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            lines.append(line)
-    return lines
+        line = "" if raw.lstrip().startswith("#") else raw.split(" #", 1)[0]
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        logical = _without_options(pending + line)
+        pending = ""
+        if logical:
+            lines.append(logical)
+    if pending.strip():
+        lines.append(_without_options(pending))
+    return [ln for ln in lines if ln]
+
+
+def _without_options(line: str) -> str:
+    words = line.split()
+    if words and words[0].startswith("-"):  # a global option line (-r, --index-url, ...): as it is
+        return " ".join(words)
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word.startswith(_PER_REQUIREMENT):
+            skip = "=" not in word  # ``--hash sha256:…`` takes the next word
+            continue
+        kept.append(word)
+    return " ".join(kept)
+
+
+def is_hash_locked(text: str) -> bool:
+    """A file pip installs only in ``--require-hashes`` mode (every requirement pinned and hashed)."""
+    return any("--hash" in ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
 
 
 def read_requirement_lines(path: Path) -> list[str]:

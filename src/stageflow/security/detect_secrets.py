@@ -26,6 +26,11 @@ from stageflow.security.interface import (
 BASELINE = Path(".secrets.baseline")
 # a stageflow.toml secret reference line: NAME = "secretsmanager:..." or "ssm:/..."
 SECRET_REFERENCE_LINE = r'^\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*"(secretsmanager|ssm):[^"]*"\s*(#.*)?$'  # noqa: S105
+# a pip hash (hash-locked requirements from pip-compile --generate-hashes or uv export): a package
+# digest, never a secret, on the requirement's line or on a continuation line of its own (detect-secrets
+# reads a continued requirement as one line; a line with an '@' — a URL that may carry credentials —
+# is still scanned)
+HASH_LOCK_LINE = r"^[^@]*--hash[=\s]+(sha256|sha384|sha512):[0-9a-fA-F]{32,}"
 # Terraform's provider lock file holds registry checksums (h1:/zh: hashes): high entropy by nature,
 # never a secret, and rewritten by every `terraform init` that adds a platform
 SKIP_NAMES = frozenset({".terraform.lock.hcl"})
@@ -120,7 +125,9 @@ class DetectSecrets:
         exe = ctx.require("detect-secrets")
         # stageflow.toml's secret *references* (secretsmanager:NAME, ssm:/PATH) name where a secret
         # lives; they are not secrets, and every project that configures secrets would trip the gate.
-        argv = [exe, "scan", "--all-files", "--exclude-lines", SECRET_REFERENCE_LINE, *files]
+        # pip's --hash digests in hash-locked requirements: package checksums, not secrets
+        excluded = [f"--exclude-lines={SECRET_REFERENCE_LINE}", f"--exclude-lines={HASH_LOCK_LINE}"]
+        argv = [exe, "scan", "--all-files", *excluded, *files]
         res = ctx.run(argv, env=child_env())
         data = load_json(res.stdout, "detect-secrets")
         result = judge(data.get("results") or {}, read_baseline(ctx.root / BASELINE), len(files))

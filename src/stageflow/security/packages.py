@@ -74,28 +74,12 @@ class ShippedPackages:
 
 
 def requirements_pins(text: str) -> tuple[list[Package], list[str]]:
-    """Exact pins (``name==version``) of a requirements file, and the lines that are not pins."""
-    from packaging.requirements import InvalidRequirement, Requirement
+    """Exact pins (``name==version``) of a requirements file, and the lines that are not pins (the one
+    reader, :mod:`stageflow.packaging.requirements`: hash-locked files and continuations included)."""
+    from stageflow.packaging.requirements import pins as read_pins
 
-    pins, other = [], []
-    for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            other.append(line)
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            other.append(line)
-            continue
-        specs = list(req.specifier)
-        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-            pins.append(Package(norm(req.name), specs[0].version, ()))
-        else:
-            other.append(line)
-    return pins, other
+    found, other = read_pins(text)
+    return [Package(norm(p.name), p.version, ()) for p in found], other
 
 
 def zip_packages(data: bytes) -> list[Package]:
