@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from stageflow.build.lambda_zip import package
+from stageflow.packaging.lambda_zip import package
 
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
