@@ -39,6 +39,15 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict | None]:
         return status, None
 
 
+def _json_or_none(raw) -> object:
+    """The JSON in ``raw``, or None when there is none (a body that is not JSON is an unhealthy answer,
+    as over HTTP, never a crash)."""
+    try:
+        return json.loads(raw or "null")
+    except (TypeError, ValueError):
+        return None
+
+
 def smoke_url(url: str) -> SmokeResult:
     t0 = time.monotonic()
     try:
@@ -56,6 +65,6 @@ def smoke_lambda(lambda_client, function: str, alias: str) -> SmokeResult:
     resp = lambda_client.invoke(FunctionName=function, Qualifier=alias, Payload=json.dumps(event).encode())
     payload = json.loads(resp["Payload"].read() or b"null")
     status = payload.get("statusCode") if isinstance(payload, dict) else None
-    body = json.loads(payload.get("body") or "null") if isinstance(payload, dict) else None
+    body = _json_or_none(payload.get("body")) if isinstance(payload, dict) else None
     ok = status == 200 and isinstance(body, dict) and body.get("status") == "ok"
     return SmokeResult(f"lambda:{function}:{alias}", ok, status, body, time.monotonic() - t0)
