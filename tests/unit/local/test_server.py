@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import threading
 
@@ -38,10 +39,8 @@ def _serve(channel_class, monkeypatch):
 
 def _run_until_closed(server) -> None:
     """waitress's loop ends with EBADF when the test closes the server's socket under it: that is the stop."""
-    try:
+    with contextlib.suppress(OSError):
         server.run()
-    except OSError:
-        pass
 
 
 def _get(port: int) -> bytes:
