@@ -365,7 +365,7 @@ def fake_context(
         history=history,
         traffic=router,
         publisher=publisher or FakePublisher(router),
-        pre_traffic=check or FakeCheck(router.function),
+        function_check=check or FakeCheck(router.function),
         notifier=notifier or RecordingNotifier(),
         gates=reader,
         reporter=observer or RecordingObserver(),

@@ -51,7 +51,7 @@ class Context:
     history: DeploymentHistory
     traffic: AliasRouter
     publisher: Publisher
-    pre_traffic: FunctionCheck  # the new version invoked before any traffic moves (and smoke after)
+    function_check: FunctionCheck  # invokes a version before it takes traffic, the alias after (smoke)
     notifier: Notifier
     gates: GateReader
     reporter: ProgressObserver
@@ -85,7 +85,7 @@ def make_driver(
         notifier=ctx.notifier,
         clock=ctx.clock,
         reporter=ctx.reporter,
-        pre_traffic=ctx.pre_traffic,
+        pre_traffic=ctx.function_check,
         feed=ctx.feed_for(scenario, ctx.clock.now()),
         approve_prompt=prompt,
         stop_after=_failpoint(),
