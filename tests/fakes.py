@@ -20,8 +20,8 @@ from stageflow.deploy.publish import Published
 from stageflow.deploy.records import ACTIVE, Deployment, VerdictRecord
 from stageflow.deploy.traffic import AliasState
 from stageflow.errors import EnvironmentFailure, LockedError, UsageError
-from stageflow.invokecheck import FAILED, PASSED, InvokeResult
 from stageflow.history import ConcurrentUpdate, lock_age_seconds, lock_hint, lock_holder_text
+from stageflow.invokecheck import FAILED, PASSED, InvokeResult
 from stageflow.isotime import iso
 from stageflow.metrics.interface import AlarmSource, MetricSource, MinuteStats, TrafficFeed, VersionSeries
 from stageflow.outputs import DeployOutputs

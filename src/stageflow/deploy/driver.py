@@ -166,7 +166,9 @@ class Driver:
             if failure is None:
                 raise  # a bug, not a failed call
             why = failure.one_line()
-            self.reporter.warn(f"pre-traffic {dep.environment}: {check.function}:{version} not checked: {why}")
+            self.reporter.warn(
+                f"pre-traffic {dep.environment}: {check.function}:{version} not checked: {why}"
+            )
             result = {"function": check.function, "qualifier": version, "status": "error", "reason": why}
             return m.PreTrafficFailed(self.clock.now(), why, result, fault=why)
         self.reporter.info("pre-traffic", dep.environment, res.line())

@@ -319,7 +319,9 @@ def _baking_checked(state: State, event: Checked, policy: CanaryPolicy) -> State
     )
 
 
-def _begin(state: State, event: Start | PreTrafficPassed, policy: CanaryPolicy, approvals: Approvals) -> State:
+def _begin(
+    state: State, event: Start | PreTrafficPassed, policy: CanaryPolicy, approvals: Approvals
+) -> State:
     """The canary begins (its pre-traffic check passed): an approval before it, or the first step."""
     if approvals.before_canary:
         new = replace(
