@@ -21,6 +21,7 @@ from stageflow.deploy.records import ACTIVE, Deployment, VerdictRecord
 from stageflow.deploy.traffic import AliasState
 from stageflow.errors import EnvironmentFailure, LockedError, UsageError
 from stageflow.history import ConcurrentUpdate, lock_age_seconds, lock_hint, lock_holder_text
+from stageflow.invokecheck import FAILED, PASSED, InvokeResult
 from stageflow.isotime import iso
 from stageflow.metrics.interface import AlarmSource, MetricSource, MinuteStats, TrafficFeed, VersionSeries
 from stageflow.outputs import DeployOutputs
@@ -151,11 +152,13 @@ class FakeRouter:
         self.extra: dict[str, float] = {}
         self.fail_restores = 0
         self.moves: list[dict[str, int]] = []
+        self.set_canary_calls: list[tuple[str, str, int]] = []
 
     def state(self):
         return AliasState(self.primary, dict(self.extra))
 
     def set_canary(self, stable, canary, weight):
+        self.set_canary_calls.append((stable, canary, weight))
         if weight >= 100:
             return self.restore(canary)
         self.primary = stable
@@ -202,6 +205,25 @@ class FakePublisher:
         self.code[new] = artifact.code_sha256
         self.config[new] = dict(self.latest_config)
         return Published(new, serving, artifact.code_sha256, f"published version {new}", tuple(changed))
+
+
+class FakeCheck:
+    """The FunctionCheck port: every qualifier passes unless ``failing`` names it (with the function's
+    error line) or ``raises`` is set (the check could not be made); ``calls`` lists what was invoked."""
+
+    def __init__(self, function: str = "svc-dev"):
+        self.function = function
+        self.failing: dict[str, str] = {}
+        self.raises: Exception | None = None
+        self.calls: list[str] = []
+
+    def check(self, qualifier):
+        self.calls.append(qualifier)
+        if self.raises is not None:
+            raise self.raises
+        if qualifier in self.failing:
+            return InvokeResult(self.function, qualifier, FAILED, self.failing[qualifier], qualifier)
+        return InvokeResult(self.function, qualifier, PASSED, "", qualifier)
 
 
 class RecordingNotifier:
@@ -318,6 +340,7 @@ def fake_context(
     observer: RecordingObserver | None = None,
     clock: VirtualClock | None = None,
     gates: Gates | None = None,
+    check=None,
 ) -> Context:
     router = router or FakeRouter()
     history = history or InMemoryHistory(env_config.name)
@@ -342,6 +365,7 @@ def fake_context(
         history=history,
         traffic=router,
         publisher=publisher or FakePublisher(router),
+        function_check=check or FakeCheck(router.function),
         notifier=notifier or RecordingNotifier(),
         gates=reader,
         reporter=observer or RecordingObserver(),

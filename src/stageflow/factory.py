@@ -11,7 +11,10 @@ nowhere else (docs/architecture.md lists them):
 - ``clock``: the system clock vs a virtual clock (a 60-minute canary rehearsed in seconds);
 - ``terraform endpoint``: the root's ``backend.hcl`` vs a generated backend + provider override;
 - ``image registry``: ECR (or the configured one) vs the loopback registry;
-- ``service endpoint`` (smoke, load): the function through its alias vs the app served on loopback.
+- ``service endpoint`` (integration, load): the function through its alias vs the app served on loopback;
+- ``function check`` (pre-traffic, smoke): the emulator's local runtime runs the deployed zip, so the
+  check is one path, except where this machine cannot run the function (an ``arm64`` function on an
+  x86_64 machine): then it is "not run here" (:meth:`Factory.function_check`).
 
 CLI commands and nox sessions get a :class:`Factory` and pass what it builds on; tests build one
 pointed at a temporary state directory, or build the parts from the fakes in ``tests/fakes.py``.
@@ -51,7 +54,8 @@ NEVER_START = frozenset(
 
 @dataclass(frozen=True)
 class ServiceEndpoint:
-    """The deployed service, for smoke and load tests: an HTTP base URL, or a function alias to invoke."""
+    """The deployed service, for the integration suite and load tests: an HTTP base URL, or a function
+    alias to invoke."""
 
     url: str | None
     lambda_client: object | None = None
@@ -274,9 +278,9 @@ class Factory:
     # -- seam: service endpoint ------------------------------------------------------------------------
     @contextlib.contextmanager
     def service_endpoint(self, env_name: str) -> Iterator[ServiceEndpoint]:
-        """Where smoke and load tests reach the service. AWS: the function through its alias (the
-        emulator cannot run Lambda code without images from the internet). Emulator: the app served on
-        127.0.0.1 for the block's duration."""
+        """Where the integration suite and load tests reach the service. AWS: the function through its
+        alias. Emulator: the app served on 127.0.0.1 for the block's duration (smoke no longer uses this:
+        it invokes the alias, see :meth:`function_check`)."""
         cfg = self.config
         self.env(env_name)
         if self.local:
@@ -292,6 +296,13 @@ class Factory:
             function=out.function_name,
             alias=out.alias_name,
         )
+
+    # -- seam: function check (pre-traffic, smoke) ----------------------------------------------------
+    def function_check(self, function: str):
+        """The check that invokes ``function`` with the smoke event (see :func:`wiring.function_check`)."""
+        from stageflow.wiring import function_check
+
+        return function_check(self, function)
 
     # -- seam: image registry --------------------------------------------------------------------------
     def registry(self, env_name: str, engine):
@@ -467,6 +478,7 @@ class Factory:
             history=history,
             traffic=AliasTraffic(lam, out.function_name, out.alias_name),
             publisher=LambdaPublisher(lam, out.function_name, out.alias_name),
+            function_check=self.function_check(out.function_name),
             notifier=notify.for_environment(
                 env.notifications,
                 terraform_topic=out.topic_arn,

@@ -61,6 +61,8 @@ class InvokeResult:
 
     def line(self) -> str:
         where = f"{self.function}:{self.qualifier}"
+        if self.status == NOT_RUN:
+            return f"{where} not run here" + (f" ({self.reason})" if self.reason else "")
         return f"{where} {self.status}" + (f": {self.reason}" if self.reason else "")
 
     def to_json(self) -> dict:
@@ -142,3 +144,61 @@ def invoke(lambda_client, function: str, qualifier: str, smoke: Smoke, root: Pat
 
 def not_run(function: str, qualifier: str, why: str) -> InvokeResult:
     return InvokeResult(function, qualifier, NOT_RUN, why)
+
+
+# -- the FunctionCheck port (stageflow.ports): the check of one function, wired by the factory ---------
+@dataclass(frozen=True)
+class LambdaInvokeCheck:
+    """Invokes ``function:qualifier`` (a version before traffic, the alias after promotion) through the
+    Lambda API: AWS, or the emulator whose local runtime runs the deployed zip. An answer that could not
+    be had is an ``EnvironmentFailure`` (exit 3): the emulator's ``InvalidRuntimeException`` (no
+    interpreter for the runtime here) with its reason, any other AWS failure as ``aws_error`` maps it."""
+
+    lambda_client: Any
+    function: str
+    smoke: Smoke
+    root: Path
+    runtime: str = ""  # the function's runtime, for the hint when its interpreter is missing here
+
+    def check(self, qualifier: str) -> InvokeResult:
+        try:
+            return invoke(self.lambda_client, self.function, qualifier, self.smoke, self.root)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            failure = invoke_failure(exc, f"{self.function}:{qualifier}", self.runtime)
+            if failure is None:
+                raise  # a bug, not a failed call
+            raise failure from None
+
+
+def invoke_failure(exc: BaseException, where: str, runtime: str = ""):
+    """``exc`` of an Invoke as one ``EnvironmentFailure`` line, or None when it is no failed call."""
+    from stageflow.aws import aws_error
+    from stageflow.errors import EnvironmentFailure
+
+    err = getattr(exc, "response", None)
+    code = ((err or {}).get("Error") or {}).get("Code") if isinstance(err, Mapping) else None
+    if code == "InvalidRuntimeException":
+        message = " ".join(str(((err or {}).get("Error") or {}).get("Message") or "").split())
+        minor = runtime.removeprefix("python")
+        hint = (
+            f"install CPython {minor} (e.g. `pyenv install {minor}` or your package manager's {runtime})"
+            if runtime and "interpreter" in message
+            else None
+        )
+        return EnvironmentFailure(f"{where} cannot be invoked here: {message}", hint)
+    mapped = aws_error(exc, f"invoking {where}")
+    return mapped if isinstance(mapped, EnvironmentFailure) else None
+
+
+@dataclass(frozen=True)
+class NotRunHere:
+    """The check where this machine cannot run the function (the factory decides: an ``arm64``
+    function on an x86_64 machine in local mode): "not run", which passes, with why."""
+
+    function: str
+    why: str
+
+    def check(self, qualifier: str) -> InvokeResult:
+        return not_run(self.function, qualifier, self.why)

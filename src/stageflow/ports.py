@@ -142,6 +142,29 @@ class Publisher(Protocol):
     def publish(self, artifact: LambdaZip, *, description: str = "") -> Published: ...
 
 
+class CheckOutcome(Protocol):
+    """What a function check found (``invokecheck.InvokeResult``): passed, failed or not run, and why."""
+
+    status: str  # "passed" | "failed" | "not run"
+    reason: str
+
+    @property
+    def ok(self) -> bool: ...
+    def line(self) -> str: ...
+    def to_json(self) -> dict: ...
+
+
+@runtime_checkable
+class FunctionCheck(Protocol):
+    """Invokes the function (a published version before it takes traffic, or the alias after the
+    promotion) with its smoke event and judges the answer. An answer that could not be had (AWS
+    unreachable, no interpreter for the runtime on this machine) raises an ``EnvironmentFailure``."""
+
+    function: str
+
+    def check(self, qualifier: str) -> CheckOutcome: ...
+
+
 @runtime_checkable
 class Notifier(Protocol):
     def send(self, msg: Message) -> None: ...
@@ -160,7 +183,9 @@ class ProgressObserver(Protocol):
 
 __all__: Sequence[str] = (
     "AliasRouter",
+    "CheckOutcome",
     "DeploymentHistory",
+    "FunctionCheck",
     "Notifier",
     "ProgressObserver",
     "Publisher",

@@ -3,11 +3,31 @@ calls :func:`deploy_services`; nothing else imports this module)."""
 
 from __future__ import annotations
 
+import platform
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stageflow.factory import Factory
+    from stageflow.ports import FunctionCheck
     from stageflow.services import DeployServices
+
+_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def function_check(factory: Factory, function: str) -> FunctionCheck:
+    """The check that invokes ``function`` with the service's smoke event: a version before it takes
+    traffic, the alias after promotion. On AWS and on the emulator alike the Lambda API runs the
+    deployed zip (the emulator's local runtime); the one difference is decided here: in local mode a
+    function of another architecture than this machine's cannot run, so it is "not run here" (its zip
+    is checked statically at build) and passes."""
+    from stageflow.invokecheck import LambdaInvokeCheck, NotRunHere
+
+    svc = factory.config.service
+    machine = platform.machine().lower()
+    if factory.local and svc.architecture != _HOST_ARCH.get(machine, machine):
+        return NotRunHere(function, f"{svc.architecture}; checked statically at build")
+    lam = factory.aws.client("lambda")
+    return LambdaInvokeCheck(lam, function, svc.smoke, factory.config.root, svc.runtime)
 
 
 def deploy_services(factory: Factory) -> DeployServices:
@@ -24,8 +44,15 @@ def deploy_services(factory: Factory) -> DeployServices:
     def record(env_name: str):
         return lambda key, value: checks.record_in_history(factory.environment(env_name).history, key, value)
 
+    def check_alias(env_name: str):
+        def run():
+            ctx = factory.environment(env_name)
+            return ctx.function_check.check(ctx.outputs.alias_name)
+
+        return run
+
     def smoke(env_name: str, *, paused: bool = False):
-        return checks.stage_smoke(cfg, env_name, endpoint(env_name), record(env_name), paused=paused)
+        return checks.stage_smoke(env_name, check_alias(env_name), record(env_name), paused=paused)
 
     def integration(env_name: str, *, paused: bool = False):
         return checks.stage_integration(

@@ -1,4 +1,5 @@
-"""The smoke check: the deployed service's ``/health``, over HTTP or through the function's alias."""
+"""``stageflow smoke ENV --url URL``: a service's ``/health`` over HTTP (a service with an HTTP endpoint
+of its own). The smoke stage itself invokes the function through its alias (:mod:`stageflow.invokecheck`)."""
 
 from __future__ import annotations
 
@@ -39,15 +40,6 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict | None]:
         return status, None
 
 
-def _json_or_none(raw) -> object:
-    """The JSON in ``raw``, or None when there is none (a body that is not JSON is an unhealthy answer,
-    as over HTTP, never a crash)."""
-    try:
-        return json.loads(raw or "null")
-    except (TypeError, ValueError):
-        return None
-
-
 def smoke_url(url: str) -> SmokeResult:
     t0 = time.monotonic()
     try:
@@ -56,15 +48,3 @@ def smoke_url(url: str) -> SmokeResult:
         raise EnvironmentFailure(f"smoke: {url}/health unreachable: {exc}") from None
     ok = status == 200 and isinstance(body, dict) and body.get("status") == "ok"
     return SmokeResult(url, ok, status, body, time.monotonic() - t0)
-
-
-def smoke_lambda(lambda_client, function: str, alias: str) -> SmokeResult:
-    """Invoke the function through its alias with an HTTP-API style GET /health event."""
-    t0 = time.monotonic()
-    event = {"rawPath": "/health", "requestContext": {"http": {"method": "GET"}}}
-    resp = lambda_client.invoke(FunctionName=function, Qualifier=alias, Payload=json.dumps(event).encode())
-    payload = json.loads(resp["Payload"].read() or b"null")
-    status = payload.get("statusCode") if isinstance(payload, dict) else None
-    body = _json_or_none(payload.get("body")) if isinstance(payload, dict) else None
-    ok = status == 200 and isinstance(body, dict) and body.get("status") == "ok"
-    return SmokeResult(f"lambda:{function}:{alias}", ok, status, body, time.monotonic() - t0)

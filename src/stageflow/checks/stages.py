@@ -3,7 +3,8 @@
 after the canary (production: once promoted — while the canary awaits an approval they say so and wait).
 
 The stages take plain inputs: the config, the environment's name, the reporter, ``open_endpoint`` (opens
-where the deployed service answers, see :mod:`stageflow.checks.target`) and ``record`` (attaches a
+where the deployed service answers, see :mod:`stageflow.checks.target`; integration and load),
+``check_alias`` (smoke: the pre-traffic check's invocation, through the alias) and ``record`` (attaches a
 result to the environment's latest deployment, see :func:`record_in_history`).
 """
 
@@ -16,11 +17,11 @@ from dataclasses import dataclass, field
 from stageflow.checks.integration import run_integration
 from stageflow.checks.lint import LintResult, run_lint
 from stageflow.checks.load import run_load
-from stageflow.checks.smoke import smoke_lambda, smoke_url
 from stageflow.checks.target import OpenEndpoint, service_target
 from stageflow.checks.unit import UnitResult, run_unit
 from stageflow.config import Config
 from stageflow.errors import CheckFailed, UsageError
+from stageflow.ports import CheckOutcome
 
 SKIP_ENV = "STAGEFLOW_SKIP_SERVICE_TESTS"
 WAITING = "not yet: the canary awaits approval (runs after the promotion)"
@@ -62,20 +63,17 @@ def stage_service_unit(config: Config, reporter) -> UnitResult:
 
 
 def stage_smoke(
-    config: Config, env_name: str, open_endpoint: OpenEndpoint, record: Record, *, paused: bool = False
+    env_name: str, check_alias: Callable[[], CheckOutcome], record: Record, *, paused: bool = False
 ) -> CheckResult:
+    """The pre-traffic check again, after promotion, through the alias (``[service] smoke``): the same
+    invocation in both modes (the emulator's local runtime runs the deployed zip)."""
     if paused:
         return CheckResult(WAITING, {"skipped": True})
-    env = config.env(env_name)
-    with open_endpoint() as ep:
-        url = ep.url or env.tests.url
-        res = smoke_url(url) if url else smoke_lambda(ep.lambda_client, ep.function, ep.alias)
+    res = check_alias()
     record("smoke", res.to_json())
     if not res.ok:
-        raise CheckFailed(
-            f"smoke check failed: {res.target} answered {res.status}", f"stageflow status {env_name}"
-        )
-    return CheckResult(f"{res.target}/health → {res.status} ok", res.to_json())
+        raise CheckFailed(f"smoke check failed: {res.line()}", f"stageflow status {env_name}")
+    return CheckResult(res.line(), res.to_json())
 
 
 def stage_integration(

@@ -203,20 +203,13 @@ def _register_reads(cli: click.Group) -> None:
     @click.pass_obj
     def history_cmd(factory, env, limit):
         """Recent deployments of ENV, newest first."""
+        from stageflow.deploy.status import history_lines
+
         ctx = factory.environment(env)
         deps = ctx.history.list(limit=limit)
-        lines = [
-            f"{d.deployment_id}  v{d.version or '?':<4} {d.status:<17} {d.phase:<13} {d.who}" for d in deps
-        ]
         # what happened outside deployments: rollbacks and broken locks, with who and why
         events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in ("rollback", "lock_broken")]
-        for e in events:
-            what = (
-                f"to v{e.get('to_version')} ({e.get('trigger')})"
-                if e["kind"] == "rollback"
-                else f"lock of {e.get('holder')}"
-            )
-            lines.append(f"{e['at']}  {e['kind']:<11} {what} by {e.get('who')}: {e.get('reason')}")
+        lines = history_lines(deps, events)
         factory.reporter.result(
             "\n".join(lines) or "no deployments",
             {"deployments": [d.to_json() for d in deps], "events": events},

@@ -50,12 +50,12 @@ def _register_smoke(cli: click.Group) -> None:
     @click.option(
         "--url",
         default=None,
-        help="Base URL of the service (default: local: the service on "
-        "127.0.0.1; AWS: invoke the function through its alias).",
+        help="GET URL/health instead (a service with an HTTP endpoint of its own); default: invoke the "
+        "function through its alias with [service] smoke's event, in both modes.",
     )
     @click.pass_obj
     def smoke_cmd(factory, env, url):
-        """Check the deployed service's health endpoint."""
+        """Invoke the deployed function through its alias with its smoke event; compare with expect."""
         _smoke(factory, env, url)
 
 
@@ -118,19 +118,20 @@ def _load(
 
 
 def _smoke(factory, env: str, url: str | None) -> None:
-    """`stageflow smoke ENV`: ``/health`` at ``url``, else where the environment's service answers."""
-    from stageflow.checks.smoke import smoke_lambda, smoke_url
+    """`stageflow smoke ENV`: the function through its alias with the smoke event (the pre-traffic
+    check's invocation), or ``/health`` at ``url``."""
+    from stageflow.checks.smoke import smoke_url
     from stageflow.errors import CheckFailed
 
     factory.env(env)
-    if url:
-        res = smoke_url(url)
-    else:
-        with factory.service_endpoint(env) as ep:
-            if ep.url is not None:
-                res = smoke_url(ep.url)
-            else:
-                res = smoke_lambda(ep.lambda_client, ep.function, ep.alias)
+    if not url:
+        ctx = factory.environment(env)
+        res = ctx.function_check.check(ctx.outputs.alias_name)
+        factory.reporter.result(f"smoke {env}: {res.line()}", res.to_json())
+        if not res.ok:
+            raise CheckFailed(f"smoke check failed: {res.line()}", "see: stageflow status " + env)
+        return
+    res = smoke_url(url)
     human = f"smoke {env}: {res.target}/health → {res.status} {'ok' if res.ok else 'FAILED'}"
     if not res.ok:
         factory.reporter.result(human, res.to_json())

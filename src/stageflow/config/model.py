@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stageflow.errors import UnknownEnvironmentError
+from stageflow.invokecheck import Smoke
 
 DEFAULT_CONFIG_NAME = "stageflow.toml"
 FROM_TERRAFORM = "from-terraform"
@@ -157,6 +158,7 @@ class ServiceConfig:
     handler: str = "service.handler.handler"
     runtime: str = "python3.11"
     architecture: str = "x86_64"  # the function's: x86_64 or arm64 (requirements' wheels are for it)
+    smoke: Smoke = field(default_factory=Smoke)  # the pre-traffic check and the smoke stage's event
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from stageflow.config.model import (
     ServiceTests,
     TerraformSettings,
 )
+from stageflow.config.smoke import parse_smoke
 from stageflow.errors import ConfigError
 from stageflow.secrets.refs import reference_problem
 
@@ -334,6 +335,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         handler=r.get(svc_raw, "service", "handler", str, ServiceConfig.handler),
         runtime=r.get(svc_raw, "service", "runtime", str, "python3.11"),
         architecture=r.get(svc_raw, "service", "architecture", str, "x86_64"),
+        smoke=parse_smoke(r, svc_raw.get("smoke"), "service.smoke", (root or path.parent).resolve()),
     )
     if service.architecture not in ("x86_64", "arm64"):
         raise r.fail("service.architecture", f"must be x86_64 or arm64, not {service.architecture!r}")

@@ -22,13 +22,20 @@ from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.publish import Published
 from stageflow.deploy.records import Deployment, Transition, new_deployment_id
-from stageflow.errors import AwsError, ReleaseRejected, RollbackFailed, UsageError
+from stageflow.errors import AwsError, EnvironmentFailure, ReleaseRejected, RollbackFailed, UsageError
 from stageflow.history.locks import default_who
 from stageflow.isotime import iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
 from stageflow.packaging.lambda_zip import LambdaZip
-from stageflow.ports import AliasRouter, DeploymentHistory, Notifier, ProgressObserver, Publisher
+from stageflow.ports import (
+    AliasRouter,
+    DeploymentHistory,
+    FunctionCheck,
+    Notifier,
+    ProgressObserver,
+    Publisher,
+)
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "data" / "healthy.json"
 
@@ -44,6 +51,7 @@ class Context:
     history: DeploymentHistory
     traffic: AliasRouter
     publisher: Publisher
+    function_check: FunctionCheck  # invokes a version before it takes traffic, the alias after (smoke)
     notifier: Notifier
     gates: GateReader
     reporter: ProgressObserver
@@ -77,6 +85,7 @@ def make_driver(
         notifier=ctx.notifier,
         clock=ctx.clock,
         reporter=ctx.reporter,
+        pre_traffic=ctx.function_check,
         feed=ctx.feed_for(scenario, ctx.clock.now()),
         approve_prompt=prompt,
         stop_after=_failpoint(),
@@ -316,6 +325,13 @@ def _finish(ctx: Context, outcome: RunOutcome) -> RunOutcome:
         ctx.history.release_lock(dep.deployment_id)
         if ctx.delivery is not None:
             ctx.delivery(dep)  # never raises on AWS errors
+    if state.phase == "rolled_back" and state.step < 0:
+        # never shifted (its pre-traffic check failed, or rejected before the canary): nothing moved
+        kind = EnvironmentFailure if state.fault else ReleaseRejected
+        raise kind(
+            f"v{dep.version} rejected in {dep.environment}: {state.reason}",
+            f"no traffic moved: all traffic stays on v{dep.previous_version}",
+        )
     if state.phase == "rolled_back" and state.fault:
         raise AwsError(
             f"v{dep.version} rolled back in {dep.environment}: {state.reason}",

@@ -17,7 +17,7 @@ from stageflow.isotime import iso, parse_iso
 from stageflow.metrics import minutes
 from stageflow.metrics.interface import TrafficFeed, Verdict
 from stageflow.notify import Message
-from stageflow.ports import AliasRouter, DeploymentHistory, Notifier, ProgressObserver
+from stageflow.ports import AliasRouter, DeploymentHistory, FunctionCheck, Notifier, ProgressObserver
 from stageflow.report import BakeProgress
 from stageflow.rollback.core import RestoreFailed, Retry, restore
 
@@ -39,6 +39,7 @@ class Driver:
     notifier: Notifier
     clock: Clock
     reporter: ProgressObserver
+    pre_traffic: FunctionCheck  # the new version, invoked before any traffic moves
     feed: TrafficFeed | None = None  # local mode: the traffic simulator
     approve_prompt: Callable[[str], bool | None] | None = None  # interactive approvals on a TTY
     stop_after: Callable[[m.State], bool] | None = None  # tests: stop (as if killed) after recording
@@ -49,8 +50,12 @@ class Driver:
     _rollback_tried: list[str] = field(default_factory=list, init=False, repr=False)
 
     # -- recording ----------------------------------------------------------------------------
-    def _record(self, dep: Deployment, old: m.State, new: m.State, why: str) -> Deployment:
+    def _record(
+        self, dep: Deployment, old: m.State, new: m.State, why: str, extra: dict | None = None
+    ) -> Deployment:
         changes: dict = dict(state=new, phase=new.phase, status=status_for(new.phase))
+        if extra:
+            changes["extra"] = {**dep.extra, **extra}
         if new.terminal:
             changes["ended_at"] = iso(self.clock.now())
         if old != new:
@@ -90,9 +95,7 @@ class Driver:
         if event is not None:
             dep, state, actions = self._step(dep, state, event)
         else:
-            actions = m.actions_for(state) if state.phase != "pending" else []
-            if state.phase == "pending":
-                dep, state, actions = self._step(dep, state, m.Start(self.clock.now()))
+            actions = m.actions_for(state)  # pending: the pre-traffic check first
         try:
             return self._loop(dep, state, actions)
         except ConcurrentUpdate:
@@ -120,6 +123,8 @@ class Driver:
                 match action:
                     case m.Notify():
                         self._notify(dep, action, state, last_reasons)
+                    case m.CheckBeforeTraffic():
+                        next_event = self._pre_traffic(dep)
                     case m.SetWeight(weight=w):
                         next_event = self._set_weight(dep, w)
                     case m.Observe():
@@ -139,7 +144,9 @@ class Driver:
     ) -> tuple[Deployment, m.State, list[m.Action]]:
         new, actions = m.transition(state, event, self.env.canary, self.env.approvals)
         if new != state:
-            dep = self._record(dep, state, new, new.reason)
+            checked = isinstance(event, m.PreTrafficPassed | m.PreTrafficFailed)
+            extra = {"pre_traffic": dict(event.result)} if checked else None
+            dep = self._record(dep, state, new, new.reason, extra)
             if self.stop_after is not None and self.stop_after(new):
                 self._stop_requested = True
             if new.phase != state.phase or new.step != state.step:
@@ -147,6 +154,30 @@ class Driver:
         return dep, new, actions
 
     # -- actions ----------------------------------------------------------------------------------
+    def _pre_traffic(self, dep: Deployment) -> m.Event:
+        """Invoke the new version with its smoke event (CodeDeploy's BeforeAllowTraffic): its answer
+        decides whether the canary begins. Nothing moves here; the result is recorded with the
+        transition it causes, before anything else happens."""
+        check, version = self.pre_traffic, str(dep.version)
+        try:
+            res = check.check(version)
+        except Exception as exc:
+            failure = _environment_failure(exc)
+            if failure is None:
+                raise  # a bug, not a failed call
+            why = failure.one_line()
+            self.reporter.warn(
+                f"pre-traffic {dep.environment}: {check.function}:{version} not checked: {why}"
+            )
+            result = {"function": check.function, "qualifier": version, "status": "error", "reason": why}
+            return m.PreTrafficFailed(self.clock.now(), why, result, fault=why)
+        self.reporter.info("pre-traffic", dep.environment, res.line())
+        if res.ok:
+            return m.PreTrafficPassed(self.clock.now(), res.line(), res.to_json())
+        for line in (getattr(res, "log_tail", "") or "").strip().splitlines()[-5:]:
+            self.reporter.child(f"  {line}")
+        return m.PreTrafficFailed(self.clock.now(), res.line(), res.to_json())
+
     def _still_ours(self, dep: Deployment) -> None:
         """Before moving traffic: the record must be as we last wrote it (no rollback meanwhile)."""
         fresh = self.history.get(dep.deployment_id)

@@ -6,7 +6,9 @@ next (:func:`actions_for`), a run killed at any point can be resumed from its la
 
 Phases::
 
-    pending ─► awaiting_approval (before the canary, if configured)
+    pending ── pre-traffic check failed ─► rolled_back (no traffic moved)
+       │ pre-traffic check passed
+       ├──────► awaiting_approval (before the canary, if configured)
        │             │ approve
        ▼             ▼
     shifting(step i) ─► baking ─► [awaiting_approval] ─► shifting(step i+1) ... ─► shifting(100 %)
@@ -19,9 +21,10 @@ Phases::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from stageflow.config import Approvals, CanaryPolicy
 from stageflow.deploy.records import TERMINAL, State
@@ -32,6 +35,28 @@ from stageflow.isotime import iso, parse_iso
 @dataclass(frozen=True)
 class Start:
     at: datetime
+
+
+@dataclass(frozen=True)
+class PreTrafficPassed:
+    """The new version answered its smoke event as expected before any traffic moved (CodeDeploy's
+    BeforeAllowTraffic), or could not run on this machine ("not run", which passes): begin."""
+
+    at: datetime
+    summary: str = ""
+    result: Mapping[str, Any] = field(default_factory=dict)  # kept in the record (extra.pre_traffic)
+
+
+@dataclass(frozen=True)
+class PreTrafficFailed:
+    """The new version failed its pre-traffic check (the function's own error line, or what differs
+    from ``expect``), or the check could not be made (``fault``: AWS, no interpreter here): the release
+    is rejected and no traffic moves."""
+
+    at: datetime
+    reason: str
+    result: Mapping[str, Any] = field(default_factory=dict)
+    fault: str = ""  # the check could not run: exit 3, not 4
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,8 @@ class Failed:
 
 Event = (
     Start
+    | PreTrafficPassed
+    | PreTrafficFailed
     | WeightSet
     | Checked
     | ObservationFailed
@@ -110,6 +137,11 @@ Event = (
 
 
 # -- actions: what the driver must do next -------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckBeforeTraffic:
+    """Invoke the new version with its smoke event before any weight moves."""
+
+
 @dataclass(frozen=True)
 class SetWeight:
     weight: int  # 100 means promote: the alias points at the new version, routing cleared
@@ -139,7 +171,7 @@ class Notify:
     message: str
 
 
-Action = SetWeight | Observe | AwaitApproval | RollBack | Notify
+Action = CheckBeforeTraffic | SetWeight | Observe | AwaitApproval | RollBack | Notify
 
 
 class InvalidTransition(Exception):
@@ -149,6 +181,8 @@ class InvalidTransition(Exception):
 def actions_for(state: State) -> list[Action]:
     """What being in ``state`` requires next: the basis of resume."""
     match state.phase:
+        case "pending":
+            return [CheckBeforeTraffic()]
         case "shifting":
             return [SetWeight(state.weight)]
         case "baking":
@@ -196,7 +230,7 @@ def transition(
     new = _next(state, event, policy, approvals)
     actions: list[Action] = []
     if new.phase != state.phase or new.step != state.step:
-        if isinstance(event, Start):
+        if isinstance(event, Start | PreTrafficPassed):
             actions.append(Notify("started", new.reason))
         if new.phase == "awaiting_approval":
             actions.append(Notify("approval_needed", new.reason))
@@ -285,6 +319,24 @@ def _baking_checked(state: State, event: Checked, policy: CanaryPolicy) -> State
     )
 
 
+def _begin(
+    state: State, event: Start | PreTrafficPassed, policy: CanaryPolicy, approvals: Approvals
+) -> State:
+    """The canary begins (its pre-traffic check passed): an approval before it, or the first step."""
+    if approvals.before_canary:
+        new = replace(
+            state,
+            phase="awaiting_approval",
+            approval_for="before_canary",
+            reason="approval needed before the canary takes traffic",
+        )
+    else:
+        new = _shift_to(state, policy, 0)
+    if isinstance(event, PreTrafficPassed) and event.summary:
+        return replace(new, reason=f"pre-traffic check {event.summary}; {new.reason}")
+    return new
+
+
 def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals) -> State:
     phase = state.phase
     if isinstance(event, Failed):
@@ -303,15 +355,16 @@ def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
     if isinstance(event, Checked) and state.errors and phase in ("baking", "monitoring"):
         state = replace(state, errors=0, reason=f"metrics readable again after {state.errors} failed reads")
     match phase, event:
-        case "pending", Start():
-            if approvals.before_canary:
-                return replace(
-                    state,
-                    phase="awaiting_approval",
-                    approval_for="before_canary",
-                    reason="approval needed before the canary takes traffic",
-                )
-            return _shift_to(state, policy, 0)
+        case "pending", Start() | PreTrafficPassed():
+            return _begin(state, event, policy, approvals)
+        case "pending", PreTrafficFailed(reason=why, fault=fault):
+            return replace(
+                state,
+                phase="rolled_back",
+                weight=0,
+                fault=fault,
+                reason=f"pre-traffic check{' could not run' if fault else ''}: {why}",
+            )
         case "shifting", WeightSet(weight=w) if w == state.weight:
             return _weight_set(state, event, policy)
         case "baking", Checked():

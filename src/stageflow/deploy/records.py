@@ -231,6 +231,18 @@ class Deployment(_JsonKeys):
         return new
 
 
+def check_line(result: Mapping[str, Any] | None) -> str | None:
+    """A recorded function check (``extra.pre_traffic``, ``extra.smoke``) as one line for people:
+    ``sample-api-dev:3 failed: Runtime.ImportModuleError: …``; None when there is none."""
+    if not isinstance(result, Mapping) or "status" not in result:
+        return None
+    where = f"{result.get('function')}:{result.get('qualifier')}"
+    status, reason = result.get("status"), result.get("reason") or ""
+    if status == "not run":
+        return f"{where} not run here" + (f" ({reason})" if reason else "")
+    return f"{where} {status}" + (f": {reason}" if reason else "")
+
+
 def status_for(phase: str) -> str:
     """A deployment's status from its canary phase."""
     return phase if phase in ("awaiting_approval", "succeeded", "rolled_back", "failed") else "in_progress"

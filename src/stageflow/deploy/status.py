@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stageflow.deploy.locks import LockView, assess
-from stageflow.deploy.records import Deployment
+from stageflow.deploy.records import Deployment, check_line
 from stageflow.isotime import format_age
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def status(ctx: Context) -> tuple[str, dict]:
         "previous_version": dep.previous_version if dep else None,
         "step": dep.state.step if dep else None,
         "reason": dep.state.reason if dep else None,
+        "pre_traffic": dep.extra.get("pre_traffic") if dep else None,
         "last_verdicts": [v.to_json() for v in recent],
         "last_known_good": good.version if good else None,
         "transitions": [t.to_json() for t in dep.transitions] if dep else [],
@@ -73,6 +74,25 @@ def status(ctx: Context) -> tuple[str, dict]:
     return "\n".join(lines), data
 
 
+def history_lines(deps: list[Deployment], events: list[dict]) -> list[str]:
+    """`stageflow history ENV`: one line per deployment (with why a release never took traffic), then the
+    rollbacks and broken locks recorded outside deployments."""
+    lines = []
+    for d in deps:
+        lines.append(f"{d.deployment_id}  v{d.version or '?':<4} {d.status:<17} {d.phase:<13} {d.who}")
+        checked = d.extra.get("pre_traffic") or {}
+        if checked.get("status") not in (None, "passed", "not run"):
+            lines.append(f"    pre-traffic check: {check_line(checked)}")
+    for e in events:
+        what = (
+            f"to v{e.get('to_version')} ({e.get('trigger')})"
+            if e["kind"] == "rollback"
+            else f"lock of {e.get('holder')}"
+        )
+        lines.append(f"{e['at']}  {e['kind']:<11} {what} by {e.get('who')}: {e.get('reason')}")
+    return lines
+
+
 def _deployment_lines(
     ctx: Context, weights, dep: Deployment | None, current, recent, view: LockView | None, data: dict
 ) -> list[str]:
@@ -91,6 +111,8 @@ def _deployment_lines(
         )
         if data["reason"]:
             lines.append(f"  why: {data['reason']}")
+        if checked := check_line(data["pre_traffic"]):
+            lines.append(f"  pre-traffic check: {checked}")
         for v in recent:
             lines.append(
                 f"  verdict {v.at}: {v.decision} at {v.weight}% ({'; '.join(v.reasons) or 'all gates pass'})"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stageflow.deploy.records import check_line
 from stageflow.deployment_report.data import ReportData
 from stageflow.deployment_report.series import decisions, points, weights
 
@@ -102,6 +103,7 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
         ("version", f"v{dep.version} (stable v{dep.previous_version})"),
         ("status", f"{dep.status} ({dep.phase})"),
         ("reason", dep.state.reason),
+        ("pre-traffic check", check_line(dep.extra.get("pre_traffic"))),
         ("started / ended", f"{dep.started_at} → {dep.ended_at or 'in flight'}"),
         ("who", dep.who),
         ("commit", dep.commit),
@@ -168,6 +170,8 @@ def human(data: ReportData) -> str:
         f"report {dep.environment}: {dep.deployment_id} v{dep.version} (stable v{dep.previous_version}) "
         f"{dep.status}: {dep.state.reason or dep.phase}",
     ]
+    if checked := check_line(dep.extra.get("pre_traffic")):
+        lines.append(f"  pre-traffic check: {checked}")
     for t in dep.transitions:
         lines.append(
             f"  {t.at[:19]}  {t.from_phase} → {t.to_phase}"

@@ -91,6 +91,7 @@ def make(factory_dir, emulator_state, aws, decide):
         notifier=Notifiers([rec]),
         clock=clock,
         reporter=f.reporter,
+        pre_traffic=f.function_check(out.function_name),  # the local runtime runs the published zip
     )
     dep_id = new_deployment_id(clock.now())
     history.acquire_lock(dep_id, "test", clock.now())

@@ -232,7 +232,7 @@ def test_post_deploy_checks_wait_for_the_promotion_and_honour_the_skip_list(monk
     def unused(*args):
         raise AssertionError("a waiting or skipped check must not reach the service")
 
-    assert "awaits approval" in stages.stage_smoke(config, "prod", unused, unused, paused=True).summary
+    assert "awaits approval" in stages.stage_smoke("prod", unused, unused, paused=True).summary
     assert (
         "awaits approval"
         in stages.stage_integration(config, "prod", None, unused, unused, paused=True).summary

@@ -21,6 +21,9 @@ HEADER = "Type,Name,Request Count,Failure Count,95%,Requests/s\n"
 @pytest.fixture
 def cfg(tmp_path):
     shutil.copy(REPO / "stageflow.toml", tmp_path / "stageflow.toml")
+    event = Path("app/tests/events/health.json")  # [service] smoke's event, checked at load
+    (tmp_path / event).parent.mkdir(parents=True)
+    shutil.copy(REPO / event, tmp_path / event)
     return config_mod.load(tmp_path / "stageflow.toml")
 
 

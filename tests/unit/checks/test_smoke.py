@@ -1,5 +1,5 @@
-"""The smoke check: through the alias on a fake lambda client, and over HTTP against a /health served on
-127.0.0.1 inside the test (started and stopped here)."""
+"""The smoke check: the smoke stage through the alias on a fake lambda client, and `smoke --url` over
+HTTP against a /health served on 127.0.0.1 inside the test (started and stopped here)."""
 
 from __future__ import annotations
 
@@ -11,69 +11,63 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stageflow.checks.smoke import SmokeResult, smoke_lambda, smoke_url
-from stageflow.errors import EnvironmentFailure, ExitCode, UsageError
+from stageflow.checks import stages
+from stageflow.checks.smoke import SmokeResult, smoke_url
+from stageflow.errors import CheckFailed, EnvironmentFailure, ExitCode, UsageError
+from stageflow.invokecheck import LambdaInvokeCheck, Smoke
 
-# --- through the alias --------------------------------------------------------------------------------
+# --- the smoke stage: the pre-traffic check's invocation, through the alias ------------------------------
 
 
 class FakeLambda:
-    def __init__(self, payload: bytes):
-        self.payload = payload
+    def __init__(self, payload: bytes, function_error: str | None = None):
+        self.payload, self.function_error = payload, function_error
         self.calls: list[dict] = []
 
     def invoke(self, **kwargs):
         self.calls.append(kwargs)
-        return {"StatusCode": 200, "Payload": io.BytesIO(self.payload)}
+        resp = {"StatusCode": 200, "Payload": io.BytesIO(self.payload), "ExecutedVersion": "7"}
+        if self.function_error:
+            resp["FunctionError"] = self.function_error
+        return resp
 
 
 def _answer(status, body) -> bytes:
     return json.dumps({"statusCode": status, "body": body}).encode()
 
 
-def test_lambda_healthy_invokes_the_alias_with_a_get_health_event():
+def _stage(lam, tmp_path, expect, recorded=None):
+    (tmp_path / "event.json").write_text('{"rawPath": "/health"}')
+    check = LambdaInvokeCheck(lam, "orders-dev", Smoke("event.json", expect), tmp_path)
+    recorded = {} if recorded is None else recorded
+    res = stages.stage_smoke("dev", lambda: check.check("live"), lambda k, v: recorded.setdefault(k, v))
+    return res, recorded
+
+
+def test_smoke_stage_invokes_the_alias_with_the_event_and_records_the_result(tmp_path):
     lam = FakeLambda(_answer(200, json.dumps({"status": "ok", "version": "7"})))
-    res = smoke_lambda(lam, "orders-dev", "live")
-    assert len(lam.calls) == 1
-    call = lam.calls[0]
-    assert (call["FunctionName"], call["Qualifier"]) == ("orders-dev", "live")
-    assert json.loads(call["Payload"]) == {
-        "rawPath": "/health",
-        "requestContext": {"http": {"method": "GET"}},
-    }
-    assert (res.target, res.ok, res.status, res.body) == (
-        "lambda:orders-dev:live",
-        True,
-        200,
-        {"status": "ok", "version": "7"},
-    )
-    assert 0 <= res.seconds < 5
-    assert res.to_json() == {
-        "target": "lambda:orders-dev:live",
-        "ok": True,
-        "status": 200,
-        "body": {"status": "ok", "version": "7"},
-        "seconds": res.seconds,
-    }
+    res, recorded = _stage(lam, tmp_path, {"statusCode": 200, "body": {"status": "ok"}})
+    assert lam.calls[0]["Qualifier"] == "live" and lam.calls[0]["FunctionName"] == "orders-dev"
+    assert json.loads(lam.calls[0]["Payload"]) == {"rawPath": "/health"}
+    assert res.summary == "orders-dev:live passed"
+    assert recorded["smoke"]["status"] == "passed" and recorded["smoke"]["executed_version"] == "7"
 
 
 @pytest.mark.parametrize(
-    ("payload", "status", "body"),
+    ("payload", "error", "line"),
     [
-        (_answer(503, json.dumps({"status": "ok"})), 503, {"status": "ok"}),  # ok body, wrong status
-        (_answer(200, json.dumps({"status": "degraded"})), 200, {"status": "degraded"}),
-        (_answer(200, json.dumps(["ok"])), 200, ["ok"]),  # not an object
-        (_answer(200, None), 200, None),  # no body
-        (_answer(200, "OK"), 200, None),  # a body that is not JSON
-        (json.dumps({"errorMessage": "boom", "errorType": "RuntimeError"}).encode(), None, None),
-        (b"", None, None),  # an empty payload
-        (b"null", None, None),
-        (b'"a string"', None, None),
+        (_answer(500, "{}"), None, "statusCode = 500, expected 200"),
+        (b'{"errorType": "KeyError", "errorMessage": "x"}', "Unhandled", "KeyError: x"),
+        (b"not json", None, "answer: expected a JSON object, got 'not json'"),
     ],
 )
-def test_lambda_unhealthy_answers_are_not_ok(payload, status, body):
-    res = smoke_lambda(FakeLambda(payload), "orders-dev", "live")
-    assert (res.ok, res.status, res.body) == (False, status, body)
+def test_smoke_stage_failures_are_exit_1_with_the_reason_and_recorded(tmp_path, payload, error, line):
+    recorded: dict = {}
+    with pytest.raises(CheckFailed) as exc:
+        _stage(FakeLambda(payload, error), tmp_path, {"statusCode": 200}, recorded)
+    assert exc.value.exit_code == ExitCode.UNEXPECTED
+    assert recorded["smoke"]["status"] == "failed" and recorded["smoke"]["reason"] == line
+    assert exc.value.message == f"smoke check failed: orders-dev:live failed: {line}"
 
 
 # --- over HTTP ----------------------------------------------------------------------------------------

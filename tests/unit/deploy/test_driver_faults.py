@@ -23,6 +23,7 @@ from stageflow.errors import AwsError, ConfigError
 from stageflow.metrics.interface import Verdict
 from stageflow.notify import Notifiers
 from stageflow.report import Reporter
+from tests.fakes import FakeCheck
 
 
 class InMemoryHistory:
@@ -127,6 +128,7 @@ def _run(script, *, restore_failures=0, **canary):
         notifier=Notifiers([rec]),
         clock=clock,
         reporter=Reporter(quiet=True),
+        pre_traffic=FakeCheck(),
     )
     dep = Deployment(
         "d1", "dev", "svc", "2", "1", "in_progress", "pending", "2026-01-01T00:00:00.000000Z", "t"
