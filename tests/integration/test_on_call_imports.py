@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 import pytest
-from stageflow.packaging.lambda_zip import package
 
 from stageflow.deploy.publish import publish
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.factory import Factory
+from stageflow.packaging.lambda_zip import package
 from stageflow.report import Reporter
 from tests.helpers.resources import make_service
 
