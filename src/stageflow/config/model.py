@@ -157,6 +157,9 @@ class ServiceConfig:
     handler: str = "service.handler.handler"
     runtime: str = "python3.11"
     architecture: str = "x86_64"  # the function's: x86_64 or arm64 (requirements' wheels are for it)
+    # globs relative to source: what is packaged (packaging/selection.py; default: all but tests/tooling)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
