@@ -88,8 +88,13 @@ def test_defaults_leave_out_tests_tooling_and_infrastructure():
     ]
 
 
+PICKED = Selection(
+    include=("handler.py", "service", "events/**"), exclude=("**/*.md", "service/templates/draft")
+)
+
+
 def test_include_and_exclude():
-    sel = Selection(include=("handler.py", "service", "events/**"), exclude=("**/*.md", "service/templates/draft"))
+    sel = PICKED
     assert shipped(sel) == [
         "events/sample.json",  # a default top-level exclusion an include glob names: ships
         "handler.py",
@@ -104,7 +109,7 @@ def test_include_and_exclude():
     "sel",
     [
         Selection(),
-        Selection(include=("handler.py", "service", "events/**"), exclude=("**/*.md", "service/templates/draft")),
+        PICKED,
         Selection(exclude=("scripts/", "*.md")),
     ],
 )
