@@ -130,6 +130,7 @@ class Packages:
     paths: tuple[Path, Path]  # build/lambda/<service>.zip, build/lambda/stageflow-rollback.zip
     dependencies: int = 0  # files installed from requirements.txt into the service zip
     cache_hit: bool | None = None  # None: no requirements to install
+    checked: str = ""  # what check_service_zip found: fits <runtime> on <arch>, sizes against the limits
 
     def to_json(self) -> dict:
         return {
@@ -145,6 +146,7 @@ class Packages:
             },
             "dependencies": self.dependencies,
             "cache_hit": self.cache_hit,
+            "checked": self.checked,
         }
 
 
@@ -274,7 +276,7 @@ def build_packages(
         cache = cache_dir or (config.root / ".stageflow" / "cache" / "lambda-deps")
         deps, hit = install_requirements(req, svc.runtime, svc.architecture, cache, runner=runner)
     service = zip_files({**deps, **_zip_contents(base)}) if deps else base  # the source wins
-    check_service_zip(service, svc.runtime, svc.architecture, f"{svc.name}.zip")  # before it is written
+    checked = check_service_zip(service, svc.runtime, svc.architecture, f"{svc.name}.zip")  # before writing
     rollback = rollback_package()
     out_dir = config.root / "build" / "lambda"
     paths = (out_dir / f"{svc.name}.zip", out_dir / ROLLBACK_ZIP)
@@ -285,17 +287,17 @@ def build_packages(
                 tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # builds may run at once
                 tmp.write_bytes(z.data)
                 tmp.replace(path)
-    return Packages(service, rollback, paths, len(deps), hit)
+    return Packages(service, rollback, paths, len(deps), hit, checked)
 
 
 SHOW_PROBLEMS = 3  # wheels/files named in the error; the rest are counted
 
 
-def check_service_zip(z: LambdaZip, runtime: str, architecture: str, name: str) -> None:
+def check_service_zip(z: LambdaZip, runtime: str, architecture: str, name: str) -> str:
     """Before anything runs: every wheel tag and compiled extension in ``z`` fits the function's runtime
     (cpXY / abi3) and architecture, and ``z`` is within Lambda's size limits
     (:mod:`stageflow.zipcheck`); else a UsageError (exit 2) naming the first offenders and the count, or
-    the largest packages."""
+    the largest packages. Returns what it checked, for the build stage's summary."""
     pyver, _, _ = pip_platforms(runtime, architecture)
     target = zipcheck.Target(int(pyver.split(".")[1]), architecture)
     problems = zipcheck.check_zip(z.data, target)
@@ -317,6 +319,10 @@ def check_service_zip(z: LambdaZip, runtime: str, architecture: str, name: str) 
             "leave out what the function does not need ([service] exclude) or move dependencies to a "
             "layer or a container image",
         )
+    return (
+        f"fits {target.describe()}, {report.zipped / 2**20:.1f}/{zipcheck.MAX_ZIPPED_BYTES // 2**20} MB "
+        f"zipped, {report.unzipped / 2**20:.1f}/{zipcheck.MAX_UNZIPPED_BYTES // 2**20} MB unzipped"
+    )
 
 
 def _zip_contents(z: LambdaZip) -> dict[str, bytes]:

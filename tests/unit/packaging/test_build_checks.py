@@ -65,6 +65,7 @@ def test_fitting_wheels_build(tmp_path):
     result = build_stage(path)
     with zipfile.ZipFile(result.packages.paths[0]) as zf:
         assert "fast/_ext.cpython-312-aarch64-linux-gnu.so" in zf.namelist()
+    assert "(fits python3.12 on arm64, 0.0/50 MB zipped, 0.0/250 MB unzipped)" in result.summary
 
 
 def test_wrong_platform_wheels_are_exit_2_from_the_build_stage_naming_the_first_and_the_count(tmp_path):
