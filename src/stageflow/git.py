@@ -83,9 +83,12 @@ def commit_facts(root: Path, commit: str) -> CommitFacts | None:
         return None
 
 
-def last_change(root: Path, paths: list[str]) -> str | None:
-    """The newest commit that changed any of ``paths`` (relative to ``root``), or None."""
-    res = _git(root, "log", "-1", "--format=%H", "--", *paths)
+def last_change(root: Path, paths: list[str], *, rev: str = "HEAD") -> str | None:
+    """The newest commit up to ``rev`` that changed any of ``paths`` (relative to ``root``; pathspecs
+    with magic such as ``:(glob,exclude)`` work), or None."""
+    if rev.startswith("-"):  # a revision, never an option
+        return None
+    res = _git(root, "log", "-1", "--format=%H", rev, "--", *paths)
     if res is None or res.returncode != 0:
         return None
     return res.stdout.strip() or None

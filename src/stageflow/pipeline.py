@@ -78,8 +78,9 @@ class BuildResult:
     def summary(self) -> str:
         pk, art = self.packages, self.packages.service
         deps = f", {pk.dependencies} from requirements" if pk.dependencies else ""
+        checked = f" ({pk.checked})" if pk.checked else ""
         return (
-            f"lambda zip {art.files} files{deps}, {len(art.data)} bytes, {art.digest[:19]}…; "
+            f"lambda zip {art.files} files{deps}, {len(art.data)} bytes, {art.digest[:19]}…{checked}; "
             f"rollback zip {pk.rollback.digest[:19]}…"
         )
 

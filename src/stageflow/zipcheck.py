@@ -9,6 +9,7 @@ runtime cannot execute on this machine, and a ``cp311`` wheel shipped to ``pytho
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zipfile
@@ -111,10 +112,14 @@ def elf_machine(head: bytes) -> str | None:
     return ELF_MACHINE.get(machine, f"machine {machine}")
 
 
-def check_zip(path: Path, target: Target) -> list[Problem]:
-    """Every wheel and compiled extension in the zip that does not fit ``target``."""
+def _open(zip_: Path | bytes) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(zip_) if isinstance(zip_, bytes) else zip_)
+
+
+def check_zip(path: Path | bytes, target: Target) -> list[Problem]:
+    """Every wheel and compiled extension in the zip (a file, or its bytes) that does not fit ``target``."""
     problems: list[Problem] = []
-    with zipfile.ZipFile(path) as zf:
+    with _open(path) as zf:
         for info in zf.infolist():
             name = info.filename
             if name.endswith(".dist-info/WHEEL"):
@@ -157,12 +162,14 @@ class SizeReport:
         return ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in self.largest[:n])
 
 
-def sizes(path: Path) -> SizeReport:
+def sizes(path: Path | bytes) -> SizeReport:
+    """The zip's (a file, or its bytes) zipped and unzipped size, and its largest top-level entries."""
     by_top: dict[str, int] = defaultdict(int)
     total = 0
-    with zipfile.ZipFile(path) as zf:
+    with _open(path) as zf:
         for info in zf.infolist():
             total += info.file_size
             by_top[info.filename.split("/", 1)[0]] += info.file_size
     largest = tuple(sorted(by_top.items(), key=lambda kv: (-kv[1], kv[0])))
-    return SizeReport(path.stat().st_size, total, largest)
+    zipped = len(path) if isinstance(path, bytes) else path.stat().st_size
+    return SizeReport(zipped, total, largest)

@@ -155,6 +155,7 @@ def services(
         service=SimpleNamespace(digest="sha256:" + "0" * 64, files=1, data=b"x"),
         rollback=SimpleNamespace(digest="sha256:" + "1" * 64),
         dependencies=0,
+        checked="fits python3.11 on x86_64",
         to_json=dict,
     )
     nothing_to_deploy = SimpleNamespace(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -191,6 +192,19 @@ def test_a_canary_records_its_commit_time_publishes_delivery_metrics_and_writes_
 
     aws = deployed.aws
     (project / "app" / "service" / "dora_marker.py").write_text("MARK = 'dora'\n")  # something to ship
+    # committed an hour ago, then a docs-only commit: lead time starts at the change that ships
+    git_c = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    git_c += ["-c", "commit.gpgsign=false"]
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dated = {**os.environ, "GIT_COMMITTER_DATE": hour_ago, "GIT_AUTHOR_DATE": hour_ago}
+    subprocess.run([*git_c, "add", "app/service/dora_marker.py"], check=True)
+    subprocess.run([*git_c, "commit", "-qm", "ship the marker"], check=True, env=dated)
+    shipped = subprocess.run(
+        ["git", "-C", str(project), "log", "-1", "--format=%H%x00%ct"], capture_output=True, text=True
+    ).stdout.strip()
+    (project / "NOTES.md").write_text("docs only\n")
+    subprocess.run([*git_c, "add", "NOTES.md"], check=True)
+    subprocess.run([*git_c, "commit", "-qm", "docs only"], check=True)
     report = tmp_path / "canary.html"
     env = deployed.env()
     r = cli("--config", str(project / "stageflow.toml"), "canary", "dev", "--report", str(report), env=env)
@@ -200,13 +214,12 @@ def test_a_canary_records_its_commit_time_publishes_delivery_metrics_and_writes_
     charts = [base64.b64decode(m) for m in re.findall(r"src='data:image/png;base64,([^']+)'", html)]
     assert len(charts) == 2 and "succeeded" in html
 
-    git = subprocess.run(
-        ["git", "-C", str(project), "log", "-1", "--format=%ct"], capture_output=True, text=True
-    )
-    committed = datetime.fromtimestamp(int(git.stdout), UTC)
+    sha, stamp = shipped.split("\x00")
+    committed = datetime.fromtimestamp(int(stamp), UTC)
     dep = deployed.history().list(limit=1)[0]
     assert dep.status == "succeeded" and parse_iso(dep.extra["commit_time"]) == committed
-    assert dep.extra["hotfix"] is False
+    assert dep.extra["change_commit"] == sha[:12] and dep.extra["uncommitted"] is False
+    assert dep.extra["hotfix"] is False and dep.commit != sha[:12]  # the record's commit: HEAD (docs)
 
     cw = aws.client("cloudwatch")
     dims = [{"Name": "Service", "Value": "sample-api"}, {"Name": "Environment", "Value": "dev"}]

@@ -159,6 +159,9 @@ class ServiceConfig:
     runtime: str = "python3.11"
     architecture: str = "x86_64"  # the function's: x86_64 or arm64 (requirements' wheels are for it)
     smoke: Smoke = field(default_factory=Smoke)  # the pre-traffic check and the smoke stage's event
+    # globs relative to source: what is packaged (packaging/selection.py; default: all but tests/tooling)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

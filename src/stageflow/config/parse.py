@@ -318,6 +318,24 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
     )
 
 
+def _parse_package_globs(r: _Reader, svc_raw: dict) -> dict[str, tuple[str, ...]]:
+    """``[service] include`` / ``exclude``: arrays of globs relative to ``service.source``."""
+    from stageflow.packaging.selection import glob_problem
+
+    out: dict[str, tuple[str, ...]] = {}
+    for name in ("include", "exclude"):
+        key = f"service.{name}"
+        globs = r.get(svc_raw, "service", name, list, [])
+        for i, g in enumerate(globs):
+            if not isinstance(g, str):
+                raise r.fail(f"{key}[{i}]", f"must be a string glob, got {_typename(g)}")
+            why = glob_problem(g)
+            if why:
+                raise r.fail(f"{key}[{i}]", f"{g!r} {why}")
+        out[name] = tuple(globs)
+    return out
+
+
 def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r = _Reader(path)
     r.check_keys(data, "", {"service", "environments", "tests"})
@@ -336,6 +354,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         runtime=r.get(svc_raw, "service", "runtime", str, "python3.11"),
         architecture=r.get(svc_raw, "service", "architecture", str, "x86_64"),
         smoke=parse_smoke(r, svc_raw.get("smoke"), "service.smoke", (root or path.parent).resolve()),
+        **_parse_package_globs(r, svc_raw),
     )
     if service.architecture not in ("x86_64", "arm64"):
         raise r.fail("service.architecture", f"must be x86_64 or arm64, not {service.architecture!r}")

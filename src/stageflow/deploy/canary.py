@@ -128,10 +128,11 @@ class StartResult:
 def start(ctx: Context, cfg: Config, *, artifact: LambdaZip | None = None, **kwargs) -> StartResult:
     """CLI/pipeline entry: the commit's facts and the artifact, then :func:`run_start` on ``ctx`` (the
     wired environment; the pipeline passes the one it applied Terraform for)."""
-    from stageflow.dora.commit import commit_facts
+    from stageflow.dora.commit import shipped_change_facts, shipped_pathspecs
 
-    # the commit's time and whether it is a hotfix, from git, for lead time and change failure rate
-    facts = commit_facts(cfg.root, kwargs.get("commit"))
+    # the commit that last changed what ships (or "uncommitted"), its time and whether it is a hotfix,
+    # from git, for lead time and change failure rate
+    facts = shipped_change_facts(cfg.root, kwargs.get("commit"), shipped_pathspecs(cfg))
     kwargs["extra"] = {**facts, **(kwargs.get("extra") or {})}
     if artifact is None:  # the service zip the build stage writes (requirements installed)
         from stageflow.packaging.lambda_zip import build_packages

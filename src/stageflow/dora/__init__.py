@@ -7,8 +7,9 @@ Definitions (docs/dora.md says why):
   rehearsal and not the placeholder record a provisioner writes;
 - **deployment frequency**: promoted (succeeded) changes per week over the period, with the DORA band
   (elite: at least one a day on average; high: at least one a week; medium: at least one a month; low);
-- **lead time for changes**: commit time (recorded from git at deploy time, ``extra.commit_time``) to
-  the ``succeeded`` transition; median over the promoted changes that carry a commit time;
+- **lead time for changes**: the time of the commit that last changed what ships (recorded from git at
+  deploy time, ``extra.commit_time``; shipped with uncommitted changes, ``extra.uncommitted``: the
+  deployment's start) to the ``succeeded`` transition; median over the promoted changes that carry one;
 - **change failure rate**: changes that were rolled back, whose rollback failed, that were followed by
   a rollback (an ``EVT#`` rollback event after their promotion and before the next change) or by a
   hotfix (the next change is marked ``extra.hotfix``), over all changes;
@@ -24,5 +25,5 @@ The modules, each with one job:
 - :mod:`.source` — reads the period's records through the ``DeploymentHistory`` port;
 - :mod:`.render` — the text lines and the trend PNG (the JSON is ``DoraReport.to_json``);
 - :mod:`.publish` — one finished deployment's figures as CloudWatch metrics (``Stageflow/Delivery``);
-- :mod:`.commit` — the commit's time and hotfix mark, read from git at deploy time.
+- :mod:`.commit` — the shipped change's commit, time and hotfix mark, read from git at deploy time.
 """

@@ -33,6 +33,7 @@ class Run:
     ended: datetime | None
     commit_time: datetime | None
     hotfix: bool
+    uncommitted: bool = False  # shipped with uncommitted changes: commit_time is the deployment's start
 
 
 def as_run(dep: Deployment) -> Run | None:
@@ -48,6 +49,7 @@ def as_run(dep: Deployment) -> Run | None:
     if promoted is None and dep.status == "succeeded":
         promoted = _t(dep.ended_at)
     rolled = next((_t(t.at) for t in dep.transitions if t.to_phase == "rolled_back"), None)
+    uncommitted = bool(extra.get("uncommitted"))  # no commit: lead time from the deployment's start
     return Run(
         deployment_id=dep.deployment_id,
         version=str(dep.version),
@@ -57,8 +59,9 @@ def as_run(dep: Deployment) -> Run | None:
         promoted=promoted,
         rolled_back=rolled or _t(dep.ended_at),
         ended=_t(dep.ended_at),
-        commit_time=_t(extra.get("commit_time")),
+        commit_time=_t(dep.started_at) if uncommitted else _t(extra.get("commit_time")),
         hotfix=bool(extra.get("hotfix")),
+        uncommitted=uncommitted,
     )
 
 
@@ -110,6 +113,7 @@ def changes(deployments: Iterable[Deployment], events: Iterable[dict]) -> list[C
                 promoted_at=r.promoted,
                 commit_time=r.commit_time,
                 hotfix=r.hotfix,
+                uncommitted=r.uncommitted,
                 failure=failure,
                 restore_seconds=restore,
                 restore_open=still_open,
@@ -148,13 +152,15 @@ def _lead_time(promoted: Sequence[Change]) -> Figure:
         why = "no promoted change with a recorded commit time"
         return Figure("lead_time", None, "hours (median)", target, None, why)
     med = statistics.median(leads) / 3600
+    dirty = sum(1 for c in promoted if c.uncommitted and c.lead_time_seconds is not None)
+    note = f"; {dirty} uncommitted (from their deployment's start)" if dirty else ""
     return Figure(
         "lead_time",
         round(med, 3),
         "hours (median)",
         target,
         med < TARGETS["lead_time_hours"],
-        f"median of {len(leads)} commit → promoted; longest {leads[-1] / 3600:.2f} h",
+        f"median of {len(leads)} commit → promoted; longest {leads[-1] / 3600:.2f} h{note}",
     )
 
 

@@ -34,6 +34,7 @@ class Change:
     failure: str | None = None  # rolled_back | rollback_failed | followed_by_rollback | followed_by_hotfix
     restore_seconds: float | None = None
     restore_open: bool = False
+    uncommitted: bool = False  # shipped with uncommitted changes: lead time from the deployment's start
 
     @property
     def lead_time_seconds(self) -> float | None:

@@ -19,33 +19,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from stageflow import process
+from stageflow import process, zipcheck
 from stageflow.errors import EnvironmentFailure, UsageError
 from stageflow.packaging.requirements import read_requirement_lines
+from stageflow.packaging.selection import EXCLUDE_SUFFIXES, Selection
 from stageflow.ports import LambdaZip  # noqa: F401 - defined with the ports, used here
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-EXCLUDE_DIRS = {"__pycache__", ".pytest_cache", "tests", ".mypy_cache", ".ruff_cache"}
-EXCLUDE_SUFFIXES = (".pyc", ".pyo")
 
 
-def package(source_dir: str | Path) -> LambdaZip:
+def package(source_dir: str | Path, selection: Selection | None = None) -> LambdaZip:
+    """The files of ``source_dir`` that ship (:class:`~stageflow.packaging.selection.Selection`: the
+    default exclusions plus ``[service] include`` / ``exclude``) as a reproducible zip."""
     src = Path(source_dir)
+    sel = selection or Selection()
     if not src.is_dir():
         raise UsageError(
             f"service source {str(src)!r} is not a directory", "set service.source in stageflow.toml"
         )
     entries: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(src):
-        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDE_DIRS and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
         for name in sorted(filenames):
-            if name.endswith(EXCLUDE_SUFFIXES) or name.startswith("."):
-                continue
             path = Path(dirpath) / name
-            entries.append((path.relative_to(src).as_posix(), path))
+            rel = path.relative_to(src).as_posix()
+            if sel.ships(rel):
+                entries.append((rel, path))
     if not any(arc.endswith(".py") for arc, _ in entries):
+        where = " after [service] include/exclude" if sel.include or sel.exclude else ""
         raise UsageError(
-            f"service source {str(src)!r} has no Python files", "set service.source in stageflow.toml"
+            f"service source {str(src)!r} has no Python files{where}",
+            "set service.source (and include/exclude) in stageflow.toml",
         )
     return zip_files({arc: path.read_bytes() for arc, path in entries})
 
@@ -126,6 +130,7 @@ class Packages:
     paths: tuple[Path, Path]  # build/lambda/<service>.zip, build/lambda/stageflow-rollback.zip
     dependencies: int = 0  # files installed from requirements.txt into the service zip
     cache_hit: bool | None = None  # None: no requirements to install
+    checked: str = ""  # what check_service_zip found: fits <runtime> on <arch>, sizes against the limits
 
     def to_json(self) -> dict:
         return {
@@ -141,6 +146,7 @@ class Packages:
             },
             "dependencies": self.dependencies,
             "cache_hit": self.cache_hit,
+            "checked": self.checked,
         }
 
 
@@ -257,10 +263,12 @@ def build_packages(
     """The packages the environment roots deploy, written where their tfvars look
     (``<root>/build/lambda/<service>.zip`` and ``stageflow-rollback.zip``): the service source with
     ``requirements.txt`` installed for the function's runtime and architecture, and the self-contained
-    rollback function. The same inputs give the same bytes; a file is rewritten only when it changed."""
+    rollback function. The same inputs give the same bytes; a file is rewritten only when it changed.
+    A service zip that does not fit the function (:func:`check_service_zip`) is a UsageError (exit 2)
+    and nothing is written."""
     svc = config.service
     src = config.root / svc.source
-    base = package(src)
+    base = package(src, Selection(svc.include, svc.exclude))
     deps: dict[str, bytes] = {}
     hit: bool | None = None
     req = src / "requirements.txt"
@@ -268,6 +276,7 @@ def build_packages(
         cache = cache_dir or (config.root / ".stageflow" / "cache" / "lambda-deps")
         deps, hit = install_requirements(req, svc.runtime, svc.architecture, cache, runner=runner)
     service = zip_files({**deps, **_zip_contents(base)}) if deps else base  # the source wins
+    checked = check_service_zip(service, svc.runtime, svc.architecture, f"{svc.name}.zip")  # before writing
     rollback = rollback_package()
     out_dir = config.root / "build" / "lambda"
     paths = (out_dir / f"{svc.name}.zip", out_dir / ROLLBACK_ZIP)
@@ -278,7 +287,42 @@ def build_packages(
                 tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # builds may run at once
                 tmp.write_bytes(z.data)
                 tmp.replace(path)
-    return Packages(service, rollback, paths, len(deps), hit)
+    return Packages(service, rollback, paths, len(deps), hit, checked)
+
+
+SHOW_PROBLEMS = 3  # wheels/files named in the error; the rest are counted
+
+
+def check_service_zip(z: LambdaZip, runtime: str, architecture: str, name: str) -> str:
+    """Before anything runs: every wheel tag and compiled extension in ``z`` fits the function's runtime
+    (cpXY / abi3) and architecture, and ``z`` is within Lambda's size limits
+    (:mod:`stageflow.zipcheck`); else a UsageError (exit 2) naming the first offenders and the count, or
+    the largest packages. Returns what it checked, for the build stage's summary."""
+    pyver, _, _ = pip_platforms(runtime, architecture)
+    target = zipcheck.Target(int(pyver.split(".")[1]), architecture)
+    problems = zipcheck.check_zip(z.data, target)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:SHOW_PROBLEMS])
+        more = f"; and {len(problems) - SHOW_PROBLEMS} more" if len(problems) > SHOW_PROBLEMS else ""
+        raise UsageError(
+            f"{name} does not fit {target.describe()}: {len(problems)} wheel(s)/file(s) built for "
+            f"another platform: {shown}{more}",
+            "vendored packages in service.source must be built for the function's runtime and "
+            "architecture: list them in requirements.txt (installed for it) or leave them out with "
+            "[service] exclude",
+        )
+    report = zipcheck.sizes(z.data)
+    over = report.over()
+    if over:
+        raise UsageError(
+            f"{name} is over Lambda's limits: {'; '.join(over)}; largest: {report.largest_line()}",
+            "leave out what the function does not need ([service] exclude) or move dependencies to a "
+            "layer or a container image",
+        )
+    return (
+        f"fits {target.describe()}, {report.zipped / 2**20:.1f}/{zipcheck.MAX_ZIPPED_BYTES // 2**20} MB "
+        f"zipped, {report.unzipped / 2**20:.1f}/{zipcheck.MAX_UNZIPPED_BYTES // 2**20} MB unzipped"
+    )
 
 
 def _zip_contents(z: LambdaZip) -> dict[str, bytes]:

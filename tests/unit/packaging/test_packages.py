@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from stageflow import process
+from stageflow.config.model import ServiceConfig
 from stageflow.errors import EnvironmentFailure, ExitCode, UsageError
 from stageflow.packaging.lambda_zip import (
     ROLLBACK_MODULES,
@@ -31,7 +32,7 @@ def make_config(tmp_path: Path, requirements: str, architecture: str = "x86_64")
     (src / "service" / "__init__.py").write_text("")
     (src / "service" / "handler.py").write_text("import tinydep\n\ndef handler(e, c=None):\n    return 1\n")
     (src / "requirements.txt").write_text(requirements)
-    svc = SimpleNamespace(name="svc", source="app", runtime="python3.11", architecture=architecture)
+    svc = ServiceConfig(name="svc", source="app", runtime="python3.11", architecture=architecture)
     return SimpleNamespace(root=tmp_path, service=svc)
 
 
