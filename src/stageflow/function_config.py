@@ -10,14 +10,15 @@ compared here: the secrets stage writes them).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stageflow.config.model import TERRAFORM_VARIABLES
 
 if TYPE_CHECKING:
     from stageflow.config import Config
+    from stageflow.services import SecretStore
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,77 @@ def _show(value) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return "none" if value is None else str(value)
+
+
+# -- the deploy's secrets stage: the environment written, the configuration compared ---------------
+@dataclass(frozen=True)
+class SecretsResult:
+    names: tuple[str, ...]  # the secrets written
+    function: str | None
+    kept: tuple[str, ...] = ()
+    variables: tuple[str, ...] = ()  # the plain variables of stageflow.toml written
+    removed: tuple[str, ...] = ()  # variables left over on the function (in neither table)
+    differs: tuple[str, ...] = ()  # the live function vs stageflow.toml, one line each
+
+    @property
+    def summary(self) -> str:
+        if not self.names and not self.variables and not self.removed:
+            what = "none configured"
+        else:
+            parts = []
+            if self.names:
+                parts.append(f"{len(self.names)} secrets ({', '.join(self.names)})")
+            if self.variables:
+                parts.append(f"{len(self.variables)} variables ({', '.join(self.variables)})")
+            what = f"{' and '.join(parts) or 'nothing'} into {self.function}'s environment"
+            if self.removed:
+                what += f"; removed {', '.join(self.removed)}"
+        if self.function is not None:
+            what += (
+                "; configuration as in stageflow.toml"
+                if not self.differs
+                else (f"; {len(self.differs)} differences from stageflow.toml")
+            )
+        return what
+
+    def to_json(self) -> dict:
+        return {
+            "names": list(self.names),
+            "kept": list(self.kept),
+            "variables": list(self.variables),
+            "removed": list(self.removed),
+            "differs": list(self.differs),
+        }
+
+
+def write_environment(
+    store: SecretStore,
+    function: str,
+    secrets: Mapping[str, Any],
+    spec: FunctionSpec | None,
+    *,
+    say: Callable[[str], None] | None = None,
+) -> SecretsResult:
+    """Write the function's environment as stageflow.toml says: the ``secrets`` (fetched once, for
+    Terraform) and ``spec``'s plain variables; variables in neither table nor the service module's are
+    removed. Then compare the live ``$LATEST`` with ``spec`` and pass each difference to ``say``.
+    Without ``spec`` only the secrets are merged (other keys kept). Secret values never reach the
+    output: they are registered with the redactor as they are fetched."""
+    if spec is None:
+        if not secrets:
+            return SecretsResult((), None)
+        update = store.update_lambda_env(function, secrets)
+        return SecretsResult(tuple(sorted(secrets)), function, tuple(getattr(update, "kept", ()) or ()))
+    update = store.update_lambda_env(function, secrets, plain=spec.environment, only=spec.managed_names)
+    differs = differences(spec, store.function_configuration(function))
+    for line in differs:
+        if say is not None:
+            say(line)
+    return SecretsResult(
+        tuple(sorted(secrets)),
+        function,
+        tuple(getattr(update, "kept", ()) or ()),
+        tuple(sorted(spec.environment)),
+        tuple(getattr(update, "removed", ()) or ()),
+        differs,
+    )

@@ -262,9 +262,9 @@ def _parse_variables(r: _Reader, raw: dict, key: str, secrets: dict) -> dict[str
     for vname, value in v_raw.items():
         vk = f"{key}.environment.{vname}"
         if not VARIABLE_NAME_RE.match(vname):
-            raise r.fail(vk, "a variable name is a letter, then letters, digits or '_' (2 characters at least)")
+            raise r.fail(vk, "names are a letter, then letters, digits or '_' (2 characters at least)")
         if not isinstance(value, str):
-            raise r.fail(vk, f"must be a string, got {_typename(value)} (quote it: {vname} = \"{value}\")")
+            raise r.fail(vk, f'must be a string, got {_typename(value)} (quote it: {vname} = "{value}")')
         if vname in secrets:
             raise r.fail(vk, f"{vname} is also in {key}.secrets: a variable is either plain or secret")
         if vname in TERRAFORM_VARIABLES:
