@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stageflow.errors import StageflowError
+from stageflow.function_config import SecretsResult
 
 if TYPE_CHECKING:
     from stageflow.config import Config, EnvironmentConfig
     from stageflow.deploy.canary import Context
+    from stageflow.function_config import FunctionSpec
     from stageflow.outputs_store import OutputsStore
     from stageflow.report import Reporter
     from stageflow.services import DeployServices, ImageBuilder, SecretStore
@@ -151,22 +153,6 @@ class InfraResult:
 
     def to_json(self) -> dict:
         return {"plan_sha256": self.plan_sha256, "applied": self.applied, **self.outputs.to_json()}
-
-
-@dataclass(frozen=True)
-class SecretsResult:
-    names: tuple[str, ...]
-    function: str | None
-    kept: tuple[str, ...] = ()
-
-    @property
-    def summary(self) -> str:
-        if not self.names:
-            return "none configured"
-        return f"{len(self.names)} into {self.function}'s environment: {', '.join(self.names)}"
-
-    def to_json(self) -> dict:
-        return {"names": list(self.names), "kept": list(self.kept)}
 
 
 @dataclass(frozen=True)
@@ -311,15 +297,19 @@ def redact_deployed_secrets(outputs: OutputsStore, secret_store: SecretStore, en
             REDACTOR.add(value)
 
 
-def stage_secrets(secret_store: SecretStore, infra: InfraResult) -> SecretsResult:
-    """The secrets fetched for Terraform, merged into the function's environment (other keys kept), so
-    the version the canary publishes carries them. Values never reach the output: they are registered
-    with the redactor as they are fetched."""
-    if not infra.secrets:
-        return SecretsResult((), None)
-    fn = infra.outputs.function_name
-    update = secret_store.update_lambda_env(fn, infra.secrets)
-    return SecretsResult(tuple(sorted(infra.secrets)), fn, tuple(getattr(update, "kept", ()) or ()))
+def stage_secrets(
+    secret_store: SecretStore,
+    infra: InfraResult,
+    spec: FunctionSpec | None = None,
+    *,
+    say: Callable[[str], None] | None = None,
+) -> SecretsResult:
+    """The function's environment as stageflow.toml says (secrets and plain variables), so the version
+    the canary publishes carries it, and the live configuration compared with ``spec``: each difference
+    is one line through ``say`` (:func:`stageflow.function_config.write_environment`)."""
+    from stageflow.function_config import write_environment
+
+    return write_environment(secret_store, infra.outputs.function_name, infra.secrets, spec, say=say)
 
 
 def stage_canary(
@@ -361,6 +351,16 @@ def stage_canary(
     return CanaryResult(res, ctx.env.name)
 
 
+def _wanted(services: DeployServices, env_name: str) -> dict[str, Any]:
+    from stageflow.function_config import wanted
+
+    subject = f"{services.config.service.name}/{env_name}"
+    return {
+        "spec": wanted(services.config, env_name),
+        "say": lambda line: services.reporter.info("config", subject, line),
+    }
+
+
 def ensure_environment(services: DeployServices, env_name: str) -> Context:
     """The wired environment; when Terraform has not built it on this target yet, build it first with
     the same stages a deploy runs (build, infrastructure). Rehearsals use this on the emulator."""
@@ -380,7 +380,9 @@ def ensure_environment(services: DeployServices, env_name: str) -> Context:
         "infrastructure",
         lambda: stage_infrastructure(env, services.terraform, services.outputs, services.secrets),
     )
-    run_stage(rep, run, "secrets", lambda: stage_secrets(services.secrets, infra))
+    run_stage(
+        rep, run, "secrets", lambda: stage_secrets(services.secrets, infra, **_wanted(services, env_name))
+    )
     return services.environment(env_name, outputs=infra.outputs)
 
 
@@ -411,7 +413,9 @@ def deploy(
         "infrastructure",
         lambda: stage_infrastructure(env, services.terraform, services.outputs, services.secrets),
     )
-    run_stage(rep, run, "secrets", lambda: stage_secrets(services.secrets, infra))
+    run_stage(
+        rep, run, "secrets", lambda: stage_secrets(services.secrets, infra, **_wanted(services, env_name))
+    )
     canary = run_stage(
         rep,
         run,

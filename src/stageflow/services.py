@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +37,25 @@ class SecretStore:
         clients = {s: self.aws.client(s) for s in refs.sources(table)}  # only the stores it names
         return stores.resolve(env_name, table, **clients, **options)
 
-    def update_lambda_env(self, function_name: str, values: Mapping[str, Secret]):
-        """Merge the values into the function's environment (other keys kept)."""
+    def update_lambda_env(
+        self,
+        function_name: str,
+        values: Mapping[str, Secret],
+        *,
+        plain: Mapping[str, str] | None = None,
+        only: Collection[str] | None = None,
+    ):
+        """Merge the secret and plain values into the function's environment (other keys kept, unless
+        ``only`` names the keys it may hold)."""
         from stageflow.secrets import sinks
 
-        return sinks.update_lambda_env(self.aws.client("lambda"), function_name, values)
+        return sinks.update_lambda_env(
+            self.aws.client("lambda"), function_name, values, plain=plain, only=only
+        )
+
+    def function_configuration(self, function_name: str) -> Mapping[str, Any]:
+        """``GetFunctionConfiguration`` of ``$LATEST`` (botocore errors pass through)."""
+        return self.aws.client("lambda").get_function_configuration(FunctionName=function_name)
 
     def function_environment(self, function_name: str) -> Mapping[str, str]:
         """What the function's environment holds now (botocore errors pass through)."""

@@ -113,17 +113,23 @@ class FakeSecretStore:
         self.values = values or {}
         self.resolved: list[str] = []
         self.updated: list[tuple[str, tuple[str, ...]]] = []
+        self.plain: dict[str, str] = {}
+        self.live: dict = {}  # GetFunctionConfiguration's answer
 
     def resolve(self, env_name):
         self.resolved.append(env_name)
         return dict(self.values)
 
-    def update_lambda_env(self, function_name, values):
+    def update_lambda_env(self, function_name, values, *, plain=None, only=None):
         self.updated.append((function_name, tuple(sorted(values))))
-        return SimpleNamespace(kept=())
+        self.plain = dict(plain or {})
+        return SimpleNamespace(kept=(), removed=())
 
     def function_environment(self, function_name):
         return {}
+
+    def function_configuration(self, function_name):
+        return dict(self.live)
 
 
 def services(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stageflow.outputs import REQUIRED
-from tests.infrastructure.hcl import ENVIRONMENTS, INFRA, attr, blocks, clean, load_dir, load_vars
+from tests.infrastructure.hcl import ENVIRONMENTS, INFRA, REPO, attr, blocks, clean, load_dir, load_vars
 
 # REQUIREMENTS.md, "Environments": memory, retention, X-Ray, alerts, daily quota.
 DESIGN = {
@@ -13,18 +13,39 @@ DESIGN = {
     "staging": {"memory": 512, "retention": 30, "xray": True, "email": True, "quota": 100},
     "prod": {"memory": 512, "retention": 90, "xray": True, "email": True, "quota": 200},
 }
-# module argument <- root variable (the parameter file's names)
+# module argument <- root expression (the parameter file's names, and the function from var.functions)
 WIRING = {
-    "memory_size": "lambda_memory_size",
-    "log_retention_days": "log_retention_days",
-    "xray_enabled": "enable_xray_tracing",
-    "daily_quota_limit": "daily_quota_limit",
-    "alert_email": "alert_email",
-    "environment": "environment",
-    "canary_traffic_percent": "canary_traffic_percent",
-    "advanced_security": "enable_advanced_security",
-    "api_version_stage": "api_version_stage",
+    "service_name": "var.service_name",
+    "package_path": "var.package_path",
+    "rollback_package_path": "var.rollback_package_path",
+    "runtime": "var.runtime",
+    "architectures": "var.architectures",
+    "handler": "local.function.handler",
+    "memory_size": "local.function.memory_size",
+    "timeout_seconds": "local.function.timeout_seconds",
+    "environment_variables": "local.function.environment",
+    "log_retention_days": "var.log_retention_days",
+    "xray_enabled": "var.enable_xray_tracing",
+    "daily_quota_limit": "var.daily_quota_limit",
+    "alert_email": "var.alert_email",
+    "environment": "var.environment",
+    "canary_traffic_percent": "var.canary_traffic_percent",
+    "advanced_security": "var.enable_advanced_security",
+    "api_version_stage": "var.api_version_stage",
 }
+# what describes the service: stageflow.toml's, never in a parameter file
+FROM_STAGEFLOW_TOML = (
+    "service_name",
+    "region",
+    "package_path",
+    "rollback_package_path",
+    "runtime",
+    "architectures",
+    "log_retention_days",
+    "enable_xray_tracing",
+    "functions",
+    "lambda_memory_size",
+)
 
 
 @pytest.fixture(params=ENVIRONMENTS)
@@ -36,28 +57,59 @@ def _root(env):
     return INFRA / "environments" / env
 
 
-def test_parameter_file_has_the_designs_settings(env):
+def test_parameter_file_keeps_infrastructure_only(env):
     tfvars = load_vars(_root(env) / "terraform.tfvars")
     want = DESIGN[env]
     assert tfvars["environment"] == env
-    assert tfvars["lambda_memory_size"] == want["memory"]
-    assert tfvars["log_retention_days"] == want["retention"]
-    assert tfvars["enable_xray_tracing"] is want["xray"]
     assert tfvars["daily_quota_limit"] == want["quota"]
     assert bool(tfvars.get("alert_email")) is want["email"]
     for name in ("api_version_stage", "enable_advanced_security"):
         assert name in tfvars
     if env == "prod":
         assert tfvars["canary_traffic_percent"] == 10
+    assert not set(tfvars) & set(FROM_STAGEFLOW_TOML), "service settings belong in stageflow.toml"
+
+
+def test_stageflow_toml_gives_the_root_the_designs_settings(env):
+    """The design's memory, retention and X-Ray reach the root from stageflow.toml (the generated
+    variables file), and the root declares every variable stageflow writes."""
+    from stageflow.config import load
+    from stageflow.terraform.variables import declared_variables, service_variables
+
+    cfg = load(REPO / "stageflow.toml")
+    values = service_variables(cfg, env, _root(env))
+    want = DESIGN[env]
+    (function,) = values["functions"].values()
+    assert function["memory_size"] == want["memory"]
+    assert values["log_retention_days"] == want["retention"]
+    assert values["enable_xray_tracing"] is want["xray"]
+    assert (_root(env) / values["package_path"]).resolve() == REPO / "build" / "lambda" / "sample-api.zip"
+    assert set(values) <= declared_variables(_root(env))
 
 
 def test_root_wires_the_settings_into_the_service_module(env):
     cfg = load_dir(_root(env))
     service = cfg.modules["service"]
     assert attr(service, "source") == "../../modules/service"
-    for argument, variable in WIRING.items():
-        assert attr(service, argument) == f"${{var.{variable}}}", argument
-        assert variable in cfg.variables, variable
+    for argument, expression in WIRING.items():
+        assert attr(service, argument) == f"${{{expression}}}", argument
+        if expression.startswith("var."):
+            assert expression[4:] in cfg.variables, expression
+
+
+def test_root_calls_the_services_own_terraform(env):
+    """infrastructure/service: one module every environment root includes, with the function's role."""
+    cfg = load_dir(_root(env))
+    resources = cfg.modules["resources"]
+    assert attr(resources, "source") == "../../service"
+    assert attr(resources, "function_role_name") == "${module.service.function_role_name}"
+    assert attr(resources, "function_name") == "${module.service.function_name}"
+    assert attr(resources, "service_name") == "${var.service_name}"
+    assert attr(resources, "environment") == "${var.environment}"
+    assert attr(cfg.outputs["service_resources"], "value") == "${module.resources.outputs}"
+    own = load_dir(INFRA / "service")
+    assert set(own.variables) == {"service_name", "environment", "function_name", "function_role_name"}
+    assert "outputs" in own.outputs
 
 
 def test_root_refuses_another_environments_parameter_file(env):

@@ -33,6 +33,18 @@ def test_function_runs_python311_with_per_environment_memory_timeout_and_tracing
     assert attr(fn, "kms_key_arn") == "${aws_kms_key.this.arn}"
 
 
+def test_function_takes_architectures_and_plain_variables_from_its_inputs(cfg):
+    fn = cfg.resource("aws_lambda_function", "service")
+    assert attr(fn, "architectures") == "${var.architectures}"
+    assert _default(cfg, "architectures") == ["x86_64"]
+    assert _default(cfg, "environment_variables") == {}
+    variables = attr(block(fn, "environment"), "variables")
+    assert variables.startswith("${merge(var.environment_variables,") and "SERVICE_NAME" in variables
+    # the deploy step's secrets stage writes the environment after create (secrets and plain values)
+    assert "${environment}" in as_list(attr(block(fn, "lifecycle"), "ignore_changes"))
+    assert attr(cfg.outputs["function_role_name"], "value") == "${aws_iam_role.service.name}"
+
+
 def test_live_alias_routing_belongs_to_the_deploy_step(cfg):
     alias = cfg.resource("aws_lambda_alias", "live")
     assert cfg.locals["alias_name"] == "live"

@@ -177,3 +177,89 @@ def test_service_architecture_defaults_to_x86_64_and_is_checked(tmp_path):
     with pytest.raises(ConfigError) as info:
         parse({"service": {"name": "svc", "architecture": "aarch64"}}, tmp_path / "s.toml")
     assert info.value.key == "service.architecture" and info.value.exit_code == ExitCode.USAGE
+
+
+def test_service_timeout_is_every_environments_default(tmp_path):
+    cfg = load_text(
+        tmp_path, '[service]\nname = "svc"\ntimeout_s = 45\n[environments.prod]\ntimeout_s = 60\n'
+    )
+    assert cfg.service.timeout_s == 45
+    assert (cfg.env("dev").timeout_s, cfg.env("staging").timeout_s, cfg.env("prod").timeout_s) == (45, 45, 60)
+    assert load_text(tmp_path, '[service]\nname = "svc"\n').env("dev").timeout_s == 30  # the module's
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, '[service]\nname = "svc"\ntimeout_s = 901\n')
+    assert info.value.key == "service.timeout_s" and "at most 900" in info.value.reason
+
+
+@pytest.mark.parametrize(
+    "runtime, reason",
+    [
+        ("python3.14", "newer than the pinned AWS provider (hashicorp/aws 5.100.0)"),
+        ("python3.9", "no longer accepted by AWS Lambda"),
+        ("nodejs20.x", "not a Python Lambda runtime"),
+    ],
+)
+def test_runtime_is_checked_at_load(tmp_path, runtime, reason):
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, f'[service]\nname = "svc"\nruntime = "{runtime}"\n')
+    assert info.value.key == "service.runtime" and info.value.exit_code == ExitCode.USAGE
+    assert reason in info.value.one_line()
+    assert (
+        load_text(tmp_path, '[service]\nname = "svc"\nruntime = "python3.13"\n').service.runtime
+        == "python3.13"
+    )
+
+
+def test_runtime_314_stops_deploy_before_anything_starts(tmp_path, capsys, monkeypatch):
+    from stageflow import process
+    from stageflow.cli import main
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"nothing may run: {args}")
+
+    monkeypatch.setattr(process, "run", no_process)
+    monkeypatch.setattr(process, "spawn", no_process)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stageflow.toml").write_text('[service]\nname = "svc"\nruntime = "python3.14"\n')
+    assert main(["--local", "deploy", "dev"]) == ExitCode.USAGE
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("stageflow: error: ")
+    assert "service.runtime" in err and "python3.14" in err and "hashicorp/aws 5.100.0" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stageflow.toml"]  # nothing built, no state
+
+
+def test_plain_environment_variables(tmp_path):
+    cfg = load_text(
+        tmp_path,
+        '[service]\nname = "svc"\n[environments.dev.environment]\nLOG_LEVEL = "debug"\nFEATURE_X = ""\n'
+        '[environments.dev.secrets]\nDB_PASSWORD = "ssm:/svc/dev/db"\n',
+    )
+    assert dict(cfg.env("dev").environment) == {"LOG_LEVEL": "debug", "FEATURE_X": ""}
+    assert dict(cfg.env("prod").environment) == {}
+    with pytest.raises(TypeError):
+        cfg.env("dev").environment["X"] = "1"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "table, reason",
+    [
+        ('"9LIVES" = "x"', "names are a letter"),
+        ('"A-B" = "x"', "names are a letter"),
+        ('X = "x"', "names are a letter"),  # Lambda: two characters at least
+        ("LOG_LEVEL = 3", 'must be a string, got int (quote it: LOG_LEVEL = "3")'),
+        ("DEBUG = true", "must be a string, got boolean"),
+        ('DB_PASSWORD = "plain"', "also in environments.dev.secrets"),
+        ('ENVIRONMENT = "x"', "set by the service module"),
+        ('AWS_REGION = "eu-west-1"', "reserved by AWS Lambda"),
+        (f'BIG = "{"x" * 4100}"', "Lambda takes at most 4096"),
+    ],
+)
+def test_plain_environment_variables_are_validated(tmp_path, table, reason):
+    with pytest.raises(ConfigError) as info:
+        load_text(
+            tmp_path,
+            '[service]\nname = "svc"\n[environments.dev.secrets]\nDB_PASSWORD = "ssm:/svc/dev/db"\n'
+            f"[environments.dev.environment]\n{table}\n",
+        )
+    assert info.value.key.startswith("environments.dev.environment")
+    assert info.value.exit_code == ExitCode.USAGE and reason in info.value.reason

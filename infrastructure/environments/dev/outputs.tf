@@ -33,3 +33,8 @@ output "parameter_prefix" {
   description = "SSM path of the environment's settings."
   value       = module.service.parameter_prefix
 }
+
+output "service_resources" {
+  description = "What the service's own Terraform (infrastructure/service) outputs."
+  value       = module.resources.outputs
+}

@@ -1,6 +1,10 @@
-# The parameter file's settings (terraform.tfvars). Names map to the design's parameters:
-# Environment, ApiVersionStage, LambdaMemorySize, EnableXRayTracing, EnableAdvancedSecurity,
-# DailyQuotaLimit, AlertEmail (and CanaryTrafficPercent in prod).
+# Two sources. The parameter file (terraform.tfvars) keeps what is infrastructure only: Environment,
+# ApiVersionStage, EnableAdvancedSecurity, DailyQuotaLimit, AlertEmail, reserved concurrency (and
+# CanaryTrafficPercent in prod). What describes the service comes from stageflow.toml: stageflow writes
+# it into stageflow.tfvars.json in its working directory and passes it after terraform.tfvars
+# (docs/infrastructure.md, "Where the values come from"): service_name, region, package paths,
+# runtime, architectures, log retention, X-Ray and the functions (handler, memory, timeout, plain
+# environment variables). To run Terraform by hand, pass that file: -var-file=<path>.
 variable "environment" {
   description = "Environment (must be dev in this root)."
   type        = string
@@ -12,12 +16,12 @@ variable "environment" {
 }
 
 variable "service_name" {
-  description = "The service's name."
+  description = "The service's name (stageflow.toml service.name)."
   type        = string
 }
 
 variable "region" {
-  description = "AWS region."
+  description = "AWS region (stageflow.toml service.region)."
   type        = string
 }
 
@@ -26,18 +30,13 @@ variable "api_version_stage" {
   type        = string
 }
 
-variable "lambda_memory_size" {
-  description = "LambdaMemorySize in MB."
-  type        = number
-}
-
 variable "log_retention_days" {
-  description = "Log retention in days."
+  description = "Log retention in days (stageflow.toml log_retention_days)."
   type        = number
 }
 
 variable "enable_xray_tracing" {
-  description = "EnableXRayTracing."
+  description = "EnableXRayTracing (stageflow.toml xray)."
   type        = bool
 }
 
@@ -81,8 +80,34 @@ variable "tracked_versions" {
 }
 
 variable "package_path" {
-  description = "The service's Lambda zip for the first create."
+  description = "The service's Lambda zip for the first create (relative to this root)."
   type        = string
+}
+
+variable "runtime" {
+  description = "The Lambda runtime of the service's functions (stageflow.toml service.runtime)."
+  type        = string
+}
+
+variable "architectures" {
+  description = "The functions' architecture (stageflow.toml service.architecture), as a one-element list."
+  type        = list(string)
+}
+
+# A map so that a service of several functions needs no new inputs; one function per service for now.
+variable "functions" {
+  description = "The service's functions by name: handler, memory_size (MB), timeout_seconds, environment (plain variables)."
+  type = map(object({
+    handler         = string
+    memory_size     = number
+    timeout_seconds = number
+    environment     = map(string)
+  }))
+
+  validation {
+    condition     = length(var.functions) == 1
+    error_message = "One function per service: functions must have exactly one entry."
+  }
 }
 
 variable "rollback_package_path" {

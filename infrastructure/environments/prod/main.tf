@@ -10,6 +10,10 @@ provider "aws" {
   }
 }
 
+locals {
+  function = values(var.functions)[0] # one function per service (validated in variables.tf)
+}
+
 module "service" {
   source = "../../modules/service"
 
@@ -17,7 +21,12 @@ module "service" {
   environment            = var.environment
   package_path           = var.package_path
   rollback_package_path  = var.rollback_package_path
-  memory_size            = var.lambda_memory_size
+  runtime                = var.runtime
+  architectures          = var.architectures
+  handler                = local.function.handler
+  memory_size            = local.function.memory_size
+  timeout_seconds        = local.function.timeout_seconds
+  environment_variables  = local.function.environment
   log_retention_days     = var.log_retention_days
   xray_enabled           = var.enable_xray_tracing
   advanced_security      = var.enable_advanced_security
@@ -28,4 +37,15 @@ module "service" {
   canary_traffic_percent = var.canary_traffic_percent
   reserved_concurrency   = var.reserved_concurrency
   tracked_versions       = var.tracked_versions
+}
+
+# The service's own resources (tables, queues, extra policies on the function's role): one module that
+# every environment root calls (infrastructure/service, docs/infrastructure.md).
+module "resources" {
+  source = "../../service"
+
+  service_name       = var.service_name
+  environment        = var.environment
+  function_name      = module.service.function_name
+  function_role_name = module.service.function_role_name
 }

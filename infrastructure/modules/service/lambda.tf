@@ -9,6 +9,7 @@ resource "aws_lambda_function" "service" {
   role                           = aws_iam_role.service.arn
   runtime                        = var.runtime
   handler                        = var.handler
+  architectures                  = var.architectures
   filename                       = var.package_path
   publish                        = true
   memory_size                    = var.memory_size
@@ -26,12 +27,14 @@ resource "aws_lambda_function" "service" {
     target_arn = aws_sqs_queue.dlq.arn
   }
 
+  # The first version carries the plain variables of stageflow.toml; from then on the deploy step's
+  # secrets stage writes them (with the secrets) and publishes a version when they change.
   environment {
-    variables = {
+    variables = merge(var.environment_variables, {
       SERVICE_NAME     = var.service_name
       ENVIRONMENT      = var.environment
       PARAMETER_PREFIX = local.parameter_prefix
-    }
+    })
   }
 
   tags = local.tags
@@ -42,8 +45,9 @@ resource "aws_lambda_function" "service" {
   ]
 
   lifecycle {
-    # environment: Terraform sets the first variables (all derived from the function's own name); the
-    # secrets stage then merges secret values in. Managing it here would strip them on every apply.
+    # environment: Terraform sets the first variables (the service module's three and stageflow.toml's
+    # plain ones); the secrets stage then writes the plain and secret values of every deploy. Managing
+    # it here would strip the secrets on every apply.
     ignore_changes = [filename, source_code_hash, s3_bucket, s3_key, s3_object_version, environment]
   }
 }

@@ -53,3 +53,8 @@ output "parameter_prefix" {
   description = "SSM parameter path of the environment's settings."
   value       = local.parameter_prefix
 }
+
+output "function_role_name" {
+  description = "The service function's IAM role: the service's own Terraform (infrastructure/service) attaches its policies to it."
+  value       = aws_iam_role.service.name
+}

@@ -35,6 +35,28 @@ variable "runtime" {
   default     = "python3.11"
 }
 
+variable "architectures" {
+  description = "The service function's instruction set: [\"x86_64\"] or [\"arm64\"] (stageflow.toml service.architecture; the zip's wheels are built for it)."
+  type        = list(string)
+  default     = ["x86_64"]
+
+  validation {
+    condition     = length(var.architectures) == 1 && contains(["x86_64", "arm64"], var.architectures[0])
+    error_message = "The architectures must be [\"x86_64\"] or [\"arm64\"]."
+  }
+}
+
+variable "environment_variables" {
+  description = "Plain variables of the service function's environment at create (stageflow.toml [environments.NAME.environment]); the deploy step keeps them current."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.environment_variables) : can(regex("^[A-Za-z][A-Za-z0-9_]+$", name))])
+    error_message = "Environment variable names are a letter, then letters, digits or underscores."
+  }
+}
+
 variable "memory_size" {
   description = "Lambda memory in MB (design: dev 256, staging 512, prod 512)."
   type        = number

@@ -16,6 +16,32 @@ from stageflow.invokecheck import Smoke
 DEFAULT_CONFIG_NAME = "stageflow.toml"
 FROM_TERRAFORM = "from-terraform"
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# A Lambda environment variable's name: a letter, then letters, digits and '_' (two characters at least).
+VARIABLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]+$")
+# Set by the service module from the function's own names (infrastructure/modules/service/lambda.tf).
+TERRAFORM_VARIABLES = ("SERVICE_NAME", "ENVIRONMENT", "PARAMETER_PREFIX")
+# Lambda refuses these (its runtime sets them).
+LAMBDA_RESERVED_VARIABLES = frozenset(
+    {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+ENVIRONMENT_MAX_BYTES = 4096  # Lambda's limit for all of a function's variables together
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,8 @@ class EnvironmentConfig:
     approvals: Approvals = field(default_factory=Approvals)
     notifications: Notifications = field(default_factory=Notifications)
     secrets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # plain variables of the function's environment (not secret: shown in plans and diffs)
+    environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     protected: bool = False  # destructive Terraform changes need --allow-destroy or an approval
     memory_mb: int = 512
     timeout_s: int = 30
@@ -158,6 +186,7 @@ class ServiceConfig:
     handler: str = "service.handler.handler"
     runtime: str = "python3.11"
     architecture: str = "x86_64"  # the function's: x86_64 or arm64 (requirements' wheels are for it)
+    timeout_s: int = 30  # the function's timeout; an environment's timeout_s overrides it
     smoke: Smoke = field(default_factory=Smoke)  # the pre-traffic check and the smoke stage's event
     # globs relative to source: what is packaged (packaging/selection.py; default: all but tests/tooling)
     include: tuple[str, ...] = ()

@@ -12,8 +12,12 @@ from typing import Any
 from stageflow.config.model import (
     DEFAULT_ENVIRONMENTS,
     ENV_NAME_RE,
+    ENVIRONMENT_MAX_BYTES,
     FROM_TERRAFORM,
     GENERIC_ENVIRONMENT,
+    LAMBDA_RESERVED_VARIABLES,
+    TERRAFORM_VARIABLES,
+    VARIABLE_NAME_RE,
     Approvals,
     CanaryPolicy,
     CanaryStep,
@@ -28,6 +32,7 @@ from stageflow.config.model import (
 )
 from stageflow.config.smoke import parse_smoke
 from stageflow.errors import ConfigError
+from stageflow.pythons import runtime_problem
 from stageflow.secrets.refs import reference_problem
 
 
@@ -252,6 +257,27 @@ def _parse_secrets(r: _Reader, raw: dict, key: str) -> dict:
     return s_raw
 
 
+def _parse_variables(r: _Reader, raw: dict, key: str, secrets: dict) -> dict[str, str]:
+    """``NAME = "value"``: plain variables of the function's environment (secrets stay in ``secrets``)."""
+    v_raw = r.table(raw.get("environment", {}), f"{key}.environment")
+    for vname, value in v_raw.items():
+        vk = f"{key}.environment.{vname}"
+        if not VARIABLE_NAME_RE.match(vname):
+            raise r.fail(vk, "names are a letter, then letters, digits or '_' (2 characters at least)")
+        if not isinstance(value, str):
+            raise r.fail(vk, f'must be a string, got {_typename(value)} (quote it: {vname} = "{value}")')
+        if vname in secrets:
+            raise r.fail(vk, f"{vname} is also in {key}.secrets: a variable is either plain or secret")
+        if vname in TERRAFORM_VARIABLES:
+            raise r.fail(vk, f"{vname} is set by the service module ({', '.join(TERRAFORM_VARIABLES)})")
+        if vname in LAMBDA_RESERVED_VARIABLES:
+            raise r.fail(vk, f"{vname} is reserved by AWS Lambda")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in v_raw.items())
+    if size > ENVIRONMENT_MAX_BYTES:
+        raise r.fail(f"{key}.environment", f"{size} bytes: Lambda takes at most {ENVIRONMENT_MAX_BYTES}")
+    return dict(v_raw)
+
+
 def _parse_tests(r: _Reader, raw: dict, key: str, base: dict) -> EnvironmentTests:
     t_raw = r.table(raw.get("tests", {}), f"{key}.tests")
     tk2 = f"{key}.tests"
@@ -271,7 +297,7 @@ def _parse_tests(r: _Reader, raw: dict, key: str, base: dict) -> EnvironmentTest
     return tests
 
 
-def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
+def _parse_environment(r: _Reader, name: str, raw: dict, service: ServiceConfig) -> EnvironmentConfig:
     key = f"environments.{name}"
     if not ENV_NAME_RE.match(name):
         raise r.fail(key, "environment names are lowercase letters, digits and '-'")
@@ -287,7 +313,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         "alias",
         "registry",
     }
-    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets", "tests"}
+    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets", "environment", "tests"}
     r.check_keys(raw, key, simple | tables)
 
     approvals = _parse_approvals(r, raw, key, base)
@@ -296,6 +322,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
     terraform = _parse_terraform(r, raw, key, name)
     notifications = _parse_notifications(r, raw, key)
     s_raw = _parse_secrets(r, raw, key)
+    variables = _parse_variables(r, raw, key, s_raw)
     tests = _parse_tests(r, raw, key, base)
 
     return EnvironmentConfig(
@@ -307,9 +334,10 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
         approvals=approvals,
         notifications=notifications,
         secrets=MappingProxyType(dict(s_raw)),
+        environment=MappingProxyType(variables),
         protected=r.get(raw, key, "protected", bool, base["protected"]),
         memory_mb=r.get(raw, key, "memory_mb", int, base["memory_mb"], lo=128, hi=10240),
-        timeout_s=r.get(raw, key, "timeout_s", int, 30, lo=1, hi=900),
+        timeout_s=r.get(raw, key, "timeout_s", int, service.timeout_s, lo=1, hi=900),
         log_retention_days=r.get(raw, key, "log_retention_days", int, base["log_retention_days"], lo=1),
         xray=r.get(raw, key, "xray", bool, base["xray"]),
         function=r.get(raw, key, "function", str, FROM_TERRAFORM),
@@ -353,11 +381,14 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         handler=r.get(svc_raw, "service", "handler", str, ServiceConfig.handler),
         runtime=r.get(svc_raw, "service", "runtime", str, "python3.11"),
         architecture=r.get(svc_raw, "service", "architecture", str, "x86_64"),
+        timeout_s=r.get(svc_raw, "service", "timeout_s", int, ServiceConfig.timeout_s, lo=1, hi=900),
         smoke=parse_smoke(r, svc_raw.get("smoke"), "service.smoke", (root or path.parent).resolve()),
         **_parse_package_globs(r, svc_raw),
     )
     if service.architecture not in ("x86_64", "arm64"):
         raise r.fail("service.architecture", f"must be x86_64 or arm64, not {service.architecture!r}")
+    if (problem := runtime_problem(service.runtime)) is not None:
+        raise r.fail("service.runtime", problem)
     st_raw = r.table(data.get("tests", {}), "tests")
     r.check_keys(st_raw, "tests", _field_names(ServiceTests))
     src = service.source.rstrip("/")
@@ -371,7 +402,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     )
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
-    environments = {n: _parse_environment(r, n, envs_raw.get(n, {})) for n in names}
+    environments = {n: _parse_environment(r, n, envs_raw.get(n, {}), service) for n in names}
     return Config(
         path=path,
         root=(root or path.parent).resolve(),

@@ -188,9 +188,17 @@ class LambdaEnvUpdate:
     function: str
     set: tuple[str, ...]  # names written (values never reported)
     kept: tuple[str, ...]  # other variables left as they were
+    removed: tuple[str, ...] = ()  # variables outside ``only`` (see update_lambda_env)
+    changed: bool = True  # False: the environment already held exactly this (nothing written)
 
     def to_json(self) -> dict[str, Any]:
-        return {"function": self.function, "set": list(self.set), "kept": list(self.kept)}
+        return {
+            "function": self.function,
+            "set": list(self.set),
+            "kept": list(self.kept),
+            "removed": list(self.removed),
+            "changed": self.changed,
+        }
 
 
 def _wait_updated(client, function_name: str) -> None:
@@ -198,14 +206,26 @@ def _wait_updated(client, function_name: str) -> None:
     waiter.wait(FunctionName=function_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
 
 
-def _merge_once(client, function_name: str, secrets: Mapping[str, Secret]) -> LambdaEnvUpdate | None:
+def _merge_once(
+    client,
+    function_name: str,
+    secrets: Mapping[str, Secret],
+    plain: Mapping[str, str],
+    only: Collection[str] | None,
+) -> LambdaEnvUpdate | None:
     """One read-merge-write guarded by the revision id; None when the function changed under us."""
     from botocore.exceptions import ClientError
 
     _wait_updated(client, function_name)
     conf = client.get_function_configuration(FunctionName=function_name)
     current = dict((conf.get("Environment") or {}).get("Variables") or {})
-    merged = {**current, **child_env(secrets)}
+    kept = {k: v for k, v in current.items() if only is None or k in only}
+    merged = {**kept, **plain, **child_env(secrets)}
+    written = (*secrets, *(n for n in plain if n not in secrets))
+    others = tuple(sorted(k for k in kept if k not in written))
+    removed = tuple(sorted(set(current) - set(kept)))
+    if merged == current:
+        return LambdaEnvUpdate(function_name, tuple(written), others, removed, changed=False)
     kwargs: dict[str, Any] = {"FunctionName": function_name, "Environment": {"Variables": merged}}
     if conf.get("RevisionId"):
         kwargs["RevisionId"] = conf["RevisionId"]
@@ -216,25 +236,31 @@ def _merge_once(client, function_name: str, secrets: Mapping[str, Secret]) -> La
             return None  # changed under us: read again and merge again
         raise
     _wait_updated(client, function_name)
-    return LambdaEnvUpdate(
-        function_name, tuple(secrets), tuple(sorted(k for k in current if k not in secrets))
-    )
+    return LambdaEnvUpdate(function_name, tuple(written), others, removed)
 
 
 def _not_found(function_name: str) -> UsageError:
     return UsageError(f"Lambda function {function_name!r} not found", "check --function or deploy first")
 
 
-def update_lambda_env(client, function_name: str, secrets: Mapping[str, Secret]) -> LambdaEnvUpdate:
-    """Merge the secrets into the function's ``Environment.Variables`` (``client``: a Lambda client)
-    without dropping other keys, guarded by the revision id against a concurrent change, and wait
-    until the update is done."""
+def update_lambda_env(
+    client,
+    function_name: str,
+    secrets: Mapping[str, Secret],
+    *,
+    plain: Mapping[str, str] | None = None,
+    only: Collection[str] | None = None,
+) -> LambdaEnvUpdate:
+    """Merge the secrets (and the ``plain`` variables) into the function's ``Environment.Variables``
+    (``client``: a Lambda client), guarded by the revision id against a concurrent change, and wait
+    until the update is done. Other keys are kept, unless ``only`` names the keys the environment may
+    hold: then the others are removed. Nothing is written when the environment already holds it."""
     from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
     doing = f"Lambda function {function_name}: merging the secrets into its environment"
     try:
         for _attempt in range(3):
-            update = _merge_once(client, function_name, secrets)
+            update = _merge_once(client, function_name, secrets, dict(plain or {}), only)
             if update is not None:
                 return update
     except ClientError as exc:

@@ -203,6 +203,17 @@ class TerraformService:
 
         return provider_override(target.root, override)
 
+    def service_var_file(self, target: EnvTarget) -> tuple[str, ...]:
+        """The service's values from stageflow.toml (terraform/variables.py), written into the working
+        directory and passed after the root's own var file, so they win over it; none when the root
+        declares none of them."""
+        from stageflow.terraform.variables import root_variables, write_var_file
+
+        values = root_variables(self.config, target.env_name, target.root)
+        if not values:
+            return ()
+        return (str(write_var_file(target.work_dir, values)),)
+
     # -- plan, apply, outputs ----------------------------------------------------------------------------
     def plan(
         self,
@@ -239,15 +250,16 @@ class TerraformService:
     def _plan(self, env_name, *, root, allow_destroy, extra_env, runtime, kind: str) -> PlanResult:
         target = self.resolve_target(env_name, root=root)
         tf = self.open(target, extra_env=extra_env, runtime=runtime)
+        var_files = (*target.var_files, *self.service_var_file(target))
         with self.provider_override(target):
             self.prepare(target, tf)
             plan_file = _new_plan_file(target.work_dir, kind)
             self.reporter.info(
                 "terraform",
                 env_name,
-                f"{kind} (workspace {target.workspace}, var files: {len(target.var_files)})",
+                f"{kind} (workspace {target.workspace}, var files: {len(var_files)})",
             )
-            changes = tf.plan(PlanOptions(out=str(plan_file), var_files=target.var_files))
+            changes = tf.plan(PlanOptions(out=str(plan_file), var_files=var_files))
             # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core
             # machine): only a plan with changes has anything to show. Exit 0 of -detailed-exitcode
             # means no resource and no output changes, so the summary is empty and the outputs are

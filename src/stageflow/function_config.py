@@ -1,0 +1,160 @@
+"""What ``stageflow.toml`` says the service's function is, in one environment, and how the live function
+differs from it.
+
+:func:`wanted` is the one reading of the configuration that both Terraform's variables
+(:mod:`stageflow.terraform.variables`) and the deploy's comparison use, so what Terraform creates and
+what the deploy checks cannot disagree. :func:`differences` compares it with ``GetFunctionConfiguration``
+and returns one line per difference (plain variables with their values; secret variables are not
+compared here: the secrets stage writes them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stageflow.config.model import TERRAFORM_VARIABLES
+
+if TYPE_CHECKING:
+    from stageflow.config import Config
+    from stageflow.services import SecretStore
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function as configured (Lambda's names in comments)."""
+
+    handler: str  # Handler
+    runtime: str  # Runtime
+    architecture: str  # Architectures[0]
+    memory_mb: int  # MemorySize
+    timeout_s: int  # Timeout
+    environment: Mapping[str, str]  # Environment.Variables: the plain ones
+    secret_names: tuple[str, ...] = ()  # Environment.Variables: written by the secrets stage
+
+    @property
+    def managed_names(self) -> frozenset[str]:
+        """Every variable the function's environment may hold: the service module's, the plain ones,
+        the secret ones. Anything else is left over (removed by the next deploy)."""
+        return frozenset(TERRAFORM_VARIABLES) | frozenset(self.environment) | frozenset(self.secret_names)
+
+
+def wanted(config: Config, env_name: str) -> FunctionSpec:
+    env = config.env(env_name)
+    svc = config.service
+    return FunctionSpec(
+        handler=svc.handler,
+        runtime=svc.runtime,
+        architecture=svc.architecture,
+        memory_mb=env.memory_mb,
+        timeout_s=env.timeout_s,
+        environment=dict(sorted(env.environment.items())),
+        secret_names=tuple(sorted(env.secrets)),
+    )
+
+
+def differences(spec: FunctionSpec, live: Mapping) -> tuple[str, ...]:
+    """One line per difference between ``live`` (a ``GetFunctionConfiguration`` answer) and ``spec``:
+    ``<what>: <live> on the function, <wanted> in stageflow.toml``. Plain variables are compared by
+    name and value; a variable nobody configured is named without its value (it may be a secret)."""
+    out: list[str] = []
+    scalars = (
+        ("handler", live.get("Handler"), spec.handler),
+        ("runtime", live.get("Runtime"), spec.runtime),
+        ("architectures", list(live.get("Architectures") or ["x86_64"]), [spec.architecture]),
+        ("memory_mb", live.get("MemorySize"), spec.memory_mb),
+        ("timeout_s", live.get("Timeout"), spec.timeout_s),
+    )
+    for label, have, want in scalars:
+        if have != want:
+            out.append(f"{label}: {_show(have)} on the function, {_show(want)} in stageflow.toml")
+    variables = (live.get("Environment") or {}).get("Variables") or {}
+    for name, want in spec.environment.items():
+        if name not in variables:
+            out.append(f"environment {name}: not set on the function, {want!r} in stageflow.toml")
+        elif variables[name] != want:
+            out.append(f"environment {name}: {variables[name]!r} on the function, {want!r} in stageflow.toml")
+    for name in sorted(set(variables) - spec.managed_names):
+        out.append(f"environment {name}: set on the function, not in stageflow.toml")
+    return tuple(out)
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+# -- the deploy's secrets stage: the environment written, the configuration compared ---------------
+@dataclass(frozen=True)
+class SecretsResult:
+    names: tuple[str, ...]  # the secrets written
+    function: str | None
+    kept: tuple[str, ...] = ()
+    variables: tuple[str, ...] = ()  # the plain variables of stageflow.toml written
+    removed: tuple[str, ...] = ()  # variables left over on the function (in neither table)
+    differs: tuple[str, ...] = ()  # the live function vs stageflow.toml, one line each
+
+    @property
+    def summary(self) -> str:
+        if not self.names and not self.variables and not self.removed:
+            what = "none configured"
+        else:
+            parts = []
+            if self.names:
+                parts.append(f"{len(self.names)} secrets ({', '.join(self.names)})")
+            if self.variables:
+                parts.append(f"{len(self.variables)} variables ({', '.join(self.variables)})")
+            what = f"{' and '.join(parts) or 'nothing'} into {self.function}'s environment"
+            if self.removed:
+                what += f"; removed {', '.join(self.removed)}"
+        if self.function is not None:
+            what += (
+                "; configuration as in stageflow.toml"
+                if not self.differs
+                else (f"; {len(self.differs)} differences from stageflow.toml")
+            )
+        return what
+
+    def to_json(self) -> dict:
+        return {
+            "names": list(self.names),
+            "kept": list(self.kept),
+            "variables": list(self.variables),
+            "removed": list(self.removed),
+            "differs": list(self.differs),
+        }
+
+
+def write_environment(
+    store: SecretStore,
+    function: str,
+    secrets: Mapping[str, Any],
+    spec: FunctionSpec | None,
+    *,
+    say: Callable[[str], None] | None = None,
+) -> SecretsResult:
+    """Write the function's environment as stageflow.toml says: the ``secrets`` (fetched once, for
+    Terraform) and ``spec``'s plain variables; variables in neither table nor the service module's are
+    removed. Then compare the live ``$LATEST`` with ``spec`` and pass each difference to ``say``.
+    Without ``spec`` only the secrets are merged (other keys kept). Secret values never reach the
+    output: they are registered with the redactor as they are fetched."""
+    if spec is None:
+        if not secrets:
+            return SecretsResult((), None)
+        update = store.update_lambda_env(function, secrets)
+        return SecretsResult(tuple(sorted(secrets)), function, tuple(getattr(update, "kept", ()) or ()))
+    update = store.update_lambda_env(function, secrets, plain=spec.environment, only=spec.managed_names)
+    differs = differences(spec, store.function_configuration(function))
+    for line in differs:
+        if say is not None:
+            say(line)
+    return SecretsResult(
+        tuple(sorted(secrets)),
+        function,
+        tuple(getattr(update, "kept", ()) or ()),
+        tuple(sorted(spec.environment)),
+        tuple(getattr(update, "removed", ()) or ()),
+        differs,
+    )

@@ -1,0 +1,182 @@
+"""The function as stageflow.toml says: its environment written by the secrets stage, the live
+configuration compared with it (one line per difference), on botocore's Stubber and a fake store."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import boto3
+from botocore.stub import ANY, Stubber
+
+from stageflow.config import load
+from stageflow.function_config import FunctionSpec, differences, wanted, write_environment
+from stageflow.pipeline import stage_secrets
+from stageflow.redact import Secret
+from stageflow.secrets.sinks import update_lambda_env
+
+SPEC = FunctionSpec(
+    handler="orders.api.handler",
+    runtime="python3.12",
+    architecture="x86_64",
+    memory_mb=384,
+    timeout_s=20,
+    environment={"LOG_LEVEL": "info", "TABLE": "orders-dev"},
+    secret_names=("API_TOKEN",),
+)
+LIVE = {
+    "Handler": "orders.api.handler",
+    "Runtime": "python3.12",
+    "Architectures": ["x86_64"],
+    "MemorySize": 384,
+    "Timeout": 20,
+    "Environment": {
+        "Variables": {
+            "SERVICE_NAME": "orders",
+            "ENVIRONMENT": "dev",
+            "PARAMETER_PREFIX": "/orders/dev",
+            "LOG_LEVEL": "info",
+            "TABLE": "orders-dev",
+            "API_TOKEN": "tok-3f9a",
+        }
+    },
+}
+
+
+def test_wanted_reads_service_and_environment(tmp_path):
+    (tmp_path / "stageflow.toml").write_text(
+        '[service]\nname = "orders"\nhandler = "orders.api.handler"\nruntime = "python3.12"\n'
+        "timeout_s = 20\n[environments.dev]\nmemory_mb = 384\n"
+        '[environments.dev.environment]\nTABLE = "orders-dev"\nLOG_LEVEL = "info"\n'
+        '[environments.dev.secrets]\nAPI_TOKEN = "ssm:/orders/token"\n'
+    )
+    assert wanted(load(tmp_path / "stageflow.toml"), "dev") == SPEC
+
+
+def test_a_function_as_configured_has_no_differences():
+    assert differences(SPEC, LIVE) == ()
+
+
+def test_one_line_per_difference_naming_both_sides():
+    live = {
+        **LIVE,
+        "Handler": "service.handler.handler",
+        "Runtime": "python3.11",
+        "MemorySize": 256,
+        "Timeout": 30,
+        "Environment": {
+            "Variables": {"LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "tok-3f9a", "ENVIRONMENT": "dev"}
+        },
+    }
+    live.pop("Architectures")  # Lambda's default
+    assert differences(SPEC, {**live, "Architectures": ["arm64"]}) == (
+        "handler: service.handler.handler on the function, orders.api.handler in stageflow.toml",
+        "runtime: python3.11 on the function, python3.12 in stageflow.toml",
+        "architectures: arm64 on the function, x86_64 in stageflow.toml",
+        "memory_mb: 256 on the function, 384 in stageflow.toml",
+        "timeout_s: 30 on the function, 20 in stageflow.toml",
+        "environment LOG_LEVEL: 'debug' on the function, 'info' in stageflow.toml",
+        "environment TABLE: not set on the function, 'orders-dev' in stageflow.toml",
+        "environment MANUAL: set on the function, not in stageflow.toml",
+    )
+    assert not any("architectures" in line for line in differences(SPEC, live))  # absent: x86_64
+
+
+def test_secret_values_never_appear_in_differences():
+    live = {**LIVE, "Environment": {"Variables": {"API_TOKEN": "tok-3f9a", "OLD_TOKEN": "tok-77aa"}}}
+    text = "\n".join(differences(SPEC, live))
+    assert "tok-" not in text and "OLD_TOKEN: set on the function, not in stageflow.toml" in text
+
+
+class Store:
+    def __init__(self, live):
+        self.live = live
+        self.calls = []
+
+    def update_lambda_env(self, fn, secrets, *, plain=None, only=None):
+        self.calls.append((fn, dict(secrets), plain, only))
+        return SimpleNamespace(kept=("SERVICE_NAME",), removed=("MANUAL",))
+
+    def function_configuration(self, fn):
+        return self.live
+
+
+def test_write_environment_writes_plain_and_secret_values_and_says_what_differs():
+    store = Store({**LIVE, "Timeout": 3})
+    said = []
+    res = write_environment(store, "orders-dev", {"API_TOKEN": Secret("tok-3f9a")}, SPEC, say=said.append)
+    ((fn, secrets, plain, only),) = store.calls
+    assert fn == "orders-dev" and list(secrets) == ["API_TOKEN"] and plain == SPEC.environment
+    assert only == {"SERVICE_NAME", "ENVIRONMENT", "PARAMETER_PREFIX", "LOG_LEVEL", "TABLE", "API_TOKEN"}
+    assert said == ["timeout_s: 3 on the function, 20 in stageflow.toml"]
+    assert res.variables == ("LOG_LEVEL", "TABLE") and res.removed == ("MANUAL",)
+    assert res.summary == (
+        "1 secrets (API_TOKEN) and 2 variables (LOG_LEVEL, TABLE) into orders-dev's environment; "
+        "removed MANUAL; 1 differences from stageflow.toml"
+    )
+    assert res.to_json()["differs"] == said
+
+
+def test_stage_secrets_without_a_spec_merges_only_secrets():
+    store = Store(LIVE)
+    infra = SimpleNamespace(outputs=SimpleNamespace(function_name="fn"), secrets={})
+    assert stage_secrets(store, infra).summary == "none configured" and not store.calls
+    ok = stage_secrets(store, infra, SPEC)
+    assert ok.summary.endswith("; configuration as in stageflow.toml") and ok.differs == ()
+
+
+def _lambda():
+    return boto3.client(
+        "lambda", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
+def test_update_lambda_env_sets_plain_values_and_removes_leftovers():
+    lam, fn = _lambda(), "orders-dev"
+    done = {"Configuration": {"FunctionName": fn, "LastUpdateStatus": "Successful"}}
+    current = {"SERVICE_NAME": "orders", "LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "old"}
+    with Stubber(lam) as s:
+        s.add_response("get_function", done, {"FunctionName": fn})
+        s.add_response(
+            "get_function_configuration",
+            {"FunctionName": fn, "RevisionId": "r1", "Environment": {"Variables": current}},
+            {"FunctionName": fn},
+        )
+        s.add_response(
+            "update_function_configuration",
+            {"FunctionName": fn},
+            {
+                "FunctionName": fn,
+                "RevisionId": "r1",
+                "Environment": {
+                    "Variables": {
+                        "SERVICE_NAME": "orders",
+                        "LOG_LEVEL": "info",
+                        "TABLE": "orders-dev",
+                        "API_TOKEN": "tok-3f9a",
+                    }
+                },
+            },
+        )
+        s.add_response("get_function", done, {"FunctionName": ANY})
+        res = update_lambda_env(
+            lam, fn, {"API_TOKEN": Secret("tok-3f9a")}, plain=SPEC.environment, only=SPEC.managed_names
+        )
+        s.assert_no_pending_responses()
+    assert res.set == ("API_TOKEN", "LOG_LEVEL", "TABLE") and res.kept == ("SERVICE_NAME",)
+    assert res.removed == ("MANUAL",) and res.changed
+
+
+def test_update_lambda_env_writes_nothing_when_the_environment_is_already_right():
+    lam, fn = _lambda(), "orders-dev"
+    done = {"Configuration": {"FunctionName": fn, "LastUpdateStatus": "Successful"}}
+    variables = {"SERVICE_NAME": "orders", "LOG_LEVEL": "info", "TABLE": "orders-dev"}
+    with Stubber(lam) as s:  # no update_function_configuration: a new version would follow it
+        s.add_response("get_function", done, {"FunctionName": fn})
+        s.add_response(
+            "get_function_configuration",
+            {"FunctionName": fn, "RevisionId": "r1", "Environment": {"Variables": variables}},
+            {"FunctionName": fn},
+        )
+        res = update_lambda_env(lam, fn, {}, plain=SPEC.environment, only=SPEC.managed_names)
+        s.assert_no_pending_responses()
+    assert not res.changed and res.removed == ()
