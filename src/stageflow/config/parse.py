@@ -317,6 +317,22 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
     )
 
 
+def _parse_requirements(r: _Reader, raw: dict, source: Path) -> tuple[str, ...] | None:
+    """``[tests] requirements``: files of the service's test environment, relative to its source folder;
+    each must exist there (a typo is exit 2 at load, not a pip error minutes later)."""
+    if "requirements" not in raw:
+        return None
+    value, key = raw["requirements"], "tests.requirements"
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise r.fail(key, f"must be a non-empty array of file names, got {_typename(value)}")
+    for name in value:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise r.fail(key, f"{name!r} must be a path inside service.source")
+        if not (source / name).is_file():
+            raise r.fail(key, f"no such file: {name!r} in {source}")
+    return tuple(value)
+
+
 def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r = _Reader(path)
     r.check_keys(data, "", {"service", "environments", "tests"})
@@ -347,6 +363,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         coverage_floor=r.get(
             st_raw, "tests", "coverage_floor", float, ServiceTests.coverage_floor, lo=0, hi=100
         ),
+        requirements=_parse_requirements(r, st_raw, (root or path.parent).resolve() / src),
     )
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
