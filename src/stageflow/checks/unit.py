@@ -208,7 +208,7 @@ def _pytest_with_coverage(
 def _judge(result: UnitResult, res: process.Result, reporter) -> None:
     """Collection errors, no tests, a failing test, coverage under the floor: CheckFailed, in that order."""
     counts = result.counts
-    errors = testenv.collection_errors(res.stdout)
+    errors = testenv.collection_errors(f"{res.stdout}\n{res.stderr}")
     if errors:
         if reporter is not None:
             for line in errors:

@@ -317,6 +317,12 @@ def _parse_environment(r: _Reader, name: str, raw: dict) -> EnvironmentConfig:
     )
 
 
+def _default_unit(root: Path, src: str) -> str:
+    """``<source>/tests/unit``, or ``<source>/tests`` for a service whose tests have no ``unit`` folder."""
+    tests = Path(root) / src / "tests"
+    return f"{src}/tests" if tests.is_dir() and not (tests / "unit").is_dir() else f"{src}/tests/unit"
+
+
 def _parse_requirements(r: _Reader, raw: dict, source: Path) -> tuple[str, ...] | None:
     """``[tests] requirements``: files of the service's test environment, relative to its source folder;
     each must exist there (a typo is exit 2 at load, not a pip error minutes later)."""
@@ -357,7 +363,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r.check_keys(st_raw, "tests", _field_names(ServiceTests))
     src = service.source.rstrip("/")
     service_tests = ServiceTests(
-        unit=r.get(st_raw, "tests", "unit", str, f"{src}/tests/unit"),
+        unit=r.get(st_raw, "tests", "unit", str, _default_unit(root or path.parent, src)),
         integration=r.get(st_raw, "tests", "integration", str, f"{src}/tests/integration"),
         locustfile=r.get(st_raw, "tests", "locustfile", str, f"{src}/tests/load/locustfile.py"),
         coverage_floor=r.get(
