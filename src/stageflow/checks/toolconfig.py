@@ -92,7 +92,7 @@ def coverage_settings(source: Path, root: Path) -> CoverageSettings:
         omitted = [ln for ln in run.get("omit", "").splitlines() if ln.strip()]
         run["omit"] = "\n" + "\n".join([*omitted, *(str(p) for p in left_out)])
         rel = source.relative_to(root) if source.is_relative_to(root) else source
-        measures = f"what is shipped ({rel}, {len(left_out)} file(s) not in the zip left out)"
+        measures = f"what is shipped ({rel}; {len(left_out)} Python file(s) the zip leaves out not measured)"
     shown = None if origin is None else _shown(origin, root)
     return CoverageSettings(shown, sections, fail_under, measures)
 

@@ -73,7 +73,8 @@ def test_no_coverage_settings_measures_what_is_shipped(tmp_path):
     assert omitted == every - shipped(src)  # exactly what the Lambda zip leaves out
     assert {str(src / "tests/test_api.py"), str(src / "tests/conftest.py")} <= omitted
     assert str(src / "orders/api.py") not in omitted and str(src / "orders/__init__.py") not in omitted
-    assert s.measures == f"what is shipped (svc, {len(omitted)} file(s) not in the zip left out)"
+    n = len(omitted)
+    assert s.measures == f"what is shipped (svc; {n} Python file(s) the zip leaves out not measured)"
 
 
 def test_pyproject_settings_apply_and_fail_under_becomes_the_floor(tmp_path):
