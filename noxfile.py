@@ -1,8 +1,8 @@
 """nox sessions: the pipeline's stages as commands. Laptops, CodeBuild, GitHub Actions and make call these.
 
-The service's own tests: ``unit`` (app/tests/unit, coverage floor), ``integration -- ENV`` and
-``load -- ENV`` (against a deployed environment). stageflow's own tests: ``tool_tests`` (fast) and
-``tool_integration`` (the emulator, real Terraform, a Docker engine).
+The service's own tests: ``unit`` (app/tests/unit in the service's own test environment, coverage
+floor), ``integration -- ENV`` and ``load -- ENV`` (against a deployed environment). stageflow's own
+tests: ``tool_tests`` (fast) and ``tool_integration`` (the emulator, real Terraform, a Docker engine).
 
 Virtualenvs are reused between runs (``reuse_venv = "yes"``); a session installs only what it needs.
 Sessions that take an environment read it from the positional arguments: ``nox -s plan -- staging``.
@@ -53,9 +53,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """The service's unit tests (tests.unit, default app/tests/unit) with coverage of the service's
-    source against the floor (tests.coverage_floor, 80 %): reports/junit-service-unit.xml and
-    reports/coverage-service.xml. nox -s unit [-- --floor N]."""
+    """The service's unit tests (tests.unit, default app/tests/unit) through ``stageflow unit``: in the
+    service's own test environment (its runtime's Python and tests.requirements, cached in
+    .stageflow/cache/testenv — the pipeline's unit stage uses the same one, this session's virtualenv
+    only holds stageflow), with coverage as the service's settings say against the floor (its fail_under,
+    else tests.coverage_floor, 80 %): reports/junit-service-unit.xml and reports/coverage-service.xml.
+    nox -s unit [-- --floor N]."""
     _install(session)
     _stageflow(session, "unit", *session.posargs)
 

@@ -44,6 +44,13 @@ def _no_real_aws(monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def testenv_cache(tmp_path_factory) -> Path:
+    """One cache of the services' test environments for the session (stageflow.testenv): pip runs once
+    per runtime and requirement set, not once per test."""
+    return tmp_path_factory.mktemp("testenv-cache")
+
+
+@pytest.fixture(scope="session")
 def emulator_state(tmp_path_factory):
     return tmp_path_factory.mktemp("stageflow-state")
 

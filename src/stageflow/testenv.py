@@ -152,11 +152,12 @@ def test_environ(region: str, base: Mapping[str, str] | None = None) -> dict[str
 
 
 def collection_errors(output: str, limit: int = 6) -> list[str]:
-    """The first lines that say why pytest could not collect (``ERROR collecting …`` and its ``E`` lines)."""
+    """The first lines that say why pytest could not collect: ``ERROR collecting …`` or ``ImportError while
+    loading conftest …`` (pytest's exit 4, on stderr), each with its last ``E`` lines."""
     out: list[str] = []
     lines = output.splitlines()
     for i, line in enumerate(lines):
-        if "ERROR collecting" in line:
+        if "ERROR collecting" in line or line.startswith("ImportError while loading conftest"):
             out.append(line.strip(" _"))
             out += [ln.strip() for ln in lines[i + 1 : i + 40] if ln.startswith("E ")][-2:]
         if len(out) >= limit:

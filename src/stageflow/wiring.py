@@ -76,7 +76,7 @@ def deploy_services(factory: Factory) -> DeployServices:
         start_canary=canary.start,
         checks=ServiceChecks(
             lint=lambda: checks.stage_service_lint(cfg, rep),
-            unit=lambda: checks.stage_service_unit(cfg, rep),
+            unit=lambda: checks.stage_service_unit(cfg, rep, factory.state_dir / "cache" / "testenv"),
             smoke=smoke,
             integration=integration,
             load=load,

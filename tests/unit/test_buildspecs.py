@@ -36,6 +36,10 @@ def _commands(spec: dict) -> list[str]:
 
 
 def _exec_noxfile() -> set[str]:
+    return set(_noxfile_sessions())
+
+
+def _noxfile_sessions() -> dict:
     """Load noxfile.py the way nox does; return the sessions it registers. nox's registry is global:
     it is emptied first and restored after, so loading twice neither warns nor leaks."""
     saved = nox.registry.get()
@@ -43,7 +47,7 @@ def _exec_noxfile() -> set[str]:
     try:
         spec = importlib.util.spec_from_file_location("stageflow_noxfile", REPO / "noxfile.py")
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
-        return set(nox.registry.get())
+        return nox.registry.get()
     finally:
         nox.registry.reset()
         nox.registry._REGISTRY.update(saved)  # no public setter; get() returns a copy
@@ -244,3 +248,27 @@ def test_noxfile_defines_each_session_once():
         and any("nox.session" in ast.unparse(d) for d in node.decorator_list)
     )
     assert [n for n, c in names.items() if c > 1] == []
+
+
+class _RecordingSession:
+    """What a nox session body asks of nox: installs and commands, recorded."""
+
+    def __init__(self, name: str, posargs: list[str]):
+        self.name, self.posargs, self.calls = name, posargs, []
+
+    def install(self, *args, **kwargs):
+        self.calls.append(("install", *args))
+
+    def run(self, *args, **kwargs):
+        self.calls.append(("run", *args))
+
+    def error(self, message):
+        raise AssertionError(message)
+
+
+def test_nox_unit_is_stageflow_unit_so_it_uses_the_services_own_test_environment():
+    """``nox -s unit`` installs stageflow only and hands over to ``stageflow unit``, which builds (or
+    reuses) the service's test environment from its own files — the pipeline's unit stage exactly."""
+    session = _RecordingSession("unit", ["--floor", "85"])
+    _noxfile_sessions()["unit"](session)
+    assert session.calls == [("install", "-e", ".[dev]"), ("run", "stageflow", "unit", "--floor", "85")]

@@ -263,3 +263,39 @@ def test_plain_environment_variables_are_validated(tmp_path, table, reason):
         )
     assert info.value.key.startswith("environments.dev.environment")
     assert info.value.exit_code == ExitCode.USAGE and reason in info.value.reason
+
+
+def test_tests_requirements_default_none_and_paths_inside_the_service_source(tmp_path):
+    from stageflow.config import parse
+
+    assert parse({"service": {"name": "svc"}}, tmp_path / "s.toml").tests.requirements is None
+    (tmp_path / "svc" / "req").mkdir(parents=True)
+    (tmp_path / "svc" / "req" / "lock.txt").write_text("pytest\n")
+    (tmp_path / "svc" / "dev.txt").write_text("boto3\n")
+    files = ["req/lock.txt", "dev.txt"]
+    data = {"service": {"name": "svc", "source": "svc"}, "tests": {"requirements": files}}
+    assert parse(data, tmp_path / "s.toml").tests.requirements == ("req/lock.txt", "dev.txt")
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("requirements.txt", "must be a non-empty array of file names, got string"),
+        ([], "must be a non-empty array"),
+        ([""], "must be a non-empty array"),
+        (["missing.txt"], "no such file: 'missing.txt'"),
+        (["../outside.txt"], "must be a path inside service.source"),
+        (["/etc/hosts"], "must be a path inside service.source"),
+    ],
+)
+def test_tests_requirements_bad_values_are_exit_2_naming_the_key(tmp_path, value, reason):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "outside.txt").write_text("pytest\n")
+    p = tmp_path / "stageflow.toml"
+    p.write_text('[service]\nname = "svc"\n')
+    from stageflow.config import parse
+
+    with pytest.raises(ConfigError) as info:
+        parse({"service": {"name": "svc"}, "tests": {"requirements": value}}, p)
+    assert info.value.key == "tests.requirements" and reason in info.value.one_line()
+    assert info.value.exit_code == ExitCode.USAGE

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stageflow.checks.integration import run_integration
 from stageflow.checks.lint import LintResult, run_lint
@@ -58,8 +59,10 @@ def stage_service_lint(config: Config, reporter) -> LintResult:
     return run_lint(config, reporter)
 
 
-def stage_service_unit(config: Config, reporter) -> UnitResult:
-    return run_unit(config, reporter)
+def stage_service_unit(config: Config, reporter, cache_dir: Path | None = None) -> UnitResult:
+    """The service's unit tests in its own test environment, cached under ``cache_dir`` (the state
+    directory's ``cache/testenv``)."""
+    return run_unit(config, reporter, cache_dir=cache_dir)
 
 
 def stage_smoke(

@@ -57,13 +57,19 @@ def parse_junit(path: Path) -> SuiteCounts:
 
 
 def parse_cobertura(path: Path) -> float | None:
-    """The line coverage in percent of a Cobertura XML file, or None when there is none."""
+    """The total coverage in percent of a Cobertura XML file as coverage.py counts it (lines, plus
+    branches when branch coverage is on), or None when there is none."""
     try:
         root = ET.parse(path).getroot()  # noqa: S314 # nosec B314 - a file our own child wrote
     except (OSError, ET.ParseError):
         return None
-    rate = root.get("line-rate")
-    return round(float(rate) * 100, 2) if rate is not None else None
+    try:
+        valid = int(root.get("lines-valid", "")) + int(root.get("branches-valid", "0"))
+        covered = int(root.get("lines-covered", "")) + int(root.get("branches-covered", "0"))
+    except ValueError:
+        rate = root.get("line-rate")
+        return round(float(rate) * 100, 2) if rate is not None else None
+    return round(100.0 * covered / valid, 2) if valid else 100.0
 
 
 def make_reports_dir(config: Config, reports_dir: Path | None) -> Path:
@@ -85,9 +91,11 @@ def suite_dir(config: Config, rel: str, what: str) -> Path:
     return path
 
 
-def pytest_argv(config: Config, suite: Path, junit: Path, *extra: str) -> list[str]:
+def pytest_argv(
+    config: Config, suite: Path, junit: Path, *extra: str, python: str | Path = sys.executable
+) -> list[str]:
     app = (config.root / config.service.source).resolve()
-    argv = [sys.executable, "-m", "pytest", str(suite), f"--junitxml={junit}", "-q", "--rootdir", str(app)]
+    argv = [str(python), "-m", "pytest", str(suite), f"--junitxml={junit}", "-q", "--rootdir", str(app)]
     ini = app / "tests" / "pytest.ini"
     argv += ["-c", str(ini)] if ini.is_file() else ["-p", "no:cacheprovider"]
     return [*argv, *extra]

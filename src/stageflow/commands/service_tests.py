@@ -11,16 +11,18 @@ def register(cli: click.Group) -> None:
         "--floor",
         type=click.FloatRange(0, 100),
         default=None,
-        help="Coverage floor in percent (default: tests.coverage_floor, 80).",
+        help="Coverage floor in percent (default: the service's fail_under, else tests.coverage_floor, 80).",
     )
     @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
     @click.pass_obj
     def unit_cmd(factory, floor, pytest_args):
-        """The service's unit tests (tests.unit) with coverage of its source against the floor; JUnit
-        and Cobertura in reports/. Extra arguments go to pytest."""
+        """The service's unit tests (tests.unit) in its own test environment (the runtime's Python and
+        tests.requirements), with coverage as its settings say, against the floor; JUnit and Cobertura in
+        reports/. Extra arguments go to pytest."""
         from stageflow.checks.unit import run_unit
 
-        res = run_unit(factory.config, factory.reporter, floor=floor, extra_args=pytest_args)
+        cache = factory.state_dir / "cache" / "testenv"
+        res = run_unit(factory.config, factory.reporter, floor=floor, extra_args=pytest_args, cache_dir=cache)
         factory.reporter.result(f"unit: {res.summary}", res.to_json())
 
     @cli.command("integration")
@@ -53,4 +55,4 @@ def register(cli: click.Group) -> None:
         from stageflow.checks.lint import run_lint
 
         res = run_lint(factory.config, factory.reporter)
-        factory.reporter.result(f"lint: {res.summary}", {"ok": res.ok, "paths": list(res.paths)})
+        factory.reporter.result(f"lint: {res.summary}", res.to_json())

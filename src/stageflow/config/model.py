@@ -148,12 +148,15 @@ class EnvironmentTests:
 
 @dataclass(frozen=True)
 class ServiceTests:
-    """The service's own test suites (paths relative to the repository root) and the coverage floor."""
+    """The service's own test suites (paths relative to the repository root), the coverage floor, and the
+    requirement files of its test environment (relative to ``service.source``; None: the default,
+    ``requirements.txt`` plus ``requirements-dev.txt`` when present)."""
 
     unit: str = "app/tests/unit"
     integration: str = "app/tests/integration"
     locustfile: str = "app/tests/load/locustfile.py"
     coverage_floor: float = 80.0  # percent of the service's lines the unit tests must cover
+    requirements: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -364,6 +364,28 @@ def _parse_package_globs(r: _Reader, svc_raw: dict) -> dict[str, tuple[str, ...]
     return out
 
 
+def _default_unit(root: Path, src: str) -> str:
+    """``<source>/tests/unit``, or ``<source>/tests`` for a service whose tests have no ``unit`` folder."""
+    tests = Path(root) / src / "tests"
+    return f"{src}/tests" if tests.is_dir() and not (tests / "unit").is_dir() else f"{src}/tests/unit"
+
+
+def _parse_requirements(r: _Reader, raw: dict, source: Path) -> tuple[str, ...] | None:
+    """``[tests] requirements``: files of the service's test environment, relative to its source folder;
+    each must exist there (a typo is exit 2 at load, not a pip error minutes later)."""
+    if "requirements" not in raw:
+        return None
+    value, key = raw["requirements"], "tests.requirements"
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise r.fail(key, f"must be a non-empty array of file names, got {_typename(value)}")
+    for name in value:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise r.fail(key, f"{name!r} must be a path inside service.source")
+        if not (source / name).is_file():
+            raise r.fail(key, f"no such file: {name!r} in {source}")
+    return tuple(value)
+
+
 def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r = _Reader(path)
     r.check_keys(data, "", {"service", "environments", "tests"})
@@ -393,12 +415,13 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r.check_keys(st_raw, "tests", _field_names(ServiceTests))
     src = service.source.rstrip("/")
     service_tests = ServiceTests(
-        unit=r.get(st_raw, "tests", "unit", str, f"{src}/tests/unit"),
+        unit=r.get(st_raw, "tests", "unit", str, _default_unit(root or path.parent, src)),
         integration=r.get(st_raw, "tests", "integration", str, f"{src}/tests/integration"),
         locustfile=r.get(st_raw, "tests", "locustfile", str, f"{src}/tests/load/locustfile.py"),
         coverage_floor=r.get(
             st_raw, "tests", "coverage_floor", float, ServiceTests.coverage_floor, lo=0, hi=100
         ),
+        requirements=_parse_requirements(r, st_raw, (root or path.parent).resolve() / src),
     )
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
