@@ -122,9 +122,10 @@ def test_no_unit_tests_is_a_failure_not_a_pass(project):
 
 
 def test_missing_suite_directory_is_a_usage_error(project):
+    config = cfg(project)  # loaded first: the smoke event lives in app/tests/events
     shutil.rmtree(project / "app/tests")  # (app/tests without a unit folder is itself the default)
     with pytest.raises(UsageError, match="no service unit tests at app/tests/unit"):
-        run_unit(cfg(project))
+        run_unit(config)
 
 
 # -- lint ------------------------------------------------------------------------------------------------
