@@ -61,7 +61,7 @@ def artifact(project: Path, marker: str):
     from stageflow.packaging.lambda_zip import package, with_files
 
     return with_files(
-        package(project / "app" / "service"), {"faultrun_marker.py": f"MARK = {marker!r}\n".encode()}
+        package(project / "app"), {"faultrun_marker.py": f"MARK = {marker!r}\n".encode()}
     )
 
 
