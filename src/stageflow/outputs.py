@@ -12,13 +12,31 @@ REQUIRED = ("function_name", "alias_name", "alarm_names", "topic_arn", "history_
 
 
 @dataclass(frozen=True)
-class DeployOutputs:
+class FunctionTarget:
+    """One function of the service as deployed: its key in ``stageflow.toml`` (``[functions.KEY]``; the
+    service's name for a one-function service), its Lambda name and the alias that takes its traffic."""
+
+    key: str
     function_name: str
+    alias_name: str
+
+
+@dataclass(frozen=True)
+class DeployOutputs:
+    function_name: str  # the first function's (a one-function service: its only one)
     alias_name: str
     alarm_names: tuple[str, ...]
     topic_arn: str
     history_table: str
     source: str = "terraform"  # what built the resources (always Terraform's environment root)
+    # every function of the release, in a stable order (the ``functions`` output; without it, the one
+    # function named by function_name/alias_name, keyed by the function name)
+    functions: tuple[FunctionTarget, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.functions:
+            one = FunctionTarget(self.function_name, self.function_name, self.alias_name)
+            object.__setattr__(self, "functions", (one,))
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -49,4 +67,25 @@ def parse_outputs(
             if not isinstance(v, str) or not v:
                 raise EnvironmentFailure(f"{where}: output {name!r} must be a non-empty string")
             out[name] = v
-    return DeployOutputs(**out, source=source)
+    return DeployOutputs(**out, source=source, functions=_functions(raw.get("functions"), where))
+
+
+def _functions(raw: Any, where: str) -> tuple[FunctionTarget, ...]:
+    """The optional ``functions`` output: ``{KEY: {"function_name": ..., "alias_name": ...}}`` (Terraform's
+    ``{"value": ...}`` wrapper or plain; the cache writes a list of ``{"key", "function_name",
+    "alias_name"}``). Absent: the one function of ``function_name``/``alias_name``."""
+    if isinstance(raw, Mapping) and "value" in raw and not isinstance(raw.get("value"), str):
+        raw = raw["value"]
+    if raw is None:
+        return ()
+    if isinstance(raw, Mapping):
+        raw = [{"key": k, **v} if isinstance(v, Mapping) else None for k, v in raw.items()]
+    out: list[FunctionTarget] = []
+    for item in raw if isinstance(raw, list | tuple) else [None]:
+        names = (item or {}).get("key"), (item or {}).get("function_name"), (item or {}).get("alias_name")
+        if not all(isinstance(n, str) and n for n in names):
+            raise EnvironmentFailure(
+                f"{where}: output 'functions' must map each function's key to function_name and alias_name"
+            )
+        out.append(FunctionTarget(*names))
+    return tuple(out)

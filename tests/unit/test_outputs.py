@@ -1,0 +1,39 @@
+"""The outputs contract: the optional ``functions`` output names every function of a release."""
+
+import pytest
+
+from stageflow.errors import EnvironmentFailure
+from stageflow.outputs import FunctionTarget, parse_outputs
+
+BASE = {
+    "function_name": "orders-api-dev",
+    "alias_name": "live",
+    "alarm_names": ["a"],
+    "topic_arn": "arn:aws:sns:eu-west-1:1:t",
+    "history_table": "h",
+}
+
+
+def test_without_functions_output_the_one_function_is_the_release():
+    out = parse_outputs({k: {"value": v} for k, v in BASE.items()})
+    assert out.functions == (FunctionTarget("orders-api-dev", "orders-api-dev", "live"),)
+
+
+def test_functions_output_lists_every_function_and_survives_the_cache_round_trip():
+    raw = {k: {"value": v} for k, v in BASE.items()}
+    raw["functions"] = {
+        "value": {
+            "api": {"function_name": "orders-api-dev", "alias_name": "live"},
+            "worker": {"function_name": "orders-worker-dev", "alias_name": "live"},
+        }
+    }
+    out = parse_outputs(raw)
+    assert [f.key for f in out.functions] == ["api", "worker"]
+    assert out.functions[1] == FunctionTarget("worker", "orders-worker-dev", "live")
+    assert parse_outputs(out.to_json()) == out
+
+
+@pytest.mark.parametrize("bad", [{"api": {"function_name": "x"}}, {"api": "x"}, "x", [{"key": ""}]])
+def test_malformed_functions_output_is_one_clear_error(bad):
+    with pytest.raises(EnvironmentFailure, match="output 'functions' must map"):
+        parse_outputs({**BASE, "functions": bad})
