@@ -197,12 +197,43 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class FunctionConfig:
+    """One function of the service: a ``[functions.KEY]`` table, or the one function of a service
+    configured by ``[service] handler`` (its key is then the service's name). ``None``: the
+    environment's (memory, timeout) or no function-specific variables/smoke."""
+
+    key: str
+    handler: str
+    memory_mb: int | None = None
+    timeout_s: int | None = None
+    environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    smoke: Smoke = field(default_factory=Smoke)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     root: Path  # the repository root: paths in the file are relative to it
     service: ServiceConfig
     environments: Mapping[str, EnvironmentConfig]
     tests: ServiceTests = field(default_factory=ServiceTests)
+    # the [functions.KEY] tables in file order; empty: one function from [service] (see ``functions``)
+    function_tables: tuple[FunctionConfig, ...] = ()
+
+    @property
+    def functions(self) -> tuple[FunctionConfig, ...]:
+        """Every function of the release (never empty): the ``[functions.*]`` tables, or the one function
+        ``[service]`` describes, keyed by the service's name."""
+        if self.function_tables:
+            return self.function_tables
+        svc = self.service
+        return (FunctionConfig(svc.name, svc.handler, smoke=svc.smoke),)
+
+    @property
+    def multi_function(self) -> bool:
+        """Functions are named ``<service>-<key>-<env>`` when the service has ``[functions.*]`` tables;
+        a one-function service keeps ``<service>-<env>``."""
+        return bool(self.function_tables)
 
     def env(self, name: str) -> EnvironmentConfig:
         try:
