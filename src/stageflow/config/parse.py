@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from stageflow.config.functions import parse_functions
 from stageflow.config.model import (
     DEFAULT_ENVIRONMENTS,
     ENV_NAME_RE,
@@ -388,7 +389,7 @@ def _parse_requirements(r: _Reader, raw: dict, source: Path) -> tuple[str, ...] 
 
 def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r = _Reader(path)
-    r.check_keys(data, "", {"service", "environments", "tests"})
+    r.check_keys(data, "", {"service", "environments", "tests", "functions"})
     if "service" not in data:
         raise r.fail("service", "is required (a [service] table with at least name)")
     svc_raw = r.table(data["service"], "service")
@@ -426,10 +427,13 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
     environments = {n: _parse_environment(r, n, envs_raw.get(n, {}), service) for n in names}
+    base = (root or path.parent).resolve()
+    functions = parse_functions(r, data, svc_raw, service, environments, base, _parse_variables)
     return Config(
         path=path,
-        root=(root or path.parent).resolve(),
+        root=base,
         service=service,
         environments=MappingProxyType(environments),
         tests=service_tests,
+        function_tables=functions,
     )
