@@ -27,7 +27,7 @@ data "aws_iam_policy_document" "service" {
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.service.arn}:*"]
+    resources = [for g in aws_cloudwatch_log_group.service : "${g.arn}:*"]
   }
 
   statement {
@@ -90,7 +90,7 @@ data "aws_iam_policy_document" "rollback" {
       "lambda:GetFunctionConfiguration",
       "lambda:ListVersionsByFunction",
     ]
-    resources = [aws_lambda_function.service.arn, "${aws_lambda_function.service.arn}:*"]
+    resources = flatten([for f in aws_lambda_function.service : [f.arn, "${f.arn}:*"]])
   }
 
   statement {
