@@ -24,6 +24,8 @@ SAMPLES = {
     "environment": "dev",
     "alias": "live",
     "functions": ["orders-api-dev", "orders-worker-dev"],  # two: each widget has every function's lines
+    "ids": ["0", "1"],
+    "labels": ["orders-api-dev ", "orders-worker-dev "],
     "alarms": [f"{ARN}sample-api-errors-dev", f"{ARN}sample-api-throttles-dev"],
     "projects": ["sample-api-build", "sample-api-deploy", "sample-api-integration", "sample-api-rollback"],
     "environments": ["dev", "staging", "prod"],

@@ -11,7 +11,7 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   for_each = var.functions
 
   alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}errors-${local.suffix}"
-  alarm_description   = "${local.function_names[each.key]}: Lambda errors > ${var.errors_threshold} in 5 minutes"
+  alarm_description   = "${local.alarm_subject[each.key]}Lambda errors > ${var.errors_threshold} in 5 minutes"
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
   dimensions          = { FunctionName = local.function_names[each.key] }
@@ -31,7 +31,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
   for_each = var.functions
 
   alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}error-rate-${local.suffix}"
-  alarm_description   = "${local.function_names[each.key]}: Error rate > ${var.error_rate_threshold_percent} % for 10 minutes"
+  alarm_description   = "${local.alarm_subject[each.key]}Error rate > ${var.error_rate_threshold_percent} % for 10 minutes"
   evaluation_periods  = 10
   datapoints_to_alarm = 10
   threshold           = var.error_rate_threshold_percent
@@ -76,7 +76,7 @@ resource "aws_cloudwatch_metric_alarm" "p95_duration" {
   for_each = var.functions
 
   alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}p95-duration-${local.suffix}"
-  alarm_description   = "${local.function_names[each.key]}: p95 duration > ${var.p95_threshold_ms} ms for 10 minutes"
+  alarm_description   = "${local.alarm_subject[each.key]}p95 duration > ${var.p95_threshold_ms} ms for 10 minutes"
   namespace           = "AWS/Lambda"
   metric_name         = "Duration"
   dimensions          = { FunctionName = local.function_names[each.key] }
@@ -97,7 +97,7 @@ resource "aws_cloudwatch_metric_alarm" "p95_critical" {
   for_each = var.functions
 
   alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}p95-critical-${local.suffix}"
-  alarm_description   = "${local.function_names[each.key]}: CRITICAL: p95 duration > ${var.p95_critical_threshold_ms} ms for 5 minutes"
+  alarm_description   = "${local.alarm_subject[each.key]}CRITICAL: p95 duration > ${var.p95_critical_threshold_ms} ms for 5 minutes"
   namespace           = "AWS/Lambda"
   metric_name         = "Duration"
   dimensions          = { FunctionName = local.function_names[each.key] }
@@ -117,7 +117,7 @@ resource "aws_cloudwatch_metric_alarm" "duration_near_timeout" {
   for_each = var.functions
 
   alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}duration-near-timeout-${local.suffix}"
-  alarm_description   = "${local.function_names[each.key]}: maximum duration > 80 % of the ${each.value.timeout_seconds} s timeout"
+  alarm_description   = "${local.alarm_subject[each.key]}Maximum duration > 80 % of the ${each.value.timeout_seconds} s timeout"
   namespace           = "AWS/Lambda"
   metric_name         = "Duration"
   dimensions          = { FunctionName = local.function_names[each.key] }
@@ -137,7 +137,7 @@ resource "aws_cloudwatch_metric_alarm" "throttles" {
   for_each = var.functions
 
   alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}throttles-${local.suffix}"
-  alarm_description   = "${local.function_names[each.key]}: Any Lambda throttling"
+  alarm_description   = "${local.alarm_subject[each.key]}Any Lambda throttling"
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
   dimensions          = { FunctionName = local.function_names[each.key] }

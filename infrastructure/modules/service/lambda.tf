@@ -85,7 +85,7 @@ resource "aws_lambda_function" "rollback" {
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
   #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
   function_name                  = local.rollback_name
-  description                    = "Rolls ${join(", ", values(local.function_names))} (${local.alias_name}) back when an alarm fires"
+  description                    = length(local.function_names) == 1 ? "Rolls ${local.function_name}:${local.alias_name} back when an alarm fires" : "Rolls ${join(", ", values(local.function_names))} (alias ${local.alias_name}) back when an alarm fires"
   role                           = aws_iam_role.rollback.arn
   runtime                        = var.runtime
   handler                        = var.rollback_handler

@@ -14,6 +14,8 @@ locals {
   }
   # Alarm names: {service}-{key}-<alarm>-{environment}; the service-named function keeps {service}-<alarm>-{environment}.
   alarm_infix = { for k in keys(var.functions) : k => k == var.service_name ? "" : "${k}-" }
+  # ... and their descriptions start with the function's name (the service-named one's: as before)
+  alarm_subject = { for k in keys(var.functions) : k => k == var.service_name ? "" : "${local.function_names[k]}: " }
   # The first function (the service-named one, else the first key): function_name/alias_name outputs,
   # the per-version alarms, the rollback function's STAGEFLOW_FUNCTION_NAME.
   primary_key   = contains(keys(var.functions), var.service_name) ? var.service_name : sort(keys(var.functions))[0]
