@@ -112,7 +112,10 @@ def _secrets_stage_ships_a_changed_variable(project, state, lam) -> None:
         command="deploy",
     )
     said: list[str] = []
-    infra = SimpleNamespace(outputs=SimpleNamespace(function_name="orders-api-dev"), secrets={})
+    from stageflow.outputs import DeployOutputs
+
+    outputs = DeployOutputs("orders-api-dev", "live", (), "", "")
+    infra = SimpleNamespace(outputs=outputs, secrets={})
     res = stage_secrets(factory.secret_store, infra, wanted(factory.config, "dev"), say=said.append)
     assert said == [] and res.differs == ()
     assert res.variables == ("LOG_LEVEL", "ORDERS_TABLE")
