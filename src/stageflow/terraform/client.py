@@ -157,8 +157,13 @@ class Terraform:
         return _json(res, "output -json")
 
     def state_list(self) -> list[str]:
-        """Every address in the state (none before the first apply)."""
-        res = self.run(["state", "list"], stream=False)
+        """Every address in the state (none before the first apply: Terraform then says "No state file
+        was found" with exit 1)."""
+        res = self.run(["state", "list", "-no-color"], ok=(0, 1), stream=False)
+        if res.returncode != 0:
+            if "no state file was found" in (res.stderr + res.stdout).lower():
+                return []
+            raise classify([self.binary, "state", "list"], res.returncode, res.stderr or res.stdout)
         return [line.strip() for line in res.stdout.splitlines() if line.strip()]
 
     def state_mv(self, source: str, destination: str) -> RunResult:

@@ -89,3 +89,30 @@ def test_terraform_1_0_moves_in_the_state_what_is_still_at_the_old_address(tmp_p
     assert state_moves(FakeTf(V111, tf.addresses), root, cfg) == ()  # 1.1+: the moved blocks do it
     fresh = FakeTf(V10, [])
     assert state_moves(fresh, root, cfg) == () and fresh.moved == []
+
+
+def test_state_list_of_an_environment_without_state_is_empty():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from stageflow.terraform.client import Terraform
+    from stageflow.terraform.errors import TerraformError
+
+    class Runner:
+        def __init__(self, code, out, err):
+            self.result = SimpleNamespace(returncode=code, stdout=out, stderr=err)
+            self.argv = None
+
+        def run(self, argv, **kwargs):
+            self.argv = argv
+            return self.result
+
+    def tf(code, out="", err=""):
+        return Terraform(binary="terraform", workdir=".", env={}, runner=Runner(code, out, err), version=V10)
+
+    none = "No state file was found!\n\nState management commands require a state file."
+    assert tf(1, err=none).state_list() == []
+    assert tf(0, out="module.a.b\nmodule.c.d\n").state_list() == ["module.a.b", "module.c.d"]
+    with pytest.raises(TerraformError):
+        tf(1, err="Error: Failed to load state: AccessDenied").state_list()
