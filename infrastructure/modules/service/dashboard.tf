@@ -14,6 +14,6 @@ resource "aws_cloudwatch_dashboard" "service" {
     # one function: the ids and labels it always had; several: numbered ids, labels with the name
     ids    = [for i, k in sort(keys(var.functions)) : length(var.functions) > 1 ? tostring(i) : ""]
     labels = [for k in sort(keys(var.functions)) : length(var.functions) > 1 ? "${local.function_names[k]} " : ""]
-    alarms      = [for a in local.function_alarms : a.arn]
+    alarms = [for a in local.function_alarms : a.arn]
   })
 }
