@@ -15,7 +15,8 @@ one-function service, or a service that adds ``[functions.*]`` and names one tab
   still has (and whose new address it does not), under the state lock. A rename in the state only:
   no resource changes.
 
-A root of one's own without ``module "service"`` gets neither.
+A root of one's own without ``module "service"``, or calling a service module that still has one
+function (no ``for_each = var.functions``), gets neither.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ PER_FUNCTION = (
     "aws_cloudwatch_metric_alarm.duration_near_timeout",
     "aws_cloudwatch_metric_alarm.throttles",
 )
-_SERVICE_MODULE = re.compile(r'^\s*module\s+"service"\s*\{', re.MULTILINE)
+_SERVICE_SOURCE = re.compile(
+    r'^\s*module\s+"service"\s*\{[^}]*?\bsource\s*=\s*"([^"]+)"', re.MULTILINE | re.DOTALL
+)
+_FOR_EACH_FUNCTIONS = re.compile(r"for_each\s*=\s*var\.functions\b")
 
 
 def function_moves(config: Config) -> tuple[tuple[str, str], ...]:
@@ -57,8 +61,16 @@ def function_moves(config: Config) -> tuple[tuple[str, str], ...]:
 
 
 def calls_service_module(root: Path) -> bool:
-    texts = (p.read_text(encoding="utf-8", errors="replace") for p in Path(root).glob("*.tf"))
-    return any(_SERVICE_MODULE.search(text) for text in texts)
+    """The root calls a local ``module "service"`` whose functions are ``for_each`` (an older module,
+    still one function at the plain address, must not get the moves: Terraform would refuse them)."""
+    for tf_file in sorted(Path(root).glob("*.tf")):
+        m = _SERVICE_SOURCE.search(tf_file.read_text(encoding="utf-8", errors="replace"))
+        if m is None:
+            continue
+        source = (Path(root) / m[1]).resolve()
+        texts = (p.read_text(encoding="utf-8", errors="replace") for p in source.glob("*.tf"))
+        return source.is_dir() and any(_FOR_EACH_FUNCTIONS.search(text) for text in texts)
+    return False
 
 
 def moved_hcl(moves: tuple[tuple[str, str], ...]) -> str:

@@ -12,10 +12,14 @@ REPO = Path(__file__).resolve().parents[3]
 V10, V111 = TerraformVersion(1, 0, 3), TerraformVersion(1, 11, 4)
 
 
-def _root(tmp_path: Path) -> Path:
+def _root(tmp_path: Path, for_each: bool = True) -> Path:
     root = tmp_path / "root"
     root.mkdir()
-    (root / "main.tf").write_text('module "service" {\n  source = "../modules/service"\n}\n')
+    (root / "main.tf").write_text('module "service" {\n  source = "../modules/service"\n  x = 1\n}\n')
+    module = tmp_path / "modules" / "service"
+    module.mkdir(parents=True)
+    body = "  for_each = var.functions\n" if for_each else ""
+    (module / "lambda.tf").write_text(f'resource "aws_lambda_function" "service" {{\n{body}}}\n')
     return root
 
 
@@ -116,3 +120,18 @@ def test_state_list_of_an_environment_without_state_is_empty():
     assert tf(0, out="module.a.b\nmodule.c.d\n").state_list() == ["module.a.b", "module.c.d"]
     with pytest.raises(TerraformError):
         tf(1, err="Error: Failed to load state: AccessDenied").state_list()
+
+
+def test_a_root_calling_a_one_function_service_module_gets_no_moves(tmp_path):
+    root, cfg = _root(tmp_path, for_each=False), load(REPO / "stageflow.toml")
+    with moved_blocks(root, cfg, V111) as path:
+        assert path is None  # Terraform would refuse: the old address is still declared
+    tf = FakeTf(V10, ["module.service.aws_lambda_function.service"])
+    assert state_moves(tf, root, cfg) == () and tf.moved == []
+
+
+def test_the_repositorys_roots_call_the_for_each_module():
+    from stageflow.terraform.moves import calls_service_module
+
+    for env in ("dev", "staging", "prod"):
+        assert calls_service_module(REPO / "infrastructure" / "environments" / env)
