@@ -135,6 +135,21 @@ class InMemoryHistory:
     def events(self, limit=50):
         return list(reversed(self._events))[:limit]
 
+    freeze: dict | None = None
+
+    def freeze_item(self):
+        return dict(self.freeze) if self.freeze else None
+
+    def set_freeze(self, until, reason, who, now):
+        self.freeze = {"until": iso(until), "reason": reason, "by": who, "at": iso(now)}
+        self.record_event("freeze", now, self.freeze)
+
+    def clear_freeze(self, reason, who, now):
+        held, self.freeze = self.freeze, None
+        if held:
+            self.record_event("unfreeze", now, {"reason": reason, "by": who, "lifted": held["reason"]})
+        return held
+
     def since(self, since):
         deps = [
             d for _, d in sorted(self.deps.items()) if d.deployment_id >= since.strftime("%Y%m%dT%H%M%SZ")

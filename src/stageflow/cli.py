@@ -164,6 +164,7 @@ def _register_commands() -> None:
 
     for module in (
         "stageflow.commands.canary",
+        "stageflow.commands.freeze",
         "stageflow.commands.pipeline",
         "stageflow.commands.rehearse",
         "stageflow.commands.secrets",

@@ -325,6 +325,7 @@ def stage_canary(
     scenario: Path | None = None,
     commit: str | None = None,
     pre_approved_by: str | None = None,
+    emergency: Mapping[str, Any] | None = None,
 ) -> CanaryResult:
     """The canary (``start``: :func:`stageflow.deploy.canary.start`) on ``ctx``, the environment wired
     with the outputs Terraform just applied."""
@@ -338,6 +339,8 @@ def stage_canary(
         extra["image"] = image.record()
     if security is not None:
         extra["security"] = dict(security.report)
+    if emergency:
+        extra["emergency"] = dict(emergency)
     res = start(
         ctx,
         config,
@@ -393,12 +396,14 @@ def deploy(
     scenario: Path | None = None,
     commit: str | None = None,
     pre_approved_by: str | None = None,
+    emergency: str | None = None,  # --emergency --reason: deploy during a freeze (recorded, notified)
 ) -> PipelineRun:
     env = services.env(env_name)  # unknown (or implicitly local protected) environment: exit 2 first
     if scenario is not None:  # a malformed scenario: exit 2 before any stage runs (not at the canary)
         from stageflow.local.simulator import load_scenario
 
         load_scenario(scenario)
+    overridden = services.freeze_check(env_name, emergency)  # frozen: exit 2 before any stage runs
     cfg, rep, checks = services.config, services.reporter, services.checks
     run = PipelineRun(env_name)
     # the service's lint and unit tests, then the security gate, before anything is built for deploy
@@ -432,6 +437,7 @@ def deploy(
             scenario=scenario,
             commit=commit,
             pre_approved_by=pre_approved_by,
+            emergency=overridden and {"reason": emergency, "freeze": overridden.to_json()},
         ),
     )
     # after the canary (production: once promoted): smoke always; integration and load where the

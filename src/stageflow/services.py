@@ -91,6 +91,8 @@ class DeployServices:
     config: Config
     reporter: Reporter
     env: Callable[[str], EnvironmentConfig]  # an environment's settings (refuses what the target may not)
+    # (environment, the --emergency reason or None) -> the overridden freeze or None; exit 2 when frozen
+    freeze_check: Callable[[str, str | None], Any]
     package: Callable[[], Any]  # the Lambda packages (lambda_zip.Packages), written where the roots read
     security_gate: Callable[[Any], Any]  # (the service artifact or None) -> security.GateReport
     images: ImageBuilder

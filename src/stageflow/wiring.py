@@ -30,6 +30,30 @@ def function_check(factory: Factory, function: str) -> FunctionCheck:
     return LambdaInvokeCheck(lam, function, svc.smoke, factory.config.root, svc.runtime)
 
 
+def freeze_check(factory: Factory, env_name: str, emergency: str | None):
+    """Refuse ``deploy``/``canary`` of ``env_name`` during a freeze (exit 2), or record and notify the
+    ``--emergency`` override: the overridden freeze, or ``None``. An environment Terraform has not built
+    has no history, so only its stageflow.toml windows apply."""
+    from stageflow.errors import NotDeployed
+    from stageflow.freeze.guard import check_freeze
+    from stageflow.history import default_who
+
+    env = factory.env(env_name)
+    try:
+        ctx = factory.environment(env_name)
+    except NotDeployed:
+        ctx = None
+    return check_freeze(
+        env,
+        ctx.history if ctx else None,
+        factory.clock.now(),
+        emergency=emergency,
+        who=default_who(),
+        service=factory.config.service.name,
+        notifier=ctx.notifier if ctx else None,
+    )
+
+
 def deploy_services(factory: Factory) -> DeployServices:
     from stageflow.checks import stages as checks
     from stageflow.deploy import canary
@@ -66,6 +90,7 @@ def deploy_services(factory: Factory) -> DeployServices:
         config=cfg,
         reporter=rep,
         env=factory.env,
+        freeze_check=lambda env_name, emergency: freeze_check(factory, env_name, emergency),
         package=factory.package,
         security_gate=factory.security_gate,
         images=ImageBuilder(engine=docker_engine, build=factory.build_image),

@@ -141,9 +141,11 @@ def services(
     order: list[str] | None = None,
     fail: dict[str, Exception] | None = None,
     reporter: Reporter | None = None,
+    freeze_check: Any = None,
 ) -> DeployServices:
     """Every service a fake; ``order`` gets each service's name as it is used; ``fail`` maps a name
-    (lint, unit, build, security, image, smoke, integration, load, canary) to what it raises."""
+    (lint, unit, build, security, image, smoke, integration, load, canary) to what it raises;
+    ``freeze_check`` the freeze guard (default: never frozen)."""
     order = [] if order is None else order
     fail = fail or {}
     cfg = load(config_path)
@@ -180,6 +182,7 @@ def services(
         config=cfg,
         reporter=reporter or RecordingReporter(),
         env=cfg.env,
+        freeze_check=freeze_check or (lambda env_name, emergency: None),
         package=step("build", packages),
         security_gate=step("security", report),
         images=ImageBuilder(engine=lambda: "engine", build=step("image", image)),

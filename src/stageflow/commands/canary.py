@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from stageflow.commands.freeze import EMERGENCY, EMERGENCY_REASON, emergency_reason
+
 ENV = click.argument("env")
 
 
@@ -76,13 +78,19 @@ def _register_canary(cli: click.Group) -> None:
         default=None,
         help="Write the deployment's HTML report (timeline, checks, charts) here when the run ends.",
     )
+    @EMERGENCY
+    @EMERGENCY_REASON
     @click.pass_obj
-    def canary_cmd(factory, env, scenario, commit, no_input, report_file):
+    def canary_cmd(factory, env, scenario, commit, no_input, report_file, emergency, reason):
         """Publish the current code as a new version and ship it to ENV in canary steps."""
         from stageflow.commands.dora import report_after
         from stageflow.deploy import canary
+        from stageflow.wiring import freeze_check
 
         _check_inputs(factory, env, scenario)
+        why = emergency_reason(emergency, reason)
+        overridden = freeze_check(factory, env, why)  # frozen: exit 2, nothing published or locked
+        extra = {"emergency": {"reason": why, "freeze": overridden.to_json()}} if overridden else None
         with report_after(factory, env, report_file):
             res = canary.start(
                 factory.environment(env),
@@ -90,6 +98,7 @@ def _register_canary(cli: click.Group) -> None:
                 scenario=scenario,
                 commit=commit or _git_commit(factory),
                 interactive=_interactive(no_input),
+                extra=extra,
             )
         if res.outcome is None:
             factory.reporter.result(
@@ -207,8 +216,9 @@ def _register_reads(cli: click.Group) -> None:
 
         ctx = factory.environment(env)
         deps = ctx.history.list(limit=limit)
-        # what happened outside deployments: rollbacks and broken locks, with who and why
-        events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in ("rollback", "lock_broken")]
+        # what happened outside deployments: rollbacks, broken locks, freezes, with who and why
+        kinds = ("rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
+        events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in kinds]
         lines = history_lines(deps, events)
         factory.reporter.result(
             "\n".join(lines) or "no deployments",

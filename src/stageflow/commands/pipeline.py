@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from stageflow.commands.freeze import EMERGENCY, EMERGENCY_REASON, emergency_reason
+
 
 def register(cli: click.Group) -> None:
     _register_deploy(cli)
@@ -29,8 +31,10 @@ def _register_deploy(cli: click.Group) -> None:
         help="The approval before the canary was given upstream (e.g. CodePipeline's approval "
         "stage); recorded as who approved. Env: STAGEFLOW_PRE_APPROVED_BY.",
     )
+    @EMERGENCY
+    @EMERGENCY_REASON
     @click.pass_obj
-    def deploy_cmd(factory, env, scenario, commit, pre_approved_by):
+    def deploy_cmd(factory, env, scenario, commit, pre_approved_by, emergency, reason):
         """The pipeline for ENV: build → security gate → Terraform → canary → record → notify."""
         from stageflow.commands.canary import _git_commit
         from stageflow.pipeline import deploy
@@ -41,6 +45,7 @@ def _register_deploy(cli: click.Group) -> None:
             scenario=scenario,
             commit=commit or _git_commit(factory),
             pre_approved_by=pre_approved_by,
+            emergency=emergency_reason(emergency, reason),
         )
 
 

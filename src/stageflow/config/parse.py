@@ -32,6 +32,7 @@ from stageflow.config.model import (
 )
 from stageflow.config.smoke import parse_smoke
 from stageflow.errors import ConfigError
+from stageflow.freeze.windows import parse_freeze
 from stageflow.pythons import runtime_problem
 from stageflow.secrets.refs import reference_problem
 
@@ -314,6 +315,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict, service: ServiceConfig)
         "registry",
     }
     tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets", "environment", "tests"}
+    tables.add("freeze")
     r.check_keys(raw, key, simple | tables)
 
     approvals = _parse_approvals(r, raw, key, base)
@@ -328,6 +330,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict, service: ServiceConfig)
     return EnvironmentConfig(
         name=name,
         tests=tests,
+        freeze=parse_freeze(r, raw, key),
         terraform=terraform,
         canary=canary,
         gates=gates,

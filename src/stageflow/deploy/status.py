@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from stageflow.deploy.locks import LockView, assess
 from stageflow.deploy.records import Deployment, check_line
+from stageflow.freeze.model import active, show
 from stageflow.isotime import format_age
 
 if TYPE_CHECKING:
@@ -56,7 +58,11 @@ def status(ctx: Context) -> tuple[str, dict]:
         "transitions": [t.to_json() for t in dep.transitions] if dep else [],
         "last_rollback": last_rb,
     }
+    frozen = active(env_name, ctx.env.freeze, ctx.history.freeze_item(), datetime.now(UTC))
+    data["freeze"] = frozen.to_json() if frozen else None
     lines = _deployment_lines(ctx, alias.weights, dep, current, recent, view, data)
+    if frozen:
+        lines.append(f"  frozen: until {show(frozen.until)}: {frozen.reason} ({frozen.source})")
     if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
         lines.append(
             f"  last rollback: {last_rb['at']} to v{last_rb.get('to_version')} ({last_rb.get('trigger')}, "
@@ -84,13 +90,23 @@ def history_lines(deps: list[Deployment], events: list[dict]) -> list[str]:
         if checked.get("status") not in (None, "passed", "not run"):
             lines.append(f"    pre-traffic check: {check_line(checked)}")
     for e in events:
-        what = (
-            f"to v{e.get('to_version')} ({e.get('trigger')})"
-            if e["kind"] == "rollback"
-            else f"lock of {e.get('holder')}"
+        lines.append(
+            f"{e['at']}  {e['kind']:<11} {_event_what(e)} by {e.get('who') or e.get('by')}: {e.get('reason')}"
         )
-        lines.append(f"{e['at']}  {e['kind']:<11} {what} by {e.get('who')}: {e.get('reason')}")
     return lines
+
+
+def _event_what(e: dict) -> str:
+    kind = e["kind"]
+    if kind == "rollback":
+        return f"to v{e.get('to_version')} ({e.get('trigger')})"
+    if kind == "freeze":
+        return f"until {e.get('until')}"
+    if kind == "unfreeze":
+        return f"lifted {e.get('lifted')!r}"
+    if kind == "freeze_override":
+        return f"emergency deploy through {(e.get('freeze') or {}).get('reason')!r}"
+    return f"lock of {e.get('holder')}"
 
 
 def _deployment_lines(

@@ -142,6 +142,27 @@ class DynamoHistory:
     def break_lock(self, reason: str, who: str, now: datetime) -> dict | None:
         return self._lock.break_(reason, who, now)
 
+    # -- the freeze a person set (stageflow freeze / unfreeze) -------------------------------------
+    def freeze_item(self) -> dict | None:
+        """The environment's ``FREEZE`` item (``until``, ``reason``, ``by``, ``at``), if one is set."""
+        resp = self._call(self.ddb.get_item, Key=it.freeze_key(self.pk), ConsistentRead=True)
+        return it.from_attrs(resp["Item"]) if resp.get("Item") else None
+
+    def set_freeze(self, until: datetime, reason: str, who: str, now: datetime) -> None:
+        """Freeze deploys until ``until`` (replacing an earlier freeze), and record it as an event."""
+        body = {"until": iso(until), "reason": reason, "by": who, "at": iso(now)}
+        self._call(self.ddb.put_item, Item=it.to_attrs({**it.plain_key(self.pk, it.FREEZE_SK), **body}))
+        self.record_event("freeze", now, body)
+
+    def clear_freeze(self, reason: str, who: str, now: datetime) -> dict | None:
+        """Lift the freeze a person set; the lifted item (``None``: there was none), recorded."""
+        held = self.freeze_item()
+        if held is None:
+            return None
+        self._call(self.ddb.delete_item, Key=it.freeze_key(self.pk))
+        self.record_event("unfreeze", now, {"reason": reason, "by": who, "lifted": held.get("reason")})
+        return held
+
     # -- deployments ------------------------------------------------------------------------------
     def create(self, dep: Deployment) -> None:
         try:
