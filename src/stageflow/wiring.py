@@ -81,8 +81,9 @@ def deploy_services(factory: Factory) -> DeployServices:
 
     def check_alias(env_name: str):
         def run():
-            ctx = factory.environment(env_name)
-            return ctx.function_check.check(ctx.outputs.alias_name)
+            from stageflow.deploy.release import check_aliases
+
+            return check_aliases(factory.environment(env_name).release)
 
         return run
 

@@ -124,3 +124,37 @@ def previous_label(dep: Deployment) -> str:
         return f"v{dep.previous_version}"
     inner = ", ".join(f"{k} v{f.get('from_version')}" for k, f in funcs.items())
     return f"the previous versions ({inner})"
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    """Every function's check as one ``CheckOutcome``: failed when any failed, its line every one's."""
+
+    outcomes: tuple[Any, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return "failed"
+        return "not run" if all(o.status == "not run" for o in self.outcomes) else "passed"
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(o.line() for o in self.outcomes if not o.ok)
+
+    def line(self) -> str:
+        return "; ".join(o.line() for o in self.outcomes)
+
+    def to_json(self) -> dict[str, Any]:
+        first = next((o for o in self.outcomes if not o.ok), self.outcomes[0])
+        return {**first.to_json(), "status": self.status, "functions": [o.to_json() for o in self.outcomes]}
+
+
+def check_aliases(release: Release):
+    """The smoke check after promotion: every function through its alias with its own smoke event."""
+    outcomes = tuple(m.check.check(m.alias) for m in release.members)
+    return outcomes[0] if release.single else ReleaseOutcome(outcomes)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from stageflow.deploy.locks import LockView, assess
 from stageflow.deploy.records import Deployment, check_line
+from stageflow.deploy.release import release_label
 from stageflow.isotime import format_age
 
 if TYPE_CHECKING:
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 def status(ctx: Context) -> tuple[str, dict]:
     """The status lines and the ``--json`` data of the wired environment."""
     env_name = ctx.env.name
-    alias = ctx.traffic.state()
+    rel = ctx.release
+    states = [(mem, mem.traffic.state()) for mem in rel.members]
+    alias = states[0][1]
     current = ctx.history.in_flight()  # first: it releases a lock left by a finished run
     lock = ctx.history.lock()
     holder = None
@@ -39,6 +42,11 @@ def status(ctx: Context) -> tuple[str, dict]:
         "alias": ctx.outputs.alias_name,
         "resources": ctx.outputs.source,
         "weights": alias.weights,
+        "functions": [
+            {"key": mem.key, "function": mem.function, "alias": mem.alias, "weights": st.weights}
+            for mem, st in states
+        ],
+        "release": dict(dep.functions) if dep else None,
         "locked_by": lock.get("holder") if lock else None,
         "lock": view.to_json() if view else None,
         "last_lock_broken": last_broken,
@@ -57,9 +65,13 @@ def status(ctx: Context) -> tuple[str, dict]:
         "last_rollback": last_rb,
     }
     lines = _deployment_lines(ctx, alias.weights, dep, current, recent, view, data)
+    if not rel.single:  # every function with its alias weights, in place of the one-function line
+        lines[:1] = [f"{env_name}: {len(states)} functions, one release"] + [
+            f"  {mem.key}: {mem.function}:{mem.alias} serves {_weights(st.weights)}" for mem, st in states
+        ]
     if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
         lines.append(
-            f"  last rollback: {last_rb['at']} to v{last_rb.get('to_version')} ({last_rb.get('trigger')}, "
+            f"  last rollback: {last_rb['at']} to {_rolled_to(last_rb)} ({last_rb.get('trigger')}, "
             f"{last_rb.get('who')}): {last_rb.get('reason')}"
         )
     lines += _lock_lines(view, current, dep)
@@ -74,18 +86,35 @@ def status(ctx: Context) -> tuple[str, dict]:
     return "\n".join(lines), data
 
 
+def _rolled_to(event: dict) -> str:
+    """``v3``, or ``api v3, worker v2`` for a release of several functions."""
+    funcs = event.get("functions") or {}
+    if len(funcs) > 1:
+        return ", ".join(f"{k} v{f.get('to_version')}" for k, f in funcs.items())
+    return f"v{event.get('to_version')}"
+
+
+def _function_versions(key: str, f) -> str:
+    new, old = f.get("to_version"), f.get("from_version")
+    return f"{key} v{old}→v{new}" if new != old else f"{key} v{new} (unchanged)"
+
+
 def history_lines(deps: list[Deployment], events: list[dict]) -> list[str]:
     """`stageflow history ENV`: one line per deployment (with why a release never took traffic), then the
     rollbacks and broken locks recorded outside deployments."""
     lines = []
     for d in deps:
         lines.append(f"{d.deployment_id}  v{d.version or '?':<4} {d.status:<17} {d.phase:<13} {d.who}")
+        if len(d.functions) > 1:  # a release of several functions: each one's versions
+            lines.append(
+                "    functions: " + ", ".join(_function_versions(k, f) for k, f in d.functions.items())
+            )
         checked = d.extra.get("pre_traffic") or {}
         if checked.get("status") not in (None, "passed", "not run"):
             lines.append(f"    pre-traffic check: {check_line(checked)}")
     for e in events:
         what = (
-            f"to v{e.get('to_version')} ({e.get('trigger')})"
+            f"to {_rolled_to(e)} ({e.get('trigger')})"
             if e["kind"] == "rollback"
             else f"lock of {e.get('holder')}"
         )
@@ -98,16 +127,14 @@ def _deployment_lines(
 ) -> list[str]:
     env_name = ctx.env.name
     lock = data["locked_by"]
-    lines = [
-        f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves "
-        + ", ".join(f"v{v} {w}%" for v, w in sorted(weights.items(), key=lambda kv: -kv[1]))
-    ]
+    lines = [f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves " + _weights(weights)]
     if dep is None:
         lines.append("  no deployments recorded")
     else:
         what = "in flight" if current else "last deployment"
         lines.append(
-            f"  {what}: {dep.deployment_id} v{dep.version} ({dep.status}, phase {dep.phase}) by {dep.who}"
+            f"  {what}: {dep.deployment_id} {release_label(dep)} ({dep.status}, phase {dep.phase}) "
+            f"by {dep.who}"
         )
         if data["reason"]:
             lines.append(f"  why: {data['reason']}")
@@ -129,6 +156,10 @@ def _deployment_lines(
                 f"stageflow rollback {env_name}"
             )
     return lines
+
+
+def _weights(weights: dict[str, int]) -> str:
+    return ", ".join(f"v{v} {w}%" for v, w in sorted(weights.items(), key=lambda kv: -kv[1]))
 
 
 def _lock_lines(view: LockView | None, current, dep: Deployment | None) -> list[str]:
