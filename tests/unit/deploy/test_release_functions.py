@@ -254,3 +254,19 @@ def test_rollback_while_monitoring_after_the_promotion_puts_every_function_back(
     assert ctx.history.in_flight() is not None
     rollback_cli.rollback(ctx, reason="alarm after promotion")
     assert _weights(ctx) == {"api": {"1": 100}, "worker": {"3": 100}}
+
+
+def test_the_report_shows_the_release_and_its_functions_and_dora_counts_it_once():
+    from stageflow.deployment_report.data import gather
+    from stageflow.deployment_report.render import human, render_html
+    from stageflow.dora.compute import changes
+
+    ctx = release_context(config_env("dev"))
+    canary.run_start(ctx, FakeArtifact("code-v2"))
+    dep = ctx.history.list(1)[0]
+    data = gather(ctx.history, dep, ctx.env.gates)
+    assert "functions: api (svc-api-dev) v1 → v2, worker (svc-worker-dev) v3 → v4" in human(data)
+    page = render_html(data, charts=False)
+    assert "worker (svc-worker-dev) v3 → v4" in page and "worker: error_rate" in page
+    deps, events = ctx.history.since(dep.started_at and canary.parse_iso(dep.started_at))
+    assert [c.deployment_id for c in changes(deps, events)] == [dep.deployment_id]
