@@ -270,3 +270,18 @@ def test_the_report_shows_the_release_and_its_functions_and_dora_counts_it_once(
     assert "worker (svc-worker-dev) v3 → v4" in page and "worker: error_rate" in page
     deps, events = ctx.history.since(dep.started_at and canary.parse_iso(dep.started_at))
     assert [c.deployment_id for c in changes(deps, events)] == [dep.deployment_id]
+
+
+def test_the_history_item_keeps_every_function_of_the_release():
+    from stageflow.history.dynamo import update_request
+    from stageflow.history.items import deployment_from_item, deployment_item
+
+    funcs = {
+        "api": {"function": "svc-api-dev", "alias": "live", "from_version": "1", "to_version": "2"},
+        "worker": {"function": "svc-worker-dev", "alias": "live", "from_version": "3", "to_version": "3"},
+    }
+    dep = Deployment("20260101T000000Z-abcdef", "dev", "svc", "2", "1", "in_progress", "pending", "t", "me")
+    dep = dep.with_changes(functions=funcs)
+    assert deployment_from_item(deployment_item("svc#dev", dep)).functions == funcs
+    req = update_request("svc#dev", dep, {"functions": funcs}, None, None, "tok")
+    assert "functions" in req["ExpressionAttributeNames"].values()
