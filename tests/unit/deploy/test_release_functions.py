@@ -269,7 +269,8 @@ def test_the_report_shows_the_release_and_its_functions_and_dora_counts_it_once(
     page = render_html(data, charts=False)
     assert "worker (svc-worker-dev) v3 → v4" in page and "worker: error_rate" in page
     deps, events = ctx.history.since(dep.started_at and canary.parse_iso(dep.started_at))
-    assert [c.deployment_id for c in changes(deps, events)] == [dep.deployment_id]
+    found = changes(deps, events)
+    assert [(c.deployment_id, c.functions) for c in found] == [(dep.deployment_id, ("api", "worker"))]
 
 
 def test_the_history_item_keeps_every_function_of_the_release():
