@@ -114,7 +114,7 @@ def history_lines(deps: list[Deployment], events: list[dict]) -> list[str]:
             lines.append(f"    pre-traffic check: {check_line(checked)}")
     for e in events:
         what = (
-            f"to {_rolled_to(e)} ({e.get('trigger')})"
+            f"to v{e.get('to_version')} ({e.get('trigger')})"
             if e["kind"] == "rollback"
             else f"lock of {e.get('holder')}"
         )
