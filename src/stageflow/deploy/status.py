@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from stageflow.deploy.locks import LockView, assess
 from stageflow.deploy.records import Deployment, check_line
-from stageflow.deploy.release import release_label
 from stageflow.isotime import format_age
 
 if TYPE_CHECKING:
@@ -65,10 +64,6 @@ def status(ctx: Context) -> tuple[str, dict]:
         "last_rollback": last_rb,
     }
     lines = _deployment_lines(ctx, alias.weights, dep, current, recent, view, data)
-    if not rel.single:  # every function with its alias weights, in place of the one-function line
-        lines[:1] = [f"{env_name}: {len(states)} functions, one release"] + [
-            f"  {mem.key}: {mem.function}:{mem.alias} serves {_weights(st.weights)}" for mem, st in states
-        ]
     if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
         lines.append(
             f"  last rollback: {last_rb['at']} to {_rolled_to(last_rb)} ({last_rb.get('trigger')}, "
@@ -125,9 +120,16 @@ def history_lines(deps: list[Deployment], events: list[dict]) -> list[str]:
 def _deployment_lines(
     ctx: Context, weights, dep: Deployment | None, current, recent, view: LockView | None, data: dict
 ) -> list[str]:
+    from stageflow.deploy.release import release_label
+
     env_name = ctx.env.name
     lock = data["locked_by"]
     lines = [f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves " + _weights(weights)]
+    if len(data["functions"]) > 1:  # every function with its alias weights, in place of the line above
+        lines = [f"{env_name}: {len(data['functions'])} functions, one release"] + [
+            f"  {f['key']}: {f['function']}:{f['alias']} serves {_weights(f['weights'])}"
+            for f in data["functions"]
+        ]
     if dep is None:
         lines.append("  no deployments recorded")
     else:
