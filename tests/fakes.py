@@ -397,3 +397,56 @@ def config_env(name: str = "dev", root: Path | None = None):
 
     repo = Path(__file__).resolve().parents[1]
     return load(root or repo / "stageflow.toml").env(name)
+
+
+class PerFunctionSource(ScriptedSource):
+    """Per-minute stats from a function of (function, version, minute start): one function of a
+    release can fail its gates while the other passes."""
+
+    def __init__(self, minute: Callable[[str, str, datetime], tuple[int, int, float, float, float] | None]):
+        super().__init__(lambda version, t: None)
+        self.by_function = minute
+
+    def series(self, function, alias, version, start, end):
+        self.minute = lambda v, t: self.by_function(function, v, t)
+        return super().series(function, alias, version, start, end)
+
+
+def release_context(env_config, *, functions=(("api", "1"), ("worker", "3")), source=None, **kwargs):
+    """A context of several functions (``[functions.KEY]``), each with its own alias (``functions``:
+    key and the version it serves), publisher, check and gate reader; ``ctx.routers``, ``ctx.publishers``
+    and ``ctx.checks`` by key."""
+    from dataclasses import replace
+
+    from stageflow.deploy.release import Member, Release
+
+    routers = {
+        k: FakeRouter(f"svc-{k}-dev", "live", tuple(str(i) for i in range(1, int(v) + 1)), v)
+        for k, v in functions
+    }
+    publishers = {k: FakePublisher(r) for k, r in routers.items()}
+    checks = {k: FakeCheck(r.function) for k, r in routers.items()}
+    first = functions[0][0]
+    ctx = fake_context(
+        env_config,
+        router=routers[first],
+        publisher=publishers[first],
+        check=checks[first],
+        source=source,
+        **kwargs,
+    )
+    ctx.functions = Release(
+        tuple(
+            Member(
+                k,
+                routers[k],
+                publisher=publishers[k],
+                check=checks[k],
+                gates=replace(ctx.gates, function=routers[k].function),
+                feed_for=ctx.feed_for,
+            )
+            for k, _v in functions
+        )
+    )
+    ctx.routers, ctx.publishers, ctx.checks = routers, publishers, checks
+    return ctx

@@ -455,6 +455,7 @@ class Factory:
         from stageflow.dora.publish import publish_delivery_metrics
         from stageflow.history import DynamoHistory
         from stageflow.metrics.cloudwatch import CloudWatchAlarms
+        from stageflow.wiring import release
 
         env = self.env(env_name)
         out = outputs or self.outputs(env_name)
@@ -491,6 +492,7 @@ class Factory:
             clock_for=lambda: self.run_clock(history),
             feed_for=lambda scenario, start: self.traffic_feed(out, scenario, start),
             delivery=lambda dep: publish_delivery_metrics(self.aws.client("cloudwatch"), dep),
+            functions=release(self, out, gates),
         )
         self._envs[env_name] = ctx
         return ctx

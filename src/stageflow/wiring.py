@@ -7,14 +7,17 @@ import platform
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stageflow.deploy.release import Release
     from stageflow.factory import Factory
+    from stageflow.invokecheck import Smoke
+    from stageflow.outputs import DeployOutputs
     from stageflow.ports import FunctionCheck
     from stageflow.services import DeployServices
 
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
-def function_check(factory: Factory, function: str) -> FunctionCheck:
+def function_check(factory: Factory, function: str, smoke: Smoke | None = None) -> FunctionCheck:
     """The check that invokes ``function`` with the service's smoke event: a version before it takes
     traffic, the alias after promotion. On AWS and on the emulator alike the Lambda API runs the
     deployed zip (the emulator's local runtime); the one difference is decided here: in local mode a
@@ -27,7 +30,39 @@ def function_check(factory: Factory, function: str) -> FunctionCheck:
     if factory.local and svc.architecture != _HOST_ARCH.get(machine, machine):
         return NotRunHere(function, f"{svc.architecture}; checked statically at build")
     lam = factory.aws.client("lambda")
-    return LambdaInvokeCheck(lam, function, svc.smoke, factory.config.root, svc.runtime)
+    return LambdaInvokeCheck(lam, function, smoke or svc.smoke, factory.config.root, svc.runtime)
+
+
+def release(factory: Factory, out: DeployOutputs, gates) -> Release | None:
+    """Several functions (``out.functions``): one member per function — its alias, publisher, its own
+    smoke's pre-traffic check, its gate reader and traffic feed; paired with ``Config.functions`` by
+    key. One function: None (the context's own ports are its one member)."""
+    from dataclasses import replace
+
+    from stageflow.deploy.publish import LambdaPublisher
+    from stageflow.deploy.release import Member, Release
+    from stageflow.deploy.traffic import AliasTraffic
+    from stageflow.invokecheck import Smoke
+
+    if len(out.functions) == 1:
+        return None
+    lam = factory.aws.client("lambda")
+    configured = {f.key: f for f in factory.config.functions}
+    members = []
+    for t in out.functions:
+        fc = configured.get(t.key)
+        one = replace(out, function_name=t.function_name, alias_name=t.alias_name, functions=(t,))
+        members.append(
+            Member(
+                t.key,
+                AliasTraffic(lam, t.function_name, t.alias_name),
+                publisher=LambdaPublisher(lam, t.function_name, t.alias_name),
+                check=function_check(factory, t.function_name, fc.smoke if fc else Smoke()),
+                gates=replace(gates, function=t.function_name, alias=t.alias_name),
+                feed_for=lambda scenario, start, one=one: factory.traffic_feed(one, scenario, start),
+            )
+        )
+    return Release(tuple(members))
 
 
 def freeze_check(factory: Factory, env_name: str, emergency: str | None):
@@ -70,8 +105,9 @@ def deploy_services(factory: Factory) -> DeployServices:
 
     def check_alias(env_name: str):
         def run():
-            ctx = factory.environment(env_name)
-            return ctx.function_check.check(ctx.outputs.alias_name)
+            from stageflow.deploy.release import check_aliases
+
+            return check_aliases(factory.environment(env_name).release)
 
         return run
 

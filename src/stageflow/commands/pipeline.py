@@ -130,8 +130,9 @@ def _smoke(factory, env: str, url: str | None) -> None:
 
     factory.env(env)
     if not url:
-        ctx = factory.environment(env)
-        res = ctx.function_check.check(ctx.outputs.alias_name)
+        from stageflow.deploy.release import check_aliases
+
+        res = check_aliases(factory.environment(env).release)
         factory.reporter.result(f"smoke {env}: {res.line()}", res.to_json())
         if not res.ok:
             raise CheckFailed(f"smoke check failed: {res.line()}", "see: stageflow status " + env)

@@ -34,6 +34,7 @@ class Run:
     commit_time: datetime | None
     hotfix: bool
     uncommitted: bool = False  # shipped with uncommitted changes: commit_time is the deployment's start
+    functions: tuple[str, ...] = ()  # a release of several functions: their keys
 
 
 def as_run(dep: Deployment) -> Run | None:
@@ -53,6 +54,7 @@ def as_run(dep: Deployment) -> Run | None:
     return Run(
         deployment_id=dep.deployment_id,
         version=str(dep.version),
+        functions=tuple(dep.functions) if len(dep.functions) > 1 else (),
         status=dep.status,
         started=_t(dep.started_at),
         first_traffic=first,
@@ -114,6 +116,7 @@ def changes(deployments: Iterable[Deployment], events: Iterable[dict]) -> list[C
                 commit_time=r.commit_time,
                 hotfix=r.hotfix,
                 uncommitted=r.uncommitted,
+                functions=r.functions,
                 failure=failure,
                 restore_seconds=restore,
                 restore_open=still_open,

@@ -112,10 +112,12 @@ ROLLBACK_MODULES = (
     "ports.py",
     "deploy/__init__.py",
     "deploy/records.py",
+    "deploy/release.py",
     "deploy/traffic.py",
     "rollback/__init__.py",
     "rollback/core.py",
     "rollback/handler.py",
+    "rollback/several.py",
 )
 ROLLBACK_ZIP = "stageflow-rollback.zip"
 ROLLBACK_HANDLER = "stageflow.rollback.handler.handler"

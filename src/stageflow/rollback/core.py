@@ -37,9 +37,13 @@ class RollbackResult:
     trigger: str  # "manual" | "alarm"
     deployment_id: str | None = None
     seconds_to_restore: float | None = None  # tool time from the request to the alias verified
+    functions: dict | None = None  # several functions: {key: {"to_version", "from_weights"}}
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.functions is None:
+            del out["functions"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,19 @@ def rollback(
     started: float | None = None,
     retry: Retry = Retry(),
     sleep: Callable[[float], None] = time.sleep,
+    release=None,
 ) -> RollbackResult:
     """All traffic to the chosen version, verified, recorded and notified. Idempotent.
 
     A failure that may leave traffic on a bad version (:class:`RollbackFailed`), and any failure of an
     unattended (``trigger="alarm"``) rollback, is published as a ``rollback_failed`` message — "automatic
-    rollback FAILED — page a person" — before it is re-raised."""
+    rollback FAILED — page a person" — before it is re-raised.
+
+    ``release`` (deploy/release.py): a service of several functions, every one rolled back to the same
+    recorded release; None or one function: ``traffic`` alone."""
     try:
+        if release is not None and not release.single:
+            return _rollback_release(req, history, release, notifier, reporter, now, started, retry, sleep)
         return _rollback(req, history, traffic, notifier, reporter, now, started, retry, sleep)
     except Exception as exc:
         if req.trigger != "manual" or isinstance(exc, RollbackFailed):
@@ -346,4 +356,88 @@ def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sl
         req.trigger,
         dep_id,
         round(restored_in, 3) if changed else None,
+    )
+
+
+def _rollback_release(
+    req, history, release, notifier, reporter, now, started, retry, sleep
+) -> RollbackResult:
+    """Every function of ``release`` to its version of the same recorded release (:mod:`.several`);
+    each restore verified; a function whose restore fails does not stop the others (then paged)."""
+    from stageflow.rollback.several import choose_targets
+
+    t0 = started if started is not None else time.monotonic()
+    env_name = req.environment
+    states = {m.key: m.traffic.state() for m in release.members}
+    in_flight = history.in_flight()
+    targets = choose_targets(req, history, release, states, in_flight)
+    before = {k: s.weights for k, s in states.items()}
+    moved, failures = [], []
+    for m in release.members:
+        state, target = states[m.key], targets[m.key]
+        if state.settled and state.primary == target:
+            continue
+        try:
+            _restore_or_page(req, m.traffic, target, reporter, retry, sleep, lambda: now)
+        except RollbackFailed as exc:
+            failures.append(f"{m.function}: {exc.one_line() if hasattr(exc, 'one_line') else exc}")
+            continue
+        moved.append(m.key)
+        reporter.info(
+            "rollback", env_name, f"{m.function}: all traffic on v{targets[m.key]} (was {before[m.key]})"
+        )
+    if failures:
+        raise RollbackFailed(
+            f"rollback of {env_name} failed for {len(failures)} of {len(release.members)} functions: "
+            + "; ".join(failures),
+            "page a person: traffic may still be on the bad versions",
+        )
+    restored_in = time.monotonic() - t0
+    first = release.first.key
+    if moved:
+        reporter.info("rollback", env_name, f"every function restored in {restored_in:.2f} s: {req.reason}")
+    else:
+        reporter.info("rollback", env_name, "nothing to do: every function already on its target version")
+    dep_id = _close_in_flight(req, history, in_flight, now)
+    funcs = {k: {"to_version": targets[k], "from_weights": before[k]} for k in targets}
+    if moved or dep_id is not None:
+        _record_release(req, history, notifier, now, funcs, first, dep_id)
+    return RollbackResult(
+        env_name,
+        bool(moved),
+        before[first],
+        targets[first],
+        req.reason,
+        req.trigger,
+        dep_id,
+        round(restored_in, 3) if moved else None,
+        functions=funcs,
+    )
+
+
+def _record_release(req, history, notifier, now, funcs: dict, first: str, dep_id: str | None) -> None:
+    """A release's rollback as one event (every function's target and weights before) and one notice."""
+    to, weights = funcs[first]["to_version"], funcs[first]["from_weights"]
+    event = RollbackEvent(
+        iso(now), req.trigger, req.reason, req.who, to, weights, dep_id or "", functions=funcs
+    )
+    data = event.to_json()
+    del data["at"], data["kind"]
+    history.record_event(event.kind, now, data)
+    versions = ", ".join(f"{k} v{f['to_version']}" for k, f in funcs.items())
+    notifier.send(
+        Message(
+            kind="rolled_back",
+            environment=req.environment,
+            service=req.service,
+            deployment_id=dep_id or "-",
+            text=f"{req.trigger} rollback to {versions}: {req.reason}",
+            data={
+                "to_version": to,
+                "from_weights": weights,
+                "functions": funcs,
+                "trigger": req.trigger,
+                "reasons": [req.reason],
+            },
+        )
     )

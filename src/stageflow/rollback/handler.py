@@ -7,7 +7,9 @@ environment the service module sets (infrastructure/modules/service/lambda.tf):
 
 ``STAGEFLOW_SERVICE``, ``STAGEFLOW_ENVIRONMENT``, ``STAGEFLOW_FUNCTION_NAME``, ``STAGEFLOW_ALIAS_NAME``,
 ``STAGEFLOW_HISTORY_TABLE``, ``STAGEFLOW_TOPIC_ARN`` and, optionally, ``STAGEFLOW_ROLLBACK_ALARM`` (the
-alarm on this function's own errors, ignored should it ever arrive here). The region and any endpoint
+alarm on this function's own errors, ignored should it ever arrive here) and ``STAGEFLOW_FUNCTIONS``
+(a service of several functions: JSON ``{"KEY": "function-name"}``, every one rolled back together
+through its ``STAGEFLOW_ALIAS_NAME`` alias; without it, the one function). The region and any endpoint
 come from the runtime as for any boto3 client (``AWS_REGION``, ``AWS_ENDPOINT_URL``).
 
 On failure it publishes "automatic rollback FAILED — page a person" on the topic and re-raises, so the
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from stageflow.deploy.release import Member, Release
 from stageflow.deploy.traffic import AliasTraffic
 from stageflow.history.dynamo import DynamoHistory
 from stageflow.notify import Notifiers, SnsNotifier
@@ -54,6 +57,7 @@ class Settings:
     history_table: str
     topic_arn: str
     own_alarm: str = ""
+    functions: tuple[tuple[str, str], ...] = ()  # (key, function name); empty: the one function
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -61,7 +65,35 @@ class Settings:
         if missing:
             raise SettingsMissing(f"rollback function: environment variables not set: {', '.join(missing)}")
         values = {field: environ[var] for field, var in ENV_VARS.items()}
-        return cls(**values, own_alarm=environ.get("STAGEFLOW_ROLLBACK_ALARM", ""))
+        return cls(
+            **values,
+            own_alarm=environ.get("STAGEFLOW_ROLLBACK_ALARM", ""),
+            functions=_functions(environ.get("STAGEFLOW_FUNCTIONS", "")),
+        )
+
+    def release(self, lam) -> Release:
+        """Every function's alias (the one function when ``STAGEFLOW_FUNCTIONS`` is not set)."""
+        pairs = self.functions or ((self.function_name, self.function_name),)
+        return Release(tuple(Member(k, AliasTraffic(lam, fn, self.alias_name)) for k, fn in pairs))
+
+
+def _functions(raw: str) -> tuple[tuple[str, str], ...]:
+    """``STAGEFLOW_FUNCTIONS``: a JSON object of non-empty names; anything else is a settings error."""
+    if not raw.strip():
+        return ()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in data.items())
+    ):
+        raise SettingsMissing(
+            'rollback function: STAGEFLOW_FUNCTIONS must be a JSON object {"KEY": "function-name"}'
+        )
+    return tuple(data.items())
 
 
 class LogReporter:
@@ -103,7 +135,8 @@ def handler(event: dict, context: object = None) -> dict:
     lam, ddb, sns = _clients()
     notifier = Notifiers([SnsNotifier(sns, settings.topic_arn)], reporter=log)
     history = DynamoHistory(ddb, settings.history_table, settings.service, settings.environment)
-    traffic = AliasTraffic(lam, settings.function_name, settings.alias_name)
+    release = settings.release(lam)
+    traffic = release.first.traffic
     results = []
     try:
         events = parse_alarm_event(event)
@@ -132,6 +165,7 @@ def handler(event: dict, context: object = None) -> dict:
             reporter=log,
             now=datetime.now(UTC),
             started=started,
+            release=release,
         )
         results.append(result.to_json())
     return {"rolled_back": results, "at": datetime.now(UTC).isoformat()}
