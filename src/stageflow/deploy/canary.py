@@ -24,6 +24,7 @@ from stageflow.deploy.publish import Published
 from stageflow.deploy.records import Deployment, Transition, new_deployment_id
 from stageflow.errors import AwsError, EnvironmentFailure, ReleaseRejected, RollbackFailed, UsageError
 from stageflow.history.locks import default_who
+from stageflow.incidents.model import from_deployment, open_incident
 from stageflow.isotime import iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
@@ -326,6 +327,9 @@ def _finish(ctx: Context, outcome: RunOutcome) -> RunOutcome:
         ctx.history.release_lock(dep.deployment_id)
         if ctx.delivery is not None:
             ctx.delivery(dep)  # never raises on AWS errors
+        if state.phase in ("rolled_back", "failed") and state.step >= 0:
+            # traffic had moved: every such rollback (or failed rollback) is an incident
+            open_incident(ctx.history, ctx.notifier, from_deployment(dep, ctx.clock.now()))
     if state.phase == "rolled_back" and state.step < 0:
         # never shifted (its pre-traffic check failed, or rejected before the canary): nothing moved
         kind = EnvironmentFailure if state.fault else ReleaseRejected
