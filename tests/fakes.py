@@ -35,6 +35,7 @@ class InMemoryHistory:
         self.deps: dict[str, Deployment] = {}
         self._lock: dict | None = None
         self._events: list[dict] = []
+        self._incidents: dict[str, dict] = {}
         self.verdicts: dict[str, list[VerdictRecord]] = {}
         self.fail_updates = 0  # the next N updates raise EnvironmentFailure (an outage)
         self.host, self.pid = "test-host", 4242  # what a lock records about its holder
@@ -125,7 +126,7 @@ class InMemoryHistory:
 
     def last_known_good(self, exclude_version=None):
         for d in self.by_status("succeeded", 25):
-            if d.version != exclude_version:
+            if d.version != exclude_version and not d.extra.get("marked_bad"):
                 return d
         return None
 
@@ -143,6 +144,19 @@ class InMemoryHistory:
     def set_freeze(self, until, reason, who, now):
         self.freeze = {"until": iso(until), "reason": reason, "by": who, "at": iso(now)}
         self.record_event("freeze", now, self.freeze)
+
+    def record_incident(self, incident):
+        self._incidents[incident["key"]] = dict(incident)
+
+    def incident(self, key):
+        return self._incidents.get(key)
+
+    def incidents(self, limit=20):
+        return [self._incidents[k] for k in sorted(self._incidents, reverse=True)][:limit]
+
+    def incidents_since(self, since):
+        stamp = since.strftime("%Y%m%dT%H%M%SZ")
+        return [self._incidents[k] for k in sorted(self._incidents) if k >= stamp]
 
     def clear_freeze(self, reason, who, now):
         held, self.freeze = self.freeze, None

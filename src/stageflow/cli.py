@@ -165,6 +165,7 @@ def _register_commands() -> None:
     for module in (
         "stageflow.commands.canary",
         "stageflow.commands.freeze",
+        "stageflow.commands.incidents",
         "stageflow.commands.pipeline",
         "stageflow.commands.rehearse",
         "stageflow.commands.secrets",

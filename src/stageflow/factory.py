@@ -48,7 +48,7 @@ IMPLICIT_LOCAL = "no AWS credentials found"
 ON_CALL = ("rollback", "approve", "reject", "unlock", "resume", "freeze", "unfreeze")
 ON_CALL_COMMANDS = frozenset(ON_CALL)
 # Commands that read or act on what is deployed: they never start the emulator or build anything.
-NEVER_START = frozenset({*ON_CALL, "status", "history", "report", "dora"})
+NEVER_START = frozenset({*ON_CALL, "status", "history", "report", "dora", "incidents"})
 
 
 @dataclass(frozen=True)

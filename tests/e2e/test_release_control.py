@@ -61,3 +61,43 @@ def test_a_freeze_refuses_deploys_lets_an_emergency_through_and_never_a_rollback
     lifted = run(project, deployed, "unfreeze", "dev", "--reason", "INC-7 resolved")
     assert lifted.returncode == 0 and "freeze lifted (INC-7 under investigation)" in lifted.stdout
     assert status(project, deployed)["freeze"] is None
+
+
+def test_a_rehearsed_rollback_opens_an_incident_with_a_post_mortem_draft(fast, deployed, tmp_path):
+    scenario = tmp_path / "bad.json"
+    scenario.write_text(
+        json.dumps(
+            {
+                "name": "canary fails a fifth of requests",
+                "seed": 5,
+                "traffic_per_minute": 600,
+                "stable": {"error_rate": 0.003, "latency_ms": {"median": 100, "p95": 400}},
+                "canary": {"error_rate": 0.2, "latency_ms": {"median": 100, "p95": 400}},
+                "expect": "rollback",
+            }
+        )
+    )
+    change_code(fast, "incident-bad-at-10")
+    r = run(fast, deployed, "canary", "dev", "--scenario", str(scenario))
+    assert r.returncode == 4, r.stderr
+    dep_id = status(fast, deployed)["deployment_id"]
+    listed = run(fast, deployed, "--json", "incidents", "dev")
+    assert listed.returncode == 0, listed.stderr
+    inc = json.loads(listed.stdout)["incidents"][0]
+    assert inc["key"] == dep_id and inc["trigger"] == "canary" and inc["status"] == "restored"
+    assert inc["restored_version"] == deployed.base and inc["time_to_restore_s"] > 0
+    assert any(res["outcome"] == "fail" for res in inc["verdict"]["results"])
+    human = run(fast, deployed, "incidents", "dev")
+    assert dep_id in human.stdout and "post-mortem due" in human.stdout
+    out = tmp_path / "postmortem.md"
+    pm = run(fast, deployed, "incidents", "dev", "--postmortem", dep_id, "--out", str(out))
+    assert pm.returncode == 0, pm.stderr
+    text = out.read_text()
+    assert text.startswith("# Post-mortem (draft): sample-api dev — rollback of v")
+    assert "## Timeline (UTC)" in text and "error_rate (absolute)" in text and "| fail |" in text
+    assert "Time to restore:" in text and "## Action items" in text
+    missing = run(fast, deployed, "incidents", "dev", "--postmortem", "no-such-incident")
+    assert missing.returncode == 2 and "no incident no-such-incident in dev" in missing.stderr
+    dora = json.loads(run(fast, deployed, "--json", "dora", "dev").stdout)
+    ttr = dora["figures"]["time_to_restore"]
+    assert "(incident records)" in ttr["detail"], ttr

@@ -19,6 +19,8 @@ def writable_path(path: Path) -> Path:
 
 
 def dora_result(factory, env_name: str, *, days: float, png: Path | None = None):
+    from datetime import timedelta
+
     from stageflow.dora.compute import compute, latest_time
     from stageflow.dora.source import load
 
@@ -29,7 +31,8 @@ def dora_result(factory, env_name: str, *, days: float, png: Path | None = None)
     until = max(now, latest) if latest else now  # a virtual clock may have run ahead of the wall
     if latest and latest > now:
         deps, events = load(ctx.history, until=until, days=days)
-    report = compute(env_name, deps, events, until=until, days=days)
+    incidents = ctx.history.incidents_since(until - timedelta(days=days + 1))
+    report = compute(env_name, deps, events, until=until, days=days, incidents=incidents)
     data = report.to_json()
     if png is not None:
         from stageflow.dora.render import trend_png

@@ -32,6 +32,7 @@ from stageflow.deploy.release import (
 )
 from stageflow.errors import AwsError, EnvironmentFailure, ReleaseRejected, RollbackFailed, UsageError
 from stageflow.history.locks import default_who
+from stageflow.incidents.model import from_deployment, open_incident
 from stageflow.isotime import iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
@@ -363,6 +364,9 @@ def _finish(ctx: Context, outcome: RunOutcome) -> RunOutcome:
         ctx.history.release_lock(dep.deployment_id)
         if ctx.delivery is not None:
             ctx.delivery(dep)  # never raises on AWS errors
+        if state.phase in ("rolled_back", "failed") and state.step >= 0:
+            # traffic had moved: every such rollback (or failed rollback) is an incident
+            open_incident(ctx.history, ctx.notifier, from_deployment(dep, ctx.clock.now()))
     new, old = release_label(dep), previous_label(dep)
     if state.phase == "rolled_back" and state.step < 0:
         # never shifted (its pre-traffic check failed, or rejected before the canary): nothing moved

@@ -4,7 +4,8 @@ Key schema (the same as infrastructure/modules/service/history.tf):
 
 - ``pk`` (S) = ``<service>#<environment>``; ``sk`` (S) = ``DEP#<deployment id>`` for a deployment,
   ``VRD#<deployment id>#<n>`` for its n-th verdict, ``LOCK`` for the environment's deploy lock,
-  ``FREEZE`` for a freeze set by a person, ``EVT#<time>#<id>`` for events outside a deploy.
+  ``FREEZE`` for a freeze set by a person, ``EVT#<time>#<id>`` for events outside a deploy,
+  ``INC#<incident key>`` for an incident (keys start with the time, so they sort by it).
 - GSI ``by_status``: ``pk_status`` (S) = ``<service>#<environment>#<status>``, ``started_at`` (S).
 """
 
@@ -18,6 +19,7 @@ from stageflow.deploy.records import Deployment, VerdictRecord
 
 LOCK_SK = "LOCK"
 FREEZE_SK = "FREEZE"
+INCIDENT_PREFIX = "INC#"
 
 
 def _plain(v: Any) -> Any:

@@ -108,6 +108,8 @@ ROLLBACK_MODULES = (
     "history/dynamo.py",
     "history/items.py",
     "history/locks.py",
+    "incidents/__init__.py",
+    "incidents/model.py",
     "notify.py",
     "ports.py",
     "deploy/__init__.py",

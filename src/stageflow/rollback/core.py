@@ -21,6 +21,7 @@ from typing import Any
 from stageflow.aws import aws_error
 from stageflow.deploy.records import TERMINAL, RollbackEvent, Transition
 from stageflow.errors import EnvironmentFailure, RollbackFailed, UsageError
+from stageflow.incidents.model import from_rollback, open_incident
 from stageflow.isotime import iso
 from stageflow.notify import Message
 
@@ -129,6 +130,12 @@ def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> s
     if good is None and not alias.settled:
         return alias.primary  # nothing recorded: the stable side of the split is what served
     if good is None:
+        recorded = history.list(limit=25)
+        if not recorded:
+            return alias.primary  # a fresh environment: its only version serves; nothing to roll back to
+        serving = next((d for d in recorded if d.status == "succeeded" and d.version == alias.primary), None)
+        if serving is not None and serving.previous_version:
+            return serving.previous_version  # what served before the serving version's canary
         raise UsageError(
             f"no last known good version recorded for {req.environment}",
             "name one: stageflow rollback ENV --to VERSION",
@@ -286,6 +293,28 @@ def _restore_or_page(req: RollbackRequest, traffic, target: str, reporter, retry
         ) from None
 
 
+def _shipped(history, weights, target: str):
+    """The deployment that shipped the version traffic is taken from (for when its impact began)."""
+    moved = [v for v, w in weights.items() if w and v != target]
+    for dep in history.list(limit=10):
+        if dep.version in moved:
+            return dep
+    return None
+
+
+def _mark_bad(history, dep, req: RollbackRequest, target: str, now: datetime) -> None:
+    """Record on the deployment that shipped a rolled-back version that it is bad (it is then never a
+    rollback target or "last known good" again)."""
+    mark = {"at": iso(now), "trigger": req.trigger, "reason": req.reason, "who": req.who, "to": target}
+    try:
+        fresh = history.get(dep.deployment_id) or dep
+        history.update(fresh, extra={**dict(fresh.extra), "marked_bad": mark})
+    except Exception as exc:  # noqa: BLE001 - traffic is restored; a lost mark must not fail the rollback
+        failure = aws_error(exc, "deployment history")
+        if failure is None and not isinstance(exc, EnvironmentFailure):
+            raise
+
+
 def _close_in_flight(req: RollbackRequest, history, in_flight, now: datetime) -> str | None:
     """The in-flight deployment ends rolled back (its lock released); its id, or None."""
     if in_flight is None or in_flight.state.phase in TERMINAL:
@@ -324,6 +353,12 @@ def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sl
             env_name,
             f"all traffic on v{target} (was {before}) in {restored_in:.2f} s: {req.reason}",
         )
+    elif not history.list(limit=1):
+        reporter.info(
+            "rollback",
+            env_name,
+            f"nothing to roll back to: no deployment recorded; v{target}, the only version, serves all",
+        )
     else:
         reporter.info("rollback", env_name, f"nothing to do: all traffic already on v{target}")
     dep_id = _close_in_flight(req, history, in_flight, now)
@@ -346,6 +381,26 @@ def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sl
                     "reasons": [req.reason],
                 },
             )
+        )
+    if changed:
+        bad = _shipped(history, before, target)
+        if bad is not None:  # the version rolled back from is no longer a "last known good"
+            _mark_bad(history, bad, req, target, now)
+        open_incident(
+            history,
+            notifier,
+            from_rollback(
+                environment=env_name,
+                service=req.service,
+                now=now,
+                trigger=req.trigger,
+                reason=req.reason,
+                who=req.who,
+                from_weights=before,
+                to_version=target,
+                deployment=in_flight if dep_id else None,
+                bad=bad,
+            ),
         )
     return RollbackResult(
         env_name,
