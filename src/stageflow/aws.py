@@ -8,6 +8,7 @@ leak to a real AWS account.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -144,6 +145,8 @@ class RetryPolicy:
                 values[key] = kind(raw)
             except ValueError:
                 raise UsageError(f"{name}={raw!r} is not a number") from None
+            if not math.isfinite(values[key]):
+                raise UsageError(f"{name}={raw!r} is not a finite number")
         return cls(**values)
 
     def botocore_config(self, **extra):
