@@ -116,6 +116,7 @@ ROLLBACK_MODULES = (
     "rollback/__init__.py",
     "rollback/core.py",
     "rollback/handler.py",
+    "rollback/trigger.py",
 )
 ROLLBACK_ZIP = "stageflow-rollback.zip"
 ROLLBACK_HANDLER = "stageflow.rollback.handler.handler"

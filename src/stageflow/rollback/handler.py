@@ -7,8 +7,10 @@ environment the service module sets (infrastructure/modules/service/lambda.tf):
 
 ``STAGEFLOW_SERVICE``, ``STAGEFLOW_ENVIRONMENT``, ``STAGEFLOW_FUNCTION_NAME``, ``STAGEFLOW_ALIAS_NAME``,
 ``STAGEFLOW_HISTORY_TABLE``, ``STAGEFLOW_TOPIC_ARN`` and, optionally, ``STAGEFLOW_ROLLBACK_ALARM`` (the
-alarm on this function's own errors, ignored should it ever arrive here). The region and any endpoint
-come from the runtime as for any boto3 client (``AWS_REGION``, ``AWS_ENDPOINT_URL``).
+alarm on this function's own errors, ignored should it ever arrive here). ``STAGEFLOW_ALARM_NAMES`` (a
+JSON list, required) is the environment's alarm set: only an alarm in it that DescribeAlarms shows in
+ALARM now rolls back; any other ALARM message is refused, logged and recorded (:mod:`.trigger`). The
+region and any endpoint come from the runtime as for any boto3 client (``AWS_REGION``, ``AWS_ENDPOINT_URL``).
 
 On failure it publishes "automatic rollback FAILED — page a person" on the topic and re-raises, so the
 invocation counts as an error (the rollback function's Errors alarm) and SNS's retries and the
@@ -30,6 +32,7 @@ from stageflow.history.dynamo import DynamoHistory
 from stageflow.notify import Notifiers, SnsNotifier
 from stageflow.rollback.core import RollbackRequest, notify_failure, parse_alarm_event
 from stageflow.rollback.core import rollback as core_rollback
+from stageflow.rollback.trigger import ALARM_NAMES_VAR, check_trigger, parse_alarm_names, record_refusal
 
 ENV_VARS = {
     "service": "STAGEFLOW_SERVICE",
@@ -54,6 +57,7 @@ class Settings:
     history_table: str
     topic_arn: str
     own_alarm: str = ""
+    alarm_names: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -61,7 +65,8 @@ class Settings:
         if missing:
             raise SettingsMissing(f"rollback function: environment variables not set: {', '.join(missing)}")
         values = {field: environ[var] for field, var in ENV_VARS.items()}
-        return cls(**values, own_alarm=environ.get("STAGEFLOW_ROLLBACK_ALARM", ""))
+        alarm_names = parse_alarm_names(environ.get(ALARM_NAMES_VAR))
+        return cls(**values, own_alarm=environ.get("STAGEFLOW_ROLLBACK_ALARM", ""), alarm_names=alarm_names)
 
 
 class LogReporter:
@@ -92,6 +97,7 @@ def _clients():
         session.client("lambda", config=cfg),
         session.client("dynamodb", config=cfg),
         session.client("sns", config=cfg),
+        session.client("cloudwatch", config=cfg),
     )
 
 
@@ -100,7 +106,7 @@ def handler(event: dict, context: object = None) -> dict:
     started = time.monotonic()
     log = LogReporter()
     settings = Settings.from_env(os.environ)
-    lam, ddb, sns = _clients()
+    lam, ddb, sns, cloudwatch = _clients()
     notifier = Notifiers([SnsNotifier(sns, settings.topic_arn)], reporter=log)
     history = DynamoHistory(ddb, settings.history_table, settings.service, settings.environment)
     traffic = AliasTraffic(lam, settings.function_name, settings.alias_name)
@@ -116,6 +122,10 @@ def handler(event: dict, context: object = None) -> dict:
     for ev in events:
         if ev.new_state != "ALARM" or (settings.own_alarm and ev.alarm_name == settings.own_alarm):
             log.info("rollback", ev.alarm_name, f"state {ev.new_state}: nothing to do")
+            continue
+        check = check_trigger(ev.alarm_name, settings.alarm_names, cloudwatch)
+        if not check.accepted:
+            record_refusal(history, log, ev.alarm_name, check, ev.time, datetime.now(UTC))
             continue
         req = RollbackRequest(
             environment=settings.environment,
