@@ -177,6 +177,9 @@ def _register_rollback(cli: click.Group) -> None:
             (
                 f"{r.environment}: all traffic on v{r.to_version} (was {r.from_weights})"
                 if r.changed
+                else f"{r.environment}: another run moved all traffic to v{r.to_version} at the same time "
+                "and recorded it; this run changed nothing"
+                if r.moved_by_another_run
                 else f"{r.environment}: already on v{r.to_version}; nothing changed"
             )
             for r in results

@@ -21,6 +21,7 @@ from typing import Any
 from stageflow.aws import aws_error
 from stageflow.deploy.records import TERMINAL, RollbackEvent, Transition
 from stageflow.errors import EnvironmentFailure, RollbackFailed, UsageError
+from stageflow.history.dynamo import ConcurrentUpdate
 from stageflow.isotime import iso
 from stageflow.notify import Message
 
@@ -37,6 +38,7 @@ class RollbackResult:
     trigger: str  # "manual" | "alarm"
     deployment_id: str | None = None
     seconds_to_restore: float | None = None  # tool time from the request to the alias verified
+    moved_by_another_run: bool = False  # a concurrent run moved traffic (and records it); this one did not
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -211,6 +213,15 @@ class RestoreFailed(Exception):
         self.last = last
 
 
+class LostRace(Exception):
+    """Another run moved the alias to ``target`` between this run's read and its UpdateAlias (the
+    RevisionId did not match): that run moved traffic and records it; this one moved nothing."""
+
+    def __init__(self, now):
+        super().__init__("the alias was moved by another run")
+        self.now = now
+
+
 def failure_text(exc: BaseException) -> str:
     """One line for a failed call: the mapped AWS error, or the exception's name and text."""
     failure = exc if isinstance(exc, EnvironmentFailure) else aws_error(exc)
@@ -237,6 +248,9 @@ def restore(
         try:
             after = traffic.restore(target)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded; the last one is raised
+            now_state = getattr(exc, "now", None)  # AliasChanged: the alias moved since it was read
+            if now_state is not None and now_state.settled and now_state.primary == target:
+                raise LostRace(now_state) from None
             text = failure_text(exc)
         else:
             if after.settled and after.primary == target:
@@ -277,9 +291,20 @@ def _restore_or_page(req: RollbackRequest, traffic, target: str, reporter, retry
 
 
 def _close_in_flight(req: RollbackRequest, history, in_flight, now: datetime) -> str | None:
-    """The in-flight deployment ends rolled back (its lock released); its id, or None."""
-    if in_flight is None or in_flight.state.phase in TERMINAL:
-        return None
+    """The in-flight deployment ends rolled back (its lock released); its id, or None. A record that
+    changed meanwhile (the canary recorded a look) is read again and closed; one another run closed
+    is left as it is."""
+    for _ in range(5):
+        if in_flight is None or in_flight.state.phase in TERMINAL:
+            return None
+        try:
+            return _close(req, history, in_flight, now)
+        except ConcurrentUpdate:
+            in_flight = history.get(in_flight.deployment_id)
+    return _close(req, history, in_flight, now)
+
+
+def _close(req: RollbackRequest, history, in_flight, now: datetime) -> str:
     history.update(
         in_flight,
         state=in_flight.state.rolled_back(f"{req.trigger}: {req.reason}"),
@@ -297,6 +322,31 @@ def _close_in_flight(req: RollbackRequest, history, in_flight, now: datetime) ->
     return in_flight.deployment_id
 
 
+def _moved_but_open(in_flight, alias) -> bool:
+    """The record says traffic is split but the alias is whole on the previous version: a concurrent
+    rollback moved it and is about to close the record (or it died before doing so)."""
+    return (
+        in_flight is not None
+        and in_flight.state.phase not in TERMINAL
+        and in_flight.state.weight > 0
+        and alias.settled
+        and alias.primary == in_flight.previous_version
+    )
+
+
+def _await_close(history, in_flight, sleep, seconds: float = 10.0, every: float = 0.25):
+    """Wait (bounded) for the run that moved traffic to close the record: (record, True) when it did;
+    (record, False) when it did not in time (it died): then this run closes it."""
+    waited = 0.0
+    while waited < seconds:
+        sleep(every)
+        waited += every
+        fresh = history.get(in_flight.deployment_id)
+        if fresh is None or fresh.state.phase in TERMINAL:
+            return fresh, True
+    return history.get(in_flight.deployment_id), False
+
+
 def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sleep) -> RollbackResult:
     t0 = started if started is not None else time.monotonic()
     env_name = req.environment
@@ -306,8 +356,25 @@ def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sl
     before = alias.weights
     restored_in = 0.0
     changed = not (alias.settled and alias.primary == target)
+    lost = False
     if changed:
-        _restore_or_page(req, traffic, target, reporter, retry, sleep, lambda: now)
+        try:
+            _restore_or_page(req, traffic, target, reporter, retry, sleep, lambda: now)
+        except LostRace:
+            changed, lost = False, True
+    elif _moved_but_open(in_flight, alias):
+        in_flight, lost = _await_close(history, in_flight, sleep)
+    if lost:
+        reporter.info(
+            "rollback",
+            env_name,
+            f"nothing moved by this run: another rollback moved all traffic to v{target} at the same "
+            "time and records it",
+        )
+        return RollbackResult(
+            env_name, False, before, target, req.reason, req.trigger, moved_by_another_run=True
+        )
+    if changed:
         restored_in = time.monotonic() - t0
         reporter.info(
             "rollback",
