@@ -98,3 +98,68 @@ def test_aws_timeouts_from_the_environment_must_be_finite():
     for raw in ("nan", "inf"):
         with pytest.raises(UsageError):
             RetryPolicy.from_env({"STAGEFLOW_AWS_READ_TIMEOUT": raw})
+
+
+# --- scenario files (finding 10) ----------------------------------------------------------------------
+
+
+def test_a_scenario_that_is_not_utf8_is_exit_2(tmp_path):
+    from stageflow.local.simulator import ScenarioError, load_scenario
+
+    p = tmp_path / "latin1.json"
+    p.write_bytes('{"name": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(p)
+    assert exc.value.exit_code == ExitCode.USAGE and "not UTF-8" in exc.value.one_line()
+
+
+def test_a_scenario_too_large_or_with_a_huge_or_unprintable_name_is_exit_2(tmp_path):
+    from stageflow.local.simulator import MAX_SCENARIO_BYTES, ScenarioError, load_scenario
+
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"name": "x" * (MAX_SCENARIO_BYTES + 1)}))
+    with pytest.raises(ScenarioError, match="larger than"):
+        load_scenario(big)
+    base = {
+        "seed": 1,
+        "traffic_per_minute": 60,
+        "stable": {"error_rate": 0.01, "latency_ms": {"median": 100, "p95": 200}},
+        "canary": {"error_rate": 0.01, "latency_ms": {"median": 100, "p95": 200}},
+    }
+    for name in ("n" * 600, "red\x1b[31m", "line\nbreak"):
+        p = tmp_path / "named.json"
+        p.write_text(json.dumps({**base, "name": name}))
+        with pytest.raises(ScenarioError) as exc:
+            load_scenario(p)
+        assert exc.value.exit_code == ExitCode.USAGE and "name" in exc.value.one_line()
+    p.write_text(json.dumps({**base, "name": "fine"}))
+    assert load_scenario(p).name == "fine"
+
+
+# --- output paths are checked before anything runs (finding 10) -----------------------------------------
+
+
+@pytest.mark.parametrize("where", ["/proc/x.html", "/nonexistent-dir/x.html", "DIR"])
+def test_unwritable_output_paths_are_refused(tmp_path, where):
+    from stageflow.commands.dora import writable_path
+
+    path = tmp_path if where == "DIR" else __import__("pathlib").Path(where)
+    with pytest.raises(UsageError) as exc:
+        writable_path(path)
+    assert exc.value.exit_code == ExitCode.USAGE
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
+    assert writable_path(tmp_path / "ok.html") == tmp_path / "ok.html" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv", [["dora", "dev", "--png", "/proc/x.png"], ["report", "--env", "dev", "--html", "/proc/x.html"]]
+)
+def test_commands_refuse_an_unwritable_output_before_reading_anything(capsys, monkeypatch, argv):
+    import stageflow.factory
+
+    def no_env(*a, **k):
+        raise AssertionError("nothing may be read before the output path is checked")
+
+    monkeypatch.setattr(stageflow.factory.Factory, "environment", no_env)
+    assert main(argv) == ExitCode.USAGE
+    assert "cannot write /proc/x" in capsys.readouterr().err
