@@ -4,7 +4,9 @@ from stageflow.aws import AwsClients, AwsTarget, check_local_endpoint, detect_lo
 from stageflow.errors import ExitCode, LocalGuardError
 
 
-@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:5000", "http://127.3.2.1:4566", "http://127.0.0.1:9/"])
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:5000", "http://127.3.2.1:4566", "http://127.0.0.1:9/"]
+)
 def test_guard_accepts_loopback(endpoint):
     assert check_local_endpoint(endpoint) == endpoint
 
@@ -28,7 +30,7 @@ def test_guard_accepts_loopback(endpoint):
         "http://127.0.0.1:5000?x=1",
         "http://user@127.0.0.1:5000",
         'http://127.0.0.1:5000" \n}',
-        "http://127.0.0.1:5000/${file(\"/etc/passwd\")}",
+        'http://127.0.0.1:5000/${file("/etc/passwd")}',
         "http://127.0.0.1.example.com:5000",
         "http://127.0.0.256:5000",
         "http://127.0.0.1:0",
