@@ -67,7 +67,7 @@ class InMemoryHistory:
             return True
         return False
 
-    def break_lock(self, reason, who, now):
+    def break_lock(self, reason, who, now, *, forced=None, expect=None):
         if not reason.strip():
             raise UsageError("breaking a lock needs a reason")
         held, self._lock = self._lock, None
@@ -82,6 +82,7 @@ class InMemoryHistory:
                     "who": who,
                     "held_by": held.get("who"),
                     "held_seconds": round(age) if age is not None else None,
+                    **({"forced": True, "holder_alive": forced} if forced else {}),
                 },
             )
         return held

@@ -29,6 +29,7 @@ class Clock(Protocol):
 class AliasState:
     primary: str  # FunctionVersion of the alias
     extra: dict[str, float]  # AdditionalVersionWeights: version -> fraction
+    revision: str | None = field(default=None, compare=False)  # the alias's RevisionId when read
 
     @property
     def weights(self) -> dict[str, int]:

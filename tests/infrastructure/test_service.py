@@ -214,3 +214,16 @@ def test_function_roles_are_least_privilege(cfg, document):
         assert "*" not in st["Resource"], st["Sid"]
     for attachment in cfg.of_type("aws_iam_role_policy_attachment").values():
         assert re.search(r"AWSXRayDaemonWriteAccess", attr(attachment, "policy_arn"))
+
+
+def test_only_this_environments_alarms_may_publish_and_trigger_rollback(cfg):
+    """Issue 24 item 4: the topic admits CloudWatch publishes only from this environment's alarms
+    (aws:SourceArn), and the rollback function is told the alarm set it may act on."""
+    (cw,) = [s for s in statements(cfg.policy_document("alerts")) if s["Effect"] == "Allow"]
+    conds = {attr(c, "variable"): c for c in cw["Condition"]}
+    assert attr(conds["aws:SourceArn"], "test") == "ArnEquals"
+    assert attr(conds["aws:SourceArn"], "values") == "${local.alert_alarm_arns}"
+    arns = str(cfg.locals["alert_alarm_arns"])
+    assert "local.alarm_names" in arns and "local.rollback_alarm_name" in arns and ":alarm:" in arns
+    env = attr(block(cfg.resource("aws_lambda_function", "rollback"), "environment"), "variables")
+    assert env["STAGEFLOW_ALARM_NAMES"] == "${jsonencode(local.alarm_names)}"

@@ -303,6 +303,7 @@ LAMBDA_ENV = {
     "STAGEFLOW_HISTORY_TABLE": "svc-deployments-dev",
     "STAGEFLOW_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:svc-alerts-dev",
     "STAGEFLOW_ROLLBACK_ALARM": "svc-rollback-errors-dev",
+    "STAGEFLOW_ALARM_NAMES": '["svc-errors-dev", "svc-error-rate-dev"]',
 }
 
 
@@ -332,7 +333,7 @@ def test_the_function_ignores_ok_and_its_own_alarm_without_calling_aws(monkeypat
         def __getattr__(self, name):
             no_clients()
 
-    monkeypatch.setattr(rollback_lambda, "_clients", lambda: (Unused(), Unused(), Unused()))
+    monkeypatch.setattr(rollback_lambda, "_clients", lambda: (Unused(), Unused(), Unused(), Unused()))
     event = {"Records": [{"Sns": {"Message": json.dumps({"AlarmName": alarm, "NewStateValue": state})}}]}
     assert rollback_lambda.handler(event)["rolled_back"] == []
     assert "nothing to do" in capsys.readouterr().out

@@ -8,7 +8,7 @@ resource "aws_sns_topic" "alerts" {
 
 data "aws_iam_policy_document" "alerts" {
   statement {
-    sid       = "CloudWatchAlarmsOfThisAccountPublish"
+    sid       = "CloudWatchAlarmsOfThisEnvironmentPublish"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
 
@@ -21,6 +21,13 @@ data "aws_iam_policy_document" "alerts" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+
+    # only this environment's alarms: another alarm of the account cannot publish an ALARM here
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = local.alert_alarm_arns
     }
   }
 
@@ -41,6 +48,13 @@ data "aws_iam_policy_document" "alerts" {
       values   = ["false"]
     }
   }
+}
+
+locals {
+  alert_alarm_arns = [
+    for name in concat(local.alarm_names, [local.rollback_alarm_name]) :
+    "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${name}"
+  ]
 }
 
 resource "aws_sns_topic_policy" "alerts" {

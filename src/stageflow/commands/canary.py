@@ -186,6 +186,9 @@ def _register_rollback(cli: click.Group) -> None:
             (
                 f"{r.environment}: all traffic on v{r.to_version} (was {r.from_weights})"
                 if r.changed
+                else f"{r.environment}: another run moved all traffic to v{r.to_version} at the same time "
+                "and recorded it; this run changed nothing"
+                if r.moved_by_another_run
                 else f"{r.environment}: already on v{r.to_version}; nothing changed"
             )
             for r in results
@@ -230,14 +233,16 @@ def _register_unlock_and_demo(cli: click.Group) -> None:
     @cli.command("unlock")
     @ENV
     @click.option("--reason", required=True, help="Why the lock is stale (recorded).")
+    @click.option("--force", is_flag=True, help="Break it even though its holder looks alive (recorded).")
     @click.pass_obj
-    def unlock_cmd(factory, env, reason):
-        """Break a stale deploy lock on ENV (recorded with the reason)."""
+    def unlock_cmd(factory, env, reason, force):
+        """Break a stale deploy lock on ENV (recorded with the reason). Refused (exit 6) while the
+        holder is alive (its pid on this host, a fresh heartbeat from another) unless --force."""
         from stageflow.deploy.locks import unlock
         from stageflow.history import default_who, lock_holder_text
 
         ctx = factory.environment(env)
-        res = unlock(ctx, reason, default_who(), ctx.clock.now())  # the run clock: after every record
+        res = unlock(ctx, reason, default_who(), ctx.clock.now(), force=force)  # the run clock
         held = res.broken
         human = f"{env}: lock of {lock_holder_text(held)} broken (recorded)" if held else f"{env}: not locked"
         if res.closed:

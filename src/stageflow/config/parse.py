@@ -4,6 +4,7 @@ wrong type or out of range is a :class:`~stageflow.errors.ConfigError` naming th
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -71,6 +72,8 @@ class _Reader:
             raise self.fail(full, f"must be {kind.__name__}, got {_typename(value)}")
         if kind is float:
             value = float(value)
+            if not math.isfinite(value):  # NaN passes every < / > comparison: refuse it by name
+                raise self.fail(full, f"must be a finite number, got {value}")
         if lo is not None and value < lo:
             raise self.fail(full, f"must be at least {lo}, got {value}")
         if hi is not None and value > hi:

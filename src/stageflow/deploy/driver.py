@@ -13,13 +13,14 @@ from stageflow.deploy import machine as m
 from stageflow.deploy.gates import GateReader, combine_verdicts, verdict_minutes, verdict_results
 from stageflow.deploy.records import Deployment, Transition, VerdictRecord, status_for
 from stageflow.deploy.release import Member, Release, Versions
+from stageflow.deploy.traffic import AliasChanged
 from stageflow.history.dynamo import ConcurrentUpdate
 from stageflow.isotime import iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed, Verdict
 from stageflow.notify import Message
 from stageflow.ports import AliasRouter, DeploymentHistory, FunctionCheck, Notifier, ProgressObserver
 from stageflow.report import BakeProgress
-from stageflow.rollback.core import RestoreFailed, Retry, restore
+from stageflow.rollback.core import LostRace, RestoreFailed, Retry, restore
 
 
 @dataclass
@@ -232,6 +233,8 @@ class Driver:
             stable, canary = v.from_version, v.to_version
             try:
                 alias = member.traffic.set_canary(stable, canary, weight)
+            except AliasChanged as exc:  # lost the race to a rollback (RevisionId): leave the alias, stop
+                raise ConcurrentUpdate(f"deployment {dep.deployment_id}: {exc.one_line()}") from None
             except Exception as exc:
                 failure = _environment_failure(exc)
                 if failure is None:
@@ -376,6 +379,9 @@ class Driver:
                     now=self.clock.now,
                     warn=lambda text: self.reporter.warn(f"rollback {dep.environment}: {text}"),
                 )
+            except LostRace:  # a concurrent rollback moved the alias to the same version: it records it
+                self.reporter.info("rollback", dep.environment, f"another run moved all traffic to v{target}")
+                continue
             except RestoreFailed as exc:
                 self._rollback_tried += exc.tried
                 where = "" if rel.single else f"{member.function} "

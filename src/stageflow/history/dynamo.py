@@ -143,8 +143,10 @@ class DynamoHistory:
     def release_lock(self, deployment_id: str) -> bool:
         return self._lock.release(deployment_id)
 
-    def break_lock(self, reason: str, who: str, now: datetime) -> dict | None:
-        return self._lock.break_(reason, who, now)
+    def break_lock(
+        self, reason: str, who: str, now: datetime, *, forced: str | None = None, expect: str | None = None
+    ) -> dict | None:
+        return self._lock.break_(reason, who, now, forced=forced, expect=expect)
 
     # -- the freeze a person set (stageflow freeze / unfreeze) -------------------------------------
     def freeze_item(self) -> dict | None:
@@ -234,6 +236,8 @@ class DynamoHistory:
                 raise ConcurrentUpdate(
                     f"deployment {dep.deployment_id} was changed by another run", "check: stageflow status"
                 ) from None
+        if changes.get("status", dep.status) in ACTIVE:
+            self._lock.heartbeat(dep.deployment_id)  # the holder is alive (only while it holds the lock)
         return dep.with_changes(
             transition=transition, verdict=verdict, keep_verdicts=KEEP_VERDICTS, **changes
         )

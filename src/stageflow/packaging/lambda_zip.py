@@ -118,8 +118,12 @@ ROLLBACK_MODULES = (
     "deploy/traffic.py",
     "rollback/__init__.py",
     "rollback/core.py",
+    "rollback/model.py",
+    "rollback/records.py",
+    "rollback/restore.py",
     "rollback/handler.py",
     "rollback/several.py",
+    "rollback/trigger.py",
 )
 ROLLBACK_ZIP = "stageflow-rollback.zip"
 ROLLBACK_HANDLER = "stageflow.rollback.handler.handler"

@@ -188,6 +188,7 @@ def _env(**extra):
         "STAGEFLOW_ALIAS_NAME": "live",
         "STAGEFLOW_HISTORY_TABLE": "tbl",
         "STAGEFLOW_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+        "STAGEFLOW_ALARM_NAMES": '["svc-errors-dev"]',
     }
     return {**base, **extra}
 
