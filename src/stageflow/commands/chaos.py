@@ -54,7 +54,9 @@ def register(cli: click.Group) -> None:
             "passed": not failed,
             "wall_seconds": round(time.perf_counter() - t0, 2),
         }
-        head = f"chaos {env_name}: {len(outcomes) - len(failed)} of {len(outcomes)} experiments as expected"
+        not_run = sum(1 for o in outcomes if o.happened == "not_run")
+        head = f"chaos {env_name}: {len(outcomes) - len(failed) - not_run} of {len(outcomes)} experiments as expected"
+        head += f", {not_run} not run here" if not_run else ""
         factory.reporter.result("\n".join([head, *(f"  {o.line()}" for o in outcomes)]), result)
         if failed:
             raise ReleaseRejected(
