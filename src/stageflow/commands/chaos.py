@@ -55,7 +55,8 @@ def register(cli: click.Group) -> None:
             "wall_seconds": round(time.perf_counter() - t0, 2),
         }
         not_run = sum(1 for o in outcomes if o.happened == "not_run")
-        head = f"chaos {env_name}: {len(outcomes) - len(failed) - not_run} of {len(outcomes)} experiments as expected"
+        as_expected = len(outcomes) - len(failed) - not_run
+        head = f"chaos {env_name}: {as_expected} of {len(outcomes)} experiments as expected"
         head += f", {not_run} not run here" if not_run else ""
         factory.reporter.result("\n".join([head, *(f"  {o.line()}" for o in outcomes)]), result)
         if failed:
