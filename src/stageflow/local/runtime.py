@@ -26,6 +26,10 @@ applied by :mod:`stageflow.local.server`) with what Lambda does:
   (``name:qualifier``) and, for an alias, by ``ExecutedVersion`` — so traffic through the alias yields
   the metrics the canary's metric source reads.
 
+Fault hooks (the chaos stage, :mod:`stageflow.local.faults`): a fault set on a function version adds
+latency, fails or times out that version's invocations; an Invoke's client context may name the
+(virtual) minute its metrics belong to; every log ends with Lambda's ``REPORT`` line.
+
 What cannot run here is refused with a client error (``InvalidRuntimeException``) naming why: an
 interpreter this machine lacks, an ``arm64`` function on an x86_64 machine (checked statically at
 build instead), a container-image function.
