@@ -115,18 +115,18 @@ def test_errors_on_the_canary_roll_it_back_and_latency_within_the_gates_passes(
         assert json.loads(resp.read())["faults"] == []
 
 
-def test_an_experiment_that_does_not_do_what_it_expects_fails_the_stage(chaos_project, cli, emulator_state):
+def test_an_experiment_that_does_not_do_what_it_expects_fails_the_stage_and_a_bad_name_changes_nothing(
+    chaos_project, cli, emulator_state, aws
+):
+    lam = aws.client("lambda")
+    before = lam.list_versions_by_function(FunctionName="sample-api-dev")["Versions"]
+    r = _chaos(cli, chaos_project, emulator_state, "--experiment", "nope")
+    assert r.returncode == 2, r.stderr
+    assert "no experiment named 'nope'" in r.stderr
+    assert len(lam.list_versions_by_function(FunctionName="sample-api-dev")["Versions"]) == len(before)
+
     r = _chaos(cli, chaos_project, emulator_state, "--experiment", "errors-mislabelled")
     assert r.returncode == 4, r.stdout[-2000:] + r.stderr[-2000:]
     assert "errors-mislabelled: FAILED: expected within gates, happened rollback" in r.stderr, r.stderr[
         -2000:
     ]
-
-
-def test_an_unknown_experiment_is_a_usage_error_and_changes_nothing(chaos_project, cli, emulator_state, aws):
-    before = aws.client("lambda").list_versions_by_function(FunctionName="sample-api-dev")["Versions"]
-    r = _chaos(cli, chaos_project, emulator_state, "--experiment", "nope")
-    assert r.returncode == 2, r.stderr
-    assert "no experiment named 'nope'" in r.stderr
-    after = aws.client("lambda").list_versions_by_function(FunctionName="sample-api-dev")["Versions"]
-    assert len(after) == len(before)

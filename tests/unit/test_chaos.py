@@ -216,3 +216,14 @@ def test_no_template_for_the_experiment_is_an_environment_failure():
 def test_an_experiment_not_run_here_is_said_so_and_does_not_fail_the_stage():
     out = Outcome("dependency-throttling", "dependency_throttle", "rollback", "not_run", "FIS runs it on AWS")
     assert out.ok and "not run" in out.line() and "FAILED" not in out.line()
+
+
+def test_too_little_traffic_for_the_first_step_is_said_before_the_canary_runs():
+    from stageflow.chaos.run import too_little_traffic
+    from stageflow.config import load
+
+    cfg = load(BUILTIN_FILE.parents[3] / "stageflow.toml")
+    exp = load_plan(BUILTIN_FILE.parent, BUILTIN_FILE).experiments["canary-errors"]
+    assert too_little_traffic(cfg.env("staging"), exp) == ""  # 60/min at 10 % for 10 min: 60 >= 50
+    thin = exp.__class__(**{**exp.__dict__, "invocations_per_minute": 20})
+    assert "about 20 canary invocations, the gates need 50" in too_little_traffic(cfg.env("staging"), thin)

@@ -56,6 +56,22 @@ class Outcome:
         return {**asdict(self), "ok": self.ok}
 
 
+def too_little_traffic(env, exp: Experiment) -> str:
+    """Why the first canary step would see fewer canary invocations than the gates need, or ''."""
+    steps = [s for s in env.canary.steps if s.weight < 100 and s.bake_minutes > 0]
+    if not steps:
+        return ""
+    first = steps[0]
+    canary = exp.invocations_per_minute * first.weight / 100 * first.bake_minutes
+    need = env.gates.min_invocations
+    if canary >= need:
+        return ""
+    return (
+        f"{exp.invocations_per_minute}/min at {first.weight}% for {first.bake_minutes:g} min is about "
+        f"{canary:.0f} canary invocations, the gates need {need}: raise invocations_per_minute"
+    )
+
+
 class LocalChaos:
     """One canary per experiment on the emulator, the fault from the local runtime's hooks."""
 
@@ -81,11 +97,24 @@ class LocalChaos:
         # a marker file, so every experiment publishes a new version (the canary the fault goes on)
         artifact = with_files(self.artifact, {CHAOS_MARKER: f"{exp.name} {time.time_ns()}".encode()})
         happened, detail = "undecided", ""
+        inconclusive: list[str] = []
+        thin = too_little_traffic(self.ctx.env, exp)
+        if thin:
+            self.ctx.reporter.info("chaos", self.ctx.env.name, f"{exp.name}: {thin}")
+
+        def prompt(question: str) -> bool:
+            # the environment's approvals are granted (an experiment is not a release); a canary the gates
+            # could not decide is refused: never promoted on no data
+            if "inconclusive" in question:
+                inconclusive.append(question)
+                return False
+            return True
+
         try:
             res = canary.start(
                 self.ctx, self.cfg, artifact=artifact, commit="chaos", who="stageflow-chaos",
                 extra={"chaos": {"experiment": exp.name, "fault": exp.fault, "expect": exp.expect}},
-                approve_prompt=lambda _question: True,
+                approve_prompt=prompt,
             )  # fmt: skip
             if res.outcome is None:
                 detail = "nothing was published"
@@ -95,6 +124,9 @@ class LocalChaos:
                 detail = f"the canary ended {res.outcome.state.phase}"
         except ReleaseRejected as exc:
             happened, detail = "rollback", exc.message
+            if inconclusive:
+                happened = "undecided"
+                detail = f"the gates never had enough data ({thin or 'too few invocations'}): {exc.message}"
         finally:
             for f in feeds:
                 f.close()
