@@ -32,14 +32,14 @@ class LocalFaults:
         return experiment.fault in LOCAL_KINDS
 
     def _call(self, method: str, body: dict) -> dict:
-        req = urllib.request.Request(  # noqa: S310 - the loopback emulator (checked by the root)
+        req = urllib.request.Request(  # noqa: S310 # nosec B310 - the loopback emulator (checked by the root)
             self.url,
             data=json.dumps(body).encode(),
             method=method,
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the loopback emulator
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 # nosec B310 - the loopback emulator
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
@@ -70,6 +70,6 @@ class LocalFaults:
             self._call("DELETE", {"function": function, "version": version})
 
     def active(self) -> list[dict]:
-        req = urllib.request.Request(self.url, method="GET")  # noqa: S310 - the loopback emulator
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the loopback emulator
+        req = urllib.request.Request(self.url, method="GET")  # noqa: S310 # nosec B310 - the loopback emulator
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 # nosec B310 - the loopback emulator
             return list(json.loads(resp.read()).get("faults") or [])
