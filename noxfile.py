@@ -106,6 +106,15 @@ def canary(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos suite (docs/testing.md): nox -s chaos -- ENV [--suite basic|full] [--experiment NAME].
+    Exit 0 when every experiment did what it expects, 4 otherwise."""
+    _install(session)
+    env = _env_arg(session, "ENV [--suite basic|full] [--experiment NAME]")
+    _stageflow(session, "chaos", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
 def rollback(session: nox.Session) -> None:
     """All traffic to the last known good version: nox -s rollback -- ENV [--to VERSION]."""
     _install(session)

@@ -174,6 +174,7 @@ def _register_commands() -> None:
         "stageflow.commands.build",
         "stageflow.commands.dora",
         "stageflow.commands.service_tests",
+        "stageflow.commands.chaos",
     ):
         importlib.import_module(module).register(cli)
 

@@ -1,5 +1,5 @@
 """The deploy chain's services, wired by the composition root (part of it: ``Factory.deploy_services``
-calls :func:`deploy_services`; nothing else imports this module)."""
+calls :func:`deploy_services`; `commands/chaos.py` calls :func:`chaos_runner`)."""
 
 from __future__ import annotations
 
@@ -144,3 +144,32 @@ def deploy_services(factory: Factory) -> DeployServices:
         ),
         describe_target=factory.describe_target,
     )
+
+
+def chaos_runner(factory: Factory, env_name: str):
+    """The chaos stage's seam (docs/architecture.md): on AWS the environment's FIS experiment templates
+    (FIS's Lambda actions through its extension layer); on the emulator a real canary per experiment,
+    the fault from the local runtime's hooks and real Invokes through the alias on the virtual clock."""
+    if not factory.local:
+        from stageflow.chaos.run import FisChaos
+
+        return FisChaos(factory.aws.client("fis"), factory.config.service.name, env_name)
+    from stageflow.chaos.feed import InvokeFeed
+    from stageflow.chaos.injector import LocalFaults
+    from stageflow.chaos.run import LocalChaos
+    from stageflow.packaging.lambda_zip import build_packages
+    from stageflow.pipeline import ensure_environment
+
+    cfg = factory.config
+    ctx = ensure_environment(factory.deploy_services(), env_name)
+    out, event = ctx.outputs, cfg.service.smoke.event(cfg.root)
+    injector = LocalFaults(factory.aws_target.endpoint)
+
+    def feed_for(experiment, start):
+        lam, cw = factory.aws.client("lambda"), factory.aws.client("cloudwatch")
+        return InvokeFeed(
+            lam, cw, out.function_name, out.alias_name, event, experiment, injector, start=start
+        )
+
+    artifact = build_packages(cfg).service
+    return LocalChaos(ctx, cfg, artifact=artifact, feed_for=feed_for, supports=injector.supports)

@@ -26,6 +26,7 @@ UNSCOPABLE_READS = {
     "cloudwatch:GetMetricStatistics",
     "ssm:DescribeParameters",
     "kms:ListAliases",
+    "fis:ListExperimentTemplates",  # the chaos stage finds its templates by tag (no resource-level scope)
 }
 ADMIN_POLICIES = re.compile(r"AdministratorAccess|PowerUserAccess|IAMFullAccess|FullAccess")
 

@@ -4,13 +4,14 @@
 #   STAGEFLOW_ENV         dev | staging | prod
 #   STAGEFLOW_CANARY_STEP all (the whole canary in one run) | 1 | 2 | 3 (one step of prod's canary)
 #   STAGEFLOW_SUITE       integration | full | chaos (buildspecs/integration.yml)
+#   STAGEFLOW_CHAOS_SUITE basic | full: the chaos suite (chaos: stageflow chaos ENV --suite SUITE)
 locals {
   env_vars = {
     deploy_dev      = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     integration_dev = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "integration", type = "PLAINTEXT" }])
     deploy_staging  = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     full_staging    = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "full", type = "PLAINTEXT" }])
-    chaos_staging   = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "chaos", type = "PLAINTEXT" }])
+    chaos_staging   = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "chaos", type = "PLAINTEXT" }, { name = "STAGEFLOW_CHAOS_SUITE", value = "full", type = "PLAINTEXT" }])
     prod_step_1     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "1", type = "PLAINTEXT" }])
     prod_step_2     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "2", type = "PLAINTEXT" }])
     prod_step_3     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "3", type = "PLAINTEXT" }])

@@ -165,6 +165,20 @@ data "aws_iam_policy_document" "integration" {
     resources = [local.arn_prefix.table, "${local.arn_prefix.table}/index/*"]
   }
 
+  # The chaos stage (PreProductionChaos: stageflow chaos staging --suite full) runs the environment's
+  # FIS experiment templates (infrastructure/modules/chaos) and watches them.
+  statement {
+    sid       = "RunChaosExperiments"
+    actions   = ["fis:StartExperiment", "fis:GetExperiment", "fis:StopExperiment", "fis:TagResource"]
+    resources = ["arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment-template/*", "arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment/*"]
+  }
+
+  statement {
+    sid       = "FindChaosTemplatesNotScopableByAws"
+    actions   = ["fis:ListExperimentTemplates"]
+    resources = ["*"]
+  }
+
   statement {
     sid       = "ReadMetricsNotScopableByAws"
     actions   = ["cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "sts:GetCallerIdentity"]
