@@ -34,10 +34,11 @@ from stageflow.packaging.images import (
     BuildResult,
     BuiltImage,
     GitInfo,
-    build_args,
     build_key,
     git_info,
     image_tags,
+    options_build_args,
+    python_version_of,
     read_dockerignore,
     result_from_json,
     split_tag,
@@ -86,13 +87,18 @@ class _LineBuffer:
         self._buf = ""
 
 
-def build_context(root: Path, dockerfile: str) -> bytes:
-    """The context tar: the repository root filtered by docker/.dockerignore (an allowlist)."""
+def build_context(root: Path, dockerfile: str, app_dir: str = "app") -> bytes:
+    """The context tar: the repository root filtered by docker/.dockerignore (an allowlist), plus the
+    service's source directory (``[service] source``) when the allowlist does not name it."""
     from docker.utils.build import tar
 
     if not (root / dockerfile).is_file():
         raise UsageError(f"no Dockerfile at {root / dockerfile}", "run from the repository root")
     patterns = read_dockerignore(root / DOCKERIGNORE)
+    source = app_dir.strip("/")
+    if f"!{source}/" not in patterns and f"!{source}" not in patterns:
+        at = next((i for i, p in enumerate(patterns) if p.startswith("**")), len(patterns))
+        patterns.insert(at, f"!{source}/")  # before the exclusions inside the allowed directories
     with tar(str(root), exclude=patterns, dockerfile=(dockerfile, None)) as fh:
         fh.seek(0)
         return fh.read()
@@ -114,7 +120,7 @@ def build_target(client, options: BuildOptions, target: str, git: GitInfo, conte
         custom_context=True,
         dockerfile=options.dockerfile,
         target=target,
-        buildargs=build_args(git, options.base_image, options.app_dir),
+        buildargs=options_build_args(options, git),
         network_mode="host",
         rm=True,
         forcerm=True,
@@ -181,7 +187,7 @@ def build_images(
     git = git or git_info(options.root)
     started = clock()
     if context is None:
-        context = build_context(options.root, options.dockerfile)
+        context = build_context(options.root, options.dockerfile, options.app_dir)
     push = options.push and registry.host is not None
     images = tuple(
         _build_one(client, options, target, git, context, registry if push else None, info, child)
@@ -298,17 +304,20 @@ def build_for_env(
     engine = engine or engine_info()
     client = docker_client(engine)
     registry = registry_for(engine) if push else RegistryTarget(host=None)
+    pyver = python_version_of(config.service.runtime)  # build args from stageflow.toml
     options = BuildOptions(
         root=config.root,
         service=config.service.name,
         targets=tuple(targets) or DEFAULT_TARGETS,
         push=push,
-        base_image=base_image or default_base_image(client, engine),
+        base_image=base_image or default_base_image(client, engine, pyver),
         app_dir=config.service.source,
+        python_version=pyver,
+        handler=config.service.handler,
     )
     started = time.monotonic()
     git = git_info(config.root)
-    context = build_context(options.root, options.dockerfile)
+    context = build_context(options.root, options.dockerfile, options.app_dir)
     key = build_key(options, git, registry.host if push else None, context)
     previous = reusable_build(client, state_dir, env_name, key, registry)
     if previous is not None:

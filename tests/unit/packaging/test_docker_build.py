@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from pathlib import Path
 
 import boto3
 import pytest
@@ -15,6 +16,7 @@ from stageflow.packaging import docker_build as db
 from stageflow.packaging import docker_engine as de
 from stageflow.packaging import images as im
 from stageflow.redact import REDACTOR
+from tests.conftest import REPO
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 GIT = im.GitInfo(sha=SHA, version="v1.2.0-3-g0123456", created="2026-01-02T03:04:05Z")
@@ -370,3 +372,22 @@ def test_recorded_build_is_reused_only_when_key_image_and_pushed_digest_all_matc
 
 def _client(images):
     return type("Client", (), {"images": images})()
+
+
+def test_python_version_and_handler_come_from_stageflow_toml():
+    """The Dockerfile's PYTHON_VERSION and HANDLER build args are [service] runtime and handler."""
+    opts = im.BuildOptions(
+        root=Path("."),
+        service="svc",
+        python_version=im.python_version_of("python3.12"),
+        handler="api.main.run",
+    )
+    args = im.options_build_args(opts, GIT)
+    assert (args["PYTHON_VERSION"], args["HANDLER"]) == ("3.12", "api.main.run")
+    other = im.BuildOptions(root=Path("."), service="svc", python_version="3.11", handler="api.main.run")
+    assert im.build_key(opts, GIT, None, b"ctx") != im.build_key(other, GIT, None, b"ctx")  # a rebuild
+    with pytest.raises(UsageError):
+        im.python_version_of("nodejs20.x")
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    assert "ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim" in dockerfile
+    assert 'CMD ["service.handler.handler"]' not in dockerfile and "$STAGEFLOW_HANDLER" in dockerfile
