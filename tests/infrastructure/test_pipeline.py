@@ -230,14 +230,16 @@ def test_deployer_passes_roles_only_to_lambda_and_attaches_only_xray(cfg):
 
 def test_five_codebuild_projects_run_their_buildspecs(cfg):
     roles = cfg.locals["pipeline_projects"]
-    assert sorted(roles) == ["build", "deploy", "image", "integration"]
+    assert sorted(roles) == ["build", "deploy", "integration"]
+    image = block(cfg.resource("aws_codebuild_project", "image"), "source")
+    assert attr(image, "buildspec") == "buildspecs/image.yml"
     source = block(cfg.resource("aws_codebuild_project", "pipeline"), "source")
     assert attr(source, "buildspec") == "buildspecs/${each.key}.yml"
     rollback = block(cfg.resource("aws_codebuild_project", "rollback"), "source")
     assert attr(rollback, "buildspec") == "buildspecs/rollback.yml"
 
 
-@pytest.mark.parametrize("project", ["pipeline", "rollback", "pull_request"])
+@pytest.mark.parametrize("project", ["pipeline", "rollback", "pull_request", "image"])
 def test_codebuild_logs_to_cloudwatch_caches_and_runs_unprivileged_on_a_current_image(cfg, project):
     body = cfg.resource("aws_codebuild_project", project)
     logs = block(block(body, "logs_config"), "cloudwatch_logs")
@@ -247,12 +249,8 @@ def test_codebuild_logs_to_cloudwatch_caches_and_runs_unprivileged_on_a_current_
     assert attr(cache, "type") in ("S3", "LOCAL")
     assert attr(cache, "location").startswith("${aws_s3_bucket.artifacts.bucket}/cache/")
     env = block(body, "environment")
-    if project == "pipeline":  # privileged only for the image project (its Docker daemon), never another
-        assert attr(env, "privileged_mode") == "${each.value.privileged}"
-        flags = {k: v["privileged"] for k, v in cfg.locals["pipeline_projects"].items()}
-        assert flags == {"build": False, "deploy": False, "image": True, "integration": False}
-    else:
-        assert attr(env, "privileged_mode") is False
+    # privileged only for the image project (its Docker daemon), never another
+    assert attr(env, "privileged_mode") is (project == "image")
     assert attr(env, "image") == "${var.build_image}"
     assert attr(body, "encryption_key") == "${aws_kms_key.pipeline.arn}"
 
@@ -323,9 +321,7 @@ def test_the_build_stage_builds_the_image_then_the_artifact(stages):
     build = next(s for s in stages if attr(s, "name") == "Build")
     image, checks = _actions(build)
     assert attr(image, "name") == "BuildImage" and as_list(attr(image, "output_artifacts")) == ["image"]
-    assert (
-        attr(attr(image, "configuration"), "ProjectName") == '${aws_codebuild_project.pipeline["image"].name}'
-    )
+    assert attr(attr(image, "configuration"), "ProjectName") == "${aws_codebuild_project.image.name}"
     assert attr(checks, "name") == "BuildAndUnitTest"
     assert as_list(attr(checks, "input_artifacts")) == ["source", "image"]
     assert as_list(attr(checks, "output_artifacts")) == ["build"]

@@ -64,8 +64,11 @@ def pipeline():
 
 
 def test_one_buildspec_per_codebuild_project(pipeline):
-    projects = set(pipeline.locals["pipeline_projects"]) | {"rollback"}
+    projects = set(pipeline.locals["pipeline_projects"]) | {"rollback", "image"}
     assert pipeline.resource("aws_codebuild_project", "rollback")
+    assert attr(blocks(pipeline.resource("aws_codebuild_project", "image"), "source")[0], "buildspec") == (
+        "buildspecs/image.yml"
+    )
     assert projects == set(NAMES)
     assert {p.stem for p in BUILDSPECS.glob("*.yml")} == set(NAMES)
     # the pull-request project runs the Build stage's buildspec: the same checks on every pull request
@@ -156,6 +159,7 @@ def _provided(pipeline) -> dict[str, set[str]]:
     for key in pipeline.locals["pipeline_projects"]:
         out[key] = _env_block_names(pipe)
     out["rollback"] = _env_block_names(pipeline.resource("aws_codebuild_project", "rollback"))
+    out["image"] = _env_block_names(pipeline.resource("aws_codebuild_project", "image"))
     for stage in blocks(pipeline.resource("aws_codepipeline", "this"), "stage"):
         for action in blocks(stage, "action"):
             cfg = attr(action, "configuration")
@@ -205,8 +209,8 @@ def test_deploy_and_integration_read_the_pipeline_variables(pipeline):
 @pytest.mark.parametrize("name", NAMES)
 def test_artifacts_only_where_the_project_takes_them(name, pipeline):
     spec = _load(name)
-    if name == "rollback":
-        project = pipeline.resource("aws_codebuild_project", "rollback")
+    if name in ("rollback", "image"):
+        project = pipeline.resource("aws_codebuild_project", name)
     else:
         project = pipeline.resource("aws_codebuild_project", "pipeline")
     kind = attr(blocks(project, "artifacts")[0], "type")

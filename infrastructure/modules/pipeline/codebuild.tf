@@ -1,20 +1,18 @@
 # CodeBuild projects run buildspecs/<name>.yml, which install stageflow and run its nox sessions.
-# All of them log to CloudWatch (KMS-encrypted log group), cache in the artifact bucket, run on a
-# current AWS-managed image, and encrypt their output with the pipeline key. Only the image project
-# runs privileged (its Docker daemon needs it; images.tf): every other project is unprivileged.
+# All of them log to CloudWatch (KMS-encrypted log group), cache in the artifact bucket, run
+# unprivileged on a current AWS-managed image, and encrypt their output with the pipeline key. The one
+# privileged project, {service}-image (its Docker daemon needs it), is a resource of its own (images.tf).
 locals {
-  # name => role, timeout and privileged mode. The deploy project's timeout covers a full production
-  # canary (10 % and 50 % for 15 min each, 30 min post-deploy monitoring) with room to spare.
+  # name => role and timeout. The deploy project's timeout covers a full production canary
+  # (10 % and 50 % for 15 min each, 30 min post-deploy monitoring) with room to spare.
   pipeline_projects = {
-    build       = { role = "builder", timeout = 30, privileged = false }
-    deploy      = { role = "deployer", timeout = 120, privileged = false }
-    image       = { role = "image", timeout = 45, privileged = true }
-    integration = { role = "builder", timeout = 60, privileged = false }
+    build       = { role = "builder", timeout = 30 }
+    deploy      = { role = "deployer", timeout = 120 }
+    integration = { role = "builder", timeout = 60 }
   }
   project_roles = {
     builder  = aws_iam_role.builder.arn
     deployer = aws_iam_role.deployer.arn
-    image    = aws_iam_role.image.arn
   }
   # projects that notify (deploys and rollbacks): they get the Slack webhook from Secrets Manager
   notifying_projects = ["deploy"]
@@ -51,19 +49,11 @@ resource "aws_codebuild_project" "pipeline" {
     compute_type                = var.compute_type
     image                       = var.build_image
     image_pull_credentials_type = "CODEBUILD"
-    privileged_mode             = each.value.privileged
+    privileged_mode             = false
 
     environment_variable {
       name  = "STAGEFLOW_SERVICE"
       value = var.service_name
-    }
-
-    dynamic "environment_variable" {
-      for_each = each.key == "image" ? [aws_ecr_repository.service.repository_url] : []
-      content {
-        name  = "ECR_REPOSITORY_URI"
-        value = environment_variable.value
-      }
     }
 
     # the Slack webhook: read from Secrets Manager when the build starts, never stored in Terraform

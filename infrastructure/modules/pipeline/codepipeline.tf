@@ -68,7 +68,7 @@ resource "aws_codepipeline" "this" {
       run_order        = 1
 
       configuration = {
-        ProjectName = aws_codebuild_project.pipeline["image"].name
+        ProjectName = aws_codebuild_project.image.name
       }
     }
 

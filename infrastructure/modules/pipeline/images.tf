@@ -132,3 +132,60 @@ resource "aws_iam_role_policy" "image_push" {
   role   = aws_iam_role.image.id
   policy = data.aws_iam_policy_document.image_push.json
 }
+
+# --- the image project: the only privileged one --------------------------------------------------
+resource "aws_codebuild_project" "image" {
+  #checkov:skip=CKV_AWS_316:Building the service's container image needs a Docker daemon, which CodeBuild runs only in privileged mode; this project runs only buildspecs/image.yml from the pipeline's source, under a role that can push to this service's repository and nothing that deploys
+  name           = "${var.service_name}-image"
+  description    = "${var.service_name}: buildspecs/image.yml (build, scan and push the image)"
+  service_role   = aws_iam_role.image.arn
+  build_timeout  = 45
+  queued_timeout = 60
+  encryption_key = aws_kms_key.pipeline.arn
+
+  artifacts {
+    type = "CODEPIPELINE"
+  }
+
+  source {
+    type      = "CODEPIPELINE"
+    buildspec = "buildspecs/image.yml"
+  }
+
+  environment {
+    type                        = "LINUX_CONTAINER"
+    compute_type                = var.compute_type
+    image                       = var.build_image
+    image_pull_credentials_type = "CODEBUILD"
+    privileged_mode             = true
+
+    environment_variable {
+      name  = "STAGEFLOW_SERVICE"
+      value = var.service_name
+    }
+
+    environment_variable {
+      name  = "ECR_REPOSITORY_URI"
+      value = aws_ecr_repository.service.repository_url
+    }
+  }
+
+  cache {
+    type     = "S3"
+    location = "${aws_s3_bucket.artifacts.bucket}/cache/image"
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      status      = "ENABLED"
+      group_name  = aws_cloudwatch_log_group.codebuild.name
+      stream_name = "image"
+    }
+
+    s3_logs {
+      status = "DISABLED"
+    }
+  }
+
+  tags = local.tags
+}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,6 +63,10 @@ class DockerBuildFailed(EnvironmentFailure):
         self.target = target
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_BUILDER_NOISE = ("Step ", "--->", "Removing intermediate", "Running in", "Successfully")
+
+
 class DockerPushFailed(EnvironmentFailure):
     pass
 
@@ -107,10 +112,14 @@ def build_context(root: Path, dockerfile: str, app_dir: str = "app") -> bytes:
 def build_target(client, options: BuildOptions, target: str, git: GitInfo, context: bytes, emit: Emit) -> str:
     """Build one target; returns the image id. Raises DockerBuildFailed naming the failing stage."""
     stage = "base"
+    said = ""  # the last line a build step printed (its error message, when it fails)
 
     def on_line(line: str) -> None:
-        nonlocal stage
+        nonlocal stage, said
         stage = stage_of(line, stage)
+        plain = _ANSI.sub("", line).strip()
+        if plain and not plain.startswith(_BUILDER_NOISE):
+            said = plain
         emit(line)
 
     lines = _LineBuffer(on_line)
@@ -134,6 +143,8 @@ def build_target(client, options: BuildOptions, target: str, git: GitInfo, conte
         elif "error" in chunk:
             lines.flush()
             detail = " ".join(str(chunk["error"]).split())
+            if said and "returned a non-zero code" in detail:  # say what the step said, not its script
+                detail = f"{said[:240]} ({detail.rsplit(':', 1)[-1].strip()[:40]})"
             raise DockerBuildFailed(stage, target, detail[:300])
         elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]

@@ -248,6 +248,7 @@ def test_failing_test_stage_names_the_stage(tmp_path):
     assert err.stage == "test"
     assert err.exit_code == ExitCode.ENVIRONMENT
     assert err.one_line().startswith("docker build failed in stage 'test' (target runtime): the app's unit")
+    assert "unit tests failed: 1 failed, 3 passed (1)" in err.one_line()  # what the step said, its code
     assert "Step 11/33 : FROM builder AS test" in lines
     assert "1 failed, 3 passed" in lines
     assert api.build_kwargs["network_mode"] == "host"
