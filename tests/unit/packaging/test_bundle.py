@@ -3,6 +3,7 @@ given DIR verifies every digest before anything runs (exit 3 naming the file) an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -117,12 +118,11 @@ def test_deploy_with_a_tampered_artifact_exits_3_and_runs_nothing(built, capsys)
 
 
 def services(cfg, package, images) -> DeployServices:
+    """The deploy chain's services: every one fails the test when used, but the build and image stages."""
     never = lambda *a, **k: pytest.fail("not used")  # noqa: E731
-    return DeployServices(
-        config=cfg, reporter=None, env=never, package=package, security_gate=never, images=images,
-        terraform=None, outputs=None, secrets=None, environment=never, start_canary=never, checks=None,
-        describe_target=never,
-    )  # fmt: skip
+    values: dict = {f.name: never for f in dataclasses.fields(DeployServices)}
+    values.update(config=cfg, package=package, images=images)
+    return DeployServices(**values)
 
 
 def test_the_deploy_chain_uses_the_artifact_and_never_rebuilds(built):
