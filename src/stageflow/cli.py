@@ -172,6 +172,7 @@ def _register_commands() -> None:
         "stageflow.commands.security",
         "stageflow.commands.terraform",
         "stageflow.commands.build",
+        "stageflow.commands.artifacts",
         "stageflow.commands.dora",
         "stageflow.commands.service_tests",
         "stageflow.commands.chaos",

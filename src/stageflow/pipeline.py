@@ -100,6 +100,8 @@ class ImageResult:
         if self.build is None:
             return f"skipped: {self.skipped}"
         b = self.build
+        if not b.images:  # deployed from the build artifact: the image its manifest names
+            return f"image from the build artifact: {getattr(b, 'uri', None) or b.digest}"
         where = next((d for img in b.images for d in img.repo_digests), None) or b.digest
         # reused: the same inputs as the recorded build, its images still in engine and registry
         verb = "unchanged" if getattr(b, "reused", False) else "pushed"
@@ -229,7 +231,8 @@ def stage_image(env_name: str, images: ImageBuilder) -> ImageResult:
         engine = images.engine()
     except DockerEngineUnavailable as exc:
         return ImageResult(None, f"no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)")
-    return ImageResult(images.build(env_name, engine))
+    built = images.build(env_name, engine)
+    return built if isinstance(built, ImageResult) else ImageResult(built)  # an ImageResult: skipped
 
 
 def stage_security(gate: Callable[[Any], Any], build: BuildResult | None = None) -> SecurityResult:

@@ -1,4 +1,4 @@
-# Source -> Build -> DeployDev -> IntegrationTest -> DeployStaging -> ApprovalForProduction ->
+# Source -> Build (image, then checks and zips) -> DeployDev -> IntegrationTest -> DeployStaging -> ApprovalForProduction ->
 # DeployProduction (pre-production chaos, canary 10 %, canary approval, 50 %, final approval, 100 %).
 # Deploy actions tell buildspecs/deploy.yml what to do through environment variables:
 #   STAGEFLOW_ENV         dev | staging | prod
@@ -52,8 +52,26 @@ resource "aws_codepipeline" "this" {
     }
   }
 
+  # Build once: the image (privileged project: build, scan, push; image.json with its digest), then
+  # the checks and the Lambda zips with the manifest of digests (artifacts/ of the "build" artifact).
+  # Every deploy action below deploys exactly that artifact (STAGEFLOW_ARTIFACTS) and never rebuilds.
   stage {
     name = "Build"
+
+    action {
+      name             = "BuildImage"
+      category         = "Build"
+      owner            = "AWS"
+      provider         = "CodeBuild"
+      version          = "1"
+      input_artifacts  = ["source"]
+      output_artifacts = ["image"]
+      run_order        = 1
+
+      configuration = {
+        ProjectName = aws_codebuild_project.image.name
+      }
+    }
 
     action {
       name             = "BuildAndUnitTest"
@@ -61,11 +79,13 @@ resource "aws_codepipeline" "this" {
       owner            = "AWS"
       provider         = "CodeBuild"
       version          = "1"
-      input_artifacts  = ["source"]
+      input_artifacts  = ["source", "image"]
       output_artifacts = ["build"]
+      run_order        = 2
 
       configuration = {
-        ProjectName = aws_codebuild_project.pipeline["build"].name
+        ProjectName   = aws_codebuild_project.pipeline["build"].name
+        PrimarySource = "source"
       }
     }
   }

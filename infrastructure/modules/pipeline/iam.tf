@@ -59,7 +59,7 @@ data "aws_iam_policy_document" "pipeline" {
   statement {
     sid       = "RunTheProjects"
     actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
-    resources = [for p in aws_codebuild_project.pipeline : p.arn]
+    resources = concat([for p in aws_codebuild_project.pipeline : p.arn], [aws_codebuild_project.image.arn])
   }
 
   statement {
