@@ -8,7 +8,8 @@ versions; their pinned references go into the function's environment; Terraform 
 Each stage prints one summary line with its duration; a failure names its stage and ends with the
 stage error's exit code. The same chain runs in every mode: the target (AWS or the emulator) was
 chosen by the composition root, which builds the services the stages use (:class:`DeployServices`):
-the Terraform service, the outputs store, the secret store, the image builder and the service checks (:mod:`stageflow.services`).
+the Terraform service, the outputs store, the secret store, the image builder and the service checks
+(:mod:`stageflow.services`).
 """
 
 from __future__ import annotations
