@@ -207,10 +207,12 @@ def _lambda(factory, env_name, *, version_stage, function_name, **_):
     clients = {s: factory.aws.client(s) for s in sources(table)}
     _, pins = resolve_pinned(env_name, table, version_stage=version_stage, **clients)
     references = {env_var(name): ref for name, ref in pins.items()}
-    update = update_lambda_env(factory.aws.client("lambda"), function, {}, plain=references)
+    # a value an older stageflow merged in under the secret's own name goes
+    update = update_lambda_env(factory.aws.client("lambda"), function, {}, plain=references, drop=tuple(pins))
     factory.reporter.result(
         f"secrets {env_name}: lambda {function}: pinned {len(update.set)} references"
         + (f" ({', '.join(update.set)})" if update.set else "")
-        + f", kept {len(update.kept)} others",
+        + f", kept {len(update.kept)} others"
+        + (f", removed {', '.join(update.removed)}" if update.removed else ""),
         {"environment": env_name, **update.to_json()},
     )
