@@ -70,7 +70,7 @@ def test_signature_is_botocore_s(helper):
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    creds = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "tok")
+    creds = ("testing", "testing-secret-key", "tok")
     headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AmazonSSM.GetParameter"}
     for url in ("https://ssm.eu-west-1.amazonaws.com/", "http://127.0.0.1:4566/"):
         payload = json.dumps({"Name": "/svc/dev/x:3", "WithDecryption": True}).encode()
