@@ -20,7 +20,7 @@ import json
 import pytest
 
 from tests.e2e.test_canary_cli import fast_project, run  # noqa: F401 - the fixture is used by name
-from tests.helpers.leakscan import scan_for_values
+from tests.helpers.leakscan import function_configurations, s3_object_versions, scan_for_values
 
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1800)]
 
@@ -69,22 +69,11 @@ def _variables(deployed, qualifier: str = "$LATEST") -> dict:
 
 
 def _every_state_version(aws) -> dict[str, bytes]:
-    s3 = aws.client("s3")
-    out = {}
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=STATE_BUCKET):
-        for v in page.get("Versions", []):
-            body = s3.get_object(Bucket=STATE_BUCKET, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
-            out[f"s3://{STATE_BUCKET}/{v['Key']}?versionId={v['VersionId']}"] = body
-    return out
+    return s3_object_versions(aws.client("s3"), STATE_BUCKET)
 
 
 def _every_function_version(deployed) -> dict[str, str]:
-    lam, out = deployed.lam(), {}
-    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=deployed.function):
-        for v in page["Versions"]:
-            cfg = lam.get_function_configuration(FunctionName=deployed.function, Qualifier=v["Version"])
-            out[f"{deployed.function}:{v['Version']}"] = json.dumps(cfg, default=str)
-    return out
+    return function_configurations(deployed.lam(), deployed.function)
 
 
 def _history_items(deployed) -> str:
