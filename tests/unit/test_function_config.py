@@ -12,7 +12,6 @@ from stageflow.config import load
 from stageflow.function_config import FunctionSpec, differences, wanted, write_environment
 from stageflow.outputs import DeployOutputs
 from stageflow.pipeline import stage_secrets
-from stageflow.redact import Secret
 from stageflow.secrets.sinks import update_lambda_env
 
 SPEC = FunctionSpec(
@@ -37,7 +36,7 @@ LIVE = {
             "PARAMETER_PREFIX": "/orders/dev",
             "LOG_LEVEL": "info",
             "TABLE": "orders-dev",
-            "API_TOKEN": "tok-3f9a",
+            "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3",
         }
     },
 }
@@ -65,7 +64,12 @@ def test_one_line_per_difference_naming_both_sides():
         "MemorySize": 256,
         "Timeout": 30,
         "Environment": {
-            "Variables": {"LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "tok-3f9a", "ENVIRONMENT": "dev"}
+            "Variables": {
+                "LOG_LEVEL": "debug",
+                "MANUAL": "x",
+                "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3",
+                "ENVIRONMENT": "dev",
+            }
         },
     }
     live.pop("Architectures")  # Lambda's default
@@ -83,9 +87,11 @@ def test_one_line_per_difference_naming_both_sides():
 
 
 def test_secret_values_never_appear_in_differences():
+    """A value an older stageflow left under the secret's own name is a leftover, named without it."""
     live = {**LIVE, "Environment": {"Variables": {"API_TOKEN": "tok-3f9a", "OLD_TOKEN": "tok-77aa"}}}
     text = "\n".join(differences(SPEC, live))
     assert "tok-" not in text and "OLD_TOKEN: set on the function, not in stageflow.toml" in text
+    assert "API_TOKEN: set on the function, not in stageflow.toml" in text
 
 
 class Store:
@@ -101,13 +107,21 @@ class Store:
         return self.live
 
 
-def test_write_environment_writes_plain_and_secret_values_and_says_what_differs():
+def test_write_environment_writes_plain_values_and_secret_references_never_values():
     store = Store({**LIVE, "Timeout": 3})
     said = []
-    res = write_environment(store, "orders-dev", {"API_TOKEN": Secret("tok-3f9a")}, SPEC, say=said.append)
+    res = write_environment(store, "orders-dev", {"API_TOKEN": "ssm:/orders/token:3"}, SPEC, say=said.append)
     ((fn, secrets, plain, only),) = store.calls
-    assert fn == "orders-dev" and list(secrets) == ["API_TOKEN"] and plain == SPEC.environment
-    assert only == {"SERVICE_NAME", "ENVIRONMENT", "PARAMETER_PREFIX", "LOG_LEVEL", "TABLE", "API_TOKEN"}
+    assert fn == "orders-dev" and secrets == {}
+    assert plain == {**SPEC.environment, "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3"}
+    assert only == {
+        "SERVICE_NAME",
+        "ENVIRONMENT",
+        "PARAMETER_PREFIX",
+        "LOG_LEVEL",
+        "TABLE",
+        "STAGEFLOW_SECRET_API_TOKEN",
+    }  # a value left under API_TOKEN by an older stageflow is removed
     assert said == ["timeout_s: 3 on the function, 20 in stageflow.toml"]
     assert res.variables == ("LOG_LEVEL", "TABLE") and res.removed == ("MANUAL",)
     assert res.summary == (
@@ -134,7 +148,7 @@ def _lambda():
 def test_update_lambda_env_sets_plain_values_and_removes_leftovers():
     lam, fn = _lambda(), "orders-dev"
     done = {"Configuration": {"FunctionName": fn, "LastUpdateStatus": "Successful"}}
-    current = {"SERVICE_NAME": "orders", "LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "old"}
+    current = {"SERVICE_NAME": "orders", "LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "old-value"}
     with Stubber(lam) as s:
         s.add_response("get_function", done, {"FunctionName": fn})
         s.add_response(
@@ -153,18 +167,17 @@ def test_update_lambda_env_sets_plain_values_and_removes_leftovers():
                         "SERVICE_NAME": "orders",
                         "LOG_LEVEL": "info",
                         "TABLE": "orders-dev",
-                        "API_TOKEN": "tok-3f9a",
+                        "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3",
                     }
                 },
             },
         )
         s.add_response("get_function", done, {"FunctionName": ANY})
-        res = update_lambda_env(
-            lam, fn, {"API_TOKEN": Secret("tok-3f9a")}, plain=SPEC.environment, only=SPEC.managed_names
-        )
+        plain = {**SPEC.environment, "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3"}
+        res = update_lambda_env(lam, fn, {}, plain=plain, only=SPEC.managed_names)
         s.assert_no_pending_responses()
-    assert res.set == ("API_TOKEN", "LOG_LEVEL", "TABLE") and res.kept == ("SERVICE_NAME",)
-    assert res.removed == ("MANUAL",) and res.changed
+    assert res.set == ("LOG_LEVEL", "TABLE", "STAGEFLOW_SECRET_API_TOKEN") and res.kept == ("SERVICE_NAME",)
+    assert res.removed == ("API_TOKEN", "MANUAL") and res.changed  # the old value is gone from $LATEST
 
 
 def test_update_lambda_env_writes_nothing_when_the_environment_is_already_right():
@@ -216,6 +229,9 @@ def test_wanted_all_falls_back_to_the_environments_memory_and_timeout(tmp_path):
     assert (spec.memory_mb, spec.timeout_s, spec.environment) == (1024, 12, {"XX": "fn", "YY": "env"})
 
 
+REF = "ssm:/orders/token:3"
+
+
 class MultiStore(Store):
     def __init__(self, live_by_name):
         super().__init__(None)
@@ -236,11 +252,12 @@ def test_stage_secrets_writes_every_function_and_names_it_in_each_difference():
         FunctionTarget("api", "orders-api-dev", "live"),
         FunctionTarget("worker", "orders-worker-dev", "live"),
     )
-    infra = SimpleNamespace(outputs=SimpleNamespace(functions=targets), secrets={"API_TOKEN": Secret("t")})
+    infra = SimpleNamespace(outputs=SimpleNamespace(functions=targets), secrets={"API_TOKEN": REF})
     said = []
     res = stage_secrets(store, infra, {"api": SPEC, "worker": worker}, say=said.append)
     assert [c[0] for c in store.calls] == ["orders-api-dev", "orders-worker-dev"]
-    assert [c[2] for c in store.calls] == [SPEC.environment, worker.environment]
+    ref = {"STAGEFLOW_SECRET_API_TOKEN": REF}
+    assert [c[2] for c in store.calls] == [{**SPEC.environment, **ref}, {**worker.environment, **ref}]
     assert said == ["orders-worker-dev: memory_mb: 256 on the function, 512 in stageflow.toml"]
     assert res.differs == tuple(said) and res.function == "orders-api-dev, orders-worker-dev"
     assert res.variables == ("LOG_LEVEL", "TABLE")

@@ -59,7 +59,7 @@ data "aws_iam_policy_document" "pipeline" {
   statement {
     sid       = "RunTheProjects"
     actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
-    resources = [for p in aws_codebuild_project.pipeline : p.arn]
+    resources = concat([for p in aws_codebuild_project.pipeline : p.arn], [aws_codebuild_project.image.arn])
   }
 
   statement {
@@ -163,6 +163,20 @@ data "aws_iam_policy_document" "integration" {
     sid       = "ReadHistory"
     actions   = ["dynamodb:GetItem", "dynamodb:Query"]
     resources = [local.arn_prefix.table, "${local.arn_prefix.table}/index/*"]
+  }
+
+  # The chaos stage (PreProductionChaos: stageflow chaos staging --suite full) runs the environment's
+  # FIS experiment templates (infrastructure/modules/chaos) and watches them.
+  statement {
+    sid       = "RunChaosExperiments"
+    actions   = ["fis:StartExperiment", "fis:GetExperiment", "fis:StopExperiment", "fis:TagResource"]
+    resources = ["arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment-template/*", "arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment/*"]
+  }
+
+  statement {
+    sid       = "FindChaosTemplatesNotScopableByAws"
+    actions   = ["fis:ListExperimentTemplates"]
+    resources = ["*"]
   }
 
   statement {

@@ -93,3 +93,25 @@ variable "pull_request_builds" {
   type        = bool
   default     = true
 }
+
+variable "image_retention_count" {
+  description = "Images kept in the service's ECR repository (the lifecycle policy expires older ones)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.image_retention_count >= 1 && var.image_retention_count <= 1000
+    error_message = "The image_retention_count must be between 1 and 1000."
+  }
+}
+
+variable "slack_webhook_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the Slack webhook URL (created and set outside Terraform, so the URL is never in state); empty: no Slack notifications from CodeBuild."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.slack_webhook_secret_arn == "" || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.slack_webhook_secret_arn))
+    error_message = "The slack_webhook_secret_arn must be a Secrets Manager secret ARN or empty."
+  }
+}

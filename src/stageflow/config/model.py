@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stageflow.errors import UnknownEnvironmentError
+from stageflow.freeze.model import FreezeWindow
 from stageflow.invokecheck import Smoke
 
 DEFAULT_CONFIG_NAME = "stageflow.toml"
@@ -179,6 +180,7 @@ class EnvironmentConfig:
     alias: str = "live"
     registry: str | None = None  # image registry; None: ECR in AWS, the local registry in local mode
     tests: EnvironmentTests = field(default_factory=EnvironmentTests)
+    freeze: tuple[FreezeWindow, ...] = ()  # [environments.NAME.freeze] windows: deploys refused inside
 
 
 @dataclass(frozen=True)

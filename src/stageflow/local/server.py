@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
 
-    app = DomainDispatcherApplication(create_backend_app)
+    from stageflow.local.faults import control_app
+
+    app = control_app(DomainDispatcherApplication(create_backend_app))  # the chaos stage's fault hooks
     # threads: Terraform's provider opens a dozen connections at once while it applies
     server = create_server(app, host="127.0.0.1", port=args.port, threads=8, ident="stageflow-emulator")
     server.channel_class = one_write_channel()
