@@ -118,7 +118,11 @@ def main() -> int:
         "goal_ratio": 1.3,
         "pre_traffic_median_s": {"one": round(pre[1], 3), "two": round(pre[2], 3)},
         # stageflow's own CPU (the CLI process; the emulator and the functions it runs are not in it)
-        "cli_cpu_median_s": {"one": round(cpu[1], 3), "two": round(cpu[2], 3), "ratio": round(cpu[2] / cpu[1], 3)},
+        "cli_cpu_median_s": {
+            "one": round(cpu[1], 3),
+            "two": round(cpu[2], 3),
+            "ratio": round(cpu[2] / cpu[1], 3),
+        },
         "samples_s": {"one": [round(t, 3) for t in times[1]], "two": [round(t, 3) for t in times[2]]},
         "setup": setup,
         "load_average": [round(x, 2) for x in os.getloadavg()],
