@@ -157,7 +157,7 @@ def _role_policies(cfg, role: str) -> list[dict]:
         if not re.fullmatch(rf"\$\{{aws_iam_role\.{role}(\[0\])?\.id\}}", attr(body, "role")):
             continue  # (a role made with count is referenced as aws_iam_role.NAME[0].id)
         policy = attr(body, "policy")
-        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", policy)
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(?:\[0\])?\.json\}", policy)
         if m:
             out.extend(statements(cfg.policy_document(m.group(1))))
         else:
