@@ -345,11 +345,7 @@ def escalations(roles: list[Role], boundaries: dict[str, list[Statement]]) -> li
                 for arn in sorted(escalating - {role.arn}):
                     if _matches(pattern, arn):
                         found.append(f"{where}: matches {by_arn[arn].name}, which can escalate itself")
-                writes = [
-                    a
-                    for a in actions
-                    if a.startswith(("iam:Put", "iam:Attach")) and a != "iam:PutRolePermissionsBoundary"
-                ]
+                writes = [a for a in actions if a.startswith(("iam:Put", "iam:Attach"))]
                 for target in [r for r in roles if _matches(pattern, r.arn) and r is not role]:
                     if not target.boundary or target.boundary == UNKNOWN:
                         found.append(f"{where}: {target.name} has no permissions boundary (unbounded rights)")
@@ -363,9 +359,10 @@ def escalations(roles: list[Role], boundaries: dict[str, list[Statement]]) -> li
                             found.append(
                                 f"{where}: writes {target.name}'s policies without its boundary condition"
                             )
-                if (
-                    "iam:PutRolePermissionsBoundary" in actions
-                    or "iam:DeleteRolePermissionsBoundary" in actions
+                if "iam:DeleteRolePermissionsBoundary" in actions:
+                    found.append(f"{where}: may lift a permissions boundary")
+                if "iam:PutRolePermissionsBoundary" in actions and not st.condition_values(
+                    "iam:PermissionsBoundary"
                 ):
-                    found.append(f"{where}: may change a permissions boundary")
+                    found.append(f"{where}: may set any permissions boundary")
     return sorted(set(found))

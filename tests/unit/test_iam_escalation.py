@@ -172,3 +172,16 @@ def test_policies_are_read_from_plan_json_known_or_from_a_documents_inputs():
     assert by_sid["Artifacts"].resources == [UNKNOWN]
     assert any(st.allows("sns:Publish") for st in deployer.statements)
     assert any("matches the role itself" in f for f in escalations(roles, {}))
+
+
+def test_a_boundary_may_be_put_only_conditioned_on_it_and_never_lifted():
+    conditioned = Statement("Allow", ["iam:PutRolePermissionsBoundary"], [FUNCTION], _cond())
+    assert escalations(_roles([conditioned]), SAFE_BOUNDARY) == []
+    anyone = escalations(
+        _roles([Statement("Allow", ["iam:PutRolePermissionsBoundary"], [FUNCTION], {})]), SAFE_BOUNDARY
+    )
+    assert any("may set any permissions boundary" in f for f in anyone), anyone
+    lift = escalations(
+        _roles([Statement("Allow", ["iam:DeleteRolePermissionsBoundary"], [FUNCTION], {})]), SAFE_BOUNDARY
+    )
+    assert any("may lift" in f for f in lift), lift

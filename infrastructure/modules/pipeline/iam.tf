@@ -304,9 +304,10 @@ data "aws_iam_policy_document" "deployer" {
   # The roles Terraform gives the service's functions: created and changed only with the functions'
   # permissions boundary (below), so whatever the deployer writes into them, they can never do more
   # than a function needs, and never anything in IAM. Exact ARNs: no pattern its own name matches.
+  # PutRolePermissionsBoundary (only to that boundary) lets it put the boundary on a role made before it.
   statement {
     sid       = "ServiceRolesOnlyUnderTheBoundary"
-    actions   = ["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy"]
+    actions   = ["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary"]
     resources = local.service_role_arns
 
     condition {
@@ -365,7 +366,7 @@ data "aws_iam_policy_document" "deployer" {
   statement {
     sid       = "NeverLiftTheBoundary"
     effect    = "Deny"
-    actions   = ["iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion"]
+    actions   = ["iam:DeleteRolePermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion"]
     resources = ["*"]
   }
 
