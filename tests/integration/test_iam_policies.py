@@ -297,10 +297,9 @@ def principals(deployed_env, plans):
         p.close()
 
 
-def _run_rollback_zip(
-    deployed, creds: dict[str, str], tmp_path: Path, event: dict
-) -> subprocess.CompletedProcess:
-    """The rollback zip Terraform deployed, run as the Lambda runtime would, with ``creds``."""
+def _rollback_zip_run(deployed, creds: dict[str, str], tmp_path: Path, event: dict):
+    """How to run the rollback zip Terraform deployed as the Lambda runtime would, with ``creds`` (read
+    before enforcement: the test's admin calls use the emulator's dummy credentials)."""
     from tests.e2e.test_rollback_function import BOTO3_DEPS, DRIVER, extract
 
     site = Path(boto3.__file__).resolve().parents[1]
@@ -328,15 +327,13 @@ def _run_rollback_zip(
         AWS_SHARED_CREDENTIALS_FILE="/nonexistent/credentials",
         AWS_MAX_ATTEMPTS="1",
     )
-    return subprocess.run(
-        [sys.executable, "-I", "-S", str(tmp_path / "driver.py"), str(code), str(only), cfg["Handler"]]
-        + [str(tmp_path / "event.json")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    argv = [sys.executable, "-I", "-S", str(tmp_path / "driver.py"), str(code), str(only), cfg["Handler"]]
+    argv.append(str(tmp_path / "event.json"))
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    return run
 
 
 def _canary_in_flight(deployed) -> tuple[str, str]:
@@ -366,9 +363,9 @@ def test_the_rollback_function_rolls_back_under_its_own_role(deployed, principal
     out = deployed.raw_outputs
     good, _ = _canary_in_flight(deployed)
     event = alarm_sns_event(deployed.aws, out["alarm_names"][0], out["topic_arn"])
-    creds = principals.credentials(principals.rollback_role)
+    run = _rollback_zip_run(deployed, principals.credentials(principals.rollback_role), tmp_path, event)
     with enforcing(deployed.endpoint):
-        r = _run_rollback_zip(deployed, creds, tmp_path, event)
+        r = run()
     assert r.returncode == 0, r.stderr[-3000:]
     alias = deployed.lam().get_alias(FunctionName=out["function_name"], Name=out["alias_name"])
     assert alias["FunctionVersion"] == good
@@ -386,13 +383,13 @@ def test_without_update_alias_the_rollback_function_fails_with_access_denied(dep
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         st["Action"] = [a for a in actions if a != "lambda:UpdateAlias"]
     doc["Statement"] = [st for st in doc["Statement"] if st["Action"]]
-    creds = principals.credentials(principals.rollback_role)
+    run = _rollback_zip_run(deployed, principals.credentials(principals.rollback_role), tmp_path, event)
     principals.admin.client("iam").put_role_policy(
         RoleName=principals.rollback_role, PolicyName=principals.rollback_role, PolicyDocument=json.dumps(doc)
     )
     try:
         with enforcing(deployed.endpoint):
-            r = _run_rollback_zip(deployed, creds, tmp_path, event)
+            r = run()
     finally:
         principals.restore_rollback_policy()
     assert r.returncode != 0

@@ -2,6 +2,8 @@
 # functions' permissions boundary when one is named (the pipeline module creates it; the deployer may
 # create and change these roles only with it): docs/security.md.
 locals {
+  # known at plan time (not aws_lambda_function.service.arn), so the policy walk sees it before an apply
+  service_function_arn     = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_name}"
   permissions_boundary_arn = var.permissions_boundary_name == "" ? null : "arn:${local.partition}:iam::${local.account_id}:policy/${var.permissions_boundary_name}"
 }
 
@@ -98,7 +100,7 @@ data "aws_iam_policy_document" "rollback" {
       "lambda:GetFunctionConfiguration",
       "lambda:ListVersionsByFunction",
     ]
-    resources = [aws_lambda_function.service.arn, "${aws_lambda_function.service.arn}:*"]
+    resources = [local.service_function_arn, "${local.service_function_arn}:*"]
   }
 
   statement {

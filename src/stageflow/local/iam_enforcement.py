@@ -11,6 +11,9 @@ the emulator's process:
   qualified when the request names a version or alias), DynamoDB (the table), SNS (the topic),
   CloudWatch alarms (the alarm, when one name is asked for), SSM parameters, Secrets Manager secrets;
   anything else stays ``*`` as before;
+- IAM's action prefix where the signing name differs (CloudWatch signs as ``monitoring``);
+- DynamoDB transactions authorized item by item (``PutItem``, ``UpdateItem``, ... on each table), as AWS
+  does, not as one ``dynamodb:TransactWriteItems`` on ``*``;
 - the signature of a request without a body (moto re-signs a GET over its parsed parameters);
 - AWS's statement semantics: a statement applies only when its resource matches and its conditions
   hold; an ``Allow`` or ``Deny`` whose condition does not hold (or uses a key the emulator does not
@@ -125,6 +128,47 @@ def _secretsmanager_resource(resp: Any) -> str:
         return f"arn:aws:secretsmanager:{resp.region}:{resp.current_account}:secret:{secret_id}"
 
 
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def _dynamodb_transactions() -> None:
+    """AWS authorizes TransactWriteItems / TransactGetItems item by item (PutItem, UpdateItem, ... on
+    each item's table); moto asks about one action, ``dynamodb:TransactWriteItems``, on ``*``."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler._authenticate_and_authorize_normal_action
+
+    def authorize(self, resource: str = "*") -> None:
+        action = self._get_action()
+        if action not in ("TransactWriteItems", "TransactGetItems"):
+            return original(self, resource)
+        checks = [
+            (_TRANSACT_ACTIONS.get(kind, kind), spec.get("TableName", "*"))
+            for item in (_json_body(self).get("TransactItems") or [])
+            for kind, spec in item.items()
+        ]
+        for sub_action, table in checks or [(action, "*")]:
+            arn = (
+                table
+                if table == "*" or table.startswith("arn:")
+                else (f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}")
+            )
+            self._get_action = lambda _a=sub_action: _a
+            try:
+                original(self, arn)
+            finally:
+                del self._get_action
+        return None
+
+    DynamoHandler._authenticate_and_authorize_normal_action = authorize
+
+
 def _resource_classes() -> list[tuple[Any, Any]]:
     from moto.awslambda.responses import LambdaResponse
     from moto.cloudwatch.responses import CloudWatchResponse
@@ -171,6 +215,26 @@ def _aws_statement_semantics() -> None:
     IAMPolicyStatement.is_action_permitted = is_action_permitted
 
 
+# the signing name in a request's credential scope -> the IAM action prefix, where they differ
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def _iam_action_prefix() -> None:
+    """moto names the action after the signing name (``monitoring:DescribeAlarms``); IAM policies use
+    the service prefix (``cloudwatch:DescribeAlarms``)."""
+    from moto.iam.access_control import IAMRequestBase
+
+    original = IAMRequestBase.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        prefix, _, name = self._action.partition(":")
+        if prefix in _IAM_PREFIX:
+            self._action = f"{_IAM_PREFIX[prefix]}:{name}"
+
+    IAMRequestBase.__init__ = __init__
+
+
 def _signature_of_bodiless_requests() -> None:
     """moto re-signs a GET without a body over its parsed parameters (a form body the client never
     sent), so every signed GET of a REST service (Lambda's GetAlias, GetFunctionConfiguration) fails
@@ -200,5 +264,7 @@ def apply() -> list[str]:
     if not getattr(IAMPolicyStatement, _APPLIED, False):
         _aws_statement_semantics()
         _signature_of_bodiless_requests()
+        _dynamodb_transactions()
+        _iam_action_prefix()
         setattr(IAMPolicyStatement, _APPLIED, True)
     return done
