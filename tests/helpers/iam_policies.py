@@ -10,9 +10,11 @@ as "could be anything" wherever that matters.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import re
+import urllib.request
 from dataclasses import dataclass, field
 
 UNKNOWN = "(known after apply)"
@@ -366,3 +368,25 @@ def escalations(roles: list[Role], boundaries: dict[str, list[Statement]]) -> li
                 ):
                     found.append(f"{where}: may set any permissions boundary")
     return sorted(set(found))
+
+
+# -- enforcement on the emulator -----------------------------------------------------------------------
+def auth(endpoint: str, count: str) -> None:
+    """moto's IAM check: on after ``count`` more requests (``0``: now), off with ``inf``."""
+    req = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=count.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - the emulator on loopback
+
+
+@contextlib.contextmanager
+def enforcing(endpoint: str):
+    """moto's IAM check on for every request inside the block, off again after it."""
+    auth(endpoint, "0")
+    try:
+        yield
+    finally:
+        auth(endpoint, "inf")

@@ -16,9 +16,10 @@ the emulator's process:
   does, not as one ``dynamodb:TransactWriteItems`` on ``*``;
 - the signature of a request without a body (moto re-signs a GET over its parsed parameters);
 - AWS's statement semantics: a statement applies only when its resource matches and its conditions
-  hold; an ``Allow`` or ``Deny`` whose condition does not hold (or uses a key the emulator does not
-  know, such as ``iam:PermissionsBoundary``) simply does not apply. So a permission that needs such a
-  condition is *denied* here (stricter than AWS), never granted.
+  hold (moto ignores conditions it cannot evaluate, which grants too much). A condition with a key the
+  request does not carry here (``iam:PermissionsBoundary``, ``iam:PassedToService``,
+  ``aws:RequestTag/...``) or an operator not evaluated here is read the stricter way: such an
+  ``Allow`` does not apply, such a ``Deny`` does. Never looser than AWS.
 
 Nothing changes while enforcement is off (the default): the resource is only used by the check.
 docs/architecture.md ("IAM enforcement") says how this differs from AWS.
@@ -187,6 +188,31 @@ def _resource_classes() -> list[tuple[Any, Any]]:
     ]
 
 
+def _conditions_hold(conditions: dict, known: dict) -> bool | None:
+    """Whether a statement's conditions hold for the request's known context values; ``None`` when one
+    uses a key the request does not carry here or an operator not evaluated here."""
+    import fnmatch
+
+    operators = {
+        "StringEquals": lambda want, got: got == want,
+        "StringLike": lambda want, got: fnmatch.fnmatchcase(got, want),
+        "ArnEquals": lambda want, got: got == want,
+        "ArnLike": lambda want, got: fnmatch.fnmatchcase(got, want),
+    }
+    for operator, pairs in conditions.items():
+        test = operators.get(operator)
+        if test is None:
+            return None
+        for key, wanted in pairs.items():
+            got = known.get(key)
+            if got is None:
+                return None
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            if not any(test(str(w), str(got)) for w in wanted):
+                return False
+    return True
+
+
 def _aws_statement_semantics() -> None:
     """A statement applies when action, principal, resource and conditions all match; an unmet or
     unknown condition makes it not apply (moto: an explicit deny, checked before the resource)."""
@@ -208,9 +234,13 @@ def _aws_statement_semantics() -> None:
             return PermissionResult.NEUTRAL
         if self._statement.get("Resource") and not self._check_element_matches("Resource", resource):
             return PermissionResult.NEUTRAL
-        if not self._check_conditions(incoming_condition_values):
+        deny = self._statement["Effect"] == "Deny"
+        holds = _conditions_hold(self._statement.get("Condition") or {}, incoming_condition_values or {})
+        if holds is None:  # a key or operator the emulator cannot evaluate: the stricter reading
+            return PermissionResult.DENIED if deny else PermissionResult.NEUTRAL
+        if not holds:
             return PermissionResult.NEUTRAL
-        return PermissionResult.DENIED if self._statement["Effect"] == "Deny" else PermissionResult.PERMITTED
+        return PermissionResult.DENIED if deny else PermissionResult.PERMITTED
 
     IAMPolicyStatement.is_action_permitted = is_action_permitted
 
