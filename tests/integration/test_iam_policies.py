@@ -15,6 +15,7 @@ Terraform-built dev environment, and always switched off again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -238,6 +239,8 @@ class Principals:
                 }
             ],
         }
+        with contextlib.suppress(iam.exceptions.NoSuchEntityException):
+            self._delete_deployer()  # left by an interrupted run on a kept environment
         iam.create_role(RoleName=DEPLOYER, AssumeRolePolicyDocument=json.dumps(trust))
         by_source: dict[str, list] = {}
         for st in deployer.statements:
@@ -276,11 +279,14 @@ class Principals:
             PolicyDocument=json.dumps(self.rollback_policy["PolicyDocument"]),
         )
 
-    def close(self) -> None:
+    def _delete_deployer(self) -> None:
         iam = self.admin.client("iam")
         for name in iam.list_role_policies(RoleName=DEPLOYER)["PolicyNames"]:
             iam.delete_role_policy(RoleName=DEPLOYER, PolicyName=name)
         iam.delete_role(RoleName=DEPLOYER)
+
+    def close(self) -> None:
+        self._delete_deployer()
         self.restore_rollback_policy()
 
 
