@@ -82,7 +82,7 @@ module "pipeline" {
   state_lock_table   = var.state_lock_table
   state_kms_key_arn  = var.state_kms_key_arn
 
-  deploy_secret_names    = var.deploy_secret_names
+  deploy_secret_names    = var.deploy_secret_names # pragma: allowlist secret (names, not values)
   deploy_parameter_names = var.deploy_parameter_names
 }
 
