@@ -303,7 +303,12 @@ ROWS += [
     ("local-reset-unknown-option", ["local", "reset", "--hard"], {}, USAGE),
     ("chaos-unknown-experiment", ["chaos", "dev", "--experiment", "nosuch"], {}, USAGE),
     ("freeze-until-not-a-time", ["freeze", "dev", "--until", "nan", "--reason", "x"], {}, USAGE),
-    ("freeze-until-in-the-past", ["freeze", "dev", "--until", "2020-01-01T00:00Z", "--reason", "x"], {}, USAGE),
+    (
+        "freeze-until-in-the-past",
+        ["freeze", "dev", "--until", "2020-01-01T00:00Z", "--reason", "x"],
+        {},
+        USAGE,
+    ),
     ("unfreeze-unknown-option", ["unfreeze", "dev", "--until", "1h"], {}, USAGE),
     ("incidents-unknown-postmortem", ["incidents", "dev", "--postmortem", "nope"], {}, USAGE),
     ("package-bad-image-digest", ["package", "--out", "{files}/out", "--image-digest", "latest"], {}, USAGE),
