@@ -267,7 +267,8 @@ def test_function_role_and_rollback_cover_every_function(cfg):
         '${[for g in aws_cloudwatch_log_group.service : "${g.arn}:*"]}'
     ]
     rollback = {st["Sid"]: st for st in statements(cfg.policy_document("rollback"))}
-    assert "for f in aws_lambda_function.service" in str(rollback["MoveTheLiveAlias"]["Resource"])
+    assert "for arn in local.service_function_arns" in str(rollback["MoveTheLiveAlias"]["Resource"])
+    assert "for n in values(local.function_names)" in str(cfg.locals["service_function_arns"])
 
 
 def test_functions_output_maps_each_key_to_its_function_and_alias(cfg):

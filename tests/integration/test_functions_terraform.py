@@ -20,7 +20,8 @@ from tests.conftest import REPO, make_project, require, run_cli
 from tests.helpers.orders import require_mirror
 
 pytestmark = [pytest.mark.terraform, pytest.mark.emulator, pytest.mark.timeout(1500)]
-BEFORE = "d672c99"  # main before the for_each: one function at module.service.aws_lambda_function.service
+# main before the for_each (the last one merged): one function at module.service.aws_lambda_function.service
+BEFORE = "02a8e94"
 
 
 def _cli(project, state, *args, timeout=900):
