@@ -122,6 +122,8 @@ def test_function_names():
             "functions.api.smoke.colour",
             "unknown key",
         ),
+        (HEAD + '[functions.rollback]\nhandler = "a.h"\n', "functions.rollback", "is reserved"),
+        (HEAD + '[functions.v2]\nhandler = "a.h"\n', "functions.v2", "is reserved"),
     ],
 )
 def test_function_table_errors(tmp_path, body, key, reason):

@@ -21,6 +21,7 @@ from stageflow.config.model import ENVIRONMENT_MAX_BYTES, EnvironmentConfig, Fun
 from stageflow.config.smoke import parse_smoke
 
 FUNCTION_KEY_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+RESERVED_KEY_RE = re.compile(r"^v[0-9]+$")
 FUNCTION_KEYS = {"handler", "memory_mb", "timeout_s", "environment", "smoke"}
 LAMBDA_NAME_MAX = 64  # Lambda's limit for a function name
 
@@ -69,6 +70,10 @@ def _parse_one(r, key: str, raw: Any, root: Path, parse_variables) -> FunctionCo
     fk = f"functions.{key}"
     if not FUNCTION_KEY_RE.match(key):
         raise r.fail(fk, "names are a lowercase letter, then lowercase letters, digits or '-' (1-31)")
+    if key == "rollback" or RESERVED_KEY_RE.match(key):
+        # <service>-rollback-<env> is the rollback function (and its alarm); <service>-vN-… the
+        # per-version alarms (infrastructure/modules/service)
+        raise r.fail(fk, f"{key!r} is reserved: the service module names its own resources so")
     table = r.table(raw, fk)
     r.check_keys(table, fk, FUNCTION_KEYS)
     handler = r.get(table, fk, "handler", str, None)
