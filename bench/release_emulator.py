@@ -54,7 +54,7 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def release(project: Path, state: Path, marker: str) -> tuple[float, dict]:
+def release(project: Path, state: Path, marker: str, functions: int) -> tuple[float, dict]:
     (project / "svc" / "orders" / "build_marker.py").write_text(f"MARKER = {json.dumps(marker)}\n")
     t0, c0 = time.perf_counter(), _cpu()
     r = cli(project, state, "--json", "canary", "dev")
@@ -64,7 +64,12 @@ def release(project: Path, state: Path, marker: str) -> tuple[float, dict]:
     hist = json.loads(cli(project, state, "--json", "history", "dev").stdout)["deployments"][0]
     checks = hist["extra"]["pre_traffic"].get("functions") or [hist["extra"]["pre_traffic"]]
     pre = round(sum(c["duration_s"] for c in checks), 3)
-    return took, {"pre_traffic_s": pre, "cpu_s": round(cpu, 3), "phase": hist["phase"]}
+    shipped = {k: f["to_version"] for k, f in (hist.get("functions") or {}).items()}
+    counts = (functions, 0) if functions == 1 else (functions,)  # an older one-function record: none
+    if len(shipped) not in counts or hist["phase"] != "succeeded" or len(checks) != functions:
+        raise SystemExit(f"{project.name}: expected a succeeded release of {functions}, got {shipped}")
+    per = {c["function"]: c["duration_s"] for c in checks}
+    return took, {"pre_traffic_s": pre, "pre_traffic": per, "cpu_s": round(cpu, 3), "versions": shipped}
 
 
 def main() -> int:
@@ -94,12 +99,12 @@ def main() -> int:
             if r.returncode != 0:
                 raise SystemExit(f"apply of {project.name} failed: {r.stderr[-3000:]}")
             setup[f"apply_{n}_s"] = round(time.perf_counter() - t0, 1)
-            release(project, state, f"warm-{time.time_ns()}")  # uncounted: the first build of the zip
+            release(project, state, f"warm-{time.time_ns()}", n)  # uncounted: the first build of the zip
         times: dict[int, list[float]] = {1: [], 2: []}
         details: dict[int, list[dict]] = {1: [], 2: []}
         for i in range(args.runs):
             for n in (2, 1) if i % 2 else (1, 2):
-                took, info = release(projects[n], state, f"run-{i}-{time.time_ns()}")
+                took, info = release(projects[n], state, f"run-{i}-{time.time_ns()}", n)
                 times[n].append(took)
                 details[n].append(info)
     finally:
@@ -124,6 +129,7 @@ def main() -> int:
             "ratio": round(cpu[2] / cpu[1], 3),
         },
         "samples_s": {"one": [round(t, 3) for t in times[1]], "two": [round(t, 3) for t in times[2]]},
+        "last_release": {"one": details[1][-1], "two": details[2][-1]},
         "setup": setup,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),

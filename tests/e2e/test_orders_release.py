@@ -9,19 +9,23 @@ on it, each from the versions the one before left (read, never assumed):
 - a change ships to both functions as one release; ``status --json`` lists each function's weights;
 - a failing gate in one function (the scenario's ``functions.worker``) rolls both back, and the verdict
   names that function;
-- ``stageflow rollback`` restores both.
+- ``stageflow rollback`` restores both, and so does the rollback function Terraform deployed (its zip
+  run with exactly Terraform's environment) on an alarm of one function.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
+from tests.e2e.test_rollback_function import DRIVER, alarm_in, alarm_sns_event, boto3_only, extract  # noqa: F401
 from tests.helpers.orders import orders_project, require_mirror
 
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1500)]
@@ -34,6 +38,7 @@ HELLO = {"version": "2.0", "rawPath": "/hello"}
 class Orders:
     project: Path
     state: Path
+    endpoint: str
     aws: object  # stageflow.aws.AwsClients on the module's emulator
 
     def cli(self, *args: str, timeout: float = 600):
@@ -89,7 +94,8 @@ def orders(tmp_path_factory):
     emu = Emulator(state)
     status, _ = emu.up()
     try:
-        env = Orders(project, state, AwsClients(AwsTarget("eu-west-1", True, status.endpoint)))
+        aws = AwsClients(AwsTarget("eu-west-1", True, status.endpoint))
+        env = Orders(project, state, status.endpoint, aws)
         r = env.cli("--json", "apply", "dev", timeout=900)
         assert r.returncode == 0, r.stderr[-4000:]
         yield env
@@ -214,3 +220,51 @@ def test_stageflow_rollback_restores_both(orders):
     assert {k: f["to_version"] for k, f in last["functions"].items()} == before
     _, hello = orders.invoke("api", HELLO)
     assert json.loads(hello["body"])["release"] == "one"
+
+
+def _run_rollback_function(
+    orders, tmp_path: Path, boto3_dir: Path, event: dict
+) -> subprocess.CompletedProcess:
+    """The rollback zip Terraform deployed, extracted and run as the Lambda runtime would, with exactly
+    the environment Terraform set on orders-rollback-dev (tests/e2e/test_rollback_function.py)."""
+    cfg = orders.aws.client("lambda").get_function_configuration(FunctionName="orders-rollback-dev")
+    code = extract(orders.project / "build" / "lambda" / "stageflow-rollback.zip", tmp_path / "task")
+    (tmp_path / "driver.py").write_text(DRIVER)
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    env = {
+        **cfg["Environment"]["Variables"],
+        "AWS_ENDPOINT_URL": orders.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/nonexistent/config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+    }
+    driver = [sys.executable, "-I", "-S", str(tmp_path / "driver.py"), str(code), str(boto3_dir)]
+    return subprocess.run(
+        [*driver, cfg["Handler"], str(tmp_path / "event.json")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_rollback_function_restores_both_on_one_functions_alarm(orders, boto3_only, tmp_path):  # noqa: F811
+    before = {k: _version(w) for k, w in orders.weights().items()}
+    orders.ship("three")
+    r = orders.cli("canary", "dev")
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert {k: _version(w) for k, w in orders.weights().items()} != before
+    topic = json.loads((orders.state / "outputs" / "local-dev.json").read_text())["outputs"]["topic_arn"]
+    alarm = "orders-worker-errors-dev"
+    with alarm_in(orders.aws, alarm):
+        ran = _run_rollback_function(orders, tmp_path, boto3_only, alarm_sns_event(orders.aws, alarm, topic))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert orders.weights() == {k: {before[k]: 100} for k in KEYS}
+    last = orders.status()["last_rollback"]
+    assert (last["trigger"], last["who"]) == ("alarm", f"alarm:{alarm}")
+    assert {k: f["to_version"] for k, f in last["functions"].items()} == before
