@@ -1,7 +1,8 @@
-"""A release of two functions vs a release of one, on the same emulator, through the real CLI (issue 23,
+"""A release of two functions vs a release of one, on the emulator, through the real CLI (issue 23,
 goal: two within 1.3x of one).
 
-Two services are applied with Terraform into one emulator (setup, not measured): the orders fixture
+Two services are applied with Terraform (setup, not measured), each into an emulator of its own (the
+local outputs store remembers one service's outputs per state directory): the orders fixture
 (tests/fixtures/services/orders: ``api`` and ``worker``, one package with pydantic) and ``solo``, the same
 service with only ``[functions.api]``. Each run changes the code of both (a marker module) and times
 ``stageflow --local canary dev`` as a whole process: build (the zip), publish, the pre-traffic check
@@ -82,18 +83,20 @@ def main() -> int:
     ap.add_argument("--state", type=Path, default=None, help="reuse an emulator state (kept running)")
     args = ap.parse_args()
     base = args.state or Path(tempfile.mkdtemp(prefix="release-emulator-"))
-    state = base / "state"
+    states = {2: base / "state-orders", 1: base / "state-solo"}
     projects = {2: base / "orders", 1: base / "solo"}
     fresh = not projects[2].exists()
     if fresh:
         orders_project(projects[2])
         orders_project(projects[1])
         solo_from(projects[1])
-    emu = Emulator(state)
-    status, _ = emu.up()
+    emus = {n: Emulator(st) for n, st in states.items()}
+    for emu in emus.values():
+        emu.up()
     setup = {}
     try:
         for n, project in projects.items():
+            state = states[n]
             t0 = time.perf_counter()
             r = cli(project, state, "--json", "apply", "dev")
             if r.returncode != 0:
@@ -104,12 +107,13 @@ def main() -> int:
         details: dict[int, list[dict]] = {1: [], 2: []}
         for i in range(args.runs):
             for n in (2, 1) if i % 2 else (1, 2):
-                took, info = release(projects[n], state, f"run-{i}-{time.time_ns()}", n)
+                took, info = release(projects[n], states[n], f"run-{i}-{time.time_ns()}", n)
                 times[n].append(took)
                 details[n].append(info)
     finally:
         if args.state is None:
-            emu.down()
+            for emu in emus.values():
+                emu.down()
     med = {n: statistics.median(t) for n, t in times.items()}
     pre = {n: statistics.median(d["pre_traffic_s"] for d in details[n]) for n in details}
     cpu = {n: statistics.median(d["cpu_s"] for d in details[n]) for n in details}
