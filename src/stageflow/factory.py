@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 IMPLICIT_LOCAL = "no AWS credentials found"
 # Never run against the emulator just because no credentials were found: an on-call engineer with
 # expired credentials must not get a rollback of nothing.
-ON_CALL = ("rollback", "approve", "reject", "unlock", "resume", "freeze", "unfreeze")
+ON_CALL = ("rollback", "approve", "reject", "unlock", "resume", "freeze", "unfreeze", "tick")
 ON_CALL_COMMANDS = frozenset(ON_CALL)
 # Commands that read or act on what is deployed: they never start the emulator or build anything.
 NEVER_START = frozenset({*ON_CALL, "status", "history", "report", "dora", "incidents"})

@@ -173,3 +173,27 @@ def chaos_runner(factory: Factory, env_name: str):
 
     artifact = build_packages(cfg).service
     return LocalChaos(ctx, cfg, artifact=artifact, feed_for=feed_for, supports=injector.supports)
+
+
+def approver(factory: Factory, as_name: str | None) -> tuple[str, tuple[str, ...]]:
+    """Who answers a pause, and the roles ``[approvers]`` gives them. On AWS: the caller (STS
+    GetCallerIdentity: its role session name or user name); ``--as`` is refused there (exit 2). In
+    local mode: ``--as NAME``, else this machine's user."""
+    from stageflow.deploy.approvals import identity_from_arn
+    from stageflow.errors import UsageError
+    from stageflow.history.locks import default_who
+
+    if factory.local:
+        who = (as_name or "").strip() or default_who()
+    elif as_name is not None:
+        raise UsageError(
+            "--as NAME is for local mode only: on AWS the approver is the AWS caller", "drop --as"
+        )
+    else:
+        from stageflow.aws import aws_error
+
+        try:
+            who = identity_from_arn(factory.aws.client("sts").get_caller_identity()["Arn"])
+        except Exception as exc:
+            raise (aws_error(exc, "STS GetCallerIdentity") or exc) from None
+    return who, tuple(factory.config.approvers.get(who, ()))

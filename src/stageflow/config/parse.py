@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from stageflow.config.approvals import parse_approvals, parse_approvers
 from stageflow.config.model import (
     DEFAULT_ENVIRONMENTS,
     ENV_NAME_RE,
@@ -38,10 +38,6 @@ from stageflow.errors import ConfigError
 from stageflow.freeze.windows import parse_freeze
 from stageflow.pythons import runtime_problem
 from stageflow.secrets.refs import reference_problem
-
-
-ROLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-IDENTITY_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 
 
 # -- validation helpers ----------------------------------------------------------------------------
@@ -125,74 +121,6 @@ def _parse_steps(r: _Reader, raw: Any, key: str, default_approval: bool) -> tupl
     if steps[-1].weight != 100:
         raise r.fail(f"{key}[{len(steps) - 1}].weight", f"the last step must be 100, got {steps[-1].weight}")
     return tuple(steps)
-
-
-APPROVAL_TIMEOUT_VAR = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES"  # the pipeline's one value (pipeline module)
-MAX_APPROVAL_MINUTES = 10080  # 7 days: CodePipeline's longest manual approval
-
-
-def _parse_approvals(
-    r: _Reader, raw: dict, key: str, base: dict, approvers: Mapping[str, tuple[str, ...]]
-) -> Approvals:
-    ak = f"{key}.approvals"
-    approvals_raw = r.table(raw.get("approvals", {}), ak)
-    r.check_keys(approvals_raw, ak, _field_names(Approvals))
-    ab: Approvals = base["approvals"]
-    hi = MAX_APPROVAL_MINUTES
-    roles = r.get(approvals_raw, ak, "roles", list, list(ab.roles))
-    for i, role in enumerate(roles):
-        if not isinstance(role, str) or not ROLE_RE.match(role):
-            raise r.fail(f"{ak}.roles[{i}]", f"must be a role name (letters, digits, '-', '_'), got {role!r}")
-        if not any(role in held for held in approvers.values()):
-            raise r.fail(
-                f"{ak}.roles[{i}]", f"nobody holds role {role!r}: map an identity to it in [approvers]"
-            )
-    if len(set(roles)) != len(roles):
-        raise r.fail(f"{ak}.roles", "lists a role twice")
-    approvals = Approvals(
-        before_canary=r.get(approvals_raw, ak, "before_canary", bool, ab.before_canary),
-        between_steps=r.get(approvals_raw, ak, "between_steps", bool, ab.between_steps),
-        timeout_minutes=r.get(approvals_raw, ak, "timeout_minutes", float, ab.timeout_minutes, lo=1, hi=hi),
-        before_canary_timeout_minutes=r.get(
-            approvals_raw,
-            ak,
-            "before_canary_timeout_minutes",
-            float,
-            ab.before_canary_timeout_minutes,
-            lo=1,
-            hi=hi,
-        ),
-        required=r.get(approvals_raw, ak, "required", int, ab.required, lo=1, hi=10),
-        roles=tuple(roles),
-    )
-    override = os.environ.get(APPROVAL_TIMEOUT_VAR, "").strip()
-    if override:  # set by the pipeline from the same Terraform value as CodePipeline's approval window
-        value = r.get(
-            {APPROVAL_TIMEOUT_VAR: _number(override)}, "", APPROVAL_TIMEOUT_VAR, float, 0, lo=1, hi=hi
-        )
-        approvals = dataclasses.replace(approvals, timeout_minutes=value)
-    return approvals
-
-
-def _number(text: str) -> Any:
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def _parse_approvers(r: _Reader, data: dict) -> Mapping[str, tuple[str, ...]]:
-    """``[approvers]``: identity = ["role", ...] (the identity: an AWS role session name or user name)."""
-    raw = r.table(data.get("approvers", {}), "approvers")
-    out: dict[str, tuple[str, ...]] = {}
-    for who, roles in raw.items():
-        key = f"approvers.{who}"
-        if not IDENTITY_RE.match(who):
-            raise r.fail(key, "an identity is letters, digits and '+=,.@_-' (an AWS session or user name)")
-        if not isinstance(roles, list) or not all(isinstance(x, str) and ROLE_RE.match(x) for x in roles):
-            raise r.fail(key, f"must be an array of role names, got {_typename(roles)}")
-        out[who] = tuple(roles)
-    return MappingProxyType(out)
 
 
 def _parse_canary(r: _Reader, raw: dict, key: str, base: dict, approvals: Approvals) -> CanaryPolicy:
@@ -383,7 +311,7 @@ def _parse_environment(
     tables.add("freeze")
     r.check_keys(raw, key, simple | tables)
 
-    approvals = _parse_approvals(r, raw, key, base, approvers)
+    approvals = parse_approvals(r, raw, key, base, approvers)
     canary = _parse_canary(r, raw, key, base, approvals)
     gates = _parse_gates(r, raw, key, canary)
     terraform = _parse_terraform(r, raw, key, name)
@@ -493,7 +421,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     )
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
-    approvers = _parse_approvers(r, data)
+    approvers = parse_approvers(r, data)
     environments = {n: _parse_environment(r, n, envs_raw.get(n, {}), service, approvers) for n in names}
     return Config(
         path=path,

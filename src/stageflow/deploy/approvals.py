@@ -7,20 +7,11 @@ does. The state machine (:mod:`stageflow.deploy.machine`) applies them; the CLI 
 from __future__ import annotations
 
 from stageflow.config import Approvals
-from stageflow.deploy.records import State
+from stageflow.deploy.records import State, deadline_reason
+
+__all__ = ["OPTIONS", "answer_problem", "deadline_reason", "rule_gap"]
 
 OPTIONS: tuple[str, ...] = ("approve", "extend", "skip_to_full")
-
-
-def deadline_reason(state: State) -> str:
-    """What a pause's deadline does, in words."""
-    if state.approval_for == "before_canary":
-        return f"no approval before the deadline ({state.deadline}): rejected"
-    return f"no approval before the deadline ({state.deadline}): rolled back"
-
-
-def _deadline_passed(state: State, at: datetime) -> State:
-    return replace(state, phase="rolling_back", reason=deadline_reason(state))
 
 
 def rule_gap(answers, approvals: Approvals) -> str:
@@ -50,7 +41,7 @@ def answer_problem(state: State, event) -> str:
         return f"unknown option {event.option!r}"
     if event.option != "approve" and state.approval_for == "before_canary":
         return f"{event.option.replace('_', '-')} is an option at a canary step, not before the canary"
-    if event.option == "extend" and not (event.minutes and 0 < event.minutes):
+    if event.option == "extend" and not (event.minutes and event.minutes > 0):
         return "extend needs a number of minutes"
     first = state.answers[0] if state.answers else None
     if first is not None and (first.get("option"), first.get("minutes")) != (event.option, event.minutes):
@@ -63,3 +54,25 @@ def _option_text(option, minutes) -> str:
     if option == "extend":
         return f"--extend {minutes:g}"
     return "--skip-to-full" if option == "skip_to_full" else "plain approve"
+
+
+def identity_from_arn(arn: str) -> str:
+    """The approver's identity from STS GetCallerIdentity's ARN: an assumed role's session name
+    (``arn:aws:sts::1:assumed-role/Deployer/alice`` → ``alice``), a user's name
+    (``arn:aws:iam::1:user/ops/bob`` → ``bob``), a federated user's name; else the whole ARN."""
+    resource = arn.split(":", 5)[-1] if arn.count(":") >= 5 else arn
+    kind, _, rest = resource.partition("/")
+    if kind == "assumed-role" and "/" in rest:
+        return rest.rsplit("/", 1)[1]
+    if kind in ("user", "federated-user") and rest:
+        return rest.rsplit("/", 1)[-1]
+    return arn
+
+
+def extend_minutes_problem(minutes: float, most: float) -> str:
+    """``--extend MINUTES`` must be a finite number of minutes in 1..``most``; "" when it is."""
+    if minutes != minutes or minutes in (float("inf"), float("-inf")):
+        return f"--extend must be a finite number of minutes, got {minutes}"
+    if not 1 <= minutes <= most:
+        return f"--extend must be between 1 and {most:g} minutes, got {minutes:g}"
+    return ""

@@ -429,6 +429,10 @@ def _late(state: State, event: Approved | Rejected | DeadlinePassed) -> bool:
     return state.deadline is not None and event.at >= parse_iso(state.deadline)
 
 
+def _deadline_passed(state: State, at: datetime) -> State:
+    return replace(state, phase="rolling_back", reason=deadline_reason(state))
+
+
 def _approved(state: State, event: Approved, policy: CanaryPolicy, approvals: Approvals) -> State:
     problem = answer_problem(state, event)
     if problem:

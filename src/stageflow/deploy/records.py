@@ -270,6 +270,14 @@ def check_line(result: Mapping[str, Any] | None) -> str | None:
     return f"{where} {status}" + (f": {reason}" if reason else "")
 
 
+def deadline_reason(state: State) -> str:
+    """What a pause's deadline did, in words: before the canary the release is rejected, at a canary
+    step it is rolled back."""
+    if state.approval_for == "before_canary":
+        return f"no approval before the deadline ({state.deadline}): rejected"
+    return f"no approval before the deadline ({state.deadline}): rolled back"
+
+
 def status_for(phase: str) -> str:
     """A deployment's status from its canary phase."""
     return phase if phase in ("awaiting_approval", "succeeded", "rolled_back", "failed") else "in_progress"
