@@ -134,7 +134,13 @@ def _clients():
 
 
 def handler(event: dict, context: object = None) -> dict:
-    """Lambda entry point (``stageflow.rollback.handler.handler``)."""
+    """Lambda entry point (``stageflow.rollback.handler.handler``). The scheduled check of approval
+    deadlines (an EventBridge schedule with the input ``{"stageflow": "tick"}``) goes to
+    :func:`stageflow.rollback.tick.handler`."""
+    if isinstance(event, dict) and event.get("stageflow") == "tick":
+        from stageflow.rollback.tick import handler as tick_handler
+
+        return tick_handler(event, context)
     started = time.monotonic()
     log = LogReporter()
     settings = Settings.from_env(os.environ)

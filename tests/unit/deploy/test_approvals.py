@@ -196,3 +196,15 @@ def test_extend_minutes_must_be_finite_and_in_range(bad):
 
 def test_extend_minutes_in_range():
     assert extend_minutes_problem(30, 120) == ""
+
+
+def test_status_shows_every_answer_and_the_deadline():
+    from stageflow.deploy.status import status
+
+    ctx = fake_context(_prod())
+    canary.run_start(ctx, FakeArtifact("code-v2"))
+    _approve(ctx, "alice", roles=("devops",), reason="tests green")
+    text, data = status(ctx)
+    assert "answer: " in text and "alice (devops) approve at before_canary" in text and "tests green" in text
+    assert f"deadline: {data['deadline']} (then rejected)" in text
+    assert data["approvals"][0]["who"] == "alice"
