@@ -54,7 +54,13 @@ def _env(action):
     m = re.fullmatch(r"\$\{local\.env_vars\.(\w+)\}", raw)
     if m:
         raw = load_dir(PIPELINE).locals["env_vars"][m.group(1)]
-    return {v["name"]: v["value"] for v in jsonencoded(raw)}
+    pipeline_locals = load_dir(PIPELINE).locals
+    out = {}
+    for v in jsonencoded(raw):
+        if isinstance(v, str):  # a local named inside the list (``local.approval_timeout_var``)
+            v = pipeline_locals[re.fullmatch(r"\$\{local\.(\w+)\}", v).group(1)]
+        out[v["name"]] = v["value"]
+    return out
 
 
 def test_stages_in_the_designs_order(stages):
@@ -90,11 +96,45 @@ def test_production_is_a_canary_with_approvals_between_steps(stages):
     for a in actions:
         if attr(a, "category") == "Approval":
             assert attr(a, "provider") == "Manual"
-            assert attr(a, "timeout_in_minutes") == "${var.canary_approval_timeout_minutes}"
+            assert attr(a, "timeout_in_minutes") == "${local.canary_approval_window_minutes}"
         if attr(a, "category") == "Build":
             assert _env(a)["STAGEFLOW_ENV"] == "prod"
     run_orders = [int(attr(a, "run_order")) for a in actions]
     assert run_orders == sorted(set(run_orders)), "each production action runs after the previous one"
+
+
+def test_stageflows_deadline_and_codepipelines_window_come_from_one_setting(cfg, stages):
+    """Issue 26: every production canary run records var.canary_approval_timeout_minutes as stageflow's
+    deadline (STAGEFLOW_APPROVAL_TIMEOUT_MINUTES, read by config/approvals.py), and CodePipeline's
+    approval window is the same variable plus a fixed margin: stageflow's deadline acts first."""
+    setting = "var.canary_approval_timeout_minutes"
+    window = cfg.locals["canary_approval_window_minutes"]
+    assert re.fullmatch(
+        r"\$\{var\.canary_approval_timeout_minutes \+ local\.approval_margin_minutes\}", window
+    )
+    assert int(cfg.locals["approval_margin_minutes"]) > 0
+    prod = _actions(stages[STAGES.index("DeployProduction")])
+    for a in prod:
+        if attr(a, "category") == "Approval":
+            assert attr(a, "timeout_in_minutes") == "${local.canary_approval_window_minutes}"
+        if attr(a, "category") == "Build":
+            assert _env(a)["STAGEFLOW_APPROVAL_TIMEOUT_MINUTES"] == "${tostring(" + setting + ")}"
+    # the bound CodePipeline allows (7 days) holds for the window, not only for the deadline
+    (rule,) = blocks(cfg.variables["canary_approval_timeout_minutes"], "validation")
+    assert "+ 15 <= 10080" in attr(rule, "condition")
+
+
+def test_the_deadline_setting_reaches_stageflows_approvals(monkeypatch, tmp_path):
+    from stageflow.config import load
+
+    toml = tmp_path / "stageflow.toml"
+    toml.write_text('[service]\nname = "svc"\n')
+    monkeypatch.setenv("STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", "45")
+    assert load(toml).env("prod").approvals.timeout_minutes == 45
+    assert load(toml).env("prod").approvals.deadline_minutes("step:0") == 45
+    monkeypatch.setenv("STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", "nan")
+    with pytest.raises(Exception, match="STAGEFLOW_APPROVAL_TIMEOUT_MINUTES"):
+        load(toml)
 
 
 def test_approval_timeouts_are_the_designs(cfg):

@@ -35,8 +35,16 @@ def _register_answers(cli: click.Group) -> None:
     @click.option("--skip-to-full", is_flag=True, help="Straight to 100 % (still monitored).")
     @REASON
     @click.option("--no-input", is_flag=True, help="Never prompt at later approval pauses.")
+    @click.option(
+        "--approved-upstream",
+        envvar="STAGEFLOW_APPROVED_UPSTREAM",
+        default=None,
+        metavar="WHERE",
+        help="The people approved this pause upstream (CodePipeline's approval action, whose window "
+        "ends after stageflow's deadline); recorded as such. Env: STAGEFLOW_APPROVED_UPSTREAM.",
+    )
     @click.pass_obj
-    def approve_cmd(factory, env, as_name, extend, skip_to_full, reason, no_input):
+    def approve_cmd(factory, env, as_name, extend, skip_to_full, reason, no_input, approved_upstream):
         """Approve the paused deployment in ENV; it goes on when the environment's rule is met
         (required distinct approvers, roles). Exit 2 when this identity already approved it, when
         the pause's deadline passed, or on a bad option (nothing changes)."""
@@ -57,7 +65,9 @@ def _register_answers(cli: click.Group) -> None:
         elif skip_to_full:
             option = "skip_to_full"
         who, roles = approver(factory, as_name)
-        answer = canary.Answer("approve", who, option, minutes, roles, reason)
+        if approved_upstream:
+            who, reason = approved_upstream, reason or f"approved upstream by {who}"
+        answer = canary.Answer("approve", who, option, minutes, roles, reason, bool(approved_upstream))
         ctx = factory.environment(env)
         report_outcome(factory, canary.run_cont(ctx, answer=answer, interactive=_interactive(no_input)))
 

@@ -319,6 +319,7 @@ class Answer:
     minutes: float | None = None
     roles: tuple[str, ...] = ()
     reason: str = ""
+    waived: bool = False  # given upstream for the people (CodePipeline's approval action): the rule is met
 
 
 def deadline_of(dep: Deployment, env: EnvironmentConfig) -> datetime | None:
@@ -351,7 +352,8 @@ def _answer_event(ctx: Context, dep: Deployment, answer: Answer, now: datetime) 
         answer.option,
         answer.minutes,
         tuple(answer.roles),
-        answer.reason,  # type: ignore[arg-type]
+        answer.reason,
+        answer.waived,  # type: ignore[arg-type]
     )
     problem = m.answer_problem(state, event)
     if problem:
