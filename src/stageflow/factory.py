@@ -455,7 +455,7 @@ class Factory:
         from stageflow.dora.publish import publish_delivery_metrics
         from stageflow.history import DynamoHistory
         from stageflow.metrics.cloudwatch import CloudWatchAlarms
-        from stageflow.wiring import release
+        from stageflow.wiring import decision_links, release
 
         env = self.env(env_name)
         out = outputs or self.outputs(env_name)
@@ -494,5 +494,6 @@ class Factory:
             delivery=lambda dep: publish_delivery_metrics(self.aws.client("cloudwatch"), dep),
             functions=release(self, out, gates),
         )
+        ctx.decision_links = decision_links(self, env.name, ctx)
         self._envs[env_name] = ctx
         return ctx

@@ -434,3 +434,14 @@ def test_the_slack_webhook_comes_from_secrets_manager_in_the_notifying_projects(
     assert attr(cfg.variables["slack_webhook_secret_arn"], "default") == ""
     reads = [s for s in _role_policies(cfg, "deployer") if "secretsmanager:GetSecretValue" in s["Action"]]
     assert ["${var.slack_webhook_secret_arn}"] in [s["Resource"] for s in reads]
+
+
+def test_the_deploy_project_stores_approval_reports_in_the_artifact_bucket(cfg):
+    """Issue 26: the approval notice's HTML report goes to the pipeline's artifact bucket."""
+    env = block(cfg.resource("aws_codebuild_project", "pipeline"), "environment")
+    found = {}
+    for dyn in blocks(env, "dynamic"):
+        for body in blocks(dyn, "environment_variable"):
+            content = block(body, "content")
+            found[attr(content, "name")] = attr(body, "for_each")
+    assert "aws_s3_bucket.artifacts.bucket" in found["STAGEFLOW_REPORT_BUCKET"]

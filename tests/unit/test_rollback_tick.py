@@ -1,5 +1,5 @@
 """Issue 26 item 2: the scheduled check (EventBridge → the rollback function with ``{"stageflow": "tick"}``
-→ ``stageflow.rollback.tick.handler``) ends a pause whose deadline passed with no command run; before its
+→ ``tick_handler``) ends a pause whose deadline passed with no command run; before its
 deadline it changes nothing. Fakes at the handler's AWS seams (its clients, the history table)."""
 
 from __future__ import annotations
@@ -37,12 +37,10 @@ def _paused_prod(started: datetime):
 
 
 def _wire(monkeypatch, ctx):
-    import stageflow.history.dynamo as dynamo
-
     for k, v in {**LAMBDA_ENV, "STAGEFLOW_ENVIRONMENT": "prod"}.items():
         monkeypatch.setenv(k, v)
     sns = FakeSns()
-    monkeypatch.setattr(dynamo, "DynamoHistory", lambda *a: ctx.history)
+    monkeypatch.setattr(rollback_lambda, "DynamoHistory", lambda *a: ctx.history)
     monkeypatch.setattr(rollback_lambda, "_clients", lambda: (None, None, sns, None))
     monkeypatch.setattr(
         Settings, "release", lambda self, lam: Release((Member(ctx.traffic.function, ctx.traffic),))

@@ -137,6 +137,9 @@ class Approvals:
 class Notifications:
     sns_topic_arn: str | None = FROM_TERRAFORM  # an ARN, "from-terraform", or "" for none
     slack_webhook_env: str | None = "STAGEFLOW_SLACK_WEBHOOK"  # env var holding the webhook URL
+    # the S3 bucket the approval notice's HTML report goes to (presigned until the pause's deadline);
+    # "" for none. STAGEFLOW_REPORT_BUCKET (the pipeline sets its artifact bucket) takes precedence.
+    report_bucket: str = ""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ from stageflow.freeze.windows import parse_freeze
 from stageflow.pythons import runtime_problem
 from stageflow.secrets.refs import reference_problem
 
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
 
 # -- validation helpers ----------------------------------------------------------------------------
 class _Reader:
@@ -236,7 +238,10 @@ def _parse_notifications(r: _Reader, raw: dict, key: str) -> Notifications:
     notifications = Notifications(
         sns_topic_arn=r.get(n_raw, nk, "sns_topic_arn", str, FROM_TERRAFORM) or None,
         slack_webhook_env=r.get(n_raw, nk, "slack_webhook_env", str, "STAGEFLOW_SLACK_WEBHOOK") or None,
+        report_bucket=r.get(n_raw, nk, "report_bucket", str, ""),
     )
+    if notifications.report_bucket and not BUCKET_RE.match(notifications.report_bucket):
+        raise r.fail(f"{nk}.report_bucket", "must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
     return notifications
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import Config, EnvironmentConfig
 from stageflow.deploy import machine as m
+from stageflow.deploy.decision import package as decision_package
 from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.publish import Published
@@ -77,6 +78,8 @@ class Context:
     delivery: Callable[[Deployment], object] | None = None  # Stageflow/Delivery metrics when a run ends
     # several functions (wired by the root): every one's ports; None: the one function of the fields above
     functions: Release | None = None
+    # the approval notice's links (report URL presigned until the deadline, dashboard), from the root
+    decision_links: Callable[[Deployment, m.State], Mapping[str, str | None]] | None = None
 
     @property
     def release(self) -> Release:
@@ -125,6 +128,9 @@ def make_driver(
         pre_approved_by=pre_approved_by,
         release=None if rel.single else rel,
         feeds=feeds,
+        decision=lambda dep, st: decision_package(
+            dep, st, ctx.decision_links(dep, st) if ctx.decision_links else None
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from stageflow.clock import Clock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
+from stageflow.deploy.decision import lines as decision_lines
 from stageflow.deploy.gates import GateReader, combine_verdicts, verdict_minutes, verdict_results
 from stageflow.deploy.records import Deployment, Transition, VerdictRecord, status_for
 from stageflow.deploy.release import Member, Release, Versions
@@ -52,6 +53,8 @@ class Driver:
     # several functions: every one of them, with each one's traffic feed; None: the one function above
     release: Release | None = None
     feeds: Mapping[str, TrafficFeed | None] | None = None
+    # the approval notice's decision package (deploy/decision.py) with the root's links; None: none
+    decision: Callable[[Deployment, m.State], Mapping] | None = None
     _stop_requested: bool = field(default=False, init=False, repr=False)
     _rollback_tried: list[str] = field(default_factory=list, init=False, repr=False)
 
@@ -84,14 +87,23 @@ class Driver:
         return self.history.update(dep, **changes)
 
     def _notify(self, dep: Deployment, action: m.Notify, state: m.State, reasons=()) -> None:
+        text, package = action.message, None
+        if action.kind == "approval_needed" and self.decision is not None:
+            try:
+                package = dict(self.decision(dep, state))
+            except Exception as exc:  # noqa: BLE001 - a notice without its package beats none
+                self.reporter.warn(f"approval notice: no decision package ({type(exc).__name__}: {exc})")
+            else:
+                text = "\n".join([text, *decision_lines(package)])
         self.notifier.send(
             Message(
                 kind=action.kind,
                 environment=dep.environment,
                 service=dep.service,
                 deployment_id=dep.deployment_id,
-                text=action.message,
+                text=text,
                 data={
+                    **({"decision": package} if package is not None else {}),
                     "version": dep.version,
                     "previous_version": dep.previous_version,
                     "phase": state.phase,

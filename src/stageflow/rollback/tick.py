@@ -6,16 +6,15 @@ the canary the release is rejected (nothing had moved), at a canary step all tra
 previous version. The deadline's act is recorded in the deployment's answers (``extra.approvals``).
 
 Both entry points run it: ``stageflow tick [ENV...]`` (commands/approvals.py) on the wired environment,
-and :func:`handler` (``stageflow.rollback.tick.handler``), which an EventBridge schedule invokes in AWS
-from the rollback function's zip (infrastructure/modules/service/approvals.tf) with the rollback
-function's settings. Standard library and boto3 only.
+and the rollback function (``stageflow.rollback.handler.handler`` given ``{"stageflow": "tick"}``, its
+:func:`~stageflow.rollback.handler.tick_handler`), which an EventBridge schedule invokes in AWS
+(infrastructure/modules/service/approvals.tf). Standard library only.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from stageflow.deploy.records import deadline_reason
 from stageflow.isotime import iso, parse_iso
@@ -87,30 +86,3 @@ def _record_answer(history, dep, reason: str, now: datetime) -> None:
     history.update(
         fresh, extra={**dict(fresh.extra), "approvals": [*fresh.extra.get("approvals", ()), answer]}
     )
-
-
-def handler(event: dict, context: object = None) -> dict:
-    """Lambda entry point of the scheduled check (``stageflow.rollback.tick.handler``): the rollback
-    function's settings (rollback/handler.py), its clients, :func:`tick` on the system clock."""
-    from stageflow.history.dynamo import DynamoHistory
-    from stageflow.notify import Notifiers, SnsNotifier
-    from stageflow.rollback.handler import LogReporter, Settings, _clients
-
-    log = LogReporter()
-    settings = Settings.from_env(os.environ)
-    lam, ddb, sns, _cloudwatch = _clients()
-    notifier = Notifiers([SnsNotifier(sns, settings.topic_arn)], reporter=log)
-    history = DynamoHistory(ddb, settings.history_table, settings.service, settings.environment)
-    release = settings.release(lam)
-    result = tick(
-        settings.environment,
-        settings.service,
-        history=history,
-        traffic=release.first.traffic,
-        notifier=notifier,
-        reporter=log,
-        now=datetime.now(UTC),
-        release=release,
-    )
-    log.info("tick", settings.environment, result.text)
-    return result.to_json()
