@@ -54,13 +54,7 @@ def _env(action):
     m = re.fullmatch(r"\$\{local\.env_vars\.(\w+)\}", raw)
     if m:
         raw = load_dir(PIPELINE).locals["env_vars"][m.group(1)]
-    pipeline_locals = load_dir(PIPELINE).locals
-    out = {}
-    for v in jsonencoded(raw):
-        if isinstance(v, str):  # a local named inside the list (``local.approval_timeout_var``)
-            v = pipeline_locals[re.fullmatch(r"\$\{local\.(\w+)\}", v).group(1)]
-        out[v["name"]] = v["value"]
-    return out
+    return {v["name"]: v["value"] for v in jsonencoded(raw)}
 
 
 def test_stages_in_the_designs_order(stages):

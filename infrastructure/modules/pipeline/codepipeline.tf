@@ -13,16 +13,15 @@ locals {
   # it is refused by `stageflow approve` (exit 2) instead of racing it.
   approval_margin_minutes        = 15
   canary_approval_window_minutes = var.canary_approval_timeout_minutes + local.approval_margin_minutes
-  approval_timeout_var           = { name = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", value = tostring(var.canary_approval_timeout_minutes), type = "PLAINTEXT" }
   env_vars = {
     deploy_dev      = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     integration_dev = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "integration", type = "PLAINTEXT" }])
     deploy_staging  = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     full_staging    = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "full", type = "PLAINTEXT" }])
     chaos_staging   = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "chaos", type = "PLAINTEXT" }, { name = "STAGEFLOW_CHAOS_SUITE", value = "full", type = "PLAINTEXT" }])
-    prod_step_1     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "1", type = "PLAINTEXT" }, local.approval_timeout_var])
-    prod_step_2     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "2", type = "PLAINTEXT" }, local.approval_timeout_var])
-    prod_step_3     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "3", type = "PLAINTEXT" }, local.approval_timeout_var])
+    prod_step_1     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "1", type = "PLAINTEXT" }, { name = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", value = tostring(var.canary_approval_timeout_minutes), type = "PLAINTEXT" }])
+    prod_step_2     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "2", type = "PLAINTEXT" }, { name = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", value = tostring(var.canary_approval_timeout_minutes), type = "PLAINTEXT" }])
+    prod_step_3     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "3", type = "PLAINTEXT" }, { name = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", value = tostring(var.canary_approval_timeout_minutes), type = "PLAINTEXT" }])
   }
 }
 
