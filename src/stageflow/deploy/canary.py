@@ -18,6 +18,7 @@ from pathlib import Path
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import Config, EnvironmentConfig
 from stageflow.deploy import machine as m
+from stageflow.deploy.approvals import answer_problem
 from stageflow.deploy.decision import package as decision_package
 from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
@@ -361,7 +362,7 @@ def _answer_event(ctx: Context, dep: Deployment, answer: Answer, now: datetime) 
         answer.reason,
         answer.waived,  # type: ignore[arg-type]
     )
-    problem = m.answer_problem(state, event)
+    problem = answer_problem(state, event)
     if problem:
         raise UsageError(f"{env_name}: {problem}; nothing changed", f"see: stageflow status {env_name}")
     return event

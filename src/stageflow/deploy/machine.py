@@ -92,7 +92,6 @@ class ShiftFailed:
 
 
 Option = Literal["approve", "extend", "skip_to_full"]
-__all__ = ["answer_problem", "deadline_reason", "rule_gap"]  # the approval rule (deploy/approvals.py)
 
 
 @dataclass(frozen=True)
