@@ -147,6 +147,10 @@ class InfraResult:
     secrets: Mapping[str, Any]  # name -> Secret (redacted on print), resolved once for the whole run
     plan: Any = None  # terraform.models.PlanResult
     apply: Any = None  # terraform.models.ApplyResult
+    # what restores this release's infrastructure besides its commit and plan hash (the deployment
+    # record's ``extra.release``): the inputs' digest (terraform/inputs.py) and the secret references
+    # with the versions the stores serve (secrets/versions.py; never a value)
+    release: Mapping[str, Any] | None = None
 
     @property
     def summary(self) -> str:
@@ -275,8 +279,21 @@ def stage_infrastructure(
     out = terraform.outputs_after(planned, applied)  # no changes: read from the plan itself
     outputs.remember(env.name, out)
     return InfraResult(
-        out, planned.plan_sha256, applied.applied, planned.summary.headline(), values, planned, applied
+        out,
+        planned.plan_sha256,
+        applied.applied,
+        planned.summary.headline(),
+        values,
+        planned,
+        applied,
+        release_inputs(env, terraform, secret_store),
     )
+
+
+def release_inputs(env: EnvironmentConfig, terraform: TerraformService, secret_store: SecretStore) -> dict:
+    """``{"infra_digest", "secrets"}`` of the release being deployed (see :class:`InfraResult`)."""
+    secrets = secret_store.versions(env.name) if env.secrets else []
+    return {"infra_digest": terraform.inputs_digest(env.name), "secrets": secrets}
 
 
 def redact_deployed_secrets(outputs: OutputsStore, secret_store: SecretStore, env: EnvironmentConfig) -> None:
@@ -344,6 +361,8 @@ def stage_canary(
         extra["security"] = dict(security.report)
     if emergency:
         extra["emergency"] = dict(emergency)
+    if infra.release is not None:
+        extra["release"] = dict(infra.release)
     res = start(
         ctx,
         config,

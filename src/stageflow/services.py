@@ -37,6 +37,12 @@ class SecretStore:
         clients = {s: self.aws.client(s) for s in refs.sources(table)}  # only the stores it names
         return stores.resolve(env_name, table, **clients, **options)
 
+    def versions(self, env_name: str) -> list[dict[str, Any]]:
+        """Each secret reference of the environment with the version its store serves (never a value)."""
+        from stageflow.secrets.versions import secret_versions
+
+        return secret_versions(self.config.env(env_name).secrets, self.aws.client)
+
     def update_lambda_env(
         self,
         function_name: str,

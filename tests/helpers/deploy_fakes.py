@@ -89,6 +89,9 @@ class FakeTerraform:
         self.calls.append(("apply", plan.plan_file, extra_env))
         return self.applied
 
+    def inputs_digest(self, env_name, *, root=None):
+        return f"inputs-of-{env_name}"
+
     def outputs(self, env_name, **_):
         if self.out is None:
             raise AssertionError("terraform output must not run after a plan without changes")
@@ -119,6 +122,9 @@ class FakeSecretStore:
     def resolve(self, env_name):
         self.resolved.append(env_name)
         return dict(self.values)
+
+    def versions(self, env_name):
+        return [{"name": name, "ref": f"ssm:/fake/{name}", "version": "1"} for name in sorted(self.values)]
 
     def update_lambda_env(self, function_name, values, *, plain=None, only=None):
         self.updated.append((function_name, tuple(sorted(values))))

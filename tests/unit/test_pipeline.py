@@ -60,6 +60,11 @@ def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_
     # the secrets were resolved once and travel on to the secrets stage in the result (redacted)
     assert secrets.resolved == ["staging"]
     assert set(res.secrets) == {"DB_PASSWORD"} and "s3cr3t-value" not in repr(res)
+    # what restores the release besides commit and plan hash: the inputs' digest, references + versions
+    assert res.release == {
+        "infra_digest": "inputs-of-staging",
+        "secrets": [{"name": "DB_PASSWORD", "ref": "ssm:/fake/DB_PASSWORD", "version": "1"}],
+    }
 
 
 def test_terraform_stage_without_changes_reads_outputs_from_the_plan(tmp_path):
