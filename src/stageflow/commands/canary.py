@@ -164,12 +164,22 @@ def _register_rollback(cli: click.Group) -> None:
         default=None,
         help="A CloudWatch alarm notification as delivered by SNS (FILE or - for stdin).",
     )
+    @click.option(
+        "--infra",
+        is_flag=True,
+        help="Also re-apply the last good release's infrastructure from its recorded commit, then traffic.",
+    )
+    @click.option(
+        "--allow-destroy", is_flag=True, help="--infra on a protected environment: allow deletions."
+    )
     @click.pass_obj
-    def rollback_cmd(factory, env, to, reason, alarm_file):
+    def rollback_cmd(factory, env, to, reason, alarm_file, infra, allow_destroy):
         """All traffic of ENV back on the last known good version, now. No analysis, no approval."""
         from stageflow.errors import UsageError
         from stageflow.rollback.cli import from_alarm_event, rollback
 
+        if infra:
+            return _rollback_infra(factory, env, to, alarm_file, allow_destroy, reason)
         if alarm_file is not None:
             results = from_alarm_event(
                 alarm_file.read(),
@@ -196,6 +206,30 @@ def _register_rollback(cli: click.Group) -> None:
         factory.reporter.result(
             "\n".join(lines) or "no rollback needed", {"rollbacks": [r.to_json() for r in results]}
         )
+
+
+def _rollback_infra(factory, env, to, alarm_file, allow_destroy, reason) -> None:
+    from stageflow.errors import UsageError
+    from stageflow.wiring import infra_rollback
+
+    if env is None or to is not None or alarm_file is not None:
+        raise UsageError(
+            "--infra takes an environment and no --to or --from-alarm-event",
+            "stageflow rollback ENV --infra [--allow-destroy]",
+        )
+    res = infra_rollback(factory, env, allow_destroy=allow_destroy, reason=reason)
+    t = res.traffic
+    what = (
+        f"infrastructure of commit {res.commit} ({res.reapplied.headline})"
+        if res.reapplied is not None
+        else "no infrastructure change to roll back"
+    )
+    moved = (
+        f"all traffic on v{t.to_version} (was {t.from_weights})"
+        if t.changed
+        else f"already on v{t.to_version}"
+    )
+    factory.reporter.result(f"{env}: {what}; {moved}", res.to_json())
 
 
 def _register_reads(cli: click.Group) -> None:

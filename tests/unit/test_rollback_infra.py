@@ -1,0 +1,141 @@
+"""``rollback ENV --infra`` on the in-memory fakes: which release it restores, its refusals (exit 2,
+nothing re-applied, no traffic moved), "no infrastructure change to roll back" (traffic only), the
+recorded event and the incident's note. The Terraform side (``reapply``) is a seam here; the end-to-end
+test runs it for real (tests/e2e/test_rollback_infra.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stageflow.deploy.records import Deployment
+from stageflow.errors import ExitCode, UsageError
+from stageflow.rollback.cli import rollback
+from stageflow.rollback.infra import NO_CHANGE, Reapplied, rollback_infra
+from stageflow.terraform.errors import PolicyError
+from tests.fakes import FakeRouter, InMemoryHistory, config_env, fake_context
+
+
+def _dep(n: int, *, commit: str | None, digest: str | None, status: str = "succeeded") -> Deployment:
+    extra = {"release": {"infra_digest": digest, "secrets": []}} if digest else {}
+    return Deployment(
+        deployment_id=f"d{n}",
+        environment="dev",
+        service="svc",
+        version=str(n),
+        previous_version=str(n - 1) if n > 1 else None,
+        status=status,
+        phase=status,
+        started_at=f"2025-12-0{n}T00:00:00.000Z",
+        ended_at=f"2025-12-0{n}T00:10:00.000Z",
+        who="ci",
+        commit=commit,
+        extra=extra,
+    )
+
+
+def _ctx(*deps: Deployment):
+    history = InMemoryHistory("dev")
+    for d in deps:
+        history.create(d)
+    router = FakeRouter(versions=("1", "2"), primary="2")
+    return fake_context(config_env("dev"), history=history, router=router)
+
+
+class Reapply:
+    def __init__(self, fail: Exception | None = None):
+        self.commits: list[str] = []
+        self.fail = fail
+
+    def __call__(self, commit: str) -> Reapplied:
+        self.commits.append(commit)
+        if self.fail is not None:
+            raise self.fail
+        return Reapplied(True, "0 to add, 1 to change, 0 to destroy", "planhash")
+
+
+def _run(ctx, reapply, *, commits=("aaa111", "bbb222"), working_tree="WT"):
+    return rollback_infra(
+        ctx,
+        has_commit=lambda c: c in commits,
+        working_tree_digest=lambda: working_tree,
+        reapply=reapply,
+        traffic=rollback,
+        reason="retention change broke it",
+        who="oncall",
+    )
+
+
+def test_restores_the_last_good_releases_infrastructure_then_its_traffic_and_records_both():
+    ctx = _ctx(_dep(1, commit="aaa111", digest="D1"), _dep(2, commit="bbb222", digest="D2"))
+    reapply = Reapply()
+    res = _run(ctx, reapply)
+    assert reapply.commits == ["aaa111"]  # the last good release's commit, not the newest
+    assert ctx.traffic.state().weights == {"1": 100} and res.traffic.changed
+    assert (res.digest, res.applied_digest) == ("D1", "D2")
+    ev = next(e for e in ctx.history.events() if e["kind"] == "infra_rollback")
+    assert ev["commit"] == "aaa111" and ev["infra_digest"] == "D1" and ev["from_digest"] == "D2"
+    assert ev["who"] == "oncall" and ev["to_version"] == "1" and ev["plan_sha256"] == "planhash"
+    # the traffic rollback's incident says what was restored
+    (incident,) = ctx.history.incidents()
+    assert "infrastructure re-applied from commit aaa111" in str(incident)
+    assert res.to_json()["infrastructure"]["applied"] is True
+
+
+@pytest.mark.parametrize(
+    ("deps", "commits", "says"),
+    [
+        (
+            (_dep(1, commit=None, digest="D1"), _dep(2, commit="bbb222", digest="D2")),
+            (),
+            "no recorded commit",
+        ),
+        (
+            (_dep(1, commit="0ld0ld", digest="D1"), _dep(2, commit="bbb222", digest="D2")),
+            ("bbb222",),
+            "is not in this repository",
+        ),
+        ((_dep(2, commit="bbb222", digest="D2"),), ("bbb222",), "no recorded release of v"),
+    ],
+    ids=["no-commit", "commit-not-in-repository", "no-release-recorded"],
+)
+def test_refusals_change_nothing(deps, commits, says):
+    ctx = _ctx(*deps)
+    reapply = Reapply()
+    with pytest.raises(UsageError) as err:
+        _run(ctx, reapply, commits=commits)
+    assert says in err.value.message and err.value.exit_code == ExitCode.USAGE
+    assert reapply.commits == [] and ctx.traffic.state().weights == {"2": 100}
+    assert ctx.history.events() == []
+
+
+def test_equal_inputs_are_no_infrastructure_change_then_traffic_only():
+    ctx = _ctx(_dep(1, commit="aaa111", digest="SAME"), _dep(2, commit="bbb222", digest="SAME"))
+    reapply = Reapply()
+    res = _run(ctx, reapply)
+    assert reapply.commits == [] and res.reapplied is None
+    assert ctx.traffic.state().weights == {"1": 100}
+    assert any(NO_CHANGE in line for line in ctx.reporter.lines), ctx.reporter.lines
+    assert not [e for e in ctx.history.events() if e["kind"] == "infra_rollback"]
+
+
+def test_without_recorded_digests_the_working_tree_is_what_is_applied():
+    ctx = _ctx(_dep(1, commit="aaa111", digest="WT"), _dep(2, commit="bbb222", digest=None))
+    reapply = Reapply()
+    assert _run(ctx, reapply, working_tree="WT").reapplied is None  # equal: traffic only
+    ctx = _ctx(_dep(1, commit="aaa111", digest=None), _dep(2, commit="bbb222", digest=None))
+    assert _run(ctx, reapply).reapplied is not None  # unknown: re-applied (a plan without changes is fine)
+
+
+def test_a_refused_plan_moves_no_traffic():
+    ctx = _ctx(_dep(1, commit="aaa111", digest="D1"), _dep(2, commit="bbb222", digest="D2"))
+    refused = PolicyError("environment prod is protected: the plan destroys 1 resource", "--allow-destroy")
+    with pytest.raises(PolicyError):
+        _run(ctx, Reapply(fail=refused))
+    assert ctx.traffic.state().weights == {"2": 100} and ctx.history.events() == []
+
+
+def test_an_infra_rollback_is_what_is_applied_afterwards():
+    ctx = _ctx(_dep(1, commit="aaa111", digest="D1"), _dep(2, commit="bbb222", digest="D2"))
+    _run(ctx, Reapply())
+    again = Reapply()
+    assert _run(ctx, again).reapplied is None and again.commits == []  # the event's D1 is applied now
