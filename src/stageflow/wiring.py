@@ -207,6 +207,7 @@ def infra_rollback(factory: Factory, env_name: str, *, allow_destroy: bool, reas
         outputs=factory.outputs_store,
         env_name=env_name,
         allow_destroy=allow_destroy,
+        protected=cfg.env(env_name).protected,
     )
     return rollback_infra(
         factory.environment(env_name),

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import pytest
 
+from stageflow.config import load
 from stageflow.deploy.records import Deployment
-from stageflow.errors import ExitCode, UsageError
+from stageflow.deploy.status import history_lines
+from stageflow.errors import ExitCode, UnknownEnvironmentError, UsageError
 from stageflow.rollback.cli import rollback
 from stageflow.rollback.infra import NO_CHANGE, Reapplied, rollback_infra
+from stageflow.rollback.reapply import protect
 from stageflow.terraform.errors import PolicyError
+from tests.conftest import REPO
 from tests.fakes import FakeRouter, InMemoryHistory, config_env, fake_context
+from tests.unit.test_on_call_safety import run as run_cli
 
 
 def _dep(n: int, *, commit: str | None, digest: str | None, status: str = "succeeded") -> Deployment:
@@ -129,9 +134,11 @@ def test_without_recorded_digests_the_working_tree_is_what_is_applied():
 def test_a_refused_plan_moves_no_traffic():
     ctx = _ctx(_dep(1, commit="aaa111", digest="D1"), _dep(2, commit="bbb222", digest="D2"))
     refused = PolicyError("environment prod is protected: the plan destroys 1 resource", "--allow-destroy")
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError) as err:
         _run(ctx, Reapply(fail=refused))
+    assert err.value.exit_code == ExitCode.USAGE  # exit 2
     assert ctx.traffic.state().weights == {"2": 100} and ctx.history.events() == []
+    assert ctx.history.incidents() == []
 
 
 def test_an_infra_rollback_is_what_is_applied_afterwards():
@@ -139,3 +146,46 @@ def test_an_infra_rollback_is_what_is_applied_afterwards():
     _run(ctx, Reapply())
     again = Reapply()
     assert _run(ctx, again).reapplied is None and again.commits == []  # the event's D1 is applied now
+
+
+def test_an_old_commit_is_held_to_the_protection_the_working_tree_gives():
+    cfg = load(REPO / "stageflow.toml")
+    assert not cfg.env("dev").protected
+    held = protect(cfg, "dev", True)
+    assert held.env("dev").protected and held.env("staging") == cfg.env("staging")
+    assert protect(cfg, "dev", False) is cfg  # unprotected now: the commit's own setting
+    assert protect(cfg, "prod", False).env("prod").protected  # never lifted by the working tree
+    with pytest.raises(UnknownEnvironmentError):  # an environment the commit did not have: exit 2
+        protect(cfg, "qa", True)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("rollback", "dev", "--infra", "--to", "3"),
+        ("rollback", "--infra"),
+        ("rollback", "dev", "--infra", "--from-alarm-event", "-"),
+    ],
+    ids=["with --to", "no environment", "with an alarm event"],
+)
+def test_infra_with_other_targets_is_a_usage_error_before_anything_starts(tmp_path, args):
+    r = run_cli(tmp_path, "--local", *args)
+    assert r.returncode == 2, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("stageflow: error: --infra takes an environment and no --to or --from-alarm-event")
+    assert not (tmp_path / "state").exists()  # no emulator started, nothing written
+
+
+def test_history_lists_the_infra_rollback():
+    ev = {
+        "kind": "infra_rollback",
+        "at": "2025-12-03T00:00:00.000Z",
+        "who": "oncall",
+        "reason": "retention broke",
+        "to_version": "1",
+        "commit": "aaa111",
+        "summary": "0 to create, 1 to update, 0 to replace, 2 to delete",
+    }
+    (line,) = history_lines([], [ev])
+    assert "infra_rollback" in line and "infrastructure of v1 from commit aaa111" in line
+    assert line.endswith("by oncall: retention broke") and "2 to delete" in line

@@ -254,7 +254,7 @@ def _register_reads(cli: click.Group) -> None:
         ctx = factory.environment(env)
         deps = ctx.history.list(limit=limit)
         # what happened outside deployments: rollbacks, broken locks, freezes, with who and why
-        kinds = ("rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
+        kinds = ("rollback", "infra_rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
         events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in kinds]
         lines = history_lines(deps, events)
         factory.reporter.result(

@@ -13,6 +13,7 @@ stageflow's own modules, as every deploy writes it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import shutil
 from collections.abc import Callable
@@ -41,6 +42,9 @@ class Reapply:
     outputs: Any  # OutputsStore
     env_name: str
     allow_destroy: bool = False
+    # the environment is protected in the working tree's configuration: the old commit's plan is held to
+    # the protected policy even when that commit did not yet mark it (protection is never rolled back)
+    protected: bool = False
 
     def __call__(self, commit: str) -> Reapplied:
         from stageflow.pipeline import stage_infrastructure
@@ -49,8 +53,8 @@ class Reapply:
         terraform = None
         try:
             git.export_tree(self.project_root, commit, tree)
-            cfg = load(tree / self.config_name)
-            env = cfg.env(self.env_name)  # an environment the commit did not have: exit 2
+            cfg = protect(load(tree / self.config_name), self.env_name, self.protected)
+            env = cfg.env(self.env_name)
             stand_in_packages(cfg, self.env_name)
             terraform = self.terraform_for(cfg)
             infra = stage_infrastructure(
@@ -63,6 +67,16 @@ class Reapply:
             if terraform is not None:  # Terraform's working data of the temporary root
                 _drop_work_dirs(terraform, self.env_name, tree)
             shutil.rmtree(tree, ignore_errors=True)
+
+
+def protect(cfg: Config, env_name: str, protected: bool) -> Config:
+    """``cfg`` with ``env_name`` protected when ``protected`` (an environment the commit did not have:
+    exit 2, :class:`~stageflow.errors.UnknownEnvironmentError`)."""
+    env = cfg.env(env_name)
+    if not protected or env.protected:
+        return cfg
+    env = dataclasses.replace(env, protected=True)
+    return dataclasses.replace(cfg, environments={**cfg.environments, env_name: env})
 
 
 def stand_in_packages(cfg: Config, env_name: str) -> None:
