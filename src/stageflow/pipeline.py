@@ -3,16 +3,18 @@ infrastructure (Terraform) → secrets → canary (which records and notifies) �
 integration and load tests (checks/), as a chain of plain functions.
 
 Each stage takes the frozen results of the stages before it and returns its own: outputs are resolved
-once (by the infrastructure stage, from the Terraform it applied), secrets once (fetched for Terraform's
-TF_VAR_* and then merged into the function's environment). Each stage prints one summary line with its
-duration; a failure names its stage and ends with the stage error's exit code. The same chain runs in
-every mode: the target (AWS or the emulator) was chosen by the composition root, which builds the
-services the stages use (:class:`DeployServices`): the Terraform service, the outputs store, the
-secret store, the image builder and the service checks (:mod:`stageflow.services`).
+once (by the infrastructure stage, from the Terraform it applied), secrets once (read at their current
+versions; their pinned references go into the function's environment; Terraform never sees a value).
+Each stage prints one summary line with its duration; a failure names its stage and ends with the
+stage error's exit code. The same chain runs in every mode: the target (AWS or the emulator) was
+chosen by the composition root, which builds the services the stages use (:class:`DeployServices`):
+the Terraform service, the outputs store, the secret store, the image builder and the service checks
+(:mod:`stageflow.services`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -144,12 +146,12 @@ class InfraResult:
     plan_sha256: str
     applied: bool
     headline: str
-    secrets: Mapping[str, Any]  # name -> Secret (redacted on print), resolved once for the whole run
+    secrets: Mapping[str, str]  # name -> pinned reference (never a value), read once for the whole run
     plan: Any = None  # terraform.models.PlanResult
     apply: Any = None  # terraform.models.ApplyResult
     # what restores this release's infrastructure besides its commit and plan hash (the deployment
     # record's ``extra.release``): the inputs' digest (terraform/inputs.py) and the secret references
-    # with the versions the stores serve (secrets/versions.py; never a value)
+    # pinned to the versions this deploy read (never a value)
     release: Mapping[str, Any] | None = None
 
     @property
@@ -259,21 +261,18 @@ def stage_infrastructure(
     show=None,
 ) -> InfraResult:
     """Terraform, in every mode: plan (summary, protected-environment policy), apply exactly that plan,
-    read the outputs. Secrets are fetched once, reach Terraform only as TF_VAR_* in its environment,
-    and the plan file (which holds them) is deleted after the apply."""
-    from stageflow.secrets import sinks
+    read the outputs, delete the plan file. Terraform never receives a secret: the secrets are read once
+    here (registered with the redactor) and only their pinned references go on, to the secrets stage."""
     from stageflow.terraform.api import enforce_policy
 
-    values = secret_store.resolve(env.name) if env.secrets else {}
-    tf_env = sinks.tf_vars(values) if values else {}
-    if env.secrets:
-        redact_deployed_secrets(outputs, secret_store, env)
-    planned = terraform.plan(env.name, extra_env=tf_env, allow_destroy=allow_destroy)
+    pins = secret_store.resolve_pinned(env.name)[1] if env.secrets else {}
+    redact_deployed_secrets(outputs, secret_store, env, read_current=False)  # read just above
+    planned = terraform.plan(env.name, allow_destroy=allow_destroy)
     try:
         if show is not None:
             show(planned)
         enforce_policy(planned)
-        applied = terraform.apply(planned, extra_env=tf_env)
+        applied = terraform.apply(planned)
     finally:
         planned.plan_file.unlink(missing_ok=True)
     out = terraform.outputs_after(planned, applied)  # no changes: read from the plan itself
@@ -283,38 +282,49 @@ def stage_infrastructure(
         planned.plan_sha256,
         applied.applied,
         planned.summary.headline(),
-        values,
+        pins,
         planned,
         applied,
-        release_inputs(env, terraform, secret_store),
+        release_inputs(env, terraform, pins),
     )
 
 
-def release_inputs(env: EnvironmentConfig, terraform: TerraformService, secret_store: SecretStore) -> dict:
-    """``{"infra_digest", "secrets"}`` of the release being deployed (see :class:`InfraResult`)."""
-    secrets = secret_store.versions(env.name) if env.secrets else []
+def release_inputs(env: EnvironmentConfig, terraform: TerraformService, pins: Mapping[str, str]) -> dict:
+    """``{"infra_digest", "secrets"}`` of the release being deployed (see :class:`InfraResult`): each
+    secret as configured and pinned to the version this deploy read (never a value)."""
+    secrets = [{"name": n, "ref": env.secrets.get(n), "pinned": pin} for n, pin in pins.items()]
     return {"infra_digest": terraform.inputs_digest(env.name), "secrets": secrets}
 
 
-def redact_deployed_secrets(outputs: OutputsStore, secret_store: SecretStore, env: EnvironmentConfig) -> None:
-    """Terraform's refresh reads the function's environment, which the secrets stage merged values
-    into, and Terraform 1.0 prints it under "Objects have changed outside of Terraform". The values
-    there are the *deployed* ones (a value rotated since is no longer fetched, so the redactor would
-    not know it): register them before Terraform runs. Nothing deployed yet: nothing to register."""
+def redact_deployed_secrets(
+    outputs: OutputsStore, secret_store: SecretStore, env: EnvironmentConfig, *, read_current: bool = True
+) -> None:
+    """Before Terraform runs: register with the redactor every value an older stageflow left in a
+    function's environment under a secret's own name (Terraform's refresh reads the environment and
+    prints what changed outside it), and the secrets' current values (best effort: a store that cannot
+    be read here fails where it is needed). Every function of the environment; nothing deployed yet:
+    nothing to register."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from stageflow.errors import StageflowError
     from stageflow.redact import REDACTOR
 
+    if not env.secrets:
+        return
+    if read_current:
+        with contextlib.suppress(StageflowError):
+            secret_store.resolve(env.name)
     try:
         out = outputs.get(env.name, cached_only=True)
         if out is None:
             return
-        deployed = secret_store.function_environment(out.function_name)
+        for fn in out.functions:
+            deployed = secret_store.function_environment(fn.function_name)
+            for name, value in deployed.items():
+                if name in env.secrets and value:
+                    REDACTOR.add(value)
     except (BotoCoreError, ClientError):
         return
-    for name, value in deployed.items():
-        if name in env.secrets and value:
-            REDACTOR.add(value)
 
 
 def stage_secrets(
@@ -324,12 +334,17 @@ def stage_secrets(
     *,
     say: Callable[[str], None] | None = None,
 ) -> SecretsResult:
-    """The function's environment as stageflow.toml says (secrets and plain variables), so the version
-    the canary publishes carries it, and the live configuration compared with ``spec``: each difference
-    is one line through ``say`` (:func:`stageflow.function_config.write_environment`)."""
+    """Every function's environment as stageflow.toml says (the secrets' pinned references and the
+    plain variables), so the version the canary publishes carries it, and the live configuration
+    compared with ``spec``: each difference is one line through ``say``
+    (:func:`stageflow.function_config.write_environment`). The first function's result is returned."""
     from stageflow.function_config import write_environment
 
-    return write_environment(secret_store, infra.outputs.function_name, infra.secrets, spec, say=say)
+    results = [
+        write_environment(secret_store, fn.function_name, infra.secrets, spec, say=say)
+        for fn in infra.outputs.functions
+    ]
+    return results[0]
 
 
 def stage_canary(

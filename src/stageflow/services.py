@@ -37,11 +37,14 @@ class SecretStore:
         clients = {s: self.aws.client(s) for s in refs.sources(table)}  # only the stores it names
         return stores.resolve(env_name, table, **clients, **options)
 
-    def versions(self, env_name: str) -> list[dict[str, Any]]:
-        """Each secret reference of the environment with the version its store serves (never a value)."""
-        from stageflow.secrets.versions import secret_versions
+    def resolve_pinned(self, env_name: str) -> tuple[dict[str, Secret], dict[str, str]]:
+        """Every secret at its current version (values registered with the redactor), and
+        ``{NAME: pinned reference}``: what the function's environment carries instead of the values."""
+        from stageflow.secrets import refs, stores
 
-        return secret_versions(self.config.env(env_name).secrets, self.aws.client)
+        table = self.config.env(env_name).secrets
+        clients = {s: self.aws.client(s) for s in refs.sources(table)}
+        return stores.resolve_pinned(env_name, table, **clients)
 
     def update_lambda_env(
         self,

@@ -280,7 +280,11 @@ def test_the_function_rolls_the_alias_back_from_its_zip_with_only_terraforms_env
     assert closed.status == "rolled_back" and closed.state["phase"] == "rolled_back"
     assert history.lock() is None
     bodies = [json.loads(m["Message"]) for m in drain(aws, notes)]
-    assert [b["kind"] for b in bodies] == ["rolled_back"] and bodies[0]["to_version"] == good
+    assert [b["kind"] for b in bodies] == ["rolled_back", "incident"] and bodies[0]["to_version"] == good
+    incident = bodies[1]  # every rollback opens an incident, and the channels link its post-mortem
+    assert incident["trigger"] == "alarm" and incident["restored_version"] == good
+    assert incident["bad_version"] == bad and f"--postmortem {incident['key']}" in incident["text"]
+    assert incident["key"] in [i["key"] for i in history.incidents()]
 
 
 def test_when_the_good_version_is_gone_it_pages_and_raises(deployed, boto3_only, tmp_path):

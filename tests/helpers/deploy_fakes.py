@@ -123,8 +123,13 @@ class FakeSecretStore:
         self.resolved.append(env_name)
         return dict(self.values)
 
-    def versions(self, env_name):
-        return [{"name": name, "ref": f"ssm:/fake/{name}", "version": "1"} for name in sorted(self.values)]
+    def resolve_pinned(self, env_name):
+        self.resolved.append(env_name)
+        pins = {
+            n: f"secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:{n}-x?versionId=v1"
+            for n in self.values
+        }
+        return dict(self.values), pins
 
     def update_lambda_env(self, function_name, values, *, plain=None, only=None):
         self.updated.append((function_name, tuple(sorted(values))))

@@ -37,6 +37,8 @@ module "service" {
   canary_traffic_percent = var.canary_traffic_percent
   reserved_concurrency   = var.reserved_concurrency
   tracked_versions       = var.tracked_versions
+  # the pipeline's boundary on the function roles (docs/security.md)
+  permissions_boundary_name = "${var.service_name}-function-boundary"
 }
 
 # The service's own resources (tables, queues, extra policies on the function's role): one module that

@@ -123,7 +123,7 @@ def history_lines(deps: list[Deployment], events: list[dict]) -> list[str]:
 def _event_what(e: dict) -> str:
     kind = e["kind"]
     if kind == "rollback":
-        return f"to v{e.get('to_version')} ({e.get('trigger')})"
+        return f"to {_rolled_to(e)} ({e.get('trigger')})"
     if kind == "freeze":
         return f"until {e.get('until')}"
     if kind == "unfreeze":

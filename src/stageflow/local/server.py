@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
+    from stageflow.local import iam_enforcement
+
+    iam_enforcement.apply()  # resources and AWS's statement semantics for moto's IAM check (off by default)
 
     from stageflow.local.faults import control_app
 

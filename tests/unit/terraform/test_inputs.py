@@ -1,5 +1,6 @@
-"""The digest of an environment's infrastructure inputs (a release records it) and the secret versions
-recorded with it: the real project's roots, copied; no Terraform needed."""
+"""The digest of an environment's infrastructure inputs (a release records it): the real project's
+roots, copied; no Terraform needed. The secrets recorded with it are the deploy's pinned references
+(tests/unit/test_pipeline.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import shutil
 from pathlib import Path
 
 from stageflow.config import load
-from stageflow.secrets.versions import secret_versions
 from stageflow.terraform.inputs import environment_digest, input_files
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,30 +46,3 @@ def test_module_files_count_and_terraforms_working_files_do_not(tmp_path):
     lambda_tf = root / "infrastructure/modules/service/lambda.tf"
     lambda_tf.write_text(lambda_tf.read_text() + "\n# a comment is a change of the inputs too\n")
     assert environment_digest(cfg, "dev") != before
-
-
-class _Client:
-    def __init__(self, answers: dict, fail: bool = False):
-        self.answers, self.fail = answers, fail
-
-    def describe_secret(self, SecretId):  # noqa: N803 - botocore's keyword
-        if self.fail:
-            raise RuntimeError("denied")
-        return self.answers[SecretId]
-
-    def describe_parameters(self, ParameterFilters):  # noqa: N803
-        return self.answers[ParameterFilters[0]["Values"][0]]
-
-
-def test_secret_versions_name_the_reference_and_version_never_a_value():
-    sm = _Client({"svc/db": {"VersionIdsToStages": {"v-old": ["AWSPREVIOUS"], "v-new": ["AWSCURRENT"]}}})
-    ssm = _Client({"/svc/key": {"Parameters": [{"Name": "/svc/key", "Version": 4}]}})
-    table = {"DB_PASSWORD": "secretsmanager:svc/db#password", "API_KEY": "ssm:/svc/key"}
-    got = secret_versions(table, {"secretsmanager": sm, "ssm": ssm}.__getitem__)
-    assert got == [
-        {"name": "DB_PASSWORD", "ref": "secretsmanager:svc/db#password", "version": "v-new"},
-        {"name": "API_KEY", "ref": "ssm:/svc/key", "version": "4"},
-    ]
-    # a store that cannot be read: the reference is recorded without a version (never fails a deploy)
-    broken = secret_versions({"DB_PASSWORD": "secretsmanager:svc/db"}, lambda _s: _Client({}, fail=True))
-    assert broken == [{"name": "DB_PASSWORD", "ref": "secretsmanager:svc/db", "version": None}]
