@@ -1,4 +1,4 @@
-"""CLI: canary, approve, reject, resume, rollback, status, history, unlock, demo."""
+"""CLI: canary, resume, rollback, status, history, unlock, demo (approve, reject, tick: approvals.py)."""
 
 from __future__ import annotations
 
@@ -36,16 +36,19 @@ def _outcome_json(outcome) -> dict:
         "paused": outcome.paused,
         "weight": outcome.state.weight,
         "reason": outcome.state.reason,
+        "deadline": outcome.state.deadline,
+        "approved_by": [a["who"] for a in outcome.state.answers],
         "last_verdict": dep.verdicts[-1] if dep.verdicts else None,
     }
 
 
-def _report_outcome(factory, outcome) -> None:
+def report_outcome(factory, outcome) -> None:
     d = _outcome_json(outcome)
     if outcome.paused:
         human = (
             f"{d['environment']}: deployment {d['deployment_id']} (v{d['version']}) awaits approval at "
-            f"{d['weight']}%: {d['reason']}\n  continue: stageflow approve {d['environment']}\n"
+            f"{d['weight']}%: {d['reason']}\n  deadline: {d['deadline']}\n"
+            f"  continue: stageflow approve {d['environment']} [--extend MINUTES | --skip-to-full]\n"
             f"  roll back: stageflow reject {d['environment']}"
         )
     else:
@@ -111,31 +114,10 @@ def _register_canary(cli: click.Group) -> None:
                 },
             )
             return
-        _report_outcome(factory, res.outcome)
+        report_outcome(factory, res.outcome)
 
 
 def _register_continue(cli: click.Group) -> None:
-    @cli.command("approve")
-    @ENV
-    @click.option("--no-input", is_flag=True, help="Never prompt at later approval pauses.")
-    @click.pass_obj
-    def approve_cmd(factory, env, no_input):
-        """Approve the paused deployment in ENV and continue it."""
-        from stageflow.deploy import canary
-
-        ctx = factory.environment(env)
-        _report_outcome(factory, canary.run_cont(ctx, "approve", interactive=_interactive(no_input)))
-
-    @cli.command("reject")
-    @ENV
-    @click.option("--reason", default="rejected by a person", help="Why (recorded and notified).")
-    @click.pass_obj
-    def reject_cmd(factory, env, reason):
-        """Reject the paused deployment in ENV: all traffic back on the previous version (exit 4)."""
-        from stageflow.deploy import canary
-
-        _report_outcome(factory, canary.run_cont(factory.environment(env), "reject", reason=reason))
-
     @cli.command("resume")
     @ENV
     @click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -147,7 +129,7 @@ def _register_continue(cli: click.Group) -> None:
 
         _check_inputs(factory, env, scenario)
         ctx = factory.environment(env)
-        _report_outcome(
+        report_outcome(
             factory, canary.run_cont(ctx, None, scenario=scenario, interactive=_interactive(no_input))
         )
 
