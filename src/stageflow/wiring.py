@@ -239,3 +239,47 @@ def decision_links(factory: Factory, env_name: str, ctx):
         return out
 
     return links
+
+
+def infra_rollback(factory: Factory, env_name: str, *, allow_destroy: bool, reason: str):
+    """``stageflow rollback ENV --infra`` (:mod:`stageflow.rollback.infra`): the old commit's Terraform
+    (:mod:`stageflow.rollback.reapply`) on this target — the same endpoint, state directory and tools
+    as the working tree's — then the traffic rollback."""
+    import os
+
+    from stageflow import git
+    from stageflow.rollback.cli import rollback
+    from stageflow.rollback.infra import rollback_infra
+    from stageflow.rollback.reapply import Reapply
+    from stageflow.services import SecretStore
+    from stageflow.terraform import binary
+    from stageflow.terraform.api import TerraformService
+
+    cfg = factory.config
+    tools = binary.tools_dir(cfg.root)  # the old tree has no .tools of its own
+    environ = {**os.environ, "STAGEFLOW_TOOLS_DIR": str(tools)}
+    reapply = Reapply(
+        project_root=cfg.root,
+        config_name=cfg.path.name,
+        work=factory.state_dir / "rollback-infra",
+        terraform_for=lambda old: TerraformService(
+            config=old,
+            state_dir=factory.state_dir,
+            endpoint=factory.terraform_endpoint,
+            reporter=factory.reporter,
+            environ=environ,
+        ),
+        secrets_for=lambda old: SecretStore(old, lambda: factory.aws),
+        outputs=factory.outputs_store,
+        env_name=env_name,
+        allow_destroy=allow_destroy,
+        protected=cfg.env(env_name).protected,
+    )
+    return rollback_infra(
+        factory.environment(env_name),
+        has_commit=lambda commit: git.has_commit(cfg.root, commit),
+        working_tree_digest=lambda: factory.terraform.inputs_digest(env_name),
+        reapply=reapply,
+        traffic=rollback,
+        reason=reason,
+    )

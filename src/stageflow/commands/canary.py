@@ -146,12 +146,22 @@ def _register_rollback(cli: click.Group) -> None:
         default=None,
         help="A CloudWatch alarm notification as delivered by SNS (FILE or - for stdin).",
     )
+    @click.option(
+        "--infra",
+        is_flag=True,
+        help="Also re-apply the last good release's infrastructure from its recorded commit, then traffic.",
+    )
+    @click.option(
+        "--allow-destroy", is_flag=True, help="--infra on a protected environment: allow deletions."
+    )
     @click.pass_obj
-    def rollback_cmd(factory, env, to, reason, alarm_file):
+    def rollback_cmd(factory, env, to, reason, alarm_file, infra, allow_destroy):
         """All traffic of ENV back on the last known good version, now. No analysis, no approval."""
         from stageflow.errors import UsageError
         from stageflow.rollback.cli import from_alarm_event, rollback
 
+        if infra:
+            return _rollback_infra(factory, env, to, alarm_file, allow_destroy, reason)
         if alarm_file is not None:
             results = from_alarm_event(
                 alarm_file.read(),
@@ -180,6 +190,30 @@ def _register_rollback(cli: click.Group) -> None:
         )
 
 
+def _rollback_infra(factory, env, to, alarm_file, allow_destroy, reason) -> None:
+    from stageflow.errors import UsageError
+    from stageflow.wiring import infra_rollback
+
+    if env is None or to is not None or alarm_file is not None:
+        raise UsageError(
+            "--infra takes an environment and no --to or --from-alarm-event",
+            "stageflow rollback ENV --infra [--allow-destroy]",
+        )
+    res = infra_rollback(factory, env, allow_destroy=allow_destroy, reason=reason)
+    t = res.traffic
+    what = (
+        f"infrastructure of commit {res.commit} ({res.reapplied.headline})"
+        if res.reapplied.applied
+        else "no infrastructure change to roll back"
+    )
+    moved = (
+        f"all traffic on v{t.to_version} (was {t.from_weights})"
+        if t.changed
+        else f"already on v{t.to_version}"
+    )
+    factory.reporter.result(f"{env}: {what}; {moved}", res.to_json())
+
+
 def _register_reads(cli: click.Group) -> None:
     @cli.command("status")
     @ENV
@@ -202,7 +236,7 @@ def _register_reads(cli: click.Group) -> None:
         ctx = factory.environment(env)
         deps = ctx.history.list(limit=limit)
         # what happened outside deployments: rollbacks, broken locks, freezes, with who and why
-        kinds = ("rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
+        kinds = ("rollback", "infra_rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
         events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in kinds]
         lines = history_lines(deps, events)
         factory.reporter.result(

@@ -130,6 +130,8 @@ def _event_what(e: dict) -> str:
         return f"until {e.get('until')}"
     if kind == "unfreeze":
         return f"lifted {e.get('lifted')!r}"
+    if kind == "infra_rollback":
+        return f"infrastructure of v{e.get('to_version')} from commit {e.get('commit')} ({e.get('summary')})"
     if kind == "freeze_override":
         return f"emergency deploy through {(e.get('freeze') or {}).get('reason')!r}"
     return f"lock of {e.get('holder')}"
