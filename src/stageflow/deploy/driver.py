@@ -4,7 +4,6 @@ transition in the history before the next action."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -197,12 +196,7 @@ class Driver:
         BeforeAllowTraffic): the answers decide whether the canary begins; one failing rejects the
         release. Nothing moves here; the result is recorded with the transition it causes, before
         anything else happens."""
-        active = self._active(dep)
-        if len(active) > 1:  # all at once: the release waits for the slowest cold start, not their sum
-            with ThreadPoolExecutor(max_workers=min(8, len(active))) as pool:
-                looks = list(pool.map(lambda mv: self._check_one(dep, mv[0], str(mv[1].to_version)), active))
-        else:
-            looks = [self._check_one(dep, mem, str(v.to_version)) for mem, v in active]
+        looks = [self._check_one(dep, mem, str(v.to_version)) for mem, v in self._active(dep)]
         if self.rel.single:
             return looks[0]
         if not looks:

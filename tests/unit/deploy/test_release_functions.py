@@ -57,26 +57,6 @@ def test_a_release_publishes_every_function_shifts_them_in_step_and_promotes_the
     assert ctx.history.lock() is None
 
 
-def test_every_functions_pre_traffic_check_runs_at_once(monkeypatch):
-    """The release waits for the slowest function's cold start, not the sum: each check here returns
-    only once the other one has started (sequential checks would break the barrier)."""
-    import threading
-
-    ctx = release_context(config_env("dev"))
-    both = threading.Barrier(2, timeout=10)
-    for chk in ctx.checks.values():
-        original = chk.check
-
-        def check(qualifier, original=original):
-            both.wait()
-            return original(qualifier)
-
-        monkeypatch.setattr(chk, "check", check)
-    res = canary.run_start(ctx, FakeArtifact("code-v2"))
-    assert res.outcome is not None and res.outcome.state.phase == "succeeded"
-    assert ctx.checks["api"].calls == [API_NEW] and ctx.checks["worker"].calls == [WORKER_NEW]
-
-
 def test_a_publish_failure_of_the_second_function_moves_nothing():
     ctx = release_context(config_env("dev"))
 
