@@ -160,6 +160,16 @@ class ServiceTests:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP front door's stage (``[environments.NAME.api]``): API Gateway's steady-state rate and burst
+    limits (requests per second / requests) and the GET cache's TTL in seconds (0: no cache)."""
+
+    rate_limit: int = 1000
+    burst_limit: int = 2000
+    cache_ttl_s: int = 0
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
     terraform: TerraformSettings
@@ -179,6 +189,7 @@ class EnvironmentConfig:
     alias: str = "live"
     registry: str | None = None  # image registry; None: ECR in AWS, the local registry in local mode
     tests: EnvironmentTests = field(default_factory=EnvironmentTests)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,8 @@ class ServiceConfig:
     # globs relative to source: what is packaged (packaging/selection.py; default: all but tests/tooling)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # the function the HTTP front door invokes (a [functions.KEY] key); None: the first function
+    http_function: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +277,7 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         canary=CanaryPolicy(_steps((5, 5), False), post_promotion_minutes=5),
         approvals=Approvals(False, False),
         tests=EnvironmentTests(integration=True),
+        api=ApiSettings(rate_limit=1000, burst_limit=2000, cache_ttl_s=0),
     ),
     "staging": dict(
         memory_mb=512,
@@ -274,6 +288,8 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         approvals=Approvals(False, False),
         # the design's full suite on staging: integration, then 100 users for 5 minutes
         tests=EnvironmentTests(integration=True, load=True, users=100, spawn_rate=10.0, seconds=300),
+        # the design's API throttling and caching; burst: AWS's account default (5,000) caps it
+        api=ApiSettings(rate_limit=5000, burst_limit=5000, cache_ttl_s=300),
     ),
     "prod": dict(
         memory_mb=512,
@@ -283,6 +299,7 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         canary=CanaryPolicy(_steps((15, 15), True), post_promotion_minutes=30),
         approvals=Approvals(before_canary=True, between_steps=True),
         tests=EnvironmentTests(),
+        api=ApiSettings(rate_limit=10000, burst_limit=5000, cache_ttl_s=900),
     ),
 }
 GENERIC_ENVIRONMENT: dict[str, Any] = dict(
@@ -293,4 +310,5 @@ GENERIC_ENVIRONMENT: dict[str, Any] = dict(
     canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
     approvals=Approvals(False, False),
     tests=EnvironmentTests(),
+    api=ApiSettings(),
 )
