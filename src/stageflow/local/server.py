@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
 
-    app = DomainDispatcherApplication(create_backend_app)
+    from stageflow.local import frontdoor
+
+    # /_frontdoor/{api}/{stage}/...: the REST API's Lambda proxy through the local runtime
+    app = frontdoor.wrap(DomainDispatcherApplication(create_backend_app))
     # threads: Terraform's provider opens a dozen connections at once while it applies
     server = create_server(app, host="127.0.0.1", port=args.port, threads=8, ident="stageflow-emulator")
     server.channel_class = one_write_channel()
