@@ -23,8 +23,9 @@ pointed at a temporary state directory, or build the parts from the fakes in ``t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -54,8 +55,8 @@ NEVER_START = frozenset(
 
 @dataclass(frozen=True)
 class ServiceEndpoint:
-    """The deployed service, for the integration suite and load tests: an HTTP base URL, or a function
-    alias to invoke."""
+    """The deployed service, for the integration suite and load tests: its HTTP base URL (the front
+    door, or ``tests.url`` on AWS) and the function alias behind it."""
 
     url: str | None
     lambda_client: object | None = None
@@ -275,27 +276,12 @@ class Factory:
             prepare=lambda: bootstrap(self.aws, self.region),
         )
 
-    # -- seam: service endpoint ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def service_endpoint(self, env_name: str) -> Iterator[ServiceEndpoint]:
-        """Where the integration suite and load tests reach the service. AWS: the function through its
-        alias. Emulator: the app served on 127.0.0.1 for the block's duration (smoke no longer uses this:
-        it invokes the alias, see :meth:`function_check`)."""
-        cfg = self.config
-        self.env(env_name)
-        if self.local:
-            from stageflow.checks.server import local_service
+    # -- seam: front door URL (integration, load, status) ------------------------------------------------
+    def service_endpoint(self, env_name: str) -> AbstractContextManager[ServiceEndpoint]:
+        """Where the integration suite and load tests reach the service (:func:`wiring.service_endpoint`)."""
+        from stageflow.wiring import service_endpoint
 
-            with local_service(cfg.root / cfg.service.source, self.reporter) as url:
-                yield ServiceEndpoint(url=url)
-            return
-        out = self.outputs(env_name)
-        yield ServiceEndpoint(
-            url=None,
-            lambda_client=self.aws.client("lambda"),
-            function=out.function_name,
-            alias=out.alias_name,
-        )
+        return contextlib.nullcontext(service_endpoint(self, env_name))
 
     # -- seam: function check (pre-traffic, smoke) ----------------------------------------------------
     def function_check(self, function: str):
@@ -414,7 +400,12 @@ class Factory:
         )
 
     def outputs(self, env_name: str, *, cached_only: bool = False) -> DeployOutputs | None:
-        return self.outputs_store.get(env_name, cached_only=cached_only)  # see OutputsStore.get
+        return self._front_door(self.outputs_store.get(env_name, cached_only=cached_only))  # OutputsStore.get
+
+    def _front_door(self, out: DeployOutputs | None) -> DeployOutputs | None:
+        from stageflow.wiring import front_door_url  # the seam "front door URL"
+
+        return None if out is None else dataclasses.replace(out, url=front_door_url(self, out.url))
 
     @cached_property
     def secret_store(self) -> SecretStore:
@@ -458,7 +449,7 @@ class Factory:
         from stageflow.metrics.cloudwatch import CloudWatchAlarms
 
         env = self.env(env_name)
-        out = outputs or self.outputs(env_name)
+        out = self._front_door(outputs) or self.outputs(env_name)
         lam = self.aws.client("lambda")
         service = self.config.service.name
         history = DynamoHistory(self.aws.client("dynamodb"), out.history_table, service, env.name)

@@ -7,7 +7,7 @@ import platform
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stageflow.factory import Factory
+    from stageflow.factory import Factory, ServiceEndpoint
     from stageflow.ports import FunctionCheck
     from stageflow.services import DeployServices
 
@@ -28,6 +28,31 @@ def function_check(factory: Factory, function: str) -> FunctionCheck:
         return NotRunHere(function, f"{svc.architecture}; checked statically at build")
     lam = factory.aws.client("lambda")
     return LambdaInvokeCheck(lam, function, svc.smoke, factory.config.root, svc.runtime)
+
+
+def front_door_url(factory: Factory, url: str | None) -> str | None:
+    """The seam "front door URL": the root's ``url`` output is the stage's invoke URL. AWS: that URL.
+    Emulator: the loopback front door of that API and stage (:mod:`stageflow.local.frontdoor`, served by
+    the emulator process), where requests become Invokes of the alias through the local runtime."""
+    if not factory.local or not url:
+        return url
+    from stageflow.local.frontdoor import local_url
+
+    return local_url(factory.aws_target.endpoint, url) or url
+
+
+def service_endpoint(factory: Factory, env_name: str) -> ServiceEndpoint:
+    """Where the integration suite and load tests reach the service: the front door's URL (its
+    ``tests.url`` instead, when set, on AWS), and the function alias behind it."""
+    from stageflow.factory import ServiceEndpoint
+
+    env = factory.env(env_name)
+    out = factory.outputs(env_name)
+    url = out.url if factory.local else (env.tests.url or out.url)
+    fn = next((f for f in out.functions if f.key == factory.config.service.http_function), out.functions[0])
+    return ServiceEndpoint(
+        url=url, lambda_client=factory.aws.client("lambda"), function=fn.function_name, alias=fn.alias_name
+    )
 
 
 def deploy_services(factory: Factory) -> DeployServices:

@@ -37,6 +37,7 @@ def status(ctx: Context) -> tuple[str, dict]:
         "environment": env_name,
         "function": ctx.outputs.function_name,
         "alias": ctx.outputs.alias_name,
+        "url": ctx.outputs.url,
         "resources": ctx.outputs.source,
         "weights": alias.weights,
         "locked_by": lock.get("holder") if lock else None,
@@ -102,6 +103,8 @@ def _deployment_lines(
         f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves "
         + ", ".join(f"v{v} {w}%" for v, w in sorted(weights.items(), key=lambda kv: -kv[1]))
     ]
+    if ctx.outputs.url:
+        lines.append(f"  url: {ctx.outputs.url}")
     if dep is None:
         lines.append("  no deployments recorded")
     else:
