@@ -42,9 +42,7 @@ def test_deploy_dev_runs_the_service_suites_where_the_design_puts_them(project, 
     assert "test_long_names_are_cut" in r.stderr
     assert "stage canary: v" in r.stderr  # the version was deployed; the check ran after it
     hist = json.loads(run(project, deployed, "--json", "history", "dev").stdout)["deployments"]
-    assert (
-        hist[0]["extra"]["smoke"]["status"] == "passed"
-    )  # smoke (through the alias) recorded after the canary
+    assert hist[0]["extra"]["smoke"]["status"] == "passed"  # smoke (through the alias) recorded after the canary
     junit = (project / "reports" / "junit-service-integration-dev.xml").read_text()
     assert "test_long_names_are_cut" in junit and "<failure" in junit
 
@@ -71,6 +69,8 @@ def test_load_writes_html_and_json_recorded_and_a_slow_service_fails_the_gate(pr
         .replace("    query = query or {}\n", "    query = query or {}\n    time.sleep(0.3)\n", 1)
         .replace("import os\n", "import os\nimport time\n", 1)
     )
+    # load goes through the front door to the deployed zip: the slowed version must be deployed
+    assert run(project, deployed, "canary", "dev").returncode == 0
     with (project / "stageflow.toml").open("a") as fh:
         fh.write("\n[environments.dev.gates]\nmax_p95_ms = 150\n")
     slow = run(project, deployed, "load", "dev", "--users", "2", "--seconds", "3")
