@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import os
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from stageflow.deploy.canary import Context
     from stageflow.outputs import DeployOutputs
     from stageflow.outputs_store import OutputsStore
-    from stageflow.services import DeployServices, SecretStore
+    from stageflow.services import DeployServices, SecretStore, ServiceEndpoint
     from stageflow.terraform.api import TerraformEndpoint, TerraformService
 
 IMPLICIT_LOCAL = "no AWS credentials found"
@@ -51,17 +50,6 @@ ON_CALL_COMMANDS = frozenset({"rollback", "approve", "reject", "unlock", "resume
 NEVER_START = frozenset(
     {"rollback", "approve", "reject", "unlock", "resume", "status", "history", "report", "dora"}
 )
-
-
-@dataclass(frozen=True)
-class ServiceEndpoint:
-    """The deployed service, for the integration suite and load tests: its HTTP base URL (the front
-    door, or ``tests.url`` on AWS) and the function alias behind it."""
-
-    url: str | None
-    lambda_client: object | None = None
-    function: str | None = None
-    alias: str | None = None
 
 
 class Factory:
@@ -405,7 +393,8 @@ class Factory:
     def _front_door(self, out: DeployOutputs | None) -> DeployOutputs | None:
         from stageflow.wiring import front_door_url  # the seam "front door URL"
 
-        return None if out is None else dataclasses.replace(out, url=front_door_url(self, out.url))
+        url = None if out is None else front_door_url(self, out.url)
+        return out if out is None or url == out.url else dataclasses.replace(out, url=url)
 
     @cached_property
     def secret_store(self) -> SecretStore:

@@ -7,7 +7,7 @@ import platform
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stageflow.factory import Factory, ServiceEndpoint
+    from stageflow.factory import Factory
     from stageflow.ports import FunctionCheck
     from stageflow.services import DeployServices
 
@@ -41,10 +41,10 @@ def front_door_url(factory: Factory, url: str | None) -> str | None:
     return local_url(factory.aws_target.endpoint, url) or url
 
 
-def service_endpoint(factory: Factory, env_name: str) -> ServiceEndpoint:
+def service_endpoint(factory: Factory, env_name: str):
     """Where the integration suite and load tests reach the service: the front door's URL (its
     ``tests.url`` instead, when set, on AWS), and the function alias behind it."""
-    from stageflow.factory import ServiceEndpoint
+    from stageflow.services import ServiceEndpoint
 
     env = factory.env(env_name)
     out = factory.outputs(env_name)

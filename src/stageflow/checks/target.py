@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 
 class Endpoint(Protocol):
-    """The deployed service as the composition root finds it (``factory.ServiceEndpoint``)."""
+    """The deployed service as the composition root finds it (``services.ServiceEndpoint``)."""
 
     url: str | None
     lambda_client: Any
