@@ -143,7 +143,7 @@ class EnvironmentTests:
     users: int = 5
     spawn_rate: float = 5.0
     seconds: int = 10
-    url: str | None = None  # the service's HTTP base URL on AWS (load needs one; local mode: loopback)
+    url: str | None = None  # on AWS, instead of the front door's URL (local mode: the loopback front door)
 
 
 @dataclass(frozen=True)
