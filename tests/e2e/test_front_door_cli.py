@@ -108,5 +108,6 @@ def test_load_staging_goes_through_the_front_door_and_the_metric_source_reads_it
     res = json.loads(r.stdout)
     assert res["requests"] > 0 and res["failures"] == 0, res
     assert res["target"] == url
-    # every request became one Invoke of the alias, recorded for the version that served it
-    assert invocations() - before == res["requests"]
+    # every request became one Invoke of the alias, recorded for the version that served it; locust does
+    # not count the requests its users still had in flight when the run time ended (one per user at most)
+    assert res["requests"] <= invocations() - before <= res["requests"] + res["users"]
