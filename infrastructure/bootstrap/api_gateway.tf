@@ -18,7 +18,7 @@ resource "aws_iam_role" "api_gateway_logs" {
 
 resource "aws_iam_role_policy_attachment" "api_gateway_logs" {
   role       = aws_iam_role.api_gateway_logs.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs" # pragma: allowlist secret
 }
 
 resource "aws_api_gateway_account" "this" {
