@@ -10,6 +10,7 @@ built once for this module in the same emulator.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,23 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.e2e.test_canary_cli import run
+from tests.helpers import policy
+from tests.helpers.policy import FAST_POLICY, change_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1200)]
+
+
+ORDERS_TABLE = """
+resource "aws_dynamodb_table" "orders" {
+  name         = "${var.service_name}-orders-${var.environment}"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "id"
+  attribute {
+    name = "id"
+    type = "S"
+  }
+}
+"""
 
 
 def curl(url: str) -> tuple[int, str]:
@@ -73,12 +89,81 @@ def test_status_url_answers_health_from_the_deployed_zip_through_the_alias(proje
     assert not stage.get("cacheClusterEnabled") and not every["cachingEnabled"]
 
 
+def test_the_front_doors_alarms_watch_its_metrics_and_veto_a_canary(project, deployed):
+    """The three alarms Terraform built (modules/front_door/alarms.tf) are in the root's `alarm_names`,
+    watch the metrics the front door records (same namespace and dimensions), notify the topic, and one in
+    ALARM rolls a canary back: they are in the canary's alarm gate."""
+    out = deployed.outputs
+    url = status_json(project, deployed, "dev")["url"]
+    stage = url.rsplit("/", 1)[1]
+    api = [n for n in out["alarm_names"] if re.search(r"-api-(4xx|5xx|p95-latency)-dev$", n)]
+    assert len(api) == 3, out["alarm_names"]
+    cw = deployed.aws.client("cloudwatch")
+    alarms = {a["MetricName"]: a for a in cw.describe_alarms(AlarmNames=api)["MetricAlarms"]}
+    assert sorted(alarms) == ["4XXError", "5XXError", "Latency"]
+    for a in alarms.values():
+        assert a["Namespace"] == "AWS/ApiGateway" and a["AlarmActions"] == [out["topic_arn"]]
+        dims = {d["Name"]: d["Value"] for d in a["Dimensions"]}
+        assert dims["Stage"] == stage and set(dims) == {"ApiName", "Stage"}
+
+    # a 404 through the front door is a 4XXError datapoint under the alarm's own dimensions
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    assert curl(url + "/no-such-route")[0] == 404
+    got = cw.get_metric_statistics(
+        Namespace="AWS/ApiGateway",
+        MetricName="4XXError",
+        Dimensions=alarms["4XXError"]["Dimensions"],
+        StartTime=start,
+        EndTime=datetime.now(UTC) + timedelta(minutes=2),
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    assert sum(p["Sum"] for p in got) >= 1, got
+
+    # the 5xx alarm in ALARM: the canary's gate rolls the new version back, naming it
+    five = alarms["5XXError"]["AlarmName"]
+    policy.with_policy(project / "stageflow.toml", FAST_POLICY)
+    change_code(project, "api-5xx-alarm")
+    cw.set_alarm_state(AlarmName=five, StateValue="ALARM", StateReason="test: the front door's 5xx")
+    r = run(project, deployed, "canary", "dev", timeout=600)
+    assert r.returncode == 4, r.stderr[-3000:]
+    assert "rolled back in dev" in r.stderr and five in r.stderr
+    assert deployed.weights() == {deployed.base: 100}
+
+
 @pytest.fixture(scope="module")
 def staging(deployed_env, tmp_path_factory):
-    """staging, built by Terraform in the session's emulator and deployed by a canary (once)."""
+    """staging, built by Terraform in the session's emulator and deployed by a canary (once); the
+    service's own Terraform (infrastructure/service) has a DynamoDB table of its own, listed in its
+    ``table_names`` output."""
     from tests.conftest import make_project
 
     project = make_project(tmp_path_factory.mktemp("staging") / "project")
+    own = project / "infrastructure" / "service"
+    (own / "orders.tf").write_text(ORDERS_TABLE)
+    outputs = own / "outputs.tf"
+    outputs.write_text(
+        outputs.read_text().replace("value       = []", "value       = [aws_dynamodb_table.orders.name]")
+    )
+    assert "aws_dynamodb_table.orders.name" in outputs.read_text()
+    subprocess.run(["git", "-C", str(project), "add", "-A"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "-C",
+            str(project),
+            "commit",
+            "-qm",
+            "an orders table",
+        ],
+        check=True,
+    )
     r = run(project, deployed_env, "apply", "staging", timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     r = run(project, deployed_env, "canary", "staging", timeout=600)
@@ -111,3 +196,21 @@ def test_load_staging_goes_through_the_front_door_and_the_metric_source_reads_it
     # every request became one Invoke of the alias, recorded for the version that served it; locust does
     # not count the requests its users still had in flight when the run time ended (one per user at most)
     assert res["requests"] <= invocations() - before <= res["requests"] + res["users"]
+
+
+def test_the_services_own_tables_get_throttling_alarms_in_the_gate(staging, deployed_env):
+    """infrastructure/service's ``table_names`` reach modules/service's DynamoDB throttling alarms through
+    the root (``data_table_names``), and those alarms are in the gate's ``alarm_names``."""
+    out = json.loads((deployed_env.state / "outputs" / "local-staging.json").read_text())["outputs"]
+    table = "sample-api-orders-staging"
+    assert table in deployed_env.aws.client("dynamodb").list_tables()["TableNames"]
+    (alarm,) = [n for n in out["alarm_names"] if n.endswith(f"-{table}-throttled-requests-staging")]
+    (a,) = deployed_env.aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+    metrics = {q["Id"]: q.get("MetricStat", {}).get("Metric", {}) for q in a["Metrics"]}
+    assert {m["MetricName"] for m in metrics.values() if m} == {"ReadThrottleEvents", "WriteThrottleEvents"}
+    for m in metrics.values():
+        if m:
+            assert m["Namespace"] == "AWS/DynamoDB" and m["Dimensions"] == [
+                {"Name": "TableName", "Value": table}
+            ]
+    assert a["Threshold"] == 5 and a["AlarmActions"] == [out["topic_arn"]]
