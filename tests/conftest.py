@@ -201,6 +201,7 @@ class Deployed:
         lock = h.lock()
         if lock:
             h.break_lock("test reset", "tests", now)
+        h.clear_freeze("test reset", "tests", now)
         a = self.lam().get_alias(FunctionName=self.function, Name=o["alias_name"])
         self.lam().update_alias(
             FunctionName=self.function,

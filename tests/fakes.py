@@ -35,6 +35,7 @@ class InMemoryHistory:
         self.deps: dict[str, Deployment] = {}
         self._lock: dict | None = None
         self._events: list[dict] = []
+        self._incidents: dict[str, dict] = {}
         self.verdicts: dict[str, list[VerdictRecord]] = {}
         self.fail_updates = 0  # the next N updates raise EnvironmentFailure (an outage)
         self.host, self.pid = "test-host", 4242  # what a lock records about its holder
@@ -66,7 +67,7 @@ class InMemoryHistory:
             return True
         return False
 
-    def break_lock(self, reason, who, now):
+    def break_lock(self, reason, who, now, *, forced=None, expect=None):
         if not reason.strip():
             raise UsageError("breaking a lock needs a reason")
         held, self._lock = self._lock, None
@@ -81,6 +82,7 @@ class InMemoryHistory:
                     "who": who,
                     "held_by": held.get("who"),
                     "held_seconds": round(age) if age is not None else None,
+                    **({"forced": True, "holder_alive": forced} if forced else {}),
                 },
             )
         return held
@@ -125,7 +127,7 @@ class InMemoryHistory:
 
     def last_known_good(self, exclude_version=None):
         for d in self.by_status("succeeded", 25):
-            if d.version != exclude_version:
+            if d.version != exclude_version and not d.extra.get("marked_bad"):
                 return d
         return None
 
@@ -134,6 +136,34 @@ class InMemoryHistory:
 
     def events(self, limit=50):
         return list(reversed(self._events))[:limit]
+
+    freeze: dict | None = None
+
+    def freeze_item(self):
+        return dict(self.freeze) if self.freeze else None
+
+    def set_freeze(self, until, reason, who, now):
+        self.freeze = {"until": iso(until), "reason": reason, "by": who, "at": iso(now)}
+        self.record_event("freeze", now, self.freeze)
+
+    def record_incident(self, incident):
+        self._incidents[incident["key"]] = dict(incident)
+
+    def incident(self, key):
+        return self._incidents.get(key)
+
+    def incidents(self, limit=20):
+        return [self._incidents[k] for k in sorted(self._incidents, reverse=True)][:limit]
+
+    def incidents_since(self, since):
+        stamp = since.strftime("%Y%m%dT%H%M%SZ")
+        return [self._incidents[k] for k in sorted(self._incidents) if k >= stamp]
+
+    def clear_freeze(self, reason, who, now):
+        held, self.freeze = self.freeze, None
+        if held:
+            self.record_event("unfreeze", now, {"reason": reason, "by": who, "lifted": held["reason"]})
+        return held
 
     def since(self, since):
         deps = [
@@ -382,3 +412,56 @@ def config_env(name: str = "dev", root: Path | None = None):
 
     repo = Path(__file__).resolve().parents[1]
     return load(root or repo / "stageflow.toml").env(name)
+
+
+class PerFunctionSource(ScriptedSource):
+    """Per-minute stats from a function of (function, version, minute start): one function of a
+    release can fail its gates while the other passes."""
+
+    def __init__(self, minute: Callable[[str, str, datetime], tuple[int, int, float, float, float] | None]):
+        super().__init__(lambda version, t: None)
+        self.by_function = minute
+
+    def series(self, function, alias, version, start, end):
+        self.minute = lambda v, t: self.by_function(function, v, t)
+        return super().series(function, alias, version, start, end)
+
+
+def release_context(env_config, *, functions=(("api", "1"), ("worker", "3")), source=None, **kwargs):
+    """A context of several functions (``[functions.KEY]``), each with its own alias (``functions``:
+    key and the version it serves), publisher, check and gate reader; ``ctx.routers``, ``ctx.publishers``
+    and ``ctx.checks`` by key."""
+    from dataclasses import replace
+
+    from stageflow.deploy.release import Member, Release
+
+    routers = {
+        k: FakeRouter(f"svc-{k}-dev", "live", tuple(str(i) for i in range(1, int(v) + 1)), v)
+        for k, v in functions
+    }
+    publishers = {k: FakePublisher(r) for k, r in routers.items()}
+    checks = {k: FakeCheck(r.function) for k, r in routers.items()}
+    first = functions[0][0]
+    ctx = fake_context(
+        env_config,
+        router=routers[first],
+        publisher=publishers[first],
+        check=checks[first],
+        source=source,
+        **kwargs,
+    )
+    ctx.functions = Release(
+        tuple(
+            Member(
+                k,
+                routers[k],
+                publisher=publishers[k],
+                check=checks[k],
+                gates=replace(ctx.gates, function=routers[k].function),
+                feed_for=ctx.feed_for,
+            )
+            for k, _v in functions
+        )
+    )
+    ctx.routers, ctx.publishers, ctx.checks = routers, publishers, checks
+    return ctx

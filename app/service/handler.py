@@ -9,7 +9,22 @@ from __future__ import annotations
 import json
 import os
 
+import stageflow_secrets
 from service import __version__
+
+
+def secrets_status() -> dict[str, dict]:
+    """Each configured secret read through stageflow_secrets: its pinned version and whether it was
+    read; never the value, nor anything derived from it."""
+    out: dict[str, dict] = {}
+    for name in stageflow_secrets.names():
+        try:
+            version = stageflow_secrets.parse(stageflow_secrets.reference(name))[2]
+            stageflow_secrets.get(name)
+            out[name] = {"version": version, "read": True}
+        except stageflow_secrets.SecretError as exc:
+            out[name] = {"read": False, "error": str(exc)}
+    return out
 
 
 def route(method: str, path: str, query: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -18,6 +33,8 @@ def route(method: str, path: str, query: dict[str, str] | None = None) -> tuple[
         return 405, {"error": "method not allowed"}
     if path == "/health":
         return 200, {"status": "ok", "version": __version__}
+    if path == "/secrets":
+        return 200, {"secrets": secrets_status()}
     if path in ("/", "/hello"):
         name = (query.get("name") or "world")[:64]
         return 200, {

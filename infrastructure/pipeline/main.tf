@@ -47,6 +47,18 @@ variable "state_kms_key_arn" {
   type        = string
 }
 
+variable "deploy_secret_names" {
+  description = "Secrets Manager names the environments' secrets reference: the deployer reads exactly these."
+  type        = list(string)
+  default     = []
+}
+
+variable "deploy_parameter_names" {
+  description = "Parameter Store names the environments' secrets reference: the deployer reads exactly these."
+  type        = list(string)
+  default     = []
+}
+
 provider "aws" {
   region = var.region
 
@@ -69,6 +81,9 @@ module "pipeline" {
   state_bucket       = var.state_bucket
   state_lock_table   = var.state_lock_table
   state_kms_key_arn  = var.state_kms_key_arn
+
+  deploy_secret_names    = var.deploy_secret_names # pragma: allowlist secret (names, not values)
+  deploy_parameter_names = var.deploy_parameter_names
 }
 
 output "pipeline_name" {

@@ -8,7 +8,10 @@ leak to a real AWS account.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,18 +30,33 @@ CREDENTIAL_ENV_VARS = (
 )
 
 
+_LOCAL_ENDPOINT = re.compile(r"http://127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})/?")
+NO_PROXY_LOOPBACK = "127.0.0.1,127.0.0.0/8,localhost,::1"
+
+
 def check_local_endpoint(endpoint: str | None) -> str:
-    """Return the endpoint if it is the emulator on loopback over http; raise LocalGuardError otherwise."""
+    """Return the endpoint if it is the emulator on loopback — exactly ``http://127.x.y.z:PORT`` — and
+    raise LocalGuardError otherwise (no other scheme, host, user info, path, query or fragment: the
+    string reaches generated HCL and every child's environment)."""
     if not endpoint:
         raise LocalGuardError("local mode has no emulator endpoint", "start it with: stageflow local up")
-    parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or host not in LOOPBACK_HOSTS or parts.port is None:
+    m = _LOCAL_ENDPOINT.fullmatch(endpoint)
+    if m is None or any(int(o) > 255 for o in m.groups()[:3]) or not 0 < int(m.group(4)) < 65536:
         raise LocalGuardError(
             f"local mode refuses endpoint {endpoint!r}",
-            "only the emulator on a loopback address with a port is allowed",
+            "only the emulator at http://127.x.y.z:PORT is allowed",
         )
     return endpoint
+
+
+def no_proxy_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``NO_PROXY``/``no_proxy`` with loopback added to what is set: a child (Terraform, the function
+    runtime) sends emulator traffic directly even when HTTP(S)_PROXY / ALL_PROXY are set, and still uses
+    the proxy for anything else it fetches."""
+    env = os.environ if environ is None else environ
+    have = [p for p in (env.get("NO_PROXY") or env.get("no_proxy") or "").split(",") if p.strip()]
+    value = ",".join([*NO_PROXY_LOOPBACK.split(","), *have])
+    return {"NO_PROXY": value, "no_proxy": value}
 
 
 def local_env(endpoint: str, region: str) -> dict[str, str]:
@@ -53,6 +71,7 @@ def local_env(endpoint: str, region: str) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_PROFILE": "",
+        **no_proxy_env(),
     }
 
 
@@ -144,6 +163,8 @@ class RetryPolicy:
                 values[key] = kind(raw)
             except ValueError:
                 raise UsageError(f"{name}={raw!r} is not a number") from None
+            if not math.isfinite(values[key]):
+                raise UsageError(f"{name}={raw!r} is not a finite number")
         return cls(**values)
 
     def botocore_config(self, **extra):
@@ -200,7 +221,8 @@ class AwsClients:
             return self._cache[service]
         if self.target.local:
             endpoint = check_local_endpoint(self.target.endpoint)
-            cfg = self.target.retry.botocore_config(s3={"addressing_style": "path"})
+            # proxies={}: never through HTTP(S)_PROXY / ALL_PROXY (botocore reads them only when None)
+            cfg = self.target.retry.botocore_config(s3={"addressing_style": "path"}, proxies={})
         else:
             endpoint = self.target.endpoint
             cfg = self.target.retry.botocore_config()

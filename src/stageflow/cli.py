@@ -164,14 +164,18 @@ def _register_commands() -> None:
 
     for module in (
         "stageflow.commands.canary",
+        "stageflow.commands.freeze",
+        "stageflow.commands.incidents",
         "stageflow.commands.pipeline",
         "stageflow.commands.rehearse",
         "stageflow.commands.secrets",
         "stageflow.commands.security",
         "stageflow.commands.terraform",
         "stageflow.commands.build",
+        "stageflow.commands.artifacts",
         "stageflow.commands.dora",
         "stageflow.commands.service_tests",
+        "stageflow.commands.chaos",
     ):
         importlib.import_module(module).register(cli)
 
@@ -194,6 +198,14 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     return flags + rest + tail
 
 
+def _safe(line: str) -> str:
+    """An error line as printed: secret values redacted, control characters escaped."""
+    from stageflow.redact import REDACTOR
+    from stageflow.report import escape_controls
+
+    return escape_controls(REDACTOR.redact(line))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
     show_traceback = "--traceback" in args
@@ -209,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = exc.format_message()
         hint = "see --help"
-        reporter_err.write(f"stageflow: error: {' '.join(msg.split())} ({hint})\n")
+        reporter_err.write(_safe(f"stageflow: error: {' '.join(msg.split())} ({hint})") + "\n")
         return int(ExitCode.USAGE)
     except click.exceptions.Abort:
         reporter_err.write("stageflow: error: interrupted\n")
@@ -217,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     except StageflowError as exc:
         if show_traceback:
             raise
-        from stageflow.redact import REDACTOR
-
-        reporter_err.write(REDACTOR.redact(f"stageflow: error: {exc.one_line()}") + "\n")
+        reporter_err.write(_safe(f"stageflow: error: {exc.one_line()}") + "\n")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         reporter_err.write("stageflow: error: interrupted\n")
@@ -228,17 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         if show_traceback:
             raise
         from stageflow.aws import aws_error
-        from stageflow.redact import REDACTOR
 
         mapped = aws_error(exc)  # a botocore error that escaped its module: exit 3, one line
         if mapped is not None:
-            reporter_err.write(REDACTOR.redact(f"stageflow: error: {mapped.one_line()}") + "\n")
+            reporter_err.write(_safe(f"stageflow: error: {mapped.one_line()}") + "\n")
             return int(mapped.exit_code)
 
         text = " ".join(f"{type(exc).__name__}: {exc}".split())
-        reporter_err.write(
-            REDACTOR.redact(f"stageflow: error: unexpected {text} (rerun with --traceback)") + "\n"
-        )
+        reporter_err.write(_safe(f"stageflow: error: unexpected {text} (rerun with --traceback)") + "\n")
         return int(ExitCode.UNEXPECTED)
     return 0
 

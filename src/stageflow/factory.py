@@ -45,11 +45,10 @@ if TYPE_CHECKING:
 IMPLICIT_LOCAL = "no AWS credentials found"
 # Never run against the emulator just because no credentials were found: an on-call engineer with
 # expired credentials must not get a rollback of nothing.
-ON_CALL_COMMANDS = frozenset({"rollback", "approve", "reject", "unlock", "resume"})
+ON_CALL = ("rollback", "approve", "reject", "unlock", "resume", "freeze", "unfreeze")
+ON_CALL_COMMANDS = frozenset(ON_CALL)
 # Commands that read or act on what is deployed: they never start the emulator or build anything.
-NEVER_START = frozenset(
-    {"rollback", "approve", "reject", "unlock", "resume", "status", "history", "report", "dora"}
-)
+NEVER_START = frozenset({*ON_CALL, "status", "history", "report", "dora", "incidents"})
 
 
 class Factory:
@@ -436,6 +435,7 @@ class Factory:
         from stageflow.dora.publish import publish_delivery_metrics
         from stageflow.history import DynamoHistory
         from stageflow.metrics.cloudwatch import CloudWatchAlarms
+        from stageflow.wiring import release
 
         env = self.env(env_name)
         out = self._front_door(outputs) or self.outputs(env_name)
@@ -472,6 +472,7 @@ class Factory:
             clock_for=lambda: self.run_clock(history),
             feed_for=lambda scenario, start: self.traffic_feed(out, scenario, start),
             delivery=lambda dep: publish_delivery_metrics(self.aws.client("cloudwatch"), dep),
+            functions=release(self, out, gates),
         )
         self._envs[env_name] = ctx
         return ctx

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stageflow.config.model import TERRAFORM_VARIABLES
+from stageflow.secrets.refs import env_var
 
 if TYPE_CHECKING:
     from stageflow.config import Config
@@ -36,8 +37,10 @@ class FunctionSpec:
     @property
     def managed_names(self) -> frozenset[str]:
         """Every variable the function's environment may hold: the service module's, the plain ones,
-        the secret ones. Anything else is left over (removed by the next deploy)."""
-        return frozenset(TERRAFORM_VARIABLES) | frozenset(self.environment) | frozenset(self.secret_names)
+        the secrets' references (``STAGEFLOW_SECRET_<NAME>``). Anything else is left over (removed by
+        the next deploy) — including a secret's *value* under its own name from before references."""
+        refs = frozenset(env_var(n) for n in self.secret_names)
+        return frozenset(TERRAFORM_VARIABLES) | frozenset(self.environment) | refs
 
 
 def wanted(config: Config, env_name: str) -> FunctionSpec:
@@ -135,17 +138,19 @@ def write_environment(
     *,
     say: Callable[[str], None] | None = None,
 ) -> SecretsResult:
-    """Write the function's environment as stageflow.toml says: the ``secrets`` (fetched once, for
-    Terraform) and ``spec``'s plain variables; variables in neither table nor the service module's are
-    removed. Then compare the live ``$LATEST`` with ``spec`` and pass each difference to ``say``.
-    Without ``spec`` only the secrets are merged (other keys kept). Secret values never reach the
-    output: they are registered with the redactor as they are fetched."""
+    """Write the function's environment as stageflow.toml says: each secret's pinned reference
+    (``secrets``: ``{NAME: reference}``, as ``STAGEFLOW_SECRET_<NAME>``; never a value) and ``spec``'s
+    plain variables; variables in neither table nor the service module's are removed (a secret's value
+    left under its own name by an older stageflow among them). Then compare the live ``$LATEST`` with
+    ``spec`` and pass each difference to ``say``. Without ``spec`` only the references are merged."""
+    references = {env_var(name): ref for name, ref in secrets.items()}
     if spec is None:
         if not secrets:
             return SecretsResult((), None)
-        update = store.update_lambda_env(function, secrets)
+        update = store.update_lambda_env(function, {}, plain=references)
         return SecretsResult(tuple(sorted(secrets)), function, tuple(getattr(update, "kept", ()) or ()))
-    update = store.update_lambda_env(function, secrets, plain=spec.environment, only=spec.managed_names)
+    plain = {**spec.environment, **references}
+    update = store.update_lambda_env(function, {}, plain=plain, only=spec.managed_names)
     differs = differences(spec, store.function_configuration(function))
     for line in differs:
         if say is not None:

@@ -3,16 +3,18 @@ infrastructure (Terraform) → secrets → canary (which records and notifies) �
 integration and load tests (checks/), as a chain of plain functions.
 
 Each stage takes the frozen results of the stages before it and returns its own: outputs are resolved
-once (by the infrastructure stage, from the Terraform it applied), secrets once (fetched for Terraform's
-TF_VAR_* and then merged into the function's environment). Each stage prints one summary line with its
-duration; a failure names its stage and ends with the stage error's exit code. The same chain runs in
-every mode: the target (AWS or the emulator) was chosen by the composition root, which builds the
-services the stages use (:class:`DeployServices`): the Terraform service, the outputs store, the
-secret store, the image builder and the service checks (:mod:`stageflow.services`).
+once (by the infrastructure stage, from the Terraform it applied), secrets once (read at their current
+versions; their pinned references go into the function's environment; Terraform never sees a value).
+Each stage prints one summary line with its duration; a failure names its stage and ends with the
+stage error's exit code. The same chain runs in every mode: the target (AWS or the emulator) was
+chosen by the composition root, which builds the services the stages use (:class:`DeployServices`):
+the Terraform service, the outputs store, the secret store, the image builder and the service checks
+(:mod:`stageflow.services`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -100,6 +102,8 @@ class ImageResult:
         if self.build is None:
             return f"skipped: {self.skipped}"
         b = self.build
+        if not b.images:  # deployed from the build artifact: the image its manifest names
+            return f"image from the build artifact: {getattr(b, 'uri', None) or b.digest}"
         where = next((d for img in b.images for d in img.repo_digests), None) or b.digest
         # reused: the same inputs as the recorded build, its images still in engine and registry
         verb = "unchanged" if getattr(b, "reused", False) else "pushed"
@@ -142,7 +146,7 @@ class InfraResult:
     plan_sha256: str
     applied: bool
     headline: str
-    secrets: Mapping[str, Any]  # name -> Secret (redacted on print), resolved once for the whole run
+    secrets: Mapping[str, str]  # name -> pinned reference (never a value), read once for the whole run
     plan: Any = None  # terraform.models.PlanResult
     apply: Any = None  # terraform.models.ApplyResult
 
@@ -229,7 +233,8 @@ def stage_image(env_name: str, images: ImageBuilder) -> ImageResult:
         engine = images.engine()
     except DockerEngineUnavailable as exc:
         return ImageResult(None, f"no Docker engine ({exc.message}; start one: scripts/docker-engine.sh up)")
-    return ImageResult(images.build(env_name, engine))
+    built = images.build(env_name, engine)
+    return built if isinstance(built, ImageResult) else ImageResult(built)  # an ImageResult: skipped
 
 
 def stage_security(gate: Callable[[Any], Any], build: BuildResult | None = None) -> SecurityResult:
@@ -252,49 +257,56 @@ def stage_infrastructure(
     show=None,
 ) -> InfraResult:
     """Terraform, in every mode: plan (summary, protected-environment policy), apply exactly that plan,
-    read the outputs. Secrets are fetched once, reach Terraform only as TF_VAR_* in its environment,
-    and the plan file (which holds them) is deleted after the apply."""
-    from stageflow.secrets import sinks
+    read the outputs, delete the plan file. Terraform never receives a secret: the secrets are read once
+    here (registered with the redactor) and only their pinned references go on, to the secrets stage."""
     from stageflow.terraform.api import enforce_policy
 
-    values = secret_store.resolve(env.name) if env.secrets else {}
-    tf_env = sinks.tf_vars(values) if values else {}
-    if env.secrets:
-        redact_deployed_secrets(outputs, secret_store, env)
-    planned = terraform.plan(env.name, extra_env=tf_env, allow_destroy=allow_destroy)
+    pins = secret_store.resolve_pinned(env.name)[1] if env.secrets else {}
+    redact_deployed_secrets(outputs, secret_store, env, read_current=False)  # read just above
+    planned = terraform.plan(env.name, allow_destroy=allow_destroy)
     try:
         if show is not None:
             show(planned)
         enforce_policy(planned)
-        applied = terraform.apply(planned, extra_env=tf_env)
+        applied = terraform.apply(planned)
     finally:
         planned.plan_file.unlink(missing_ok=True)
     out = terraform.outputs_after(planned, applied)  # no changes: read from the plan itself
     outputs.remember(env.name, out)
     return InfraResult(
-        out, planned.plan_sha256, applied.applied, planned.summary.headline(), values, planned, applied
+        out, planned.plan_sha256, applied.applied, planned.summary.headline(), pins, planned, applied
     )
 
 
-def redact_deployed_secrets(outputs: OutputsStore, secret_store: SecretStore, env: EnvironmentConfig) -> None:
-    """Terraform's refresh reads the function's environment, which the secrets stage merged values
-    into, and Terraform 1.0 prints it under "Objects have changed outside of Terraform". The values
-    there are the *deployed* ones (a value rotated since is no longer fetched, so the redactor would
-    not know it): register them before Terraform runs. Nothing deployed yet: nothing to register."""
+def redact_deployed_secrets(
+    outputs: OutputsStore, secret_store: SecretStore, env: EnvironmentConfig, *, read_current: bool = True
+) -> None:
+    """Before Terraform runs: register with the redactor every value an older stageflow left in a
+    function's environment under a secret's own name (Terraform's refresh reads the environment and
+    prints what changed outside it), and the secrets' current values (best effort: a store that cannot
+    be read here fails where it is needed). Every function of the environment; nothing deployed yet:
+    nothing to register."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from stageflow.errors import StageflowError
     from stageflow.redact import REDACTOR
 
+    if not env.secrets:
+        return
+    if read_current:
+        with contextlib.suppress(StageflowError):
+            secret_store.resolve(env.name)
     try:
         out = outputs.get(env.name, cached_only=True)
         if out is None:
             return
-        deployed = secret_store.function_environment(out.function_name)
+        for fn in out.functions:
+            deployed = secret_store.function_environment(fn.function_name)
+            for name, value in deployed.items():
+                if name in env.secrets and value:
+                    REDACTOR.add(value)
     except (BotoCoreError, ClientError):
         return
-    for name, value in deployed.items():
-        if name in env.secrets and value:
-            REDACTOR.add(value)
 
 
 def stage_secrets(
@@ -304,12 +316,17 @@ def stage_secrets(
     *,
     say: Callable[[str], None] | None = None,
 ) -> SecretsResult:
-    """The function's environment as stageflow.toml says (secrets and plain variables), so the version
-    the canary publishes carries it, and the live configuration compared with ``spec``: each difference
-    is one line through ``say`` (:func:`stageflow.function_config.write_environment`)."""
+    """Every function's environment as stageflow.toml says (the secrets' pinned references and the
+    plain variables), so the version the canary publishes carries it, and the live configuration
+    compared with ``spec``: each difference is one line through ``say``
+    (:func:`stageflow.function_config.write_environment`). The first function's result is returned."""
     from stageflow.function_config import write_environment
 
-    return write_environment(secret_store, infra.outputs.function_name, infra.secrets, spec, say=say)
+    results = [
+        write_environment(secret_store, fn.function_name, infra.secrets, spec, say=say)
+        for fn in infra.outputs.functions
+    ]
+    return results[0]
 
 
 def stage_canary(
@@ -325,6 +342,7 @@ def stage_canary(
     scenario: Path | None = None,
     commit: str | None = None,
     pre_approved_by: str | None = None,
+    emergency: Mapping[str, Any] | None = None,
 ) -> CanaryResult:
     """The canary (``start``: :func:`stageflow.deploy.canary.start`) on ``ctx``, the environment wired
     with the outputs Terraform just applied."""
@@ -338,6 +356,8 @@ def stage_canary(
         extra["image"] = image.record()
     if security is not None:
         extra["security"] = dict(security.report)
+    if emergency:
+        extra["emergency"] = dict(emergency)
     res = start(
         ctx,
         config,
@@ -393,12 +413,14 @@ def deploy(
     scenario: Path | None = None,
     commit: str | None = None,
     pre_approved_by: str | None = None,
+    emergency: str | None = None,  # --emergency --reason: deploy during a freeze (recorded, notified)
 ) -> PipelineRun:
     env = services.env(env_name)  # unknown (or implicitly local protected) environment: exit 2 first
     if scenario is not None:  # a malformed scenario: exit 2 before any stage runs (not at the canary)
         from stageflow.local.simulator import load_scenario
 
         load_scenario(scenario)
+    overridden = services.freeze_check(env_name, emergency)  # frozen: exit 2 before any stage runs
     cfg, rep, checks = services.config, services.reporter, services.checks
     run = PipelineRun(env_name)
     # the service's lint and unit tests, then the security gate, before anything is built for deploy
@@ -432,6 +454,7 @@ def deploy(
             scenario=scenario,
             commit=commit,
             pre_approved_by=pre_approved_by,
+            emergency=overridden and {"reason": emergency, "freeze": overridden.to_json()},
         ),
     )
     # after the canary (production: once promoted): smoke always; integration and load where the

@@ -7,7 +7,9 @@ Everything passes through the process-wide redactor, so secret values never reac
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -63,6 +65,34 @@ def _numbers(r: dict) -> str:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (ANSI escapes, carriage returns, C1 codes) shown as ``\\xNN``: a name from a
+    config, a scenario or a remote answer cannot move the cursor, recolour or rewrite the terminal.
+    Newlines and tabs stay."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def finite_json(data: Any) -> Any:
+    """``data`` with every NaN/infinity replaced by ``None`` (JSON has no such numbers)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite_json(v) for v in data]
+    return data
+
+
+def dumps_json(data: Any, **kwargs) -> str:
+    """Valid JSON always (``allow_nan=False``): objects through ``to_json``/``isoformat``/``str``
+    first, then non-finite numbers as ``null``."""
+    plain = json.loads(json.dumps(data, default=_default))
+    return json.dumps(finite_json(plain), allow_nan=False, **kwargs)
+
+
 def _default(o: Any):
     if hasattr(o, "to_json"):
         return o.to_json()
@@ -111,7 +141,7 @@ class Reporter:
 
     def _write(self, stream: IO[str], text: str) -> None:
         with self._lock:
-            stream.write(self.redactor.redact(text) + "\n")
+            stream.write(escape_controls(self.redactor.redact(text)) + "\n")
             stream.flush()
 
     def info(self, phase: str, subject: str, message: str) -> None:
@@ -156,13 +186,13 @@ class Reporter:
                     now_left = window_end - time.monotonic()
                     shown = BakeProgress(**{**progress.__dict__, "window_left_s": now_left})
                     text = "\n".join(shown.lines(left))
-                live.update(Text(self.redactor.redact(text)), refresh=True)
+                live.update(Text(escape_controls(self.redactor.redact(text))), refresh=True)
                 clock.sleep(min(1.0, left))
 
     def result(self, human: str | None, data: Any) -> None:
         """The command's result: JSON on stdout with --json, else the human text on stdout."""
         if self.json_mode:
-            self._write(self.out, json.dumps(data, default=_default, sort_keys=True))
+            self._write(self.out, dumps_json(data, sort_keys=True))
         elif human is not None:
             self._write(self.out, human)
 

@@ -37,6 +37,15 @@ class SecretStore:
         clients = {s: self.aws.client(s) for s in refs.sources(table)}  # only the stores it names
         return stores.resolve(env_name, table, **clients, **options)
 
+    def resolve_pinned(self, env_name: str) -> tuple[dict[str, Secret], dict[str, str]]:
+        """Every secret at its current version (values registered with the redactor), and
+        ``{NAME: pinned reference}``: what the function's environment carries instead of the values."""
+        from stageflow.secrets import refs, stores
+
+        table = self.config.env(env_name).secrets
+        clients = {s: self.aws.client(s) for s in refs.sources(table)}
+        return stores.resolve_pinned(env_name, table, **clients)
+
     def update_lambda_env(
         self,
         function_name: str,
@@ -91,6 +100,8 @@ class DeployServices:
     config: Config
     reporter: Reporter
     env: Callable[[str], EnvironmentConfig]  # an environment's settings (refuses what the target may not)
+    # (environment, the --emergency reason or None) -> the overridden freeze or None; exit 2 when frozen
+    freeze_check: Callable[[str, str | None], Any]
     package: Callable[[], Any]  # the Lambda packages (lambda_zip.Packages), written where the roots read
     security_gate: Callable[[Any], Any]  # (the service artifact or None) -> security.GateReport
     images: ImageBuilder

@@ -1,5 +1,5 @@
 """The deploy chain's services, wired by the composition root (part of it: ``Factory.deploy_services``
-calls :func:`deploy_services`; nothing else imports this module)."""
+calls :func:`deploy_services`; `commands/chaos.py` calls :func:`chaos_runner`)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import platform
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stageflow.deploy.release import Release
     from stageflow.factory import Factory
+    from stageflow.invokecheck import Smoke
+    from stageflow.outputs import DeployOutputs
     from stageflow.ports import FunctionCheck
     from stageflow.services import DeployServices
 
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
-def function_check(factory: Factory, function: str) -> FunctionCheck:
+def function_check(factory: Factory, function: str, smoke: Smoke | None = None) -> FunctionCheck:
     """The check that invokes ``function`` with the service's smoke event: a version before it takes
     traffic, the alias after promotion. On AWS and on the emulator alike the Lambda API runs the
     deployed zip (the emulator's local runtime); the one difference is decided here: in local mode a
@@ -27,7 +30,63 @@ def function_check(factory: Factory, function: str) -> FunctionCheck:
     if factory.local and svc.architecture != _HOST_ARCH.get(machine, machine):
         return NotRunHere(function, f"{svc.architecture}; checked statically at build")
     lam = factory.aws.client("lambda")
-    return LambdaInvokeCheck(lam, function, svc.smoke, factory.config.root, svc.runtime)
+    return LambdaInvokeCheck(lam, function, smoke or svc.smoke, factory.config.root, svc.runtime)
+
+
+def release(factory: Factory, out: DeployOutputs, gates) -> Release | None:
+    """Several functions (``out.functions``): one member per function — its alias, publisher, its own
+    smoke's pre-traffic check, its gate reader and traffic feed; paired with ``Config.functions`` by
+    key. One function: None (the context's own ports are its one member)."""
+    from dataclasses import replace
+
+    from stageflow.deploy.publish import LambdaPublisher
+    from stageflow.deploy.release import Member, Release
+    from stageflow.deploy.traffic import AliasTraffic
+    from stageflow.invokecheck import Smoke
+
+    if len(out.functions) == 1:
+        return None
+    lam = factory.aws.client("lambda")
+    configured = {f.key: f for f in factory.config.functions}
+    members = []
+    for t in out.functions:
+        fc = configured.get(t.key)
+        one = replace(out, function_name=t.function_name, alias_name=t.alias_name, functions=(t,))
+        members.append(
+            Member(
+                t.key,
+                AliasTraffic(lam, t.function_name, t.alias_name),
+                publisher=LambdaPublisher(lam, t.function_name, t.alias_name),
+                check=function_check(factory, t.function_name, fc.smoke if fc else Smoke()),
+                gates=replace(gates, function=t.function_name, alias=t.alias_name),
+                feed_for=lambda scenario, start, one=one: factory.traffic_feed(one, scenario, start),
+            )
+        )
+    return Release(tuple(members))
+
+
+def freeze_check(factory: Factory, env_name: str, emergency: str | None):
+    """Refuse ``deploy``/``canary`` of ``env_name`` during a freeze (exit 2), or record and notify the
+    ``--emergency`` override: the overridden freeze, or ``None``. An environment Terraform has not built
+    has no history, so only its stageflow.toml windows apply."""
+    from stageflow.errors import NotDeployed
+    from stageflow.freeze.guard import check_freeze
+    from stageflow.history import default_who
+
+    env = factory.env(env_name)
+    try:
+        ctx = factory.environment(env_name)
+    except NotDeployed:
+        ctx = None
+    return check_freeze(
+        env,
+        ctx.history if ctx else None,
+        factory.clock.now(),
+        emergency=emergency,
+        who=default_who(),
+        service=factory.config.service.name,
+        notifier=ctx.notifier if ctx else None,
+    )
 
 
 def front_door_url(factory: Factory, url: str | None) -> str | None:
@@ -71,8 +130,9 @@ def deploy_services(factory: Factory) -> DeployServices:
 
     def check_alias(env_name: str):
         def run():
-            ctx = factory.environment(env_name)
-            return ctx.function_check.check(ctx.outputs.alias_name)
+            from stageflow.deploy.release import check_aliases
+
+            return check_aliases(factory.environment(env_name).release)
 
         return run
 
@@ -91,6 +151,7 @@ def deploy_services(factory: Factory) -> DeployServices:
         config=cfg,
         reporter=rep,
         env=factory.env,
+        freeze_check=lambda env_name, emergency: freeze_check(factory, env_name, emergency),
         package=factory.package,
         security_gate=factory.security_gate,
         images=ImageBuilder(engine=docker_engine, build=factory.build_image),
@@ -108,3 +169,32 @@ def deploy_services(factory: Factory) -> DeployServices:
         ),
         describe_target=factory.describe_target,
     )
+
+
+def chaos_runner(factory: Factory, env_name: str):
+    """The chaos stage's seam (docs/architecture.md): on AWS the environment's FIS experiment templates
+    (FIS's Lambda actions through its extension layer); on the emulator a real canary per experiment,
+    the fault from the local runtime's hooks and real Invokes through the alias on the virtual clock."""
+    if not factory.local:
+        from stageflow.chaos.run import FisChaos
+
+        return FisChaos(factory.aws.client("fis"), factory.config.service.name, env_name)
+    from stageflow.chaos.feed import InvokeFeed
+    from stageflow.chaos.injector import LocalFaults
+    from stageflow.chaos.run import LocalChaos
+    from stageflow.packaging.lambda_zip import build_packages
+    from stageflow.pipeline import ensure_environment
+
+    cfg = factory.config
+    ctx = ensure_environment(factory.deploy_services(), env_name)
+    out, event = ctx.outputs, cfg.service.smoke.event(cfg.root)
+    injector = LocalFaults(factory.aws_target.endpoint)
+
+    def feed_for(experiment, start):
+        lam, cw = factory.aws.client("lambda"), factory.aws.client("cloudwatch")
+        return InvokeFeed(
+            lam, cw, out.function_name, out.alias_name, event, experiment, injector, start=start
+        )
+
+    artifact = build_packages(cfg).service
+    return LocalChaos(ctx, cfg, artifact=artifact, feed_for=feed_for, supports=injector.supports)

@@ -5,6 +5,7 @@ subscription. One Terraform apply per session (tests/conftest.py ``deployed``)."
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -205,6 +206,17 @@ def record(
     return dep
 
 
+@contextlib.contextmanager
+def alarm_in(aws, alarm_name: str, state: str = "ALARM"):
+    """The alarm really in ``state`` while the handler asks DescribeAlarms; back to OK after."""
+    cw = aws.client("cloudwatch")
+    cw.set_alarm_state(AlarmName=alarm_name, StateValue=state, StateReason="tests")
+    try:
+        yield
+    finally:
+        cw.set_alarm_state(AlarmName=alarm_name, StateValue="OK", StateReason="tests")
+
+
 def history_of(env, aws) -> DynamoHistory:
     return DynamoHistory(aws.client("dynamodb"), env.raw_outputs["history_table"], "sample-api", "dev")
 
@@ -250,9 +262,10 @@ def test_the_function_rolls_the_alias_back_from_its_zip_with_only_terraforms_env
     history.acquire_lock(flight.deployment_id, "tests", datetime.now(UTC))
     notes = subscribe_queue(aws, out["topic_arn"], "rollback-notes-ok")
 
-    r = run_handler(
-        env, aws, boto3_only, tmp_path, alarm_sns_event(aws, out["alarm_names"][0], out["topic_arn"])
-    )
+    with alarm_in(aws, out["alarm_names"][0]):
+        r = run_handler(
+            env, aws, boto3_only, tmp_path, alarm_sns_event(aws, out["alarm_names"][0], out["topic_arn"])
+        )
 
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])["rolled_back"]
@@ -267,7 +280,11 @@ def test_the_function_rolls_the_alias_back_from_its_zip_with_only_terraforms_env
     assert closed.status == "rolled_back" and closed.state["phase"] == "rolled_back"
     assert history.lock() is None
     bodies = [json.loads(m["Message"]) for m in drain(aws, notes)]
-    assert [b["kind"] for b in bodies] == ["rolled_back"] and bodies[0]["to_version"] == good
+    assert [b["kind"] for b in bodies] == ["rolled_back", "incident"] and bodies[0]["to_version"] == good
+    incident = bodies[1]  # every rollback opens an incident, and the channels link its post-mortem
+    assert incident["trigger"] == "alarm" and incident["restored_version"] == good
+    assert incident["bad_version"] == bad and f"--postmortem {incident['key']}" in incident["text"]
+    assert incident["key"] in [i["key"] for i in history.incidents()]
 
 
 def test_when_the_good_version_is_gone_it_pages_and_raises(deployed, boto3_only, tmp_path):
@@ -283,9 +300,10 @@ def test_when_the_good_version_is_gone_it_pages_and_raises(deployed, boto3_only,
     record(history, "20261122T010000Z-dddddd", bad, "succeeded", "9999")
     notes = subscribe_queue(aws, out["topic_arn"], "rollback-notes-failed")
 
-    r = run_handler(
-        env, aws, boto3_only, tmp_path, alarm_sns_event(aws, out["alarm_names"][0], out["topic_arn"])
-    )
+    with alarm_in(aws, out["alarm_names"][0]):
+        r = run_handler(
+            env, aws, boto3_only, tmp_path, alarm_sns_event(aws, out["alarm_names"][0], out["topic_arn"])
+        )
 
     assert r.returncode != 0 and "RollbackFailed" in r.stderr and "v9999 no longer exists" in r.stderr
     alias = aws.client("lambda").get_alias(FunctionName=out["function_name"], Name=out["alias_name"])
@@ -294,6 +312,48 @@ def test_when_the_good_version_is_gone_it_pages_and_raises(deployed, boto3_only,
     assert [b["kind"] for b in bodies] == ["rollback_failed"]
     assert "automatic rollback FAILED — page a person" in bodies[0]["text"] and bodies[0]["page"] is True
     assert not [e for e in history.events() if e["kind"] == "rollback"]
+
+
+@pytest.mark.parametrize("case", ["outside-the-environment", "not-in-alarm-now"])
+def test_a_crafted_alarm_moves_nothing_and_is_recorded_as_refused(deployed, boto3_only, tmp_path, case):
+    """Issue 24 item 4 (finding 4): a crafted ALARM for an alarm outside the environment, and one for an
+    alarm of the environment that is not in ALARM now, move nothing; each is a refused trigger."""
+    env, aws = deployed, deployed.aws
+    deployed.clear_history()
+    out = env.raw_outputs
+    good, bad = ship_versions(env, aws)
+    lam = aws.client("lambda")
+    lam.update_alias(FunctionName=out["function_name"], Name=out["alias_name"], FunctionVersion=bad)
+    history = history_of(env, aws)
+    record(history, "20261122T000000Z-eeeeee", good, "succeeded", deployed.base)
+    record(history, "20261122T010000Z-ffffff", bad, "succeeded", good)
+    before = lam.get_alias(FunctionName=out["function_name"], Name=out["alias_name"])
+    if case == "outside-the-environment":
+        name = "totally-made-up"
+        message = {"AlarmName": name, "NewStateValue": "ALARM", "NewStateReason": "crafted"}
+        event = {"Records": [{"Sns": {"Message": json.dumps(message)}}]}
+    else:
+        name = out["alarm_names"][0]
+        aws.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue="OK", StateReason="tests")
+        event = alarm_sns_event(aws, name, out["topic_arn"])
+
+    r = run_handler(env, aws, boto3_only, tmp_path, event)
+
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["rolled_back"] == []
+    after = lam.get_alias(FunctionName=out["function_name"], Name=out["alias_name"])
+    assert (after["FunctionVersion"], after.get("RoutingConfig")) == (
+        before["FunctionVersion"],
+        before.get("RoutingConfig"),
+    )
+    assert after["FunctionVersion"] == bad
+    assert not [e for e in history.events() if e["kind"] == "rollback"]
+    refused = [e for e in history.events() if e["kind"] == "trigger_refused"]
+    assert len(refused) == 1 and refused[0]["alarm_name"] == name
+    assert ("not an alarm of this environment" if case == "outside-the-environment" else "OK now") in (
+        refused[0]["reason"]
+    )
+    assert "refused rollback trigger" in r.stdout
 
 
 def test_only_alarm_messages_in_alarm_match_the_rollback_subscription_filter(deployed):

@@ -42,7 +42,8 @@ def test_deploy_dev_runs_the_service_suites_where_the_design_puts_them(project, 
     assert "test_long_names_are_cut" in r.stderr
     assert "stage canary: v" in r.stderr  # the version was deployed; the check ran after it
     hist = json.loads(run(project, deployed, "--json", "history", "dev").stdout)["deployments"]
-    assert hist[0]["extra"]["smoke"]["status"] == "passed"  # smoke (through the alias) recorded after the canary
+    # smoke (through the alias) recorded after the canary
+    assert hist[0]["extra"]["smoke"]["status"] == "passed"
     junit = (project / "reports" / "junit-service-integration-dev.xml").read_text()
     assert "test_long_names_are_cut" in junit and "<failure" in junit
 

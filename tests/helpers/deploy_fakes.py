@@ -120,6 +120,14 @@ class FakeSecretStore:
         self.resolved.append(env_name)
         return dict(self.values)
 
+    def resolve_pinned(self, env_name):
+        self.resolved.append(env_name)
+        pins = {
+            n: f"secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:{n}-x?versionId=v1"
+            for n in self.values
+        }
+        return dict(self.values), pins
+
     def update_lambda_env(self, function_name, values, *, plain=None, only=None):
         self.updated.append((function_name, tuple(sorted(values))))
         self.plain = dict(plain or {})
@@ -141,9 +149,11 @@ def services(
     order: list[str] | None = None,
     fail: dict[str, Exception] | None = None,
     reporter: Reporter | None = None,
+    freeze_check: Any = None,
 ) -> DeployServices:
     """Every service a fake; ``order`` gets each service's name as it is used; ``fail`` maps a name
-    (lint, unit, build, security, image, smoke, integration, load, canary) to what it raises."""
+    (lint, unit, build, security, image, smoke, integration, load, canary) to what it raises;
+    ``freeze_check`` the freeze guard (default: never frozen)."""
     order = [] if order is None else order
     fail = fail or {}
     cfg = load(config_path)
@@ -180,6 +190,7 @@ def services(
         config=cfg,
         reporter=reporter or RecordingReporter(),
         env=cfg.env,
+        freeze_check=freeze_check or (lambda env_name, emergency: None),
         package=step("build", packages),
         security_gate=step("security", report),
         images=ImageBuilder(engine=lambda: "engine", build=step("image", image)),

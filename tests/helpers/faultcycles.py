@@ -60,9 +60,7 @@ def artifact(project: Path, marker: str):
     """The service's package with one file that differs per cycle (so every cycle publishes)."""
     from stageflow.packaging.lambda_zip import package, with_files
 
-    return with_files(
-        package(project / "app"), {"faultrun_marker.py": f"MARK = {marker!r}\n".encode()}
-    )
+    return with_files(package(project / "app"), {"faultrun_marker.py": f"MARK = {marker!r}\n".encode()})
 
 
 def weights(lam, function: str, alias: str) -> dict[str, int]:

@@ -123,3 +123,26 @@ def _search_zip(path: Path, value_forms: list[dict[str, bytes]]) -> list[Hit]:
     except (zipfile.BadZipFile, OSError, RuntimeError):
         pass
     return hits
+
+
+# -- what AWS holds, as texts for scan_for_values ------------------------------------------------------
+def s3_object_versions(s3, bucket: str) -> dict[str, bytes]:
+    """Every version of every object in ``bucket`` (``ListObjectVersions``), labelled
+    ``s3://bucket/key?versionId=...``: Terraform state keeps each apply's state as a noncurrent version."""
+    out: dict[str, bytes] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for v in page.get("Versions", []):
+            body = s3.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+            out[f"s3://{bucket}/{v['Key']}?versionId={v['VersionId']}"] = body
+    return out
+
+
+def function_configurations(lam, function: str) -> dict[str, str]:
+    """``GetFunctionConfiguration`` of every version of ``function`` ($LATEST included), as JSON text
+    labelled ``function:version``."""
+    out: dict[str, str] = {}
+    for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=function):
+        for v in page["Versions"]:
+            cfg = lam.get_function_configuration(FunctionName=function, Qualifier=v["Version"])
+            out[f"{function}:{v['Version']}"] = json.dumps(cfg, default=str)
+    return out

@@ -26,6 +26,8 @@ UNSCOPABLE_READS = {
     "cloudwatch:GetMetricStatistics",
     "ssm:DescribeParameters",
     "kms:ListAliases",
+    "fis:ListExperimentTemplates",  # the chaos stage finds its templates by tag (no resource-level scope)
+    "ecr:GetAuthorizationToken",  # ECR's login token: AWS knows no resource for it
 }
 ADMIN_POLICIES = re.compile(r"AdministratorAccess|PowerUserAccess|IAMFullAccess|FullAccess")
 
@@ -157,7 +159,7 @@ def _role_policies(cfg, role: str) -> list[dict]:
         if not re.fullmatch(rf"\$\{{aws_iam_role\.{role}(\[0\])?\.id\}}", attr(body, "role")):
             continue  # (a role made with count is referenced as aws_iam_role.NAME[0].id)
         policy = attr(body, "policy")
-        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", policy)
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(?:\[0\])?\.json\}", policy)
         if m:
             out.extend(statements(cfg.policy_document(m.group(1))))
         else:
@@ -190,7 +192,13 @@ def _pipeline_and_codebuild_roles(cfg) -> list[str]:
 
 
 def test_pipeline_and_codebuild_roles_are_found(cfg):
-    assert sorted(_pipeline_and_codebuild_roles(cfg)) == ["builder", "deployer", "pipeline", "pull_request"]
+    assert sorted(_pipeline_and_codebuild_roles(cfg)) == [
+        "builder",
+        "deployer",
+        "image",
+        "pipeline",
+        "pull_request",
+    ]
 
 
 def test_no_administrator_or_wildcard_policies_on_pipeline_and_codebuild_roles(cfg):
@@ -221,16 +229,18 @@ def test_deployer_passes_roles_only_to_lambda_and_attaches_only_xray(cfg):
     assert any("AWSXRayDaemonWriteAccess" in v for v in as_list(attr(attach[0]["Condition"][0], "values")))
 
 
-def test_four_codebuild_projects_run_their_buildspecs(cfg):
+def test_five_codebuild_projects_run_their_buildspecs(cfg):
     roles = cfg.locals["pipeline_projects"]
     assert sorted(roles) == ["build", "deploy", "integration"]
+    image = block(cfg.resource("aws_codebuild_project", "image"), "source")
+    assert attr(image, "buildspec") == "buildspecs/image.yml"
     source = block(cfg.resource("aws_codebuild_project", "pipeline"), "source")
     assert attr(source, "buildspec") == "buildspecs/${each.key}.yml"
     rollback = block(cfg.resource("aws_codebuild_project", "rollback"), "source")
     assert attr(rollback, "buildspec") == "buildspecs/rollback.yml"
 
 
-@pytest.mark.parametrize("project", ["pipeline", "rollback", "pull_request"])
+@pytest.mark.parametrize("project", ["pipeline", "rollback", "pull_request", "image"])
 def test_codebuild_logs_to_cloudwatch_caches_and_runs_unprivileged_on_a_current_image(cfg, project):
     body = cfg.resource("aws_codebuild_project", project)
     logs = block(block(body, "logs_config"), "cloudwatch_logs")
@@ -240,7 +250,8 @@ def test_codebuild_logs_to_cloudwatch_caches_and_runs_unprivileged_on_a_current_
     assert attr(cache, "type") in ("S3", "LOCAL")
     assert attr(cache, "location").startswith("${aws_s3_bucket.artifacts.bucket}/cache/")
     env = block(body, "environment")
-    assert attr(env, "privileged_mode") is False
+    # privileged only for the image project (its Docker daemon), never another
+    assert attr(env, "privileged_mode") is (project == "image")
     assert attr(env, "image") == "${var.build_image}"
     assert attr(body, "encryption_key") == "${aws_kms_key.pipeline.arn}"
 
@@ -304,3 +315,82 @@ def test_pull_request_role_cannot_deploy(cfg):
         "codestar-connections:GetConnectionToken",
         "codeconnections:GetConnectionToken",
     }
+
+
+# -- build once, deploy many; images; notifications (issue 25 items 3, 4, 6) ---------------------------
+def test_the_build_stage_builds_the_image_then_the_artifact(stages):
+    build = next(s for s in stages if attr(s, "name") == "Build")
+    image, checks = _actions(build)
+    assert attr(image, "name") == "BuildImage" and as_list(attr(image, "output_artifacts")) == ["image"]
+    assert attr(attr(image, "configuration"), "ProjectName") == "${aws_codebuild_project.image.name}"
+    assert attr(checks, "name") == "BuildAndUnitTest"
+    assert as_list(attr(checks, "input_artifacts")) == ["source", "image"]
+    assert as_list(attr(checks, "output_artifacts")) == ["build"]
+
+
+def test_every_deploy_action_gets_the_build_artifact(stages):
+    deploys = [
+        a for s in stages for a in blocks(s, "action") if "STAGEFLOW_CANARY_STEP" in _env(a)
+    ]  # fmt: skip
+    assert len(deploys) == 5
+    for a in deploys:
+        assert "build" in as_list(attr(a, "input_artifacts")), attr(a, "name")
+
+
+def test_ecr_repository_is_immutable_scanned_encrypted_and_expires_old_images(cfg):
+    repo = cfg.resource("aws_ecr_repository", "service")
+    assert attr(repo, "name") == "${var.service_name}"
+    assert attr(repo, "image_tag_mutability") == "IMMUTABLE"
+    assert attr(block(repo, "image_scanning_configuration"), "scan_on_push") is True
+    enc = block(repo, "encryption_configuration")
+    assert (attr(enc, "encryption_type"), attr(enc, "kms_key")) == ("KMS", "${aws_kms_key.pipeline.arn}")
+    rules = jsonencoded(attr(cfg.resource("aws_ecr_lifecycle_policy", "service"), "policy"))["rules"]
+    by_status = {r["selection"]["tagStatus"]: r for r in rules}
+    assert by_status["untagged"]["selection"]["countType"] == "sinceImagePushed"
+    assert by_status["any"]["selection"]["countNumber"] == "${var.image_retention_count}"
+    assert attr(cfg.variables["image_retention_count"], "default") == 30
+
+
+def test_ecr_repository_policy_lets_only_this_accounts_lambda_pull(cfg):
+    policy = cfg.resource("aws_ecr_repository_policy", "service")
+    assert attr(policy, "policy") == "${data.aws_iam_policy_document.ecr.json}"
+    (st,) = blocks(cfg.policy_document("ecr"), "statement")
+    assert attr(st, "effect", "Allow") == "Allow"
+    assert set(as_list(attr(st, "actions"))) == {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+    (principal,) = blocks(st, "principals")
+    assert as_list(attr(principal, "identifiers")) == ["lambda.amazonaws.com"]  # never "*"
+    conditions = {attr(c, "variable"): as_list(attr(c, "values")) for c in blocks(st, "condition")}
+    assert conditions["aws:SourceAccount"] == ["${local.account_id}"]
+    assert conditions["aws:SourceArn"][0].endswith(":function:${var.service_name}-*")
+
+
+def test_only_the_image_role_pushes_and_only_to_its_repository(cfg):
+    pushes = {
+        role
+        for role in _pipeline_and_codebuild_roles(cfg)
+        for st in _role_policies(cfg, role)
+        if "ecr:PutImage" in st["Action"]
+    }
+    assert pushes == {"image"}
+    st = next(st for st in _role_policies(cfg, "image") if "ecr:PutImage" in st["Action"])
+    assert st["Resource"] == ["${aws_ecr_repository.service.arn}"]
+
+
+def _dynamic_env(project: dict) -> dict[str, dict]:
+    env = block(project, "environment")
+    out = {}
+    for d in env.get("dynamic", []):
+        for c in blocks(d.get("environment_variable", {}), "content"):
+            out[attr(c, "name")] = {"type": attr(c, "type", "PLAINTEXT"), **d["environment_variable"]}
+    return out
+
+
+def test_the_slack_webhook_comes_from_secrets_manager_in_the_notifying_projects(cfg):
+    for name in ("pipeline", "rollback"):
+        hook = _dynamic_env(cfg.resource("aws_codebuild_project", name))["STAGEFLOW_SLACK_WEBHOOK"]
+        assert hook["type"] == "SECRETS_MANAGER"
+        assert "var.slack_webhook_secret_arn" in str(attr(hook, "for_each"))
+    assert cfg.locals["notifying_projects"] == ["deploy"]  # of the pipeline projects, only the deploys
+    assert attr(cfg.variables["slack_webhook_secret_arn"], "default") == ""
+    reads = [s for s in _role_policies(cfg, "deployer") if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert ["${var.slack_webhook_secret_arn}"] in [s["Resource"] for s in reads]

@@ -6,7 +6,17 @@ import re
 
 import pytest
 
-from tests.infrastructure.hcl import MODULES, REPO, as_list, attr, block, blocks, load_dir, statements
+from tests.infrastructure.hcl import (
+    MODULES,
+    REPO,
+    as_list,
+    attr,
+    block,
+    blocks,
+    jsonencoded,
+    load_dir,
+    statements,
+)
 
 SERVICE = MODULES / "service"
 
@@ -214,3 +224,46 @@ def test_function_roles_are_least_privilege(cfg, document):
         assert "*" not in st["Resource"], st["Sid"]
     for attachment in cfg.of_type("aws_iam_role_policy_attachment").values():
         assert re.search(r"AWSXRayDaemonWriteAccess", attr(attachment, "policy_arn"))
+
+
+def test_only_this_environments_alarms_may_publish_and_trigger_rollback(cfg):
+    """Issue 24 item 4: the topic admits CloudWatch publishes only from this environment's alarms
+    (aws:SourceArn), and the rollback function is told the alarm set it may act on."""
+    (cw,) = [s for s in statements(cfg.policy_document("alerts")) if s["Effect"] == "Allow"]
+    conds = {attr(c, "variable"): c for c in cw["Condition"]}
+    assert attr(conds["aws:SourceArn"], "test") == "ArnEquals"
+    assert attr(conds["aws:SourceArn"], "values") == "${local.alert_alarm_arns}"
+    arns = str(cfg.locals["alert_alarm_arns"])
+    assert "local.alarm_names" in arns and "local.rollback_alarm_name" in arns and ":alarm:" in arns
+    env = attr(block(cfg.resource("aws_lambda_function", "rollback"), "environment"), "variables")
+    assert env["STAGEFLOW_ALARM_NAMES"] == "${jsonencode(local.alarm_names)}"
+
+
+def _sns_matches(policy: dict, body: dict) -> bool:
+    """SNS's MessageBody filter semantics for the shapes used here: exact values, "$or" of alternatives."""
+    if "$or" in policy:
+        return any(_sns_matches(alt, body) for alt in policy["$or"])
+    return all(body.get(key) in allowed for key, allowed in policy.items())
+
+
+def test_the_pager_gets_only_critical_events(cfg):
+    """Alarms entering ALARM and failed rollbacks page; deploy progress and recoveries do not."""
+    sub = cfg.resource("aws_sns_topic_subscription", "pager")
+    assert attr(sub, "filter_policy_scope") == "MessageBody" and attr(sub, "protocol") == "https"
+    policy = jsonencoded(attr(sub, "filter_policy"))
+    kinds = cfg.locals["pager_kinds"]
+    policy["$or"] = [
+        {k: (kinds if v == "${local.pager_kinds}" else v) for k, v in alt.items()} for alt in policy["$or"]
+    ]
+    alarm = {"AlarmName": "sample-api-errors-prod", "NewStateValue": "ALARM", "OldStateValue": "OK"}
+    assert _sns_matches(policy, alarm)
+    assert not _sns_matches(policy, {**alarm, "NewStateValue": "OK", "OldStateValue": "ALARM"})
+    assert not _sns_matches(policy, {**alarm, "NewStateValue": "INSUFFICIENT_DATA"})
+    assert _sns_matches(policy, {"kind": "rollback_failed", "environment": "prod"})
+    from stageflow.rollback.core import FAILED_KIND
+
+    assert FAILED_KIND in kinds  # the kind stageflow sends when a rollback fails
+    for kind in ("started", "approval_needed", "promoted", "succeeded", "rolled_back"):
+        assert not _sns_matches(policy, {"kind": kind, "environment": "prod"}), kind
+    email = cfg.resource("aws_sns_topic_subscription", "email")
+    assert attr(email, "filter_policy", None) is None  # e-mail keeps every message

@@ -68,7 +68,11 @@ def test_deploy_runs_from_main_with_oidc_and_reviewed_production():
     wf = _wf("deploy")
     assert wf["on"]["push"]["branches"] == ["main"]
     assert wf["permissions"] == {} and wf["env"]["STAGEFLOW_LOCAL"] == "0"
-    jobs = wf["jobs"]
+    jobs = {name: job for name, job in wf["jobs"].items() if name != "build"}  # the build has no AWS
+    assert (
+        wf["jobs"]["build"]["permissions"] == {"contents": "read"}
+        and "environment" not in wf["jobs"]["build"]
+    )
     envs = {name: job.get("environment") for name, job in jobs.items()}
     assert envs == {
         "dev": "dev",
@@ -77,9 +81,9 @@ def test_deploy_runs_from_main_with_oidc_and_reviewed_production():
         "prod-canary-50": "prod-canary-50",
         "prod-promote": "prod-promote",
     }
-    order = ["dev", "staging", "prod-canary-10", "prod-canary-50", "prod-promote"]
+    order = ["build", "dev", "staging", "prod-canary-10", "prod-canary-50", "prod-promote"]
     for before, after in zip(order, order[1:], strict=False):
-        assert jobs[after]["needs"] == before
+        assert wf["jobs"][after]["needs"] == before
     for name, job in jobs.items():
         assert job["permissions"] == {"contents": "read", "id-token": "write"}, name  # OIDC, nothing else
         creds = [s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws")]
@@ -94,6 +98,29 @@ def test_deploy_runs_from_main_with_oidc_and_reviewed_production():
     # the same sessions as CodeBuild's deploy project
     deploy = {s for c in _commands(load_buildspec("deploy")) for s in _sessions(c)}
     assert {s for job in jobs.values() for s in _sessions(_runs(job))} <= deploy
+
+
+def _step_env(job: dict, command: str) -> dict:
+    return next(s.get("env", {}) for s in job["steps"] if command in s.get("run", ""))
+
+
+def test_deploy_jobs_deploy_the_one_build_artifact_and_get_the_slack_webhook_secret():
+    jobs = _wf("deploy")["jobs"]
+    assert "nox -s package -- --out artifacts" in _runs(jobs["build"])
+    upload = next(s for s in jobs["build"]["steps"] if "upload-artifact" in str(s.get("uses")))
+    assert upload["with"]["name"] == "build-artifact" and upload["with"]["path"] == "artifacts/"
+    for name, env in (("dev", "dev"), ("staging", "staging"), ("prod-canary-10", "prod")):
+        job = jobs[name]
+        down = [s for s in job["steps"] if "download-artifact" in str(s.get("uses"))]
+        assert down and down[0]["with"] == {"name": "build-artifact", "path": "artifacts/"}, name
+        step_env = _step_env(job, f"nox -s deploy -- {env}")
+        assert step_env["STAGEFLOW_ARTIFACTS"] == "artifacts", name
+    for name, job in jobs.items():
+        for step in job["steps"]:
+            if re.search(r"nox -s (deploy|approve)\b", step.get("run", "")):
+                assert step["env"]["STAGEFLOW_SLACK_WEBHOOK"] == "${{ secrets.SLACK_WEBHOOK_URL }}", name
+        if name == "build":
+            assert "secrets." not in str(job)  # no secret where nothing notifies
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -89,8 +89,8 @@ def run(cli, emulator_state):
     return _run
 
 
-def _assert_no_leaks(run, paths, exclude=()):
-    texts = {}
+def _assert_no_leaks(run, paths, exclude=(), extra=None):
+    texts = dict(extra or {})
     for i, proc in enumerate(run.outputs):
         texts[f"run{i}:{' '.join(proc.args[3:6])}:stdout"] = proc.stdout
         texts[f"run{i}:{' '.join(proc.args[3:6])}:stderr"] = proc.stderr
@@ -376,20 +376,23 @@ def _create_function(aws, name):
     return name
 
 
-def test_lambda_merges_without_dropping_other_keys(setup, run, seeded, emulator_state):
+def test_lambda_pins_references_keeps_other_keys_and_drops_old_values(setup, run, seeded, emulator_state):
     aws = seeded
     fn = _create_function(aws, "sample-api-dev-merge")
     proc = run(setup, "secrets", "dev", "lambda", "--function", fn)
     assert proc.returncode == 0, proc.stderr
-    assert "set 3 variables" in proc.stdout and "kept 1 others" in proc.stdout
+    assert "pinned 3 references" in proc.stdout and "kept 1 others" in proc.stdout
+    assert "removed API_HOST" in proc.stdout  # the value an older stageflow merged in
     env = aws.client("lambda").get_function_configuration(FunctionName=fn)["Environment"]["Variables"]
+    db = aws.client("secretsmanager").get_secret_value(SecretId="sample-api/dev/database")
     assert env == {
         "LOG_LEVEL": "info",
-        "API_HOST": API_HOST,
-        "DB_PASSWORD": DB_PASSWORD,
-        "API_TOKEN": API_TOKEN,
+        "STAGEFLOW_SECRET_DB_PASSWORD": f"secretsmanager:{db['ARN']}?versionId={db['VersionId']}#password",
+        "STAGEFLOW_SECRET_API_TOKEN": env["STAGEFLOW_SECRET_API_TOKEN"],
+        "STAGEFLOW_SECRET_API_HOST": "ssm:/sample-api/dev/api/host:1",
     }
-    _assert_no_leaks(run, [setup, emulator_state])
+    assert env["STAGEFLOW_SECRET_API_TOKEN"].startswith("secretsmanager:arn:aws:secretsmanager:")
+    _assert_no_leaks(run, [setup, emulator_state], extra={"function": json.dumps(env)})
 
 
 def test_lambda_needs_a_function_name(setup, run):

@@ -202,6 +202,10 @@ ENV_COMMANDS = [
     ["secrets", "nope", "validate"],
     ["rehearse", "--env", "nope", "--scenario", "{scenario}"],
     ["demo", "--env", "nope"],
+    ["chaos", "nope"],
+    ["freeze", "nope", "--until", "1h", "--reason", "x"],
+    ["unfreeze", "nope"],
+    ["incidents", "nope"],
 ]
 ROWS = [(f"unknown-env-{argv[0]}", argv, {}, USAGE) for argv in ENV_COMMANDS]
 CONFIG_COMMANDS = [
@@ -297,6 +301,17 @@ ROWS += [
     ("local-down-unknown-option", ["local", "down", "--force"], {}, USAGE),
     ("local-status-unknown-option", ["local", "status", "--all"], {}, USAGE),
     ("local-reset-unknown-option", ["local", "reset", "--hard"], {}, USAGE),
+    ("chaos-unknown-experiment", ["chaos", "dev", "--experiment", "nosuch"], {}, USAGE),
+    ("freeze-until-not-a-time", ["freeze", "dev", "--until", "nan", "--reason", "x"], {}, USAGE),
+    (
+        "freeze-until-in-the-past",
+        ["freeze", "dev", "--until", "2020-01-01T00:00Z", "--reason", "x"],
+        {},
+        USAGE,
+    ),
+    ("unfreeze-unknown-option", ["unfreeze", "dev", "--until", "1h"], {}, USAGE),
+    ("incidents-unknown-postmortem", ["incidents", "dev", "--postmortem", "nope"], {}, USAGE),
+    ("package-bad-image-digest", ["package", "--out", "{files}/out", "--image-digest", "latest"], {}, USAGE),
     ("unknown-command", ["launch", "dev"], {}, USAGE),
 ]
 

@@ -4,7 +4,9 @@ from stageflow.aws import AwsClients, AwsTarget, check_local_endpoint, detect_lo
 from stageflow.errors import ExitCode, LocalGuardError
 
 
-@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:5000", "http://localhost:4566", "http://[::1]:9"])
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:5000", "http://127.3.2.1:4566", "http://127.0.0.1:9/"]
+)
 def test_guard_accepts_loopback(endpoint):
     assert check_local_endpoint(endpoint) == endpoint
 
@@ -20,6 +22,20 @@ def test_guard_accepts_loopback(endpoint):
         "http://127.0.0.1",
         "ftp://127.0.0.1:21",
         "http://169.254.169.254:80",
+        # issue 24 item 5: only http://127.x.y.z:PORT, nothing that could smuggle text into HCL or a URL
+        "http://localhost:4566",
+        "http://[::1]:9",
+        "https://127.0.0.1:5000",
+        "http://127.0.0.1:5000/path",
+        "http://127.0.0.1:5000?x=1",
+        "http://user@127.0.0.1:5000",
+        'http://127.0.0.1:5000" \n}',
+        'http://127.0.0.1:5000/${file("/etc/passwd")}',
+        "http://127.0.0.1.example.com:5000",
+        "http://127.0.0.256:5000",
+        "http://127.0.0.1:0",
+        "http://127.0.0.1:70000",
+        "http://127.0.0.1:5000\x1b[2J",
     ],
 )
 def test_guard_refuses_anything_else(endpoint):
@@ -110,3 +126,20 @@ def test_the_call_failpoint_kills_before_or_after_the_nth_call_over_every_client
     assert not aws.CallFailpoint("kill-after-record:3", None).active  # deploy/canary.py's failpoint
     with pytest.raises(UsageError):
         aws.CallFailpoint("kill-after-call:x", None)
+
+
+def test_local_clients_ignore_proxy_variables(monkeypatch):
+    """Issue 24 item 7: botocore reads HTTP(S)_PROXY only when its proxies config is None."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.2:8899")
+    lam = AwsClients(AwsTarget("us-east-1", True, "http://127.0.0.1:1")).client("lambda")
+    assert lam.meta.config.proxies == {}
+    assert lam._endpoint.http_session._proxy_config.proxy_url_for("http://127.0.0.1:1/") is None
+
+
+def test_children_bypass_proxies_for_the_emulator_and_keep_the_rest(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    env = local_env("http://127.0.0.1:5000", "us-east-1")
+    for var in ("NO_PROXY", "no_proxy"):
+        parts = env[var].split(",")
+        assert {"127.0.0.1", "127.0.0.0/8", "localhost"} <= set(parts) and "internal.example" in parts

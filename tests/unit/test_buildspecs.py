@@ -15,7 +15,7 @@ from tests.conftest import REPO
 from tests.infrastructure.hcl import MODULES, attr, blocks, jsonencoded, load_dir
 
 BUILDSPECS = REPO / "buildspecs"
-NAMES = ("build", "deploy", "integration", "rollback")
+NAMES = ("build", "deploy", "image", "integration", "rollback")
 PHASES = ("install", "pre_build", "build", "post_build")
 REPORT_FORMATS = {"JUNITXML", "COBERTURAXML"}
 NOX_CALL = re.compile(r"\bnox\s+(?:-\S+\s+)*?-s\s+([\w-]+)")
@@ -64,8 +64,11 @@ def pipeline():
 
 
 def test_one_buildspec_per_codebuild_project(pipeline):
-    projects = set(pipeline.locals["pipeline_projects"]) | {"rollback"}
+    projects = set(pipeline.locals["pipeline_projects"]) | {"rollback", "image"}
     assert pipeline.resource("aws_codebuild_project", "rollback")
+    assert attr(blocks(pipeline.resource("aws_codebuild_project", "image"), "source")[0], "buildspec") == (
+        "buildspecs/image.yml"
+    )
     assert projects == set(NAMES)
     assert {p.stem for p in BUILDSPECS.glob("*.yml")} == set(NAMES)
     # the pull-request project runs the Build stage's buildspec: the same checks on every pull request
@@ -132,7 +135,7 @@ def test_every_nox_session_called_exists(name, sessions):
 
 def test_the_issue_sessions_are_called(sessions):
     called = {s for n in NAMES for c in _commands(_load(n)) for s in NOX_CALL.findall(c)}
-    assert {"lint", "unit", "tool_tests", "security", "docker", "deploy", "rollback"} <= called
+    assert {"lint", "unit", "tool_tests", "security", "image", "package", "deploy", "rollback"} <= called
     assert {"smoke", "integration", "load"} <= called
     # the service's suites, not stageflow's own integration tests, run against deployed environments
     integration = "\n".join(_commands(_load("integration")))
@@ -156,6 +159,7 @@ def _provided(pipeline) -> dict[str, set[str]]:
     for key in pipeline.locals["pipeline_projects"]:
         out[key] = _env_block_names(pipe)
     out["rollback"] = _env_block_names(pipeline.resource("aws_codebuild_project", "rollback"))
+    out["image"] = _env_block_names(pipeline.resource("aws_codebuild_project", "image"))
     for stage in blocks(pipeline.resource("aws_codepipeline", "this"), "stage"):
         for action in blocks(stage, "action"):
             cfg = attr(action, "configuration")
@@ -168,7 +172,12 @@ def _provided(pipeline) -> dict[str, set[str]]:
 
 def _env_block_names(project: dict) -> set[str]:
     envs = blocks(project, "environment")
-    return {attr(v, "name") for e in envs for v in blocks(e, "environment_variable")}
+    names = {attr(v, "name") for e in envs for v in blocks(e, "environment_variable")}
+    # dynamic "environment_variable" blocks (the image project's repository, the Slack webhook secret)
+    dynamic = [
+        d["environment_variable"] for e in envs for d in e.get("dynamic", []) if "environment_variable" in d
+    ]
+    return names | {attr(c, "name") for d in dynamic for c in blocks(d, "content")}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -200,13 +209,17 @@ def test_deploy_and_integration_read_the_pipeline_variables(pipeline):
 @pytest.mark.parametrize("name", NAMES)
 def test_artifacts_only_where_the_project_takes_them(name, pipeline):
     spec = _load(name)
-    if name == "rollback":
-        project = pipeline.resource("aws_codebuild_project", "rollback")
+    if name in ("rollback", "image"):
+        project = pipeline.resource("aws_codebuild_project", name)
     else:
         project = pipeline.resource("aws_codebuild_project", "pipeline")
     kind = attr(blocks(project, "artifacts")[0], "type")
     if kind == "NO_ARTIFACTS":
         assert "artifacts" not in spec
+    elif name == "build":  # the reports and the build artifact every deploy action deploys
+        assert spec["artifacts"]["files"] == ["reports/**/*", "artifacts/**/*"]
+    elif name == "image":  # the pushed image's digest for the build artifact's manifest
+        assert spec["artifacts"]["files"] == ["image/image.json", "reports/**/*"]
     else:
         assert spec["artifacts"]["files"] == ["reports/**/*"]
 
@@ -272,3 +285,40 @@ def test_nox_unit_is_stageflow_unit_so_it_uses_the_services_own_test_environment
     session = _RecordingSession("unit", ["--floor", "85"])
     _noxfile_sessions()["unit"](session)
     assert session.calls == [("install", "-e", ".[dev]"), ("run", "stageflow", "unit", "--floor", "85")]
+
+
+# -- build once, deploy many; images; notifications (issue 25 items 3, 4, 6) ---------------------------
+def test_build_writes_the_artifact_once_with_the_images_digest():
+    build = "\n".join(_commands(_load("build")))
+    assert "nox -s package -- --out artifacts" in build
+    assert "CODEBUILD_SRC_DIR_image" in build and "STAGEFLOW_IMAGE_DIGEST" in build
+    assert "nox -s docker" not in build  # the image is the image project's (privileged) job
+
+
+def test_every_deploy_deploys_the_build_artifact_and_never_rebuilds():
+    spec = _load("deploy")
+    deploy = "\n".join(_commands(spec))
+    assert 'export STAGEFLOW_ARTIFACTS="$CODEBUILD_SRC_DIR_build/artifacts"' in deploy
+    assert "manifest.json" in "\n".join(spec["phases"]["pre_build"]["commands"])
+    assert not {"package", "docker", "image"} & set(NOX_CALL.findall(deploy))
+    # the option the variable feeds: `stageflow deploy --artifacts` (click envvar)
+    from stageflow.cli import cli
+
+    opt = next(p for p in cli.commands["deploy"].params if p.name == "artifacts")
+    assert opt.envvar == "STAGEFLOW_ARTIFACTS"
+
+
+def test_the_image_project_builds_scans_and_writes_the_digest():
+    spec = _load("image")
+    assert NOX_CALL.findall("\n".join(_commands(spec))) == ["image"]
+    assert "image/image.json" in spec["artifacts"]["files"]
+    text = (REPO / "noxfile.py").read_text(encoding="utf-8")
+    src = text[text.index("def image(") : text.index("\n@nox.session", text.index("def image("))]
+    assert '"--target", "lambda"' in src and "--require-image-scan" in src and "--download-db-only" in src
+
+
+def test_rollback_runs_smoke_after_the_rollback():
+    cmds = _commands(_load("rollback"))
+    rb = next(i for i, c in enumerate(cmds) if 'nox -s rollback -- "$STAGEFLOW_ENV"' in c)
+    smoke = next(i for i, c in enumerate(cmds) if 'nox -s smoke -- "$STAGEFLOW_ENV"' in c)
+    assert smoke > rb

@@ -85,3 +85,42 @@ def test_the_outputs_the_factory_hands_out_come_from_its_store(tmp_path, monkeyp
     f = make(tmp_path, local=True)
     f.outputs_store.remember("dev", OUT)
     assert f.outputs("dev") is OUT  # remembered in this process: no AWS call, no Terraform
+
+
+def test_several_functions_get_their_own_ports_and_each_its_own_smoke(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from stageflow.config.model import FunctionConfig
+    from stageflow.invokecheck import Smoke
+    from stageflow.outputs import FunctionTarget
+
+    monkeypatch.setenv("STAGEFLOW_LOCAL_ENDPOINT", PROXY)
+    f = make(tmp_path, local=True)
+    api_smoke, worker_smoke = Smoke(expect={"ok": True}), Smoke(expect={"done": 1})
+    f.__dict__["config"] = replace(
+        f.config,
+        function_tables=(
+            FunctionConfig("api", "svc.api.handler", smoke=api_smoke),
+            FunctionConfig("worker", "svc.worker.handler", smoke=worker_smoke),
+        ),
+    )
+    two = replace(
+        OUT,
+        functions=(
+            FunctionTarget("api", "svc-api-dev", "live"),
+            FunctionTarget("worker", "svc-worker-dev", "live"),
+        ),
+    )
+    rel = f.environment("dev", outputs=two).release
+    assert [(m.key, m.function, m.alias) for m in rel.members] == [
+        ("api", "svc-api-dev", "live"),
+        ("worker", "svc-worker-dev", "live"),
+    ]
+    assert [m.check.smoke for m in rel.members] == [api_smoke, worker_smoke]
+    assert [(m.gates.function, m.publisher.function) for m in rel.members] == [
+        ("svc-api-dev", "svc-api-dev"),
+        ("svc-worker-dev", "svc-worker-dev"),
+    ]
+    # one function (the sample): the context's own ports are the release's one member
+    one = f.environment("dev", outputs=OUT)
+    assert one.functions is None and one.release.single and one.release.first.traffic is one.traffic

@@ -11,7 +11,6 @@ from botocore.stub import ANY, Stubber
 from stageflow.config import load
 from stageflow.function_config import FunctionSpec, differences, wanted, write_environment
 from stageflow.pipeline import stage_secrets
-from stageflow.redact import Secret
 from stageflow.secrets.sinks import update_lambda_env
 
 SPEC = FunctionSpec(
@@ -36,7 +35,7 @@ LIVE = {
             "PARAMETER_PREFIX": "/orders/dev",
             "LOG_LEVEL": "info",
             "TABLE": "orders-dev",
-            "API_TOKEN": "tok-3f9a",
+            "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3",
         }
     },
 }
@@ -64,7 +63,12 @@ def test_one_line_per_difference_naming_both_sides():
         "MemorySize": 256,
         "Timeout": 30,
         "Environment": {
-            "Variables": {"LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "tok-3f9a", "ENVIRONMENT": "dev"}
+            "Variables": {
+                "LOG_LEVEL": "debug",
+                "MANUAL": "x",
+                "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3",
+                "ENVIRONMENT": "dev",
+            }
         },
     }
     live.pop("Architectures")  # Lambda's default
@@ -82,9 +86,11 @@ def test_one_line_per_difference_naming_both_sides():
 
 
 def test_secret_values_never_appear_in_differences():
+    """A value an older stageflow left under the secret's own name is a leftover, named without it."""
     live = {**LIVE, "Environment": {"Variables": {"API_TOKEN": "tok-3f9a", "OLD_TOKEN": "tok-77aa"}}}
     text = "\n".join(differences(SPEC, live))
     assert "tok-" not in text and "OLD_TOKEN: set on the function, not in stageflow.toml" in text
+    assert "API_TOKEN: set on the function, not in stageflow.toml" in text
 
 
 class Store:
@@ -100,13 +106,21 @@ class Store:
         return self.live
 
 
-def test_write_environment_writes_plain_and_secret_values_and_says_what_differs():
+def test_write_environment_writes_plain_values_and_secret_references_never_values():
     store = Store({**LIVE, "Timeout": 3})
     said = []
-    res = write_environment(store, "orders-dev", {"API_TOKEN": Secret("tok-3f9a")}, SPEC, say=said.append)
+    res = write_environment(store, "orders-dev", {"API_TOKEN": "ssm:/orders/token:3"}, SPEC, say=said.append)
     ((fn, secrets, plain, only),) = store.calls
-    assert fn == "orders-dev" and list(secrets) == ["API_TOKEN"] and plain == SPEC.environment
-    assert only == {"SERVICE_NAME", "ENVIRONMENT", "PARAMETER_PREFIX", "LOG_LEVEL", "TABLE", "API_TOKEN"}
+    assert fn == "orders-dev" and secrets == {}
+    assert plain == {**SPEC.environment, "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3"}
+    assert only == {
+        "SERVICE_NAME",
+        "ENVIRONMENT",
+        "PARAMETER_PREFIX",
+        "LOG_LEVEL",
+        "TABLE",
+        "STAGEFLOW_SECRET_API_TOKEN",
+    }  # a value left under API_TOKEN by an older stageflow is removed
     assert said == ["timeout_s: 3 on the function, 20 in stageflow.toml"]
     assert res.variables == ("LOG_LEVEL", "TABLE") and res.removed == ("MANUAL",)
     assert res.summary == (
@@ -118,7 +132,8 @@ def test_write_environment_writes_plain_and_secret_values_and_says_what_differs(
 
 def test_stage_secrets_without_a_spec_merges_only_secrets():
     store = Store(LIVE)
-    infra = SimpleNamespace(outputs=SimpleNamespace(function_name="fn"), secrets={})
+    one = SimpleNamespace(function_name="fn")
+    infra = SimpleNamespace(outputs=SimpleNamespace(function_name="fn", functions=(one,)), secrets={})
     assert stage_secrets(store, infra).summary == "none configured" and not store.calls
     ok = stage_secrets(store, infra, SPEC)
     assert ok.summary.endswith("; configuration as in stageflow.toml") and ok.differs == ()
@@ -133,7 +148,7 @@ def _lambda():
 def test_update_lambda_env_sets_plain_values_and_removes_leftovers():
     lam, fn = _lambda(), "orders-dev"
     done = {"Configuration": {"FunctionName": fn, "LastUpdateStatus": "Successful"}}
-    current = {"SERVICE_NAME": "orders", "LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "old"}
+    current = {"SERVICE_NAME": "orders", "LOG_LEVEL": "debug", "MANUAL": "x", "API_TOKEN": "old-value"}
     with Stubber(lam) as s:
         s.add_response("get_function", done, {"FunctionName": fn})
         s.add_response(
@@ -152,18 +167,17 @@ def test_update_lambda_env_sets_plain_values_and_removes_leftovers():
                         "SERVICE_NAME": "orders",
                         "LOG_LEVEL": "info",
                         "TABLE": "orders-dev",
-                        "API_TOKEN": "tok-3f9a",
+                        "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3",
                     }
                 },
             },
         )
         s.add_response("get_function", done, {"FunctionName": ANY})
-        res = update_lambda_env(
-            lam, fn, {"API_TOKEN": Secret("tok-3f9a")}, plain=SPEC.environment, only=SPEC.managed_names
-        )
+        plain = {**SPEC.environment, "STAGEFLOW_SECRET_API_TOKEN": "ssm:/orders/token:3"}
+        res = update_lambda_env(lam, fn, {}, plain=plain, only=SPEC.managed_names)
         s.assert_no_pending_responses()
-    assert res.set == ("API_TOKEN", "LOG_LEVEL", "TABLE") and res.kept == ("SERVICE_NAME",)
-    assert res.removed == ("MANUAL",) and res.changed
+    assert res.set == ("LOG_LEVEL", "TABLE", "STAGEFLOW_SECRET_API_TOKEN") and res.kept == ("SERVICE_NAME",)
+    assert res.removed == ("API_TOKEN", "MANUAL") and res.changed  # the old value is gone from $LATEST
 
 
 def test_update_lambda_env_writes_nothing_when_the_environment_is_already_right():

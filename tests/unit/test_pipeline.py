@@ -37,7 +37,7 @@ class RecordedPolicy:
         return self._allowed
 
 
-def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_path):
+def test_terraform_stage_applies_the_reviewed_plan_and_terraform_gets_no_secret(tmp_path):
     plan_file = tmp_path / "p.tfplan"
     plan_file.write_bytes(b"holds secrets")
     calls: list = []
@@ -52,14 +52,17 @@ def test_terraform_stage_applies_the_reviewed_plan_with_secrets_in_env_only(tmp_
     env = load(cfg).env("staging")
     res = pipeline.stage_infrastructure(env, terraform, outputs, secrets)
     assert [c[0] for c in calls] == ["plan", "policy", "apply", "outputs"]
-    assert calls[0][2] == {"TF_VAR_db_password": "s3cr3t-value"} and calls[2][2] == calls[0][2]
-    assert not plan_file.exists()  # the plan file held the secret: gone after the apply
+    assert not calls[0][2] and not calls[2][2]  # no TF_VAR_* (issue 24 finding 1: never a value)
+    assert not plan_file.exists()  # plan files are deleted after use
     assert res.plan_sha256 == "abc123" and res.outputs is OUTPUTS
     assert outputs.remembered == {"staging": OUTPUTS}  # later commands read these
     assert "2 to create" in res.summary and res.to_json()["applied"] is True
-    # the secrets were resolved once and travel on to the secrets stage in the result (redacted)
+    # the secrets were read once; only their pinned references travel on to the secrets stage
     assert secrets.resolved == ["staging"]
-    assert set(res.secrets) == {"DB_PASSWORD"} and "s3cr3t-value" not in repr(res)
+    assert res.secrets == {
+        "DB_PASSWORD": "secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:DB_PASSWORD-x?versionId=v1"
+    }
+    assert "s3cr3t-value" not in repr(res)
 
 
 def test_terraform_stage_without_changes_reads_outputs_from_the_plan(tmp_path):

@@ -54,13 +54,19 @@ class FakeHistory:
     deployments: list = field(default_factory=list)  # newest first
     evts: list = field(default_factory=list)  # newest first
     released: list = field(default_factory=list)
+    incidents: list = field(default_factory=list)
 
     def in_flight(self):
         return next((d for d in self.deployments if d.status in ("in_progress", "awaiting_approval")), None)
 
     def last_known_good(self, exclude_version=None):
         return next(
-            (d for d in self.deployments if d.status == "succeeded" and d.version != exclude_version), None
+            (
+                d
+                for d in self.deployments
+                if d.status == "succeeded" and d.version != exclude_version and not d.extra.get("marked_bad")
+            ),
+            None,
         )
 
     def events(self, limit=50):
@@ -68,6 +74,9 @@ class FakeHistory:
 
     def list(self, limit=20):
         return self.deployments[:limit]
+
+    def get(self, dep_id):
+        return next((d for d in self.deployments if d.deployment_id == dep_id), None)
 
     def update(self, dep, **changes):
         new = dep.with_changes(**changes)
@@ -80,6 +89,9 @@ class FakeHistory:
 
     def record_event(self, kind, now, data):
         self.evts.insert(0, {"kind": kind, "at": now.isoformat(), **data})
+
+    def record_incident(self, incident):
+        self.incidents.append(incident)
 
 
 class FakeNotifier:
@@ -148,7 +160,11 @@ def test_in_flight_canary_goes_back_to_its_previous_version_and_is_closed():
     assert flight.state.terminal and history.released == ["d2"]
     assert flight.transitions[-1].to_phase == "rolled_back" and flight.transitions[-1].from_phase == "baking"
     assert history.evts[0]["kind"] == "rollback" and history.evts[0]["trigger"] == "alarm"
-    assert [msg.kind for msg in notifier.sent] == ["rolled_back"]
+    # every rollback that moved traffic opens an incident, linked in its notification
+    assert [msg.kind for msg in notifier.sent] == ["rolled_back", "incident"]
+    (inc,) = history.incidents
+    assert inc["key"] == "d2" and inc["trigger"] == "alarm" and inc["restored_version"] == "2"
+    assert "--postmortem d2" in notifier.sent[1].text
 
 
 def test_a_run_killed_before_publishing_was_recorded_stays_on_what_serves_and_is_closed():
@@ -287,6 +303,7 @@ LAMBDA_ENV = {
     "STAGEFLOW_HISTORY_TABLE": "svc-deployments-dev",
     "STAGEFLOW_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:svc-alerts-dev",
     "STAGEFLOW_ROLLBACK_ALARM": "svc-rollback-errors-dev",
+    "STAGEFLOW_ALARM_NAMES": '["svc-errors-dev", "svc-error-rate-dev"]',
 }
 
 
@@ -316,7 +333,34 @@ def test_the_function_ignores_ok_and_its_own_alarm_without_calling_aws(monkeypat
         def __getattr__(self, name):
             no_clients()
 
-    monkeypatch.setattr(rollback_lambda, "_clients", lambda: (Unused(), Unused(), Unused()))
+    monkeypatch.setattr(rollback_lambda, "_clients", lambda: (Unused(), Unused(), Unused(), Unused()))
     event = {"Records": [{"Sns": {"Message": json.dumps({"AlarmName": alarm, "NewStateValue": state})}}]}
     assert rollback_lambda.handler(event)["rolled_back"] == []
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_after_a_rollback_the_restored_version_is_last_known_good_and_the_bad_one_is_marked():
+    history = FakeHistory([dep("d3", "3", "succeeded", previous="2"), dep("d2", "2", "succeeded")])
+    traffic = FakeTraffic("3")
+    res, notifier = run(history, traffic, trigger="manual", reason="bad release", who="oncall")
+    assert res.changed and res.to_version == "2" and traffic.state().weights == {"2": 100}
+    d3 = history.get("d3")
+    assert d3.extra["marked_bad"]["reason"] == "bad release" and d3.extra["marked_bad"]["to"] == "2"
+    assert history.last_known_good().version == "2"  # no longer the rolled-back v3
+    (inc,) = history.incidents
+    assert inc["bad_version"] == "3" and inc["restored_version"] == "2" and inc["trigger"] == "manual"
+    again, _ = run(history, traffic, trigger="manual", reason="twice", who="oncall")
+    assert not again.changed and again.to_version == "2" and len(history.incidents) == 1
+
+
+def test_a_fresh_environment_whose_only_version_serves_says_so_and_changes_nothing():
+    history, traffic = FakeHistory([]), FakeTraffic("1")
+    res, notifier = run(history, traffic, trigger="manual", reason="r", who="oncall")
+    assert not res.changed and res.to_version == "1" and traffic.restored == []
+    assert notifier.sent == [] and history.evts == [] and history.incidents == []
+
+
+def test_with_only_the_serving_deployment_recorded_its_previous_version_is_the_target():
+    history, traffic = FakeHistory([dep("d2", "2", "succeeded", previous="1")]), FakeTraffic("2")
+    res, _ = run(history, traffic, trigger="manual", reason="r", who="oncall")
+    assert res.changed and res.to_version == "1" and traffic.state().weights == {"1": 100}

@@ -38,6 +38,8 @@ module "service" {
   reserved_concurrency   = var.reserved_concurrency
   tracked_versions       = var.tracked_versions
   data_table_names       = module.resources.table_names
+  # the pipeline's boundary on the function roles (docs/security.md)
+  permissions_boundary_name = "${var.service_name}-function-boundary"
 }
 
 # The service's own resources (tables, queues, extra policies on the function's role): one module that

@@ -1,6 +1,7 @@
 # CodeBuild projects run buildspecs/<name>.yml, which install stageflow and run its nox sessions.
 # All of them log to CloudWatch (KMS-encrypted log group), cache in the artifact bucket, run
-# unprivileged on a current AWS-managed image, and encrypt their output with the pipeline key.
+# unprivileged on a current AWS-managed image, and encrypt their output with the pipeline key. The one
+# privileged project, {service}-image (its Docker daemon needs it), is a resource of its own (images.tf).
 locals {
   # name => role and timeout. The deploy project's timeout covers a full production canary
   # (10 % and 50 % for 15 min each, 30 min post-deploy monitoring) with room to spare.
@@ -13,6 +14,8 @@ locals {
     builder  = aws_iam_role.builder.arn
     deployer = aws_iam_role.deployer.arn
   }
+  # projects that notify (deploys and rollbacks): they get the Slack webhook from Secrets Manager
+  notifying_projects = ["deploy"]
 }
 
 resource "aws_cloudwatch_log_group" "codebuild" {
@@ -51,6 +54,16 @@ resource "aws_codebuild_project" "pipeline" {
     environment_variable {
       name  = "STAGEFLOW_SERVICE"
       value = var.service_name
+    }
+
+    # the Slack webhook: read from Secrets Manager when the build starts, never stored in Terraform
+    dynamic "environment_variable" {
+      for_each = contains(local.notifying_projects, each.key) && var.slack_webhook_secret_arn != "" ? [var.slack_webhook_secret_arn] : []
+      content {
+        name  = "STAGEFLOW_SLACK_WEBHOOK"
+        type  = "SECRETS_MANAGER"
+        value = environment_variable.value
+      }
     }
   }
 
@@ -116,6 +129,15 @@ resource "aws_codebuild_project" "rollback" {
     environment_variable {
       name  = "STAGEFLOW_ENV"
       value = "prod"
+    }
+
+    dynamic "environment_variable" {
+      for_each = var.slack_webhook_secret_arn != "" ? [var.slack_webhook_secret_arn] : []
+      content {
+        name  = "STAGEFLOW_SLACK_WEBHOOK"
+        type  = "SECRETS_MANAGER"
+        value = environment_variable.value
+      }
     }
   }
 

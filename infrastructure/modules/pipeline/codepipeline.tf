@@ -1,16 +1,17 @@
-# Source -> Build -> DeployDev -> IntegrationTest -> DeployStaging -> ApprovalForProduction ->
+# Source -> Build (image, then checks and zips) -> DeployDev -> IntegrationTest -> DeployStaging -> ApprovalForProduction ->
 # DeployProduction (pre-production chaos, canary 10 %, canary approval, 50 %, final approval, 100 %).
 # Deploy actions tell buildspecs/deploy.yml what to do through environment variables:
 #   STAGEFLOW_ENV         dev | staging | prod
 #   STAGEFLOW_CANARY_STEP all (the whole canary in one run) | 1 | 2 | 3 (one step of prod's canary)
 #   STAGEFLOW_SUITE       integration | full | chaos (buildspecs/integration.yml)
+#   STAGEFLOW_CHAOS_SUITE basic | full: the chaos suite (chaos: stageflow chaos ENV --suite SUITE)
 locals {
   env_vars = {
     deploy_dev      = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     integration_dev = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "integration", type = "PLAINTEXT" }])
     deploy_staging  = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     full_staging    = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "full", type = "PLAINTEXT" }])
-    chaos_staging   = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "chaos", type = "PLAINTEXT" }])
+    chaos_staging   = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "chaos", type = "PLAINTEXT" }, { name = "STAGEFLOW_CHAOS_SUITE", value = "full", type = "PLAINTEXT" }])
     prod_step_1     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "1", type = "PLAINTEXT" }])
     prod_step_2     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "2", type = "PLAINTEXT" }])
     prod_step_3     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "3", type = "PLAINTEXT" }])
@@ -51,8 +52,26 @@ resource "aws_codepipeline" "this" {
     }
   }
 
+  # Build once: the image (privileged project: build, scan, push; image.json with its digest), then
+  # the checks and the Lambda zips with the manifest of digests (artifacts/ of the "build" artifact).
+  # Every deploy action below deploys exactly that artifact (STAGEFLOW_ARTIFACTS) and never rebuilds.
   stage {
     name = "Build"
+
+    action {
+      name             = "BuildImage"
+      category         = "Build"
+      owner            = "AWS"
+      provider         = "CodeBuild"
+      version          = "1"
+      input_artifacts  = ["source"]
+      output_artifacts = ["image"]
+      run_order        = 1
+
+      configuration = {
+        ProjectName = aws_codebuild_project.image.name
+      }
+    }
 
     action {
       name             = "BuildAndUnitTest"
@@ -60,11 +79,13 @@ resource "aws_codepipeline" "this" {
       owner            = "AWS"
       provider         = "CodeBuild"
       version          = "1"
-      input_artifacts  = ["source"]
+      input_artifacts  = ["source", "image"]
       output_artifacts = ["build"]
+      run_order        = 2
 
       configuration = {
-        ProjectName = aws_codebuild_project.pipeline["build"].name
+        ProjectName   = aws_codebuild_project.pipeline["build"].name
+        PrimarySource = "source"
       }
     }
   }

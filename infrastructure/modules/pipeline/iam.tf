@@ -1,10 +1,11 @@
 # Roles of the pipeline, the CodeBuild projects and the rollback trigger. No managed administrator
 # policy, no wildcard action; Resource "*" only for the few read actions AWS cannot scope and for
-# kms:CreateKey under a tag condition.
+# kms:CreateKey under a tag condition. No role may change its own policies or those of a role with more
+# rights: the deployer's IAM writes name the service module's function and rollback roles exactly
+# (docs/security.md; tests/integration/test_iam_policies.py walks every policy of every root).
 locals {
   arn_prefix = {
     lambda     = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.service_name}-*"
-    iam_role   = "arn:${local.partition}:iam::${local.account_id}:role/${var.service_name}-*"
     log_group  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.service_name}-*"
     alarm      = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.service_name}-*"
     sns        = "arn:${local.partition}:sns:${local.region}:${local.account_id}:${var.service_name}-*"
@@ -17,6 +18,36 @@ locals {
     reports    = "arn:${local.partition}:codebuild:${local.region}:${local.account_id}:report-group/${var.service_name}-*"
   }
   lock_table_arn = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.state_lock_table}"
+
+  # The only roles the deployer may create, change or pass: the service module's two roles of each
+  # environment (infrastructure/modules/service/iam.tf names them), never a pattern its own name matches.
+  service_role_arns = flatten([
+    for env in var.environments : [
+      for kind in ["function", "rollback"] :
+      "arn:${local.partition}:iam::${local.account_id}:role/${var.service_name}-${kind}-${env}"
+    ]
+  ])
+  # Functions the integration project tests (never a protected environment's: their configuration
+  # carries the references to its secrets).
+  tested_function_arns = flatten([
+    for env in var.integration_environments : [
+      "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.service_name}-${env}",
+      "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.service_name}-${env}:*",
+    ]
+  ])
+  # Secrets the deploy resolves (Secrets Manager names get AWS's six-character suffix), exactly these.
+  secret_arns = [
+    for name in var.deploy_secret_names :
+    "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${name}-??????"
+  ]
+  parameter_arns = [
+    for name in var.deploy_parameter_names :
+    "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(name, "/")}"
+  ]
+  artifacts_arn = "arn:${local.partition}:s3:::${local.artifact_bucket}"
+  # The permissions boundary of every function role (infrastructure/modules/service/iam.tf names it).
+  function_boundary_name = "${var.service_name}-function-boundary"
+  function_boundary_arn  = "arn:${local.partition}:iam::${local.account_id}:policy/${local.function_boundary_name}"
 }
 
 # --- CodePipeline ----------------------------------------------------------------------------------
@@ -59,7 +90,7 @@ data "aws_iam_policy_document" "pipeline" {
   statement {
     sid       = "RunTheProjects"
     actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
-    resources = [for p in aws_codebuild_project.pipeline : p.arn]
+    resources = concat([for p in aws_codebuild_project.pipeline : p.arn], [aws_codebuild_project.image.arn])
   }
 
   statement {
@@ -99,18 +130,14 @@ data "aws_iam_policy_document" "codebuild_assume" {
   }
 }
 
-# What every project needs: its logs, the artifacts and cache, its test reports, the pipeline key.
+# What every project needs: its logs, its test reports, the pipeline key. Artifact and cache access is
+# per role (below): the pull-request project writes only its own cache prefix, and nothing but the
+# deployer writes what the deployer restores and runs (cache/deploy/, cache/rollback/).
 data "aws_iam_policy_document" "codebuild_base" {
   statement {
     sid       = "BuildLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = [local.arn_prefix.build_logs]
-  }
-
-  statement {
-    sid       = "ArtifactsAndCache"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:GetBucketAcl", "s3:GetBucketLocation", "s3:ListBucket"]
-    resources = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
   }
 
   statement {
@@ -145,12 +172,37 @@ resource "aws_iam_role_policy" "builder" {
   policy = data.aws_iam_policy_document.codebuild_base.json
 }
 
-# Integration tests call the deployed service and read its metrics, alarms and history.
+# The build and integration projects read the pipeline's artifacts and write theirs and their caches;
+# never the deployer's caches.
+data "aws_iam_policy_document" "builder_artifacts" {
+  statement {
+    sid       = "ArtifactsAndCache"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:GetBucketAcl", "s3:GetBucketLocation", "s3:ListBucket"]
+    resources = [local.artifacts_arn, "${local.artifacts_arn}/*"]
+  }
+
+  statement {
+    sid       = "NeverTheDeployersCaches"
+    effect    = "Deny"
+    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:RestoreObject"]
+    resources = ["${local.artifacts_arn}/cache/deploy/*", "${local.artifacts_arn}/cache/rollback/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "builder_artifacts" {
+  name   = "${var.service_name}-codebuild-builder-artifacts"
+  role   = aws_iam_role.builder.id
+  policy = data.aws_iam_policy_document.builder_artifacts.json
+}
+
+# Integration tests call the deployed service of the environments they test (not prod's) and read its
+# metrics, alarms and history. No GetFunctionConfiguration: the configuration carries the references
+# to the environment's secrets, and the tests never need it.
 data "aws_iam_policy_document" "integration" {
   statement {
-    sid       = "InvokeTheService"
-    actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration", "lambda:GetAlias"]
-    resources = [local.arn_prefix.lambda]
+    sid       = "InvokeTheTestedService"
+    actions   = ["lambda:InvokeFunction", "lambda:GetAlias"]
+    resources = local.tested_function_arns
   }
 
   statement {
@@ -163,6 +215,20 @@ data "aws_iam_policy_document" "integration" {
     sid       = "ReadHistory"
     actions   = ["dynamodb:GetItem", "dynamodb:Query"]
     resources = [local.arn_prefix.table, "${local.arn_prefix.table}/index/*"]
+  }
+
+  # The chaos stage (PreProductionChaos: stageflow chaos staging --suite full) runs the environment's
+  # FIS experiment templates (infrastructure/modules/chaos) and watches them.
+  statement {
+    sid       = "RunChaosExperiments"
+    actions   = ["fis:StartExperiment", "fis:GetExperiment", "fis:StopExperiment", "fis:TagResource"]
+    resources = ["arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment-template/*", "arn:${local.partition}:fis:${local.region}:${local.account_id}:experiment/*"]
+  }
+
+  statement {
+    sid       = "FindChaosTemplatesNotScopableByAws"
+    actions   = ["fis:ListExperimentTemplates"]
+    resources = ["*"]
   }
 
   statement {
@@ -192,6 +258,12 @@ resource "aws_iam_role_policy" "deployer_base" {
 }
 
 data "aws_iam_policy_document" "deployer" {
+  statement {
+    sid       = "ArtifactsAndCache"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:GetBucketAcl", "s3:GetBucketLocation", "s3:ListBucket"]
+    resources = [local.artifacts_arn, "${local.artifacts_arn}/*"]
+  }
+
   statement {
     sid       = "TerraformState"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"]
@@ -243,29 +315,42 @@ data "aws_iam_policy_document" "deployer" {
     resources = [local.arn_prefix.lambda]
   }
 
+  # The roles Terraform gives the service's functions: created and changed only with the functions'
+  # permissions boundary (below), so whatever the deployer writes into them, they can never do more
+  # than a function needs, and never anything in IAM. Exact ARNs: no pattern its own name matches.
+  # PutRolePermissionsBoundary (only to that boundary) lets it put the boundary on a role made before it.
+  statement {
+    sid       = "ServiceRolesOnlyUnderTheBoundary"
+    actions   = ["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary"]
+    resources = local.service_role_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.function_boundary_arn]
+    }
+  }
+
   statement {
     sid = "ServiceRoles"
     actions = [
-      "iam:CreateRole",
       "iam:DeleteRole",
       "iam:GetRole",
       "iam:UpdateAssumeRolePolicy",
       "iam:TagRole",
       "iam:UntagRole",
-      "iam:PutRolePolicy",
       "iam:GetRolePolicy",
-      "iam:DeleteRolePolicy",
       "iam:ListRolePolicies",
       "iam:ListAttachedRolePolicies",
       "iam:ListInstanceProfilesForRole",
     ]
-    resources = [local.arn_prefix.iam_role]
+    resources = local.service_role_arns
   }
 
   statement {
     sid       = "PassServiceRolesToLambdaOnly"
     actions   = ["iam:PassRole"]
-    resources = [local.arn_prefix.iam_role]
+    resources = local.service_role_arns
 
     condition {
       test     = "StringEquals"
@@ -277,13 +362,26 @@ data "aws_iam_policy_document" "deployer" {
   statement {
     sid       = "AttachOnlyTheXRayWritePolicy"
     actions   = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
-    resources = [local.arn_prefix.iam_role]
+    resources = local.service_role_arns
 
     condition {
       test     = "ArnEquals"
       variable = "iam:PolicyARN"
       values   = ["arn:${local.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"]
     }
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.function_boundary_arn]
+    }
+  }
+
+  statement {
+    sid       = "NeverLiftTheBoundary"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion"]
+    resources = ["*"]
   }
 
   statement {
@@ -449,18 +547,128 @@ resource "aws_iam_role_policy" "deployer" {
   policy = data.aws_iam_policy_document.deployer.json
 }
 
+# The deploy resolves the secrets its environments reference (docs/secrets.md), exactly those names:
+# no statement at all when there are none.
+data "aws_iam_policy_document" "deployer_secrets" {
+  count = length(local.secret_arns) + length(local.parameter_arns) > 0 ? 1 : 0
+
+  dynamic "statement" {
+    for_each = length(local.secret_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadTheReferencedSecrets"
+      actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+      resources = local.secret_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.parameter_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadTheReferencedParameters"
+      actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+      resources = local.parameter_arns
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "deployer_secrets" {
+  count  = length(data.aws_iam_policy_document.deployer_secrets)
+  name   = "${var.service_name}-codebuild-deployer-secrets"
+  role   = aws_iam_role.deployer.id
+  policy = data.aws_iam_policy_document.deployer_secrets[0].json
+}
+
+data "aws_iam_policy_document" "source_checkout" {
+  statement {
+    sid       = "CheckOutTheRepository"
+    actions   = ["codestar-connections:UseConnection", "codeconnections:UseConnection", "codestar-connections:GetConnectionToken", "codeconnections:GetConnectionToken"]
+    resources = [aws_codestarconnections_connection.source.arn]
+  }
+}
+
 resource "aws_iam_role_policy" "deployer_rollback_source" {
-  name = "${var.service_name}-codebuild-rollback-source"
-  role = aws_iam_role.deployer.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid      = "CheckOutTheRepository"
-      Effect   = "Allow"
-      Action   = ["codestar-connections:UseConnection", "codeconnections:UseConnection", "codestar-connections:GetConnectionToken", "codeconnections:GetConnectionToken"]
-      Resource = [aws_codestarconnections_connection.source.arn]
-    }]
-  })
+  name   = "${var.service_name}-codebuild-rollback-source"
+  role   = aws_iam_role.deployer.id
+  policy = data.aws_iam_policy_document.source_checkout.json
+}
+
+# --- the functions' permissions boundary -----------------------------------------------------------
+# The most a function role may ever do, whatever its own policies say: the service's data plane under
+# the service's names, X-Ray writes, the referenced secrets. Nothing in IAM. The service module's roles
+# carry it; the deployer may create and change them only with it (above).
+data "aws_iam_policy_document" "function_boundary" {
+  statement {
+    sid = "ServiceDataPlane"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+      "sqs:SendMessage",
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "ssm:GetParameter",
+      "ssm:GetParameters",
+      "ssm:GetParametersByPath",
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+      "lambda:GetAlias",
+      "lambda:UpdateAlias",
+      "lambda:GetFunctionConfiguration",
+      "lambda:ListVersionsByFunction",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+      "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
+      "sns:Publish",
+      "cloudwatch:DescribeAlarms",
+    ]
+    resources = [
+      "${local.arn_prefix.log_group}:*",
+      local.arn_prefix.sqs,
+      local.arn_prefix.parameter,
+      local.arn_prefix.kms_key,
+      local.arn_prefix.lambda,
+      "${local.arn_prefix.lambda}:*",
+      local.arn_prefix.table,
+      "${local.arn_prefix.table}/index/*",
+      local.arn_prefix.sns,
+      local.arn_prefix.alarm,
+    ]
+  }
+
+  statement {
+    sid       = "XRayWrites"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_arns) > 0 ? [1] : []
+    content {
+      sid       = "TheReferencedSecrets"
+      actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+      resources = local.secret_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.parameter_arns) > 0 ? [1] : []
+    content {
+      sid       = "TheReferencedParameters"
+      actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+      resources = local.parameter_arns
+    }
+  }
+}
+
+resource "aws_iam_policy" "function_boundary" {
+  name        = local.function_boundary_name
+  description = "${var.service_name}: the most a function role may do (permissions boundary)"
+  policy      = data.aws_iam_policy_document.function_boundary.json
+  tags        = local.tags
 }
 
 # --- EventBridge starts the rollback project ------------------------------------------------------

@@ -1,8 +1,9 @@
 # Pull requests, for teams that stay on AWS: a CodeBuild webhook runs buildspecs/build.yml (lint, the
 # service's unit tests with the coverage floor, stageflow's own tests, the security gate) on every pull
 # request opened, updated or reopened, and reports the result back on the pull request. GitHub Actions
-# users get the same from .github/workflows/ci.yml. The project has only the base build permissions:
-# nothing it runs can touch a deployed environment.
+# users get the same from .github/workflows/ci.yml. The project has only the base build permissions and
+# its own cache prefix: nothing it runs can touch a deployed environment, and it writes nothing the
+# deployer reads or runs (not the pipeline's artifacts, not cache/deploy/ or cache/rollback/).
 resource "aws_iam_role" "pull_request" {
   count              = var.pull_request_builds ? 1 : 0
   name               = "${var.service_name}-codebuild-pull-request"
@@ -17,19 +18,32 @@ resource "aws_iam_role_policy" "pull_request" {
   policy = data.aws_iam_policy_document.codebuild_base.json
 }
 
+data "aws_iam_policy_document" "pull_request_cache" {
+  statement {
+    sid       = "OwnCacheOnly"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    resources = ["${local.artifacts_arn}/cache/pull-request/*"]
+  }
+
+  statement {
+    sid       = "BucketOfTheCache"
+    actions   = ["s3:GetBucketAcl", "s3:GetBucketLocation"]
+    resources = [local.artifacts_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "pull_request_cache" {
+  count  = var.pull_request_builds ? 1 : 0
+  name   = "${var.service_name}-codebuild-pull-request-cache"
+  role   = aws_iam_role.pull_request[0].id
+  policy = data.aws_iam_policy_document.pull_request_cache.json
+}
+
 resource "aws_iam_role_policy" "pull_request_source" {
-  count = var.pull_request_builds ? 1 : 0
-  name  = "${var.service_name}-codebuild-pull-request-source"
-  role  = aws_iam_role.pull_request[0].id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid      = "CheckOutThePullRequest"
-      Effect   = "Allow"
-      Action   = ["codestar-connections:UseConnection", "codeconnections:UseConnection", "codestar-connections:GetConnectionToken", "codeconnections:GetConnectionToken"]
-      Resource = [aws_codestarconnections_connection.source.arn]
-    }]
-  })
+  count  = var.pull_request_builds ? 1 : 0
+  name   = "${var.service_name}-codebuild-pull-request-source"
+  role   = aws_iam_role.pull_request[0].id
+  policy = data.aws_iam_policy_document.source_checkout.json
 }
 
 resource "aws_codebuild_project" "pull_request" {

@@ -93,3 +93,69 @@ variable "pull_request_builds" {
   type        = bool
   default     = true
 }
+
+variable "image_retention_count" {
+  description = "Images kept in the service's ECR repository (the lifecycle policy expires older ones)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.image_retention_count >= 1 && var.image_retention_count <= 1000
+    error_message = "The image_retention_count must be between 1 and 1000."
+  }
+}
+
+variable "slack_webhook_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the Slack webhook URL (created and set outside Terraform, so the URL is never in state); empty: no Slack notifications from CodeBuild."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.slack_webhook_secret_arn == "" || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.slack_webhook_secret_arn))
+    error_message = "The slack_webhook_secret_arn must be a Secrets Manager secret ARN or empty."
+  }
+}
+
+variable "environments" {
+  description = "The environments the pipeline deploys: the deployer may manage exactly their function and rollback roles."
+  type        = list(string)
+  default     = ["dev", "staging", "prod"]
+
+  validation {
+    condition     = alltrue([for e in var.environments : can(regex("^[a-z][a-z0-9-]*$", e))])
+    error_message = "Environment names are lower-case letters, digits and dashes (no wildcards)."
+  }
+}
+
+variable "integration_environments" {
+  description = "The environments the integration project tests (it may invoke their functions, never read their configuration)."
+  type        = list(string)
+  default     = ["dev", "staging"]
+
+  validation {
+    condition     = alltrue([for e in var.integration_environments : can(regex("^[a-z][a-z0-9-]*$", e))])
+    error_message = "Environment names are lower-case letters, digits and dashes (no wildcards)."
+  }
+}
+
+variable "deploy_secret_names" {
+  description = "Secrets Manager names the environments' secrets reference (stageflow.toml [environments.*.secrets]): the deployer may read exactly these."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for n in var.deploy_secret_names : !can(regex("[*?]", n)) && n != ""])
+    error_message = "Secret names are exact names: no wildcard."
+  }
+}
+
+variable "deploy_parameter_names" {
+  description = "Parameter Store names the environments' secrets reference: the deployer may read exactly these."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for n in var.deploy_parameter_names : !can(regex("[*?]", n)) && n != ""])
+    error_message = "Parameter names are exact names: no wildcard."
+  }
+}

@@ -1,4 +1,12 @@
-# Least privilege: every statement names its resources; no action is a wildcard.
+# Least privilege: every statement names its resources; no action is a wildcard. Both roles carry the
+# functions' permissions boundary when one is named (the pipeline module creates it; the deployer may
+# create and change these roles only with it): docs/security.md.
+locals {
+  # known at plan time (not aws_lambda_function.service.arn), so the policy walk sees it before an apply
+  service_function_arn     = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_name}"
+  permissions_boundary_arn = var.permissions_boundary_name == "" ? null : "arn:${local.partition}:iam::${local.account_id}:policy/${var.permissions_boundary_name}"
+}
+
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -18,9 +26,10 @@ data "aws_iam_policy_document" "lambda_assume" {
 
 # --- the service function --------------------------------------------------------------------------
 resource "aws_iam_role" "service" {
-  name               = "${local.prefix}-function-${local.suffix}"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = local.tags
+  name                 = "${local.prefix}-function-${local.suffix}"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = local.permissions_boundary_arn
+  tags                 = local.tags
 }
 
 data "aws_iam_policy_document" "service" {
@@ -64,9 +73,10 @@ resource "aws_iam_role_policy_attachment" "service_xray" {
 
 # --- the rollback handler --------------------------------------------------------------------------
 resource "aws_iam_role" "rollback" {
-  name               = "${local.prefix}-rollback-${local.suffix}"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = local.tags
+  name                 = "${local.prefix}-rollback-${local.suffix}"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = local.permissions_boundary_arn
+  tags                 = local.tags
 }
 
 data "aws_iam_policy_document" "rollback" {
@@ -90,7 +100,7 @@ data "aws_iam_policy_document" "rollback" {
       "lambda:GetFunctionConfiguration",
       "lambda:ListVersionsByFunction",
     ]
-    resources = [aws_lambda_function.service.arn, "${aws_lambda_function.service.arn}:*"]
+    resources = [local.service_function_arn, "${local.service_function_arn}:*"]
   }
 
   statement {

@@ -108,6 +108,8 @@ resource "aws_lambda_function" "rollback" {
       STAGEFLOW_HISTORY_TABLE  = local.history_name
       STAGEFLOW_TOPIC_ARN      = aws_sns_topic.alerts.arn
       STAGEFLOW_ROLLBACK_ALARM = local.rollback_alarm_name
+      # the environment's alarm set: only these, in ALARM now (DescribeAlarms), roll back (issue 24)
+      STAGEFLOW_ALARM_NAMES = jsonencode(local.alarm_names)
     }
   }
 

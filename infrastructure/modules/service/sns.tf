@@ -1,5 +1,5 @@
 # Alerts: every alarm notifies this encrypted topic; the rollback handler is subscribed to it, and so
-# are the e-mail address (staging, prod) and the pager (prod) when set.
+# are the e-mail address (staging, prod) and the pager (prod, critical events only) when set.
 resource "aws_sns_topic" "alerts" {
   name              = local.topic_name
   kms_master_key_id = aws_kms_key.this.arn
@@ -8,7 +8,7 @@ resource "aws_sns_topic" "alerts" {
 
 data "aws_iam_policy_document" "alerts" {
   statement {
-    sid       = "CloudWatchAlarmsOfThisAccountPublish"
+    sid       = "CloudWatchAlarmsOfThisEnvironmentPublish"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
 
@@ -21,6 +21,13 @@ data "aws_iam_policy_document" "alerts" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+
+    # only this environment's alarms: another alarm of the account cannot publish an ALARM here
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = local.alert_alarm_arns
     }
   }
 
@@ -41,6 +48,13 @@ data "aws_iam_policy_document" "alerts" {
       values   = ["false"]
     }
   }
+}
+
+locals {
+  alert_alarm_arns = [
+    for name in concat(local.alarm_names, [local.rollback_alarm_name]) :
+    "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${name}"
+  ]
 }
 
 resource "aws_sns_topic_policy" "alerts" {
@@ -78,10 +92,25 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = var.alert_email
 }
 
+# The pager gets only critical events: an alarm entering ALARM (CloudWatch's JSON carries NewStateValue)
+# and a failed rollback (stageflow's notification of kind rollback_failed: page a person). Deploy
+# progress (started, promoted, rolled back, approvals), OK and INSUFFICIENT_DATA transitions go to
+# e-mail and Slack only.
+locals {
+  pager_kinds = ["rollback_failed"]
+}
+
 resource "aws_sns_topic_subscription" "pager" {
   count                  = var.pager_https_endpoint == "" ? 0 : 1
   topic_arn              = aws_sns_topic.alerts.arn
   protocol               = "https"
   endpoint               = var.pager_https_endpoint
   endpoint_auto_confirms = true
+  filter_policy_scope    = "MessageBody"
+  filter_policy = jsonencode({
+    "$or" = [
+      { NewStateValue = ["ALARM"] },
+      { kind = local.pager_kinds },
+    ]
+  })
 }

@@ -193,3 +193,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "permissions_boundary_name" {
+  description = "The IAM policy every role of the module carries as its permissions boundary (the pipeline module's <service>-function-boundary); empty for none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9+=,.@_-]*$", var.permissions_boundary_name))
+    error_message = "The permissions_boundary_name is a policy name (no wildcard, no path)."
+  }
+}

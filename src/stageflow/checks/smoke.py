@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 
@@ -29,7 +30,10 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict | None]:
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"not an http(s) URL: {url!r}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) checked
+        # loopback (the emulator's URLs in local mode) never through HTTP(S)_PROXY (issue 24 item 7)
+        loopback = (urllib.parse.urlsplit(url).hostname or "").startswith("127.")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if loopback else None
+        with (opener.open if opener else urllib.request.urlopen)(url, timeout=timeout) as resp:  # nosec B310
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -25,8 +27,14 @@ def register(cli: click.Group) -> None:
         default=None,
         help="BASE_IMAGE build argument (default: the local engine's base image, else python:3.11-slim).",
     )
+    @click.option(
+        "--json-out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Also write the result (images, tags, pushed digests) as JSON to this file.",
+    )
     @click.pass_obj
-    def build_cmd(factory, env, targets, push, base_image):
+    def build_cmd(factory, env, targets, push, base_image, json_out):
         """Build the service's Docker image(s) for ENV through the local or configured Docker engine.
 
         Runs the app's unit tests in the `test` stage (a failure fails the build, exit 3), tags
@@ -51,4 +59,9 @@ def register(cli: click.Group) -> None:
         for img in result.images:
             where = img.repo_digests[0] if img.repo_digests else ", ".join(img.tags)
             lines.append(f"  {img.target}: {img.image_id[:19]} {where}")
-        rep.result("\n".join(lines), {"environment": env, **result.to_json()})
+        data = {"environment": env, **result.to_json()}
+        if json_out is not None:
+            import json
+
+            json_out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        rep.result("\n".join(lines), data)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from stageflow.commands.freeze import EMERGENCY, EMERGENCY_REASON, emergency_reason
+
 ENV = click.argument("env")
 
 
@@ -76,13 +78,19 @@ def _register_canary(cli: click.Group) -> None:
         default=None,
         help="Write the deployment's HTML report (timeline, checks, charts) here when the run ends.",
     )
+    @EMERGENCY
+    @EMERGENCY_REASON
     @click.pass_obj
-    def canary_cmd(factory, env, scenario, commit, no_input, report_file):
+    def canary_cmd(factory, env, scenario, commit, no_input, report_file, emergency, reason):
         """Publish the current code as a new version and ship it to ENV in canary steps."""
         from stageflow.commands.dora import report_after
         from stageflow.deploy import canary
+        from stageflow.wiring import freeze_check
 
         _check_inputs(factory, env, scenario)
+        why = emergency_reason(emergency, reason)
+        overridden = freeze_check(factory, env, why)  # frozen: exit 2, nothing published or locked
+        extra = {"emergency": {"reason": why, "freeze": overridden.to_json()}} if overridden else None
         with report_after(factory, env, report_file):
             res = canary.start(
                 factory.environment(env),
@@ -90,6 +98,7 @@ def _register_canary(cli: click.Group) -> None:
                 scenario=scenario,
                 commit=commit or _git_commit(factory),
                 interactive=_interactive(no_input),
+                extra=extra,
             )
         if res.outcome is None:
             factory.reporter.result(
@@ -177,6 +186,9 @@ def _register_rollback(cli: click.Group) -> None:
             (
                 f"{r.environment}: all traffic on v{r.to_version} (was {r.from_weights})"
                 if r.changed
+                else f"{r.environment}: another run moved all traffic to v{r.to_version} at the same time "
+                "and recorded it; this run changed nothing"
+                if r.moved_by_another_run
                 else f"{r.environment}: already on v{r.to_version}; nothing changed"
             )
             for r in results
@@ -207,8 +219,9 @@ def _register_reads(cli: click.Group) -> None:
 
         ctx = factory.environment(env)
         deps = ctx.history.list(limit=limit)
-        # what happened outside deployments: rollbacks and broken locks, with who and why
-        events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in ("rollback", "lock_broken")]
+        # what happened outside deployments: rollbacks, broken locks, freezes, with who and why
+        kinds = ("rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
+        events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in kinds]
         lines = history_lines(deps, events)
         factory.reporter.result(
             "\n".join(lines) or "no deployments",
@@ -220,14 +233,16 @@ def _register_unlock_and_demo(cli: click.Group) -> None:
     @cli.command("unlock")
     @ENV
     @click.option("--reason", required=True, help="Why the lock is stale (recorded).")
+    @click.option("--force", is_flag=True, help="Break it even though its holder looks alive (recorded).")
     @click.pass_obj
-    def unlock_cmd(factory, env, reason):
-        """Break a stale deploy lock on ENV (recorded with the reason)."""
+    def unlock_cmd(factory, env, reason, force):
+        """Break a stale deploy lock on ENV (recorded with the reason). Refused (exit 6) while the
+        holder is alive (its pid on this host, a fresh heartbeat from another) unless --force."""
         from stageflow.deploy.locks import unlock
         from stageflow.history import default_who, lock_holder_text
 
         ctx = factory.environment(env)
-        res = unlock(ctx, reason, default_who(), ctx.clock.now())  # the run clock: after every record
+        res = unlock(ctx, reason, default_who(), ctx.clock.now(), force=force)  # the run clock
         held = res.broken
         human = f"{env}: lock of {lock_holder_text(held)} broken (recorded)" if held else f"{env}: not locked"
         if res.closed:

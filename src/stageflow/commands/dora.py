@@ -11,14 +11,31 @@ from stageflow.errors import UsageError
 
 
 def writable_path(path: Path) -> Path:
-    """Refuse before any work when the file cannot be written (exit 2, nothing changed)."""
-    parent = path.expanduser().resolve().parent
+    """Refuse before any work when the file cannot be written (exit 2, nothing changed): the directory
+    must exist and take a new file (probed: permission bits say nothing to root, nor about /proc), and an
+    existing file must be a regular, writable file."""
+    import os
+    import tempfile
+
+    target = path.expanduser()
+    parent = target.resolve().parent
     if not parent.is_dir():
         raise UsageError(f"cannot write {path}: directory {parent} does not exist", "create it first")
-    return path.expanduser()
+    if target.exists() and (not target.is_file() or not os.access(target, os.W_OK)):
+        raise UsageError(f"cannot write {path}: not a writable regular file", "choose another path")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".stageflow-write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror or exc}", "choose a writable directory"
+        ) from None
+    return target
 
 
 def dora_result(factory, env_name: str, *, days: float, png: Path | None = None):
+    from datetime import timedelta
+
     from stageflow.dora.compute import compute, latest_time
     from stageflow.dora.source import load
 
@@ -29,7 +46,8 @@ def dora_result(factory, env_name: str, *, days: float, png: Path | None = None)
     until = max(now, latest) if latest else now  # a virtual clock may have run ahead of the wall
     if latest and latest > now:
         deps, events = load(ctx.history, until=until, days=days)
-    report = compute(env_name, deps, events, until=until, days=days)
+    incidents = ctx.history.incidents_since(until - timedelta(days=days + 1))
+    report = compute(env_name, deps, events, until=until, days=days, incidents=incidents)
     data = report.to_json()
     if png is not None:
         from stageflow.dora.render import trend_png

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from stageflow.commands.freeze import EMERGENCY, EMERGENCY_REASON, emergency_reason
+
 
 def register(cli: click.Group) -> None:
     _register_deploy(cli)
@@ -29,18 +31,40 @@ def _register_deploy(cli: click.Group) -> None:
         help="The approval before the canary was given upstream (e.g. CodePipeline's approval "
         "stage); recorded as who approved. Env: STAGEFLOW_PRE_APPROVED_BY.",
     )
+    @click.option(
+        "--artifacts",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="STAGEFLOW_ARTIFACTS",
+        default=None,
+        help="Deploy the Build stage's artifact directory (`stageflow package --out DIR`): its zips and "
+        "image digest, verified against its manifest (exit 3 naming a file whose digest differs); "
+        "nothing is rebuilt. Env: STAGEFLOW_ARTIFACTS.",
+    )
+    @EMERGENCY
+    @EMERGENCY_REASON
     @click.pass_obj
-    def deploy_cmd(factory, env, scenario, commit, pre_approved_by):
+    def deploy_cmd(factory, env, scenario, commit, pre_approved_by, artifacts, emergency, reason):
         """The pipeline for ENV: build → security gate → Terraform → canary → record → notify."""
         from stageflow.commands.canary import _git_commit
         from stageflow.pipeline import deploy
 
+        if artifacts is not None:  # build once, deploy many: verified before anything is wired or run
+            from stageflow.packaging.bundle import verify
+
+            factory.env(env)  # an unknown environment: exit 2 first
+            verify(artifacts)
+        services = factory.deploy_services()
+        if artifacts is not None:
+            from stageflow.build_artifact import with_build_artifact
+
+            services = with_build_artifact(services, artifacts)
         deploy(
-            factory.deploy_services(),
+            services,
             env,
             scenario=scenario,
             commit=commit or _git_commit(factory),
             pre_approved_by=pre_approved_by,
+            emergency=emergency_reason(emergency, reason),
         )
 
 
@@ -126,8 +150,9 @@ def _smoke(factory, env: str, url: str | None) -> None:
 
     factory.env(env)
     if not url:
-        ctx = factory.environment(env)
-        res = ctx.function_check.check(ctx.outputs.alias_name)
+        from stageflow.deploy.release import check_aliases
+
+        res = check_aliases(factory.environment(env).release)
         factory.reporter.result(f"smoke {env}: {res.line()}", res.to_json())
         if not res.ok:
             raise CheckFailed(f"smoke check failed: {res.line()}", "see: stageflow status " + env)

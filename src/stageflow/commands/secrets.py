@@ -10,7 +10,7 @@ import click
 
 from stageflow.errors import UsageError
 
-ACTIONS = ("validate", "exec", "env-file", "lambda")
+ACTIONS = ("validate", "exec", "env-file", "lambda", "rotate")
 
 HELP = """Secrets of environment ENV, read from Secrets Manager (at AWSCURRENT) and Parameter Store.
 
@@ -20,7 +20,10 @@ ACTION is one of:
   exec -- CMD ...   run CMD with the values in its environment; its output is masked
   env-file PATH     write NAME=value lines to PATH (mode 0600, atomic); refuses a file with wider
                     permissions or one tracked by git
-  lambda            merge the values into the Lambda function's environment, keeping other keys
+  lambda            pin the function's environment to the secrets' current versions (references,
+                    never values), keeping other keys
+  rotate NAME       store a new value of NAME (generated, or --stdin) as a new version and ship it
+                    through the canary; a rollback brings the previous one back
 
 \b
 Examples:
@@ -58,8 +61,14 @@ def register(cli) -> None:
         default=None,
         help="lambda: the function (default: environments.ENV.function in stageflow.toml).",
     )
+    @click.option("--stdin", "from_stdin", is_flag=True, help="rotate: read the new value from stdin.")
+    @click.option(
+        "--length", type=int, default=40, show_default=True, help="rotate: characters of a generated value."
+    )
     @click.pass_obj
-    def secrets_cmd(factory, env_name, action, args, version_stage, pristine, tf_vars, function_name):
+    def secrets_cmd(
+        factory, env_name, action, args, version_stage, pristine, tf_vars, function_name, from_stdin, length
+    ):
         env_name, action = _order(env_name, action)
         if action not in ACTIONS:
             raise UsageError(f"unknown secrets action {action!r}", f"one of: {', '.join(ACTIONS)}")
@@ -69,6 +78,12 @@ def register(cli) -> None:
             raise UsageError("--tf-vars is for exec only", "stageflow secrets ENV exec --tf-vars -- CMD")
         if function_name is not None and action != "lambda":
             raise UsageError("--function is for lambda only", "stageflow secrets ENV lambda --function NAME")
+        if (from_stdin or length != 40) and action != "rotate":
+            raise UsageError("--stdin and --length are for rotate only", "stageflow secrets ENV rotate NAME")
+        if action == "rotate":
+            from stageflow.commands.secrets_rotate import rotate
+
+            return rotate(factory, env_name, args=args, stdin=from_stdin, length=length)
         if action in ("validate", "lambda") and args:
             raise UsageError(f"{action} takes no further arguments, got {' '.join(args)!r}", "see --help")
         if action == "env-file" and len(args) != 1:
@@ -177,7 +192,9 @@ def _env_file(factory, env_name, *, args, version_stage, **_):
 
 def _lambda(factory, env_name, *, version_stage, function_name, **_):
     from stageflow.config import FROM_TERRAFORM
+    from stageflow.secrets.refs import env_var, sources
     from stageflow.secrets.sinks import update_lambda_env
+    from stageflow.secrets.stores import resolve_pinned
 
     _prepare(factory, env_name, version_stage)
     function = function_name or factory.config.env(env_name).function
@@ -186,11 +203,16 @@ def _lambda(factory, env_name, *, version_stage, function_name, **_):
             f"environment {env_name}: the function name comes from Terraform outputs",
             "pass --function NAME, or set environments." + env_name + ".function in stageflow.toml",
         )
-    secrets = _resolve(factory, env_name, version_stage)
-    update = update_lambda_env(factory.aws.client("lambda"), function, secrets)
+    table = factory.config.env(env_name).secrets
+    clients = {s: factory.aws.client(s) for s in sources(table)}
+    _, pins = resolve_pinned(env_name, table, version_stage=version_stage, **clients)
+    references = {env_var(name): ref for name, ref in pins.items()}
+    # a value an older stageflow merged in under the secret's own name goes
+    update = update_lambda_env(factory.aws.client("lambda"), function, {}, plain=references, drop=tuple(pins))
     factory.reporter.result(
-        f"secrets {env_name}: lambda {function}: set {len(update.set)} variables"
+        f"secrets {env_name}: lambda {function}: pinned {len(update.set)} references"
         + (f" ({', '.join(update.set)})" if update.set else "")
-        + f", kept {len(update.kept)} others",
+        + f", kept {len(update.kept)} others"
+        + (f", removed {', '.join(update.removed)}" if update.removed else ""),
         {"environment": env_name, **update.to_json()},
     )

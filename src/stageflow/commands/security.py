@@ -16,6 +16,9 @@ Scanners (each prints one line: pass, fail, skipped, info or error):
              infrastructure/.checkov.baseline.yaml with a reason
   secrets    detect-secrets over the repository's files: fails on a finding not in .secrets.baseline
   trivy      trivy config infrastructure/ when trivy is available, else skipped
+  image      trivy image over --image REF with a local vulnerability database: fails on fixable
+             high/critical vulnerabilities; without a database "not scanned", which is never a pass
+             (--require-image-scan makes it a failure: the pipeline's image project passes it)
   pip-audit  information only: offline every package is "not audited", which is never a pass
   service-deps  what the service ships (app/requirements.txt pins, the zip's packages) against an
              advisory source: fails on high/critical; "NOT AUDITED" (never a pass) when none answers
@@ -40,8 +43,8 @@ def register(cli: click.Group) -> None:
         "only",
         multiple=True,
         metavar="SCANNER",
-        help="Run only this scanner (repeatable): bandit, checkov, secrets, trivy, pip-audit, service-deps, "
-        "sbom.",
+        help="Run only this scanner (repeatable): bandit, checkov, secrets, trivy, image, pip-audit, "
+        "service-deps, sbom.",
     )
     @click.option(
         "--reports",
@@ -50,10 +53,22 @@ def register(cli: click.Group) -> None:
         default=None,
         help="Where to write security.json and sbom.cdx.json (default: ROOT/reports).",
     )
+    @click.option(
+        "--image", default=None, help="Container image to scan (the `image` scanner), e.g. REPO@sha256:…."
+    )
+    @click.option(
+        "--require-image-scan",
+        is_flag=True,
+        help="Fail (exit 7) unless the image was really scanned (not skipped for want of a database).",
+    )
     @click.pass_obj
-    def security_cmd(factory, root, only, reports_dir):
+    def security_cmd(factory, root, only, reports_dir, image, require_image_scan):
         from stageflow.security.gate import run_gate
 
-        report = run_gate(root or factory.root, factory.reporter, only=only or None, reports_dir=reports_dir)
+        report = run_gate(
+            root or factory.root, factory.reporter, only=only or None, reports_dir=reports_dir, image=image
+        )
         factory.reporter.result(report.human(), report.to_json())
         report.raise_for_status()
+        if require_image_scan:
+            report.require_image_scan()

@@ -51,22 +51,18 @@ def register(cli) -> None:
         --allow-destroy was not given.
         """
         from stageflow import pipeline
-        from stageflow.secrets import sinks
         from stageflow.terraform.api import enforce_policy
 
         cfg = factory.env(env)
         pipeline.stage_build(factory.package)  # the packages the root deploys, as a deploy builds them
-        values = factory.secret_store.resolve(env) if cfg.secrets else {}
-        tf_env = sinks.tf_vars(values) if values else {}
-        if cfg.secrets:
-            pipeline.redact_deployed_secrets(factory.outputs_store, factory.secret_store, cfg)
-        result = factory.terraform.plan(env, allow_destroy=allow_destroy, extra_env=tf_env)
+        # Terraform gets no secret; values an older deploy left in a function's environment are masked
+        pipeline.redact_deployed_secrets(factory.outputs_store, factory.secret_store, cfg)
+        result = factory.terraform.plan(env, allow_destroy=allow_destroy)
         try:
             _show_plan(factory, result, as_result=True)
             enforce_policy(result)
         finally:
-            if values:
-                result.plan_file.unlink(missing_ok=True)  # it holds the secrets: never left on disk
+            result.plan_file.unlink(missing_ok=True)  # `apply` plans again: a plan file is never left
 
     @cli.command("apply")
     @click.argument("env")
@@ -100,8 +96,11 @@ def register(cli) -> None:
     @click.pass_obj
     def drift_cmd(factory, env: str):
         """Compare ENV's infrastructure with its code; exit 1 with the summary when they differ."""
-        factory.config.env(env)
+        from stageflow import pipeline
+
+        cfg = factory.config.env(env)
         _build_packages(factory)
+        pipeline.redact_deployed_secrets(factory.outputs_store, factory.secret_store, cfg)
         result = factory.terraform.drift(env)
         # a drift plan is never applied, and its prior state holds what the function's environment holds
         result.plan_file.unlink(missing_ok=True)

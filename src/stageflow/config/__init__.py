@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ def to_plain(obj: Any) -> Any:
         return [to_plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, datetime | time):
+        return obj.isoformat()
     return obj
 
 

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stageflow.errors import UnknownEnvironmentError
+from stageflow.freeze.model import FreezeWindow
 from stageflow.invokecheck import Smoke
 
 DEFAULT_CONFIG_NAME = "stageflow.toml"
@@ -190,6 +191,7 @@ class EnvironmentConfig:
     registry: str | None = None  # image registry; None: ECR in AWS, the local registry in local mode
     tests: EnvironmentTests = field(default_factory=EnvironmentTests)
     api: ApiSettings = field(default_factory=ApiSettings)
+    freeze: tuple[FreezeWindow, ...] = ()  # [environments.NAME.freeze] windows: deploys refused inside
 
 
 @dataclass(frozen=True)

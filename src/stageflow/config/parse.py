@@ -4,6 +4,7 @@ wrong type or out of range is a :class:`~stageflow.errors.ConfigError` naming th
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -33,6 +34,7 @@ from stageflow.config.model import (
 )
 from stageflow.config.smoke import parse_smoke
 from stageflow.errors import ConfigError
+from stageflow.freeze.windows import parse_freeze
 from stageflow.pythons import runtime_problem
 from stageflow.secrets.refs import reference_problem
 
@@ -71,6 +73,8 @@ class _Reader:
             raise self.fail(full, f"must be {kind.__name__}, got {_typename(value)}")
         if kind is float:
             value = float(value)
+            if not math.isfinite(value):  # NaN passes every < / > comparison: refuse it by name
+                raise self.fail(full, f"must be a finite number, got {value}")
         if lo is not None and value < lo:
             raise self.fail(full, f"must be at least {lo}, got {value}")
         if hi is not None and value > hi:
@@ -324,6 +328,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict, service: ServiceConfig)
         "environment",
         "tests",
         "api",
+        "freeze",
     }
     r.check_keys(raw, key, simple | tables)
 
@@ -340,6 +345,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict, service: ServiceConfig)
         name=name,
         tests=tests,
         api=_parse_api(r, raw, key, base),
+        freeze=parse_freeze(r, raw, key),
         terraform=terraform,
         canary=canary,
         gates=gates,

@@ -22,8 +22,17 @@ from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.publish import Published
 from stageflow.deploy.records import Deployment, Transition, new_deployment_id
+from stageflow.deploy.release import (
+    Member,
+    Release,
+    Versions,
+    functions_record,
+    previous_label,
+    release_label,
+)
 from stageflow.errors import AwsError, EnvironmentFailure, ReleaseRejected, RollbackFailed, UsageError
 from stageflow.history.locks import default_who
+from stageflow.incidents.model import from_deployment, open_incident
 from stageflow.isotime import iso, parse_iso
 from stageflow.metrics.interface import TrafficFeed
 from stageflow.outputs import DeployOutputs
@@ -66,6 +75,23 @@ class Context:
         return self._clock
 
     delivery: Callable[[Deployment], object] | None = None  # Stageflow/Delivery metrics when a run ends
+    # several functions (wired by the root): every one's ports; None: the one function of the fields above
+    functions: Release | None = None
+
+    @property
+    def release(self) -> Release:
+        """Every function of the release; a one-function service's is built from the ports above."""
+        if self.functions is not None:
+            return self.functions
+        one = Member(
+            self.traffic.function,
+            self.traffic,
+            publisher=self.publisher,
+            check=self.function_check,
+            gates=self.gates,
+            feed_for=self.feed_for,
+        )
+        return Release((one,))
 
 
 def make_driver(
@@ -77,6 +103,10 @@ def make_driver(
     pre_approved_by: str | None = None,
 ) -> Driver:
     prompt = approve_prompt or (_tty_prompt if interactive else None)
+    rel, now = ctx.release, ctx.clock.now()
+    feeds = None
+    if not rel.single:
+        feeds = {mem.key: (mem.feed_for or ctx.feed_for)(scenario, now) for mem in rel.members}
     return Driver(
         env=ctx.env,
         history=ctx.history,
@@ -86,10 +116,12 @@ def make_driver(
         clock=ctx.clock,
         reporter=ctx.reporter,
         pre_traffic=ctx.function_check,
-        feed=ctx.feed_for(scenario, ctx.clock.now()),
+        feed=ctx.feed_for(scenario, now) if rel.single else None,
         approve_prompt=prompt,
         stop_after=_failpoint(),
         pre_approved_by=pre_approved_by,
+        release=None if rel.single else rel,
+        feeds=feeds,
     )
 
 
@@ -197,13 +229,15 @@ def run_start(
 
 
 def _publish(ctx: Context, dep: Deployment, artifact: LambdaZip) -> tuple[Deployment, Published]:
-    """Record the deployment, publish the artifact, record the version (or that nothing changed, the
-    run then ends and frees the lock)."""
-    clock, env_name = ctx.clock, ctx.env.name
+    """Record the deployment, publish the artifact as every function's new version (all published
+    before any traffic moves: a failure here leaves every alias where it was), record the versions (or
+    that nothing changed, the run then ends and frees the lock)."""
+    clock, env_name, rel = ctx.clock, ctx.env.name, ctx.release
     ctx.history.create(dep)
-    pub = ctx.publisher.publish(
-        artifact, description=f"stageflow {dep.deployment_id} {dep.commit or ''}".strip()
-    )
+    description = f"stageflow {dep.deployment_id} {dep.commit or ''}".strip()
+    pubs = [(mem, mem.publisher.publish(artifact, description=description)) for mem in rel.members]
+    pub = next((p for _m, p in pubs if p.version is not None), pubs[0][1])
+    reason = pub.reason if rel.single else "; ".join(f"{mem.key}: {p.reason}" for mem, p in pubs)
     if pub.version is None:
         dep = ctx.history.update(
             dep,
@@ -212,24 +246,28 @@ def _publish(ctx: Context, dep: Deployment, artifact: LambdaZip) -> tuple[Deploy
             ended_at=iso(clock.now()),
             version=pub.previous_version,
             previous_version=pub.previous_version,
-            transition=Transition(iso(clock.now()), "publishing", "no_change", pub.reason),
+            transition=Transition(iso(clock.now()), "publishing", "no_change", reason),
         )
         ctx.history.release_lock(dep.deployment_id)
-        ctx.reporter.info("publish", env_name, f"nothing to deploy: {pub.reason}")
+        ctx.reporter.info("publish", env_name, f"nothing to deploy: {reason}")
         return dep, pub
     if os.environ.get("STAGEFLOW_FAILPOINT") == "kill-after-publish":
         os.kill(os.getpid(), signal.SIGKILL)
-    ctx.reporter.info(
-        "publish",
-        env_name,
-        f"{pub.reason} (was v{pub.previous_version}, code {pub.code_sha256[:12]}…)",
-    )
+    for mem, p in pubs:
+        who = "" if rel.single else f"{mem.key}: "
+        what = f"{p.reason} (was v{p.previous_version}, code {p.code_sha256[:12]}…)"
+        ctx.reporter.info("publish", env_name, who + (what if p.version else f"unchanged, {p.reason}"))
+    versions = [
+        (mem, Versions(mem.key, mem.function, mem.alias, p.previous_version, p.version or p.previous_version))
+        for mem, p in pubs
+    ]
     dep = ctx.history.update(
         dep,
         version=pub.version,
         previous_version=pub.previous_version,
+        functions=functions_record(versions),
         phase="pending",
-        transition=Transition(iso(clock.now()), "publishing", "pending", pub.reason),
+        transition=Transition(iso(clock.now()), "publishing", "pending", reason),
     )
     return dep, pub
 
@@ -326,24 +364,28 @@ def _finish(ctx: Context, outcome: RunOutcome) -> RunOutcome:
         ctx.history.release_lock(dep.deployment_id)
         if ctx.delivery is not None:
             ctx.delivery(dep)  # never raises on AWS errors
+        if state.phase in ("rolled_back", "failed") and state.step >= 0:
+            # traffic had moved: every such rollback (or failed rollback) is an incident
+            open_incident(ctx.history, ctx.notifier, from_deployment(dep, ctx.clock.now()))
+    new, old = release_label(dep), previous_label(dep)
     if state.phase == "rolled_back" and state.step < 0:
         # never shifted (its pre-traffic check failed, or rejected before the canary): nothing moved
         kind = EnvironmentFailure if state.fault else ReleaseRejected
         raise kind(
-            f"v{dep.version} rejected in {dep.environment}: {state.reason}",
-            f"no traffic moved: all traffic stays on v{dep.previous_version}",
+            f"{new} rejected in {dep.environment}: {state.reason}",
+            f"no traffic moved: all traffic stays on {old}",
         )
     if state.phase == "rolled_back" and state.fault:
         raise AwsError(
-            f"v{dep.version} rolled back in {dep.environment}: {state.reason}",
-            f"all traffic is on v{dep.previous_version}; when AWS answers again deploy again: "
+            f"{new} rolled back in {dep.environment}: {state.reason}",
+            f"all traffic is on {old}; when AWS answers again deploy again: "
             f"stageflow canary {dep.environment}",
         )
     if state.phase == "rolled_back":
         reasons = state.reason
         raise ReleaseRejected(
-            f"v{dep.version} rolled back in {dep.environment}: {reasons}",
-            f"all traffic is on v{dep.previous_version}",
+            f"{new} rolled back in {dep.environment}: {reasons}",
+            f"all traffic is on {old}",
         )
     if state.phase == "failed":
         raise RollbackFailed(

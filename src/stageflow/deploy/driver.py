@@ -3,23 +3,24 @@ transition in the history before the next action."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from stageflow.clock import Clock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
-from stageflow.deploy.gates import GateReader
+from stageflow.deploy.gates import GateReader, combine_verdicts, verdict_minutes, verdict_results
 from stageflow.deploy.records import Deployment, Transition, VerdictRecord, status_for
+from stageflow.deploy.release import Member, Release, Versions
+from stageflow.deploy.traffic import AliasChanged
 from stageflow.history.dynamo import ConcurrentUpdate
 from stageflow.isotime import iso, parse_iso
-from stageflow.metrics import minutes
 from stageflow.metrics.interface import TrafficFeed, Verdict
 from stageflow.notify import Message
 from stageflow.ports import AliasRouter, DeploymentHistory, FunctionCheck, Notifier, ProgressObserver
 from stageflow.report import BakeProgress
-from stageflow.rollback.core import RestoreFailed, Retry, restore
+from stageflow.rollback.core import LostRace, RestoreFailed, Retry, restore
 
 
 @dataclass
@@ -46,8 +47,26 @@ class Driver:
     pre_approved_by: str | None = None  # the approval before the canary was given upstream (CodePipeline)
     rollback_attempts: int = 3  # tries of the alias restore (each with botocore's own retries)
     rollback_retry_seconds: float = 5.0  # wait between them (doubles), on the run's clock
+    # several functions: every one of them, with each one's traffic feed; None: the one function above
+    release: Release | None = None
+    feeds: Mapping[str, TrafficFeed | None] | None = None
     _stop_requested: bool = field(default=False, init=False, repr=False)
     _rollback_tried: list[str] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def rel(self) -> Release:
+        if self.release is not None:
+            return self.release
+        one = Member(self.traffic.function, self.traffic, check=self.pre_traffic, gates=self.gates)
+        return Release((one,))
+
+    def _active(self, dep: Deployment) -> list[tuple[Member, Versions]]:
+        """The functions this deployment moves: the one function, or every one with a new version."""
+        rel = self.rel
+        return rel.versions(dep) if rel.single else rel.changed(dep)
+
+    def _feed(self, member: Member) -> TrafficFeed | None:
+        return self.feeds.get(member.key) if self.feeds is not None else self.feed
 
     # -- recording ----------------------------------------------------------------------------
     def _record(
@@ -77,6 +96,7 @@ class Driver:
                     "weight": state.weight,
                     "reasons": list(reasons),
                     "last_verdict": dep.verdicts[-1] if dep.verdicts else None,
+                    **({"functions": dict(dep.functions)} if not self.rel.single else {}),
                     **(
                         {"tried": list(self._rollback_tried), "page": True}
                         if action.kind == "rollback_failed"
@@ -155,10 +175,28 @@ class Driver:
 
     # -- actions ----------------------------------------------------------------------------------
     def _pre_traffic(self, dep: Deployment) -> m.Event:
-        """Invoke the new version with its smoke event (CodeDeploy's BeforeAllowTraffic): its answer
-        decides whether the canary begins. Nothing moves here; the result is recorded with the
-        transition it causes, before anything else happens."""
-        check, version = self.pre_traffic, str(dep.version)
+        """Invoke every new version with its own function's smoke event (CodeDeploy's
+        BeforeAllowTraffic): the answers decide whether the canary begins; one failing rejects the
+        release. Nothing moves here; the result is recorded with the transition it causes, before
+        anything else happens."""
+        looks = [self._check_one(dep, mem, str(v.to_version)) for mem, v in self._active(dep)]
+        if self.rel.single:
+            return looks[0]
+        if not looks:
+            return m.PreTrafficPassed(self.clock.now(), "no function has a new version", {})
+        failed = [e for e in looks if isinstance(e, m.PreTrafficFailed)]
+        first = failed[0] if failed else looks[0]
+        result = {**dict(first.result), "functions": [dict(e.result) for e in looks]}
+        if failed:
+            fault = "; ".join(e.fault for e in failed if e.fault)
+            why = "; ".join(e.reason for e in failed)
+            return m.PreTrafficFailed(self.clock.now(), why, result, fault=fault)
+        summary = "; ".join(e.summary for e in looks if isinstance(e, m.PreTrafficPassed))
+        return m.PreTrafficPassed(self.clock.now(), summary, result)
+
+    def _check_one(self, dep: Deployment, member: Member, version: str) -> m.Event:
+        """One function's new version, invoked with its smoke event."""
+        check = member.check
         try:
             res = check.check(version)
         except Exception as exc:
@@ -170,6 +208,8 @@ class Driver:
                 f"pre-traffic {dep.environment}: {check.function}:{version} not checked: {why}"
             )
             result = {"function": check.function, "qualifier": version, "status": "error", "reason": why}
+            if not self.rel.single:
+                why = f"{check.function}:{version} not checked: {why}"
             return m.PreTrafficFailed(self.clock.now(), why, result, fault=why)
         self.reporter.info("pre-traffic", dep.environment, res.line())
         if res.ok:
@@ -185,22 +225,29 @@ class Driver:
             raise ConcurrentUpdate(f"deployment {dep.deployment_id} was changed by another run")
 
     def _set_weight(self, dep: Deployment, weight: int) -> m.Event:
+        """Every function's alias to ``weight`` on its new version, one after the other (the recorded
+        weight is the target: a resume sets every function to it again)."""
         self._still_ours(dep)
-        stable, canary = dep.previous_version, dep.version
-        try:
-            alias = self.traffic.set_canary(stable, canary, weight)
-        except Exception as exc:
-            failure = _environment_failure(exc)
-            if failure is None:
-                raise  # a bug, not a failed call
-            why = failure.one_line()
-            self.reporter.warn(f"canary {dep.environment}: alias shift to {weight}% failed: {why}")
-            return m.ShiftFailed(self.clock.now(), weight, why)
-        self.reporter.info(
-            "canary",
-            dep.environment,
-            f"weight {weight}% → v{canary} (alias {self.traffic.alias}: {alias.weights})",
-        )
+        rel = self.rel
+        for member, v in self._active(dep):
+            stable, canary = v.from_version, v.to_version
+            try:
+                alias = member.traffic.set_canary(stable, canary, weight)
+            except AliasChanged as exc:  # lost the race to a rollback (RevisionId): leave the alias, stop
+                raise ConcurrentUpdate(f"deployment {dep.deployment_id}: {exc.one_line()}") from None
+            except Exception as exc:
+                failure = _environment_failure(exc)
+                if failure is None:
+                    raise  # a bug, not a failed call
+                why = failure.one_line()
+                where = "" if rel.single else f" of {member.function}"
+                self.reporter.warn(f"canary {dep.environment}: alias shift{where} to {weight}% failed: {why}")
+                return m.ShiftFailed(self.clock.now(), weight, why)
+            self.reporter.info(
+                "canary",
+                dep.environment,
+                f"weight {weight}% → {rel.label(member, canary)} (alias {member.alias}: {alias.weights})",
+            )
         return m.WeightSet(self.clock.now(), weight)
 
     def _observe(
@@ -232,26 +279,8 @@ class Driver:
         )
         self.reporter.wait(self.clock, (wake - now).total_seconds(), label, progress=progress)
         now = self.clock.now()
-        complete = now >= until
-        stable = dep.previous_version if state.weight < 100 else None
-        canary_start = parse_iso(state.canary_start) if state.canary_start else None
         try:
-            if self.feed is not None:
-                roles = {dep.version: "canary"}
-                weights = {dep.version: state.weight}
-                if dep.previous_version and state.weight < 100:
-                    roles[dep.previous_version] = "stable"
-                    weights[dep.previous_version] = 100 - state.weight
-                self.feed.run_until(now, weights, roles)
-            verdict, canary_series, stable_series = self.gates.check(
-                dep.version,
-                stable,
-                start,
-                now,
-                window_complete=complete,
-                canary_start=canary_start,
-                weight=state.weight,
-            )
+            looks = [self._look(dep, state, mem, v, start, now, now >= until) for mem, v in self._active(dep)]
         except Exception as exc:
             failure = _environment_failure(exc)
             if failure is None:
@@ -262,7 +291,10 @@ class Driver:
                 f"gate {dep.environment}: metric read failed ({state.errors + 1}/{limit} in a row): {why}"
             )
             return dep, m.ObservationFailed(now, why), (f"metric read failed: {why}",)
-        self._report_verdict(dep, state, verdict, start, now)
+        single = self.rel.single
+        for mem, verdict, _c, _s in looks:
+            self._report_verdict(dep, state, verdict, start, now, "" if single else f"{mem.key}: ")
+        verdict = looks[0][1] if single else combine_verdicts([(mem.key, v) for mem, v, _c, _s in looks])
         prev = dep.verdicts[-1] if dep.verdicts else None
         seen = parse_iso(prev.at) if prev and prev.window_start == iso(start) else None
         record = VerdictRecord(
@@ -275,15 +307,38 @@ class Driver:
             canary_start=state.canary_start,
             source=verdict.source,
             reasons=tuple(verdict.reasons),
-            results=tuple(r.to_json() for r in verdict.results),
+            results=verdict_results(looks, single),
             # the per-minute numbers the judge read, new since the last check (reports chart them)
-            minutes=minutes.compact(canary_series, stable_series, since=seen),
+            minutes=verdict_minutes(looks, single, seen),
         )
         dep = self.history.update(dep, verdict=record)
         return dep, m.Checked(now, verdict.decision, verdict.reasons), verdict.reasons
 
+    def _look(self, dep, state, member: Member, v: Versions, start, now, complete: bool):
+        """One function's look: its traffic fed (local mode), its canary vs stable judged."""
+        stable = v.from_version if state.weight < 100 else None
+        canary_start = parse_iso(state.canary_start) if state.canary_start else None
+        feed = self._feed(member)
+        if feed is not None:
+            roles = {v.to_version: "canary"}
+            weights = {v.to_version: state.weight}
+            if v.from_version and state.weight < 100:
+                roles[v.from_version] = "stable"
+                weights[v.from_version] = 100 - state.weight
+            feed.run_until(now, weights, roles)
+        verdict, c, s = member.gates.check(
+            v.to_version,
+            stable,
+            start,
+            now,
+            window_complete=complete,
+            canary_start=canary_start,
+            weight=state.weight,
+        )
+        return member, verdict, c, s
+
     def _report_verdict(
-        self, dep: Deployment, state: m.State, verdict: Verdict, start: datetime, now: datetime
+        self, dep: Deployment, state: m.State, verdict: Verdict, start: datetime, now: datetime, who=""
     ):
         """One plain line per check with the key numbers; every check's detail when it decides."""
         minute = (now - start).total_seconds() / 60
@@ -296,52 +351,66 @@ class Driver:
         self.reporter.info(
             "gate",
             dep.environment,
-            f"{state.phase} {state.weight}% minute {minute:g}: {verdict.decision} "
+            f"{who}{state.phase} {state.weight}% minute {minute:g}: {verdict.decision} "
             f"({summary}; {verdict.source})",
         )
         decisive = verdict.decision != "continue" or now >= parse_iso(state.window_end or iso(now))
         if decisive:
             for r in verdict.results:
                 if r.detail:
-                    self.reporter.child(f"  {r.detail}")
+                    self.reporter.child(f"  {who}{r.detail}")
 
     def _roll_back(self, dep: Deployment, why: str) -> m.Event:
-        """All traffic back on the previous version through the rollback core (retried, verified)."""
-        target = dep.previous_version
+        """All traffic of every function back on its previous version through the rollback core
+        (retried, verified); one function's restore failing does not stop the others'."""
         self._rollback_tried = []
-        if target is None:
-            self._rollback_tried.append("nothing: no previous version recorded to roll back to")
-            return m.Failed(self.clock.now(), "no previous version to roll back to")
-        try:
-            alias = restore(
-                self.traffic,
-                target,
-                retry=Retry(self.rollback_attempts, self.rollback_retry_seconds),
-                sleep=self.clock.sleep,
-                now=self.clock.now,
-                warn=lambda text: self.reporter.warn(f"rollback {dep.environment}: {text}"),
+        rel, failed = self.rel, []
+        for member, v in self._active(dep):
+            target = v.from_version
+            if target is None:
+                self._rollback_tried.append("nothing: no previous version recorded to roll back to")
+                return m.Failed(self.clock.now(), "no previous version to roll back to")
+            try:
+                alias = restore(
+                    member.traffic,
+                    target,
+                    retry=Retry(self.rollback_attempts, self.rollback_retry_seconds),
+                    sleep=self.clock.sleep,
+                    now=self.clock.now,
+                    warn=lambda text: self.reporter.warn(f"rollback {dep.environment}: {text}"),
+                )
+            except LostRace:  # a concurrent rollback moved the alias to the same version: it records it
+                self.reporter.info("rollback", dep.environment, f"another run moved all traffic to v{target}")
+                continue
+            except RestoreFailed as exc:
+                self._rollback_tried += exc.tried
+                where = "" if rel.single else f"{member.function} "
+                failed.append(f"{where}rollback to v{target} failed after {len(exc.tried)} attempts")
+                last = exc.last
+                continue
+            self.reporter.info(
+                "rollback",
+                dep.environment,
+                f"all traffic back on {rel.label(member, target)} ({why}); alias {member.alias}: "
+                f"{alias.weights}",
             )
-        except RestoreFailed as exc:
-            self._rollback_tried = exc.tried
+        if failed:
             return m.Failed(
-                self.clock.now(),
-                f"rollback to v{target} failed after {len(exc.tried)} attempts ({why}); last: "
-                f"{exc.last}; alias now: {self._serving()}",
+                self.clock.now(), f"{'; '.join(failed)} ({why}); last: {last}; alias now: {self._serving()}"
             )
-        self.reporter.info(
-            "rollback",
-            dep.environment,
-            f"all traffic back on v{target} ({why}); alias {self.traffic.alias}: {alias.weights}",
-        )
         return m.RolledBack(self.clock.now())
 
     def _serving(self) -> str:
-        """What the alias serves, for a page; "unknown" when even that cannot be read."""
-        try:
-            return str(self.traffic.state().weights)
-        except Exception as exc:  # noqa: BLE001 - best effort, for the message only
-            failure = _environment_failure(exc)
-            return f"unknown ({failure.one_line() if failure else type(exc).__name__})"
+        """What the aliases serve, for a page; "unknown" when even that cannot be read."""
+        rel, out = self.rel, []
+        for member in rel.members:
+            try:
+                text = str(member.traffic.state().weights)
+            except Exception as exc:  # noqa: BLE001 - best effort, for the message only
+                failure = _environment_failure(exc)
+                text = f"unknown ({failure.one_line() if failure else type(exc).__name__})"
+            out.append(text if rel.single else f"{member.function} {text}")
+        return ", ".join(out)
 
     def _await_approval(self, dep: Deployment, state: m.State, gate: str) -> m.Event | None:
         if gate == "before_canary" and self.pre_approved_by:

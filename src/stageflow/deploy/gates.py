@@ -70,3 +70,35 @@ class GateReader:
         gates = self.gates.for_weight(weight if weight is not None else (None if stable else 100))
         verdict = self.judge(c, s, gates, firing, window_complete=window_complete, **extra)
         return verdict, c, s
+
+
+# -- several functions, one verdict ------------------------------------------------------------------
+_SEVERITY = {"continue": 0, "extend": 1, "rollback": 2}
+
+
+def combine_verdicts(named: Sequence[tuple[str, Verdict]]) -> Verdict:
+    """Every function's verdict as the release's: the most severe decision (one function failing a
+    gate fails the release), each reason prefixed with its function's key so the verdict names it."""
+    decision = max((v.decision for _k, v in named), key=lambda d: _SEVERITY.get(d, 0))
+    reasons = tuple(f"{key}: {r}" for key, v in named for r in v.reasons)
+    results = tuple(r for _k, v in named for r in v.results)
+    return Verdict(decision, results, named[0][1].source, reasons)
+
+
+def verdict_results(looks, single: bool) -> tuple[dict, ...]:
+    """The results kept with a verdict; with several functions each names its function."""
+    if single:
+        return tuple(r.to_json() for r in looks[0][1].results)
+    return tuple({**r.to_json(), "function": mem.key} for mem, v, _c, _s in looks for r in v.results)
+
+
+def verdict_minutes(looks, single: bool, seen: datetime | None) -> dict:
+    """The per-minute numbers kept with a verdict: ``canary``/``stable`` of the (first) function; with
+    several, the others' as ``canary KEY``/``stable KEY``."""
+    from stageflow.metrics import minutes
+
+    out: dict = {}
+    for i, (mem, _v, c, s) in enumerate(looks):
+        rows = minutes.compact(c, s, since=seen)
+        out.update(rows if i == 0 or single else {f"{role} {mem.key}": r for role, r in rows.items()})
+    return out

@@ -6,9 +6,12 @@ when its holder's process is not running on this host (a run killed by SIGKILL, 
 machine), or when it is older than :data:`STALE_AFTER` whatever the host. A deployment that waits for
 an approval holds the lock on purpose with no process running: that is never stale.
 
-``unlock`` breaks a lock and records a ``lock_broken`` event (who, why, whose lock, its age). It will
-not strand a deployment that moved traffic: that one is finished by ``resume`` or ``rollback``, which
-take the lock over. A deployment that never moved traffic is closed as ``failed`` with the lock.
+``unlock`` breaks a lock and records a ``lock_broken`` event (who, why, whose lock, its age). It refuses
+(exit 6, nothing changed) while the holder is alive — same host: its pid runs; another host: a fresh
+heartbeat (:func:`stageflow.history.locks.holder_alive`) — unless ``--force`` (recorded as forced, with
+why the holder looked alive). It will not strand a deployment that moved traffic: that one is finished
+by ``resume`` or ``rollback``, which take the lock over. A deployment that never moved traffic is
+closed as ``failed`` with the lock.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stageflow.deploy.records import ACTIVE, Deployment, Transition
-from stageflow.errors import UsageError
-from stageflow.history import lock_age_seconds
+from stageflow.errors import LockedError, UsageError
+from stageflow.history import lock_age_seconds, lock_holder_text
+from stageflow.history.locks import holder_alive
 from stageflow.isotime import format_age, iso
 from stageflow.process import pid_alive
 
@@ -127,15 +131,31 @@ class UnlockResult:
     closed: str | None  # the deployment closed as failed with the lock (it never moved traffic)
 
 
-def unlock(ctx, reason: str, who: str, now: datetime) -> UnlockResult:
+def unlock(
+    ctx,
+    reason: str,
+    who: str,
+    now: datetime,
+    *,
+    force: bool = False,
+    alive: Callable[[int], bool] = pid_alive,
+) -> UnlockResult:
     """Break the environment's lock, recorded (``lock_broken``). Refuses (exit 2, nothing changed)
-    when its deployment moved traffic: ``resume`` or ``rollback`` finish that one."""
+    when its deployment moved traffic: ``resume`` or ``rollback`` finish that one; refuses (exit 6)
+    while its holder is alive unless ``force``."""
     if not reason.strip():
         raise UsageError("breaking a lock needs a reason", "--reason 'the run was killed at 14:02'")
     env_name = ctx.env.name
     lock = ctx.history.lock()
     if lock is None:
         return UnlockResult(None, None)
+    living = holder_alive(lock, alive=alive)
+    if living and not force:
+        raise LockedError(
+            f"environment {env_name}",
+            f"{lock_holder_text(lock)}, which is alive: {living}",
+            f"wait for it; only if it must stop: stageflow unlock {env_name} --force --reason TEXT",
+        )
     dep = ctx.history.get(str(lock.get("holder")))
     closed = None
     if dep is not None and dep.status in ACTIVE:
@@ -155,5 +175,5 @@ def unlock(ctx, reason: str, who: str, now: datetime) -> UnlockResult:
             ),
         )
         closed = dep.deployment_id
-    held = ctx.history.break_lock(reason, who, now)
+    held = ctx.history.break_lock(reason, who, now, forced=living, expect=str(lock.get("holder")))
     return UnlockResult(held, closed)

@@ -159,10 +159,14 @@ class RollbackEvent(_JsonKeys):
     from_weights: Mapping[str, int]
     deployment_id: str = ""
     kind: str = "rollback"
+    # several functions: {key: {"to_version", "from_weights"}} (to_version/from_weights: the first's)
+    functions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["from_weights"] = dict(self.from_weights)
+        if not self.functions:
+            del out["functions"]
         return out
 
 
@@ -190,6 +194,9 @@ class Deployment(_JsonKeys):
     verdict_count: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0
+    # every function of the release: {key: {"function", "alias", "from_version", "to_version"}}
+    # (deploy/release.py); empty in records written before several functions existed
+    functions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -198,6 +205,7 @@ class Deployment(_JsonKeys):
             transitions=[t.to_json() for t in self.transitions],
             verdicts=[v.to_json() for v in self.verdicts],
             extra=dict(self.extra),
+            functions={k: dict(v) for k, v in self.functions.items()},
         )
         return out
 
@@ -210,6 +218,7 @@ class Deployment(_JsonKeys):
         values["transitions"] = tuple(Transition.from_json(t) for t in values.get("transitions") or ())
         values["verdicts"] = tuple(VerdictRecord.from_json(v) for v in values.get("verdicts") or ())
         values["extra"] = dict(values.get("extra") or {})
+        values["functions"] = {str(k): dict(v) for k, v in (values.get("functions") or {}).items()}
         return cls(**values)
 
     def with_changes(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from stageflow.deploy.locks import LockView, assess
 from stageflow.deploy.records import Deployment, check_line
+from stageflow.freeze.model import active, show
 from stageflow.isotime import format_age
 
 if TYPE_CHECKING:
@@ -15,7 +17,9 @@ if TYPE_CHECKING:
 def status(ctx: Context) -> tuple[str, dict]:
     """The status lines and the ``--json`` data of the wired environment."""
     env_name = ctx.env.name
-    alias = ctx.traffic.state()
+    rel = ctx.release
+    states = [(mem, mem.traffic.state()) for mem in rel.members]
+    alias = states[0][1]
     current = ctx.history.in_flight()  # first: it releases a lock left by a finished run
     lock = ctx.history.lock()
     holder = None
@@ -40,6 +44,11 @@ def status(ctx: Context) -> tuple[str, dict]:
         "url": ctx.outputs.url,
         "resources": ctx.outputs.source,
         "weights": alias.weights,
+        "functions": [
+            {"key": mem.key, "function": mem.function, "alias": mem.alias, "weights": st.weights}
+            for mem, st in states
+        ],
+        "release": dict(dep.functions) if dep else None,
         "locked_by": lock.get("holder") if lock else None,
         "lock": view.to_json() if view else None,
         "last_lock_broken": last_broken,
@@ -57,10 +66,14 @@ def status(ctx: Context) -> tuple[str, dict]:
         "transitions": [t.to_json() for t in dep.transitions] if dep else [],
         "last_rollback": last_rb,
     }
+    frozen = active(env_name, ctx.env.freeze, ctx.history.freeze_item(), datetime.now(UTC))
+    data["freeze"] = frozen.to_json() if frozen else None
     lines = _deployment_lines(ctx, alias.weights, dep, current, recent, view, data)
+    if frozen:
+        lines.append(f"  frozen: until {show(frozen.until)}: {frozen.reason} ({frozen.source})")
     if last_rb and (dep is None or last_rb["at"] >= (dep.ended_at or dep.started_at)):
         lines.append(
-            f"  last rollback: {last_rb['at']} to v{last_rb.get('to_version')} ({last_rb.get('trigger')}, "
+            f"  last rollback: {last_rb['at']} to {_rolled_to(last_rb)} ({last_rb.get('trigger')}, "
             f"{last_rb.get('who')}): {last_rb.get('reason')}"
         )
     lines += _lock_lines(view, current, dep)
@@ -75,34 +88,65 @@ def status(ctx: Context) -> tuple[str, dict]:
     return "\n".join(lines), data
 
 
+def _rolled_to(event: dict) -> str:
+    """``v3``, or ``api v3, worker v2`` for a release of several functions."""
+    funcs = event.get("functions") or {}
+    if len(funcs) > 1:
+        return ", ".join(f"{k} v{f.get('to_version')}" for k, f in funcs.items())
+    return f"v{event.get('to_version')}"
+
+
+def _function_versions(key: str, f) -> str:
+    new, old = f.get("to_version"), f.get("from_version")
+    return f"{key} v{old}→v{new}" if new != old else f"{key} v{new} (unchanged)"
+
+
 def history_lines(deps: list[Deployment], events: list[dict]) -> list[str]:
     """`stageflow history ENV`: one line per deployment (with why a release never took traffic), then the
     rollbacks and broken locks recorded outside deployments."""
     lines = []
     for d in deps:
         lines.append(f"{d.deployment_id}  v{d.version or '?':<4} {d.status:<17} {d.phase:<13} {d.who}")
+        if len(d.functions) > 1:  # a release of several functions: each one's versions
+            lines.append(
+                "    functions: " + ", ".join(_function_versions(k, f) for k, f in d.functions.items())
+            )
         checked = d.extra.get("pre_traffic") or {}
         if checked.get("status") not in (None, "passed", "not run"):
             lines.append(f"    pre-traffic check: {check_line(checked)}")
     for e in events:
-        what = (
-            f"to v{e.get('to_version')} ({e.get('trigger')})"
-            if e["kind"] == "rollback"
-            else f"lock of {e.get('holder')}"
+        lines.append(
+            f"{e['at']}  {e['kind']:<11} {_event_what(e)} by {e.get('who') or e.get('by')}: {e.get('reason')}"
         )
-        lines.append(f"{e['at']}  {e['kind']:<11} {what} by {e.get('who')}: {e.get('reason')}")
     return lines
+
+
+def _event_what(e: dict) -> str:
+    kind = e["kind"]
+    if kind == "rollback":
+        return f"to {_rolled_to(e)} ({e.get('trigger')})"
+    if kind == "freeze":
+        return f"until {e.get('until')}"
+    if kind == "unfreeze":
+        return f"lifted {e.get('lifted')!r}"
+    if kind == "freeze_override":
+        return f"emergency deploy through {(e.get('freeze') or {}).get('reason')!r}"
+    return f"lock of {e.get('holder')}"
 
 
 def _deployment_lines(
     ctx: Context, weights, dep: Deployment | None, current, recent, view: LockView | None, data: dict
 ) -> list[str]:
+    from stageflow.deploy.release import release_label
+
     env_name = ctx.env.name
     lock = data["locked_by"]
-    lines = [
-        f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves "
-        + ", ".join(f"v{v} {w}%" for v, w in sorted(weights.items(), key=lambda kv: -kv[1]))
-    ]
+    lines = [f"{env_name}: {ctx.outputs.function_name}:{ctx.outputs.alias_name} serves " + _weights(weights)]
+    if len(data["functions"]) > 1:  # every function with its alias weights, in place of the line above
+        lines = [f"{env_name}: {len(data['functions'])} functions, one release"] + [
+            f"  {f['key']}: {f['function']}:{f['alias']} serves {_weights(f['weights'])}"
+            for f in data["functions"]
+        ]
     if ctx.outputs.url:
         lines.append(f"  url: {ctx.outputs.url}")
     if dep is None:
@@ -110,7 +154,8 @@ def _deployment_lines(
     else:
         what = "in flight" if current else "last deployment"
         lines.append(
-            f"  {what}: {dep.deployment_id} v{dep.version} ({dep.status}, phase {dep.phase}) by {dep.who}"
+            f"  {what}: {dep.deployment_id} {release_label(dep)} ({dep.status}, phase {dep.phase}) "
+            f"by {dep.who}"
         )
         if data["reason"]:
             lines.append(f"  why: {data['reason']}")
@@ -132,6 +177,10 @@ def _deployment_lines(
                 f"stageflow rollback {env_name}"
             )
     return lines
+
+
+def _weights(weights: dict[str, int]) -> str:
+    return ", ".join(f"v{v} {w}%" for v, w in sorted(weights.items(), key=lambda kv: -kv[1]))
 
 
 def _lock_lines(view: LockView | None, current, dep: Deployment | None) -> list[str]:

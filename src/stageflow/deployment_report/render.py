@@ -101,6 +101,7 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
         ("service", dep.service),
         ("environment", dep.environment),
         ("version", f"v{dep.version} (stable v{dep.previous_version})"),
+        ("functions", _functions_text(dep)),
         ("status", f"{dep.status} ({dep.phase})"),
         ("reason", dep.state.reason),
         ("pre-traffic check", check_line(dep.extra.get("pre_traffic"))),
@@ -146,7 +147,7 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
                 else ""
             )
             parts.append(
-                f"<tr class='{cls}'>{lead}<td>{_e(r.get('metric'))}</td><td>{_e(r.get('kind'))}</td>"
+                f"<tr class='{cls}'>{lead}<td>{_e(_gate(r))}</td><td>{_e(r.get('kind'))}</td>"
                 f"<td class='{_e(r.get('outcome'))}'>{_e(r.get('outcome'))}</td>"
                 f"<td>{_num(r, 'observed')}</td><td>{_num(r, 'baseline')}</td><td>{_num(r, 'threshold')}</td>"
                 f"<td>{_num(r, 'p_value')}</td><td>{_e(r.get('canary_count'))} / {_e(r.get('stable_count'))}"
@@ -154,6 +155,22 @@ def render_html(data: ReportData, *, charts: bool = True) -> str:
             )
     parts.append("</table></body></html>")
     return "\n".join(parts)
+
+
+def _functions_text(dep) -> str | None:
+    """A release of several functions: ``api v1 → v2, worker v3 → v4``; None for one function."""
+    if len(dep.functions) < 2:
+        return None
+    return ", ".join(
+        f"{k} ({f.get('function')}) v{f.get('from_version')} → v{f.get('to_version')}"
+        for k, f in dep.functions.items()
+    )
+
+
+def _gate(result) -> str:
+    """The gate's metric; with several functions, which function's."""
+    who = result.get("function")
+    return f"{who}: {result.get('metric')}" if who else str(result.get("metric"))
 
 
 def write_report(data: ReportData, path: str | Path) -> Path:
@@ -170,6 +187,8 @@ def human(data: ReportData) -> str:
         f"report {dep.environment}: {dep.deployment_id} v{dep.version} (stable v{dep.previous_version}) "
         f"{dep.status}: {dep.state.reason or dep.phase}",
     ]
+    if functions := _functions_text(dep):
+        lines.append(f"  functions: {functions}")
     if checked := check_line(dep.extra.get("pre_traffic")):
         lines.append(f"  pre-traffic check: {checked}")
     for t in dep.transitions:

@@ -6,7 +6,7 @@ No I/O: :mod:`stageflow.dora.source` reads the records, tests hand them over dir
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +34,7 @@ class Run:
     commit_time: datetime | None
     hotfix: bool
     uncommitted: bool = False  # shipped with uncommitted changes: commit_time is the deployment's start
+    functions: tuple[str, ...] = ()  # a release of several functions: their keys
 
 
 def as_run(dep: Deployment) -> Run | None:
@@ -53,6 +54,7 @@ def as_run(dep: Deployment) -> Run | None:
     return Run(
         deployment_id=dep.deployment_id,
         version=str(dep.version),
+        functions=tuple(dep.functions) if len(dep.functions) > 1 else (),
         status=dep.status,
         started=_t(dep.started_at),
         first_traffic=first,
@@ -114,6 +116,7 @@ def changes(deployments: Iterable[Deployment], events: Iterable[dict]) -> list[C
                 commit_time=r.commit_time,
                 hotfix=r.hotfix,
                 uncommitted=r.uncommitted,
+                functions=r.functions,
                 failure=failure,
                 restore_seconds=restore,
                 restore_open=still_open,
@@ -183,10 +186,24 @@ def _failure_rate(changes_: Sequence[Change], failed: Sequence[Change]) -> Figur
     )
 
 
-def _time_to_restore(failed: Sequence[Change]) -> Figure:
+def incident_restores(
+    incidents: Iterable[Mapping], since: datetime, until: datetime
+) -> tuple[list[float], int]:
+    """(restore seconds of the incidents opened in ``(since, until]``, how many are not restored)."""
+    inside = [i for i in incidents if since < _t(i["opened_at"]) <= until]
+    restores = [float(i["time_to_restore_s"]) for i in inside if i.get("time_to_restore_s") is not None]
+    return restores, sum(1 for i in inside if not i.get("restored_at"))
+
+
+def _time_to_restore(failed: Sequence[Change], from_incidents: tuple[list[float], int] | None) -> Figure:
+    """From the incident records when the period has any (every rollback opens one); from the changes
+    (a rollback's or hotfix's time after the failed change) for history written before incidents."""
     target = f"< {TARGETS['time_to_restore_minutes']:g} min"
-    restores = sorted(c.restore_seconds for c in failed if c.restore_seconds is not None)
-    still_open = sum(1 for c in failed if c.restore_open)
+    if from_incidents is not None:
+        restores, still_open = sorted(from_incidents[0]), from_incidents[1]
+    else:
+        restores = sorted(c.restore_seconds for c in failed if c.restore_seconds is not None)
+        still_open = sum(1 for c in failed if c.restore_open)
     if not restores:
         return Figure(
             "time_to_restore", None, "minutes (median)", target, False if still_open else None,
@@ -199,7 +216,9 @@ def _time_to_restore(failed: Sequence[Change]) -> Figure:
         "minutes (median)",
         target,
         med < TARGETS["time_to_restore_minutes"] and not still_open,
-        f"median of {len(restores)} restores; longest {restores[-1] / 60:.1f} min"
+        f"median of {len(restores)} restores"
+        + (" (incident records)" if from_incidents is not None else "")
+        + f"; longest {restores[-1] / 60:.1f} min"
         + (f"; {still_open} not restored yet" if still_open else ""),
     )
 
@@ -235,13 +254,18 @@ def compute(
     *,
     until: datetime,
     days: float = 30,
+    incidents: Iterable[Mapping] = (),
 ) -> DoraReport:
     """The four figures over ``(until - days, until]``. ``deployments`` may reach further back: the
-    one before the period decides nothing; changes are counted by their start inside the period."""
+    one before the period decides nothing; changes are counted by their start inside the period.
+    ``incidents``: the incident records (``Incident.to_json()``); time to restore comes from them when
+    the period has any."""
     since = until - timedelta(days=days)
     period = [c for c in changes(deployments, events) if since < c.started_at <= until]
     promoted = [c for c in period if c.promoted_at is not None]
     failed = [c for c in period if c.failure]
+    restores = incident_restores(incidents, since, until)
+    from_incidents = restores if restores[0] or restores[1] else None
     return DoraReport(
         environment,
         since,
@@ -251,7 +275,7 @@ def compute(
         _frequency(promoted, days),
         _lead_time(promoted),
         _failure_rate(period, failed),
-        _time_to_restore(failed),
+        _time_to_restore(failed, from_incidents),
         tuple(_weeks(period, since, until)),
     )
 

@@ -35,6 +35,7 @@ class Change:
     restore_seconds: float | None = None
     restore_open: bool = False
     uncommitted: bool = False  # shipped with uncommitted changes: lead time from the deployment's start
+    functions: tuple[str, ...] = ()  # a release of several functions: their keys (one change for all)
 
     @property
     def lead_time_seconds(self) -> float | None:

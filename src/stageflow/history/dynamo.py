@@ -77,6 +77,10 @@ def update_request(
     }
 
 
+def _without_keys(item: dict) -> dict:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+
 class DynamoHistory:
     """Deployment records and the per-environment lock in one DynamoDB table."""
 
@@ -139,8 +143,52 @@ class DynamoHistory:
     def release_lock(self, deployment_id: str) -> bool:
         return self._lock.release(deployment_id)
 
-    def break_lock(self, reason: str, who: str, now: datetime) -> dict | None:
-        return self._lock.break_(reason, who, now)
+    def break_lock(
+        self, reason: str, who: str, now: datetime, *, forced: str | None = None, expect: str | None = None
+    ) -> dict | None:
+        return self._lock.break_(reason, who, now, forced=forced, expect=expect)
+
+    # -- the freeze a person set (stageflow freeze / unfreeze) -------------------------------------
+    def freeze_item(self) -> dict | None:
+        """The environment's ``FREEZE`` item (``until``, ``reason``, ``by``, ``at``), if one is set."""
+        resp = self._call(self.ddb.get_item, Key=it.freeze_key(self.pk), ConsistentRead=True)
+        return it.from_attrs(resp["Item"]) if resp.get("Item") else None
+
+    def set_freeze(self, until: datetime, reason: str, who: str, now: datetime) -> None:
+        """Freeze deploys until ``until`` (replacing an earlier freeze), and record it as an event."""
+        body = {"until": iso(until), "reason": reason, "by": who, "at": iso(now)}
+        self._call(self.ddb.put_item, Item=it.to_attrs({**it.plain_key(self.pk, it.FREEZE_SK), **body}))
+        self.record_event("freeze", now, body)
+
+    def clear_freeze(self, reason: str, who: str, now: datetime) -> dict | None:
+        """Lift the freeze a person set; the lifted item (``None``: there was none), recorded."""
+        held = self.freeze_item()
+        if held is None:
+            return None
+        self._call(self.ddb.delete_item, Key=it.freeze_key(self.pk))
+        self.record_event("unfreeze", now, {"reason": reason, "by": who, "lifted": held.get("reason")})
+        return held
+
+    # -- incidents (every rollback that moved traffic) ---------------------------------------------
+    def record_incident(self, incident: Mapping[str, Any]) -> None:
+        """Write an incident (``Incident.to_json()``); the same key again replaces it (one per rollback)."""
+        body = {**it.plain_key(self.pk, f"{it.INCIDENT_PREFIX}{incident['key']}"), **incident}
+        self._call(self.ddb.put_item, Item=it.to_attrs(body))
+
+    def incident(self, key: str) -> dict | None:
+        sk = {"pk": {"S": self.pk}, "sk": {"S": f"{it.INCIDENT_PREFIX}{key}"}}
+        resp = self._call(self.ddb.get_item, Key=sk, ConsistentRead=True)
+        return _without_keys(it.from_attrs(resp["Item"])) if resp.get("Item") else None
+
+    def incidents(self, limit: int = 20) -> list[dict]:
+        """The newest incidents first."""
+        items = self._prefix(it.INCIDENT_PREFIX, ScanIndexForward=False, Limit=limit)
+        return [_without_keys(it.from_attrs(i)) for i in items]
+
+    def incidents_since(self, since: datetime) -> list[dict]:
+        """Incidents opened at or after ``since``, oldest first, every page (DORA's time to restore)."""
+        items = self._query_all(f"{it.INCIDENT_PREFIX}{id_stamp(since)}", f"{it.INCIDENT_PREFIX}~")
+        return [_without_keys(it.from_attrs(i)) for i in items]
 
     # -- deployments ------------------------------------------------------------------------------
     def create(self, dep: Deployment) -> None:
@@ -188,6 +236,8 @@ class DynamoHistory:
                 raise ConcurrentUpdate(
                     f"deployment {dep.deployment_id} was changed by another run", "check: stageflow status"
                 ) from None
+        if changes.get("status", dep.status) in ACTIVE:
+            self._lock.heartbeat(dep.deployment_id)  # the holder is alive (only while it holds the lock)
         return dep.with_changes(
             transition=transition, verdict=verdict, keep_verdicts=KEEP_VERDICTS, **changes
         )
@@ -255,9 +305,10 @@ class DynamoHistory:
         return None
 
     def last_known_good(self, exclude_version: str | None = None) -> Deployment | None:
-        """The newest succeeded deployment whose version is not ``exclude_version``."""
+        """The newest succeeded deployment whose version is not ``exclude_version`` and was not rolled back
+        from later (``extra.marked_bad``)."""
         for dep in self.by_status("succeeded", limit=25):
-            if dep.version != exclude_version:
+            if dep.version != exclude_version and not dep.extra.get("marked_bad"):
                 return dep
         return None
 

@@ -4,7 +4,8 @@ Key schema (the same as infrastructure/modules/service/history.tf):
 
 - ``pk`` (S) = ``<service>#<environment>``; ``sk`` (S) = ``DEP#<deployment id>`` for a deployment,
   ``VRD#<deployment id>#<n>`` for its n-th verdict, ``LOCK`` for the environment's deploy lock,
-  ``EVT#<time>#<id>`` for rollback events outside a deploy.
+  ``FREEZE`` for a freeze set by a person, ``EVT#<time>#<id>`` for events outside a deploy,
+  ``INC#<incident key>`` for an incident (keys start with the time, so they sort by it).
 - GSI ``by_status``: ``pk_status`` (S) = ``<service>#<environment>#<status>``, ``started_at`` (S).
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 from stageflow.deploy.records import Deployment, VerdictRecord
 
 LOCK_SK = "LOCK"
+FREEZE_SK = "FREEZE"
+INCIDENT_PREFIX = "INC#"
 
 
 def _plain(v: Any) -> Any:
@@ -75,6 +78,14 @@ def dep_key(pk: str, deployment_id: str) -> dict:
 
 def lock_key(pk: str) -> dict:
     return {"pk": {"S": pk}, "sk": {"S": LOCK_SK}}
+
+
+def freeze_key(pk: str) -> dict:
+    return {"pk": {"S": pk}, "sk": {"S": FREEZE_SK}}
+
+
+def plain_key(pk: str, sk: str) -> dict[str, str]:
+    return {"pk": pk, "sk": sk}
 
 
 def deployment_item(pk: str, dep: Deployment) -> dict[str, dict]:

@@ -47,11 +47,15 @@ def _pid_alive(pid: int) -> bool:
     return False
 
 
+# the emulator is on loopback: never through HTTP(S)_PROXY / ALL_PROXY (issue 24 item 7)
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _http_ok(endpoint: str, timeout: float = 2.0) -> bool:
     try:
         # bandit B310 is safe here: endpoint is always http://127.0.0.1:PORT, built by this module
         # from the port number
-        with urllib.request.urlopen(f"{endpoint}/moto-api/config", timeout=timeout) as resp:  # noqa: S310 # nosec B310
+        with DIRECT.open(f"{endpoint}/moto-api/config", timeout=timeout) as resp:  # noqa: S310 # nosec B310
             return 200 <= resp.status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -183,5 +187,5 @@ class Emulator:
         req = urllib.request.Request(f"{st.endpoint}/moto-api/reset", method="POST")  # noqa: S310
         # bandit B310 is safe here: st.endpoint is http://127.0.0.1:PORT, built by status() from the
         # recorded port
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 # nosec B310
+        with DIRECT.open(req, timeout=10) as resp:  # nosec B310
             resp.read()

@@ -24,6 +24,13 @@ than the one before, and the emulator, not stageflow, used the time:
   grew by a quarter over 100 rehearsals. Fix: inside a query moto gets only what its own filters
   could keep (the partition, narrowed by a ``begins_with`` prefix; unsorted items for an index).
 
+- **Lambda UpdateAlias ignores RevisionId** (moto: "not yet implemented") and never changes an alias's
+  revision. AWS refuses an UpdateAlias whose RevisionId is not the alias's current one
+  (PreconditionFailedException, HTTP 412) and gives the alias a new revision on every update; stageflow's
+  traffic moves rely on that (issue 24 item 6), so the emulator does the same: the check and the update
+  happen under one lock, each update gets a new RevisionId. (A fidelity fix, not a speed fix: listed in
+  docs/architecture.md's seam table.)
+
 Nothing else changes: moto answers the same requests with the same results. Applied by
 :mod:`stageflow.local.server` before it serves (the emulator process only); tested in
 ``tests/unit/local/test_moto_fixes.py`` against moto's own backends.
@@ -57,6 +64,7 @@ def apply() -> None:
         _patch_item_size()
         _patch_query()
         _patch_get_metric_statistics()
+        _patch_alias_revisions()
         _APPLIED = True
 
 
@@ -325,3 +333,42 @@ def _patch_get_metric_statistics() -> None:
     CloudWatchBackend.get_metric_statistics = get_metric_statistics
     CloudWatchBackend.get_metric_data = get_metric_data
     CloudWatchBackend.get_all_metrics = get_all_metrics
+
+
+_ALIAS_LOCK = threading.Lock()
+
+
+def _patch_alias_revisions() -> None:
+    """UpdateAlias honours RevisionId (412 PreconditionFailedException when stale); every update gets
+    a new RevisionId, as in AWS."""
+    import json
+    import uuid
+    from urllib.parse import unquote
+
+    from moto.awslambda.exceptions import PreconditionFailedException
+    from moto.awslambda.models import LambdaAlias
+    from moto.awslambda.responses import LambdaResponse
+
+    update = LambdaAlias.update
+    respond = LambdaResponse.update_alias
+
+    def alias_update(self, *args, **kwargs):
+        update(self, *args, **kwargs)
+        self.revision_id = str(uuid.uuid4())
+
+    def update_alias(self):
+        revision = (json.loads(self.body or "{}") or {}).get("RevisionId")
+        with _ALIAS_LOCK:  # the check and the update as one step: exactly one of two racers wins
+            if revision:
+                function_name = unquote(self.path.rsplit("/")[-3])
+                alias_name = unquote(self.path.rsplit("/", 2)[-1])
+                alias = self.backend.get_alias(alias_name, function_name)
+                if alias.revision_id != revision:
+                    raise PreconditionFailedException(
+                        "The Revision Id provided does not match the latest Revision Id. "
+                        "Call the GetAlias API to retrieve the latest Revision Id"
+                    )
+            return respond(self)
+
+    LambdaAlias.update = alias_update
+    LambdaResponse.update_alias = update_alias

@@ -26,6 +26,10 @@ applied by :mod:`stageflow.local.server`) with what Lambda does:
   (``name:qualifier``) and, for an alias, by ``ExecutedVersion`` — so traffic through the alias yields
   the metrics the canary's metric source reads.
 
+Fault hooks (the chaos stage, :mod:`stageflow.local.faults`): a fault set on a function version adds
+latency, fails or times out that version's invocations; an Invoke's client context may name the
+(virtual) minute its metrics belong to; every log ends with Lambda's ``REPORT`` line.
+
 What cannot run here is refused with a client error (``InvalidRuntimeException``) naming why: an
 interpreter this machine lacks, an ``arm64`` function on an x86_64 machine (checked statically at
 build instead), a container-image function.
@@ -56,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from stageflow import process, pythons
+from stageflow.local import faults
 
 INIT_TIMEOUT_S = 10.0
 MAX_WORKERS_PER_KEY = 8
@@ -352,11 +357,13 @@ def spec_of(fn: Any) -> FunctionSpec:
 
 
 def metric_data(
-    spec: FunctionSpec, qualifier: str | None, alias: str | None, ms: float, errored: bool
-) -> list[dict]:
+    spec: FunctionSpec, qualifier: str | None, alias: str | None, ms: float, errored: bool,
+    at: datetime | None = None,
+) -> list[dict]:  # fmt: skip
     """The AWS/Lambda datapoints Lambda publishes for one invocation (naive UTC times, as moto keeps
-    the ones PutMetricData brings: an aware one would break every later query's comparison)."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+    the ones PutMetricData brings: an aware one would break every later query's comparison); ``at``:
+    the chaos stage's virtual minute (local/faults.py), else now."""
+    now = at or datetime.now(UTC).replace(tzinfo=None)
     sets = [[{"Name": "FunctionName", "Value": spec.name}]]
     if qualifier and qualifier != "$LATEST":
         sets.append([{"Name": "FunctionName", "Value": spec.name},
@@ -396,7 +403,7 @@ def apply(endpoint: str, workdir: Path) -> LocalRuntime:
         def __init__(self, message: str):
             super().__init__("InvalidRuntimeException", message)
 
-    def invoke(self, function_name, qualifier, body, headers, response_headers):  # noqa: ARG001
+    def invoke(self, function_name, qualifier, body, headers, response_headers):
         name = (
             function_name.split(":")[6] if function_name.startswith("arn:") else function_name.split(":")[0]
         )
@@ -415,8 +422,10 @@ def apply(endpoint: str, workdir: Path) -> LocalRuntime:
         if getattr(fn, "package_type", "Zip") == "Image":
             raise InvalidRuntime(f"{name} is a container-image function: the local runtime runs zips only")
         spec = spec_of(fn)
+        fault = faults.REGISTRY.fault_for(spec.name, spec.version)  # the chaos stage's hook
         try:
-            answer, ms = runtime.invoke(spec, fn.code_bytes, body or "{}", invoked_arn=fn.function_arn)
+            answer, ms = faults.run_with_fault(fault, spec.timeout_s, lambda: runtime.invoke(
+                spec, fn.code_bytes, body or "{}", invoked_arn=fn.function_arn))  # fmt: skip
         except RuntimeUnavailable as exc:
             raise InvalidRuntime(str(exc)) from None
         error = answer.get("error")
@@ -424,12 +433,13 @@ def apply(endpoint: str, workdir: Path) -> LocalRuntime:
             json.dumps(error).encode() if error is not None else str(answer.get("payload", "null")).encode()
         )
         log = str(answer.get("log") or "")
+        log = (log + "\n" if log else "") + faults.report_line(str(uuid.uuid4()), ms, spec.memory_mb)
         if error is not None:
             response_headers["x-amz-function-error"] = "Unhandled"
         response_headers["x-amz-executed-version"] = spec.version
         tail = log.encode("utf-8")[-LOG_TAIL_BYTES:]
         response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
-        _record(fn, spec, qualifier, alias, ms, error is not None, log)
+        _record(fn, spec, qualifier, alias, ms, error is not None, log, faults.metric_time(headers))
         response_headers["Content-Length"] = str(len(payload))
         return payload
 
@@ -467,13 +477,13 @@ def _pass_qualifier() -> None:
 
 
 def _record(fn: Any, spec: FunctionSpec, qualifier: str | None, alias: str | None, ms: float, errored: bool,
-            log: str) -> None:  # fmt: skip
+            log: str, at: datetime | None = None) -> None:  # fmt: skip
     """Metrics and the log stream, as Lambda leaves them (a missing log group is no error here)."""
     from moto.cloudwatch.models import cloudwatch_backends
 
     with contextlib.suppress(Exception):
         backend = cloudwatch_backends[fn.account_id][fn.region]
-        backend.put_metric_data(LAMBDA_NAMESPACE, metric_data(spec, qualifier, alias, ms, errored))
+        backend.put_metric_data(LAMBDA_NAMESPACE, metric_data(spec, qualifier, alias, ms, errored, at))
     if log:
         with contextlib.suppress(Exception):
             fn.save_logs(log)

@@ -48,11 +48,16 @@ def main(argv: list[str] | None = None) -> int:
 
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
+    from stageflow.local import iam_enforcement
+
+    iam_enforcement.apply()  # resources and AWS's statement semantics for moto's IAM check (off by default)
 
     from stageflow.local import frontdoor
+    from stageflow.local.faults import control_app
 
-    # /_frontdoor/{api}/{stage}/...: the REST API's Lambda proxy through the local runtime
-    app = frontdoor.wrap(DomainDispatcherApplication(create_backend_app))
+    # the chaos stage's fault hooks; /_frontdoor/{api}/{stage}/...: the REST API's Lambda proxy through
+    # the local runtime
+    app = frontdoor.wrap(control_app(DomainDispatcherApplication(create_backend_app)))
     # threads: Terraform's provider opens a dozen connections at once while it applies
     server = create_server(app, host="127.0.0.1", port=args.port, threads=8, ident="stageflow-emulator")
     server.channel_class = one_write_channel()

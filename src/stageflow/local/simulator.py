@@ -49,6 +49,10 @@ Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 MAX_DATUMS_PER_CALL = 500  # CloudWatch takes up to 1000 per PutMetricData; stay well under 1 MB
 
 
+MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a few hundred bytes; this is generous
+MAX_NAME_CHARS = 200  # it is printed, recorded in the history and in reports
+
+
 class ScenarioError(UsageError):
     """A scenario file is malformed: names the file and the key (exit code 2)."""
 
@@ -170,6 +174,8 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     allowed = {"name", "seed", "traffic_per_minute", "stable", "canary", "changes", "cold_start", "expect"}
     r = _check_keys(data, "", src, allowed)
     name = r.get("name", Path(source).stem)
+    if isinstance(name, str) and (len(name) > MAX_NAME_CHARS or not name.isprintable()):
+        raise ScenarioError(src, "name", f"must be printable and at most {MAX_NAME_CHARS} characters")
     if not isinstance(name, str) or not name:
         raise ScenarioError(src, "name", "must be a non-empty string")
     seed = _int(r, "", "seed", src, lo=0, hi=2**32 - 1)
@@ -217,11 +223,18 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_SCENARIO_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"scenario file {p} not found", "pass --scenario PATH to a JSON file") from None
     except OSError as exc:
         raise UsageError(f"cannot read scenario {p}: {exc.strerror}") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(str(p), "<file>", f"larger than {MAX_SCENARIO_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(p), "<file>", f"not UTF-8 (byte {exc.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

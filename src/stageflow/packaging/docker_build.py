@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,10 +35,11 @@ from stageflow.packaging.images import (
     BuildResult,
     BuiltImage,
     GitInfo,
-    build_args,
     build_key,
     git_info,
     image_tags,
+    options_build_args,
+    python_version_of,
     read_dockerignore,
     result_from_json,
     split_tag,
@@ -59,6 +61,10 @@ class DockerBuildFailed(EnvironmentFailure):
         )
         self.stage = stage
         self.target = target
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_BUILDER_NOISE = ("Step ", "--->", "Removing intermediate", "Running in", "Successfully")
 
 
 class DockerPushFailed(EnvironmentFailure):
@@ -86,13 +92,18 @@ class _LineBuffer:
         self._buf = ""
 
 
-def build_context(root: Path, dockerfile: str) -> bytes:
-    """The context tar: the repository root filtered by docker/.dockerignore (an allowlist)."""
+def build_context(root: Path, dockerfile: str, app_dir: str = "app") -> bytes:
+    """The context tar: the repository root filtered by docker/.dockerignore (an allowlist), plus the
+    service's source directory (``[service] source``) when the allowlist does not name it."""
     from docker.utils.build import tar
 
     if not (root / dockerfile).is_file():
         raise UsageError(f"no Dockerfile at {root / dockerfile}", "run from the repository root")
     patterns = read_dockerignore(root / DOCKERIGNORE)
+    source = app_dir.strip("/")
+    if f"!{source}/" not in patterns and f"!{source}" not in patterns:
+        at = next((i for i, p in enumerate(patterns) if p.startswith("**")), len(patterns))
+        patterns.insert(at, f"!{source}/")  # before the exclusions inside the allowed directories
     with tar(str(root), exclude=patterns, dockerfile=(dockerfile, None)) as fh:
         fh.seek(0)
         return fh.read()
@@ -101,10 +112,14 @@ def build_context(root: Path, dockerfile: str) -> bytes:
 def build_target(client, options: BuildOptions, target: str, git: GitInfo, context: bytes, emit: Emit) -> str:
     """Build one target; returns the image id. Raises DockerBuildFailed naming the failing stage."""
     stage = "base"
+    said = ""  # the last line a build step printed (its error message, when it fails)
 
     def on_line(line: str) -> None:
-        nonlocal stage
+        nonlocal stage, said
         stage = stage_of(line, stage)
+        plain = _ANSI.sub("", line).strip()
+        if plain and not plain.startswith(_BUILDER_NOISE):
+            said = plain
         emit(line)
 
     lines = _LineBuffer(on_line)
@@ -114,7 +129,7 @@ def build_target(client, options: BuildOptions, target: str, git: GitInfo, conte
         custom_context=True,
         dockerfile=options.dockerfile,
         target=target,
-        buildargs=build_args(git, options.base_image, options.app_dir),
+        buildargs=options_build_args(options, git),
         network_mode="host",
         rm=True,
         forcerm=True,
@@ -128,6 +143,8 @@ def build_target(client, options: BuildOptions, target: str, git: GitInfo, conte
         elif "error" in chunk:
             lines.flush()
             detail = " ".join(str(chunk["error"]).split())
+            if said and "returned a non-zero code" in detail:  # say what the step said, not its script
+                detail = f"{said[:240]} ({detail.rsplit(':', 1)[-1].strip()[:40]})"
             raise DockerBuildFailed(stage, target, detail[:300])
         elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]
@@ -181,7 +198,7 @@ def build_images(
     git = git or git_info(options.root)
     started = clock()
     if context is None:
-        context = build_context(options.root, options.dockerfile)
+        context = build_context(options.root, options.dockerfile, options.app_dir)
     push = options.push and registry.host is not None
     images = tuple(
         _build_one(client, options, target, git, context, registry if push else None, info, child)
@@ -298,17 +315,20 @@ def build_for_env(
     engine = engine or engine_info()
     client = docker_client(engine)
     registry = registry_for(engine) if push else RegistryTarget(host=None)
+    pyver = python_version_of(config.service.runtime)  # build args from stageflow.toml
     options = BuildOptions(
         root=config.root,
         service=config.service.name,
         targets=tuple(targets) or DEFAULT_TARGETS,
         push=push,
-        base_image=base_image or default_base_image(client, engine),
+        base_image=base_image or default_base_image(client, engine, pyver),
         app_dir=config.service.source,
+        python_version=pyver,
+        handler=config.service.handler,
     )
     started = time.monotonic()
     git = git_info(config.root)
-    context = build_context(options.root, options.dockerfile)
+    context = build_context(options.root, options.dockerfile, options.app_dir)
     key = build_key(options, git, registry.host if push else None, context)
     previous = reusable_build(client, state_dir, env_name, key, registry)
     if previous is not None:

@@ -82,17 +82,23 @@ def docker_client(engine: EngineInfo | None = None, *, timeout: int = 900):
     return client
 
 
-def default_base_image(client, engine: EngineInfo) -> str | None:
-    """The engine's base image (stageflow-base:bookworm) when it exists there, else None."""
+def default_base_image(client, engine: EngineInfo, python_version: str | None = None) -> str | None:
+    """The engine's base image when it exists there, else None: for ``python_version`` (``3.12``) its
+    ``stageflow-base:python3.12`` first (a base carrying that Python), then the engine's default
+    (stageflow-base:bookworm, Debian's Python 3.11; the Dockerfile refuses a base of another version)."""
     if not engine.base_image:
         return None
     from docker.errors import ImageNotFound
 
-    try:
-        client.images.get(engine.base_image)
-    except ImageNotFound:
-        return None
-    return engine.base_image
+    repo = engine.base_image.rsplit(":", 1)[0]
+    candidates = [f"{repo}:python{python_version}"] if python_version else []
+    for image in [*candidates, engine.base_image]:
+        try:
+            client.images.get(image)
+        except ImageNotFound:
+            continue
+        return image
+    return None
 
 
 # -- registry ----------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class BuildOptions:
     base_image: str | None = None  # BASE_IMAGE build arg; None: the Dockerfile's default
     app_dir: str = "app"
     no_cache: bool = False  # rebuild every layer (the benchmark's cold build)
+    python_version: str | None = None  # PYTHON_VERSION build arg ([service] runtime); None: the Dockerfile's
+    handler: str | None = None  # HANDLER build arg ([service] handler); None: the Dockerfile's default
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,37 @@ def oci_labels(git: GitInfo) -> dict[str, str]:
     }
 
 
-def build_args(git: GitInfo, base_image: str | None, app_dir: str) -> dict[str, str]:
+def build_args(
+    git: GitInfo,
+    base_image: str | None,
+    app_dir: str,
+    python_version: str | None = None,
+    handler: str | None = None,
+) -> dict[str, str]:
     args = {"BUILD_DATE": git.created, "VCS_REF": git.sha, "VERSION": git.version, "APP_DIR": app_dir}
     if base_image:
         args["BASE_IMAGE"] = base_image
+    if python_version:
+        args["PYTHON_VERSION"] = python_version
+    if handler:
+        args["HANDLER"] = handler
     return args
+
+
+def options_build_args(options: BuildOptions, git: GitInfo) -> dict[str, str]:
+    return build_args(git, options.base_image, options.app_dir, options.python_version, options.handler)
+
+
+def python_version_of(runtime: str) -> str:
+    """``python3.12`` → ``3.12`` (the Dockerfile's PYTHON_VERSION); anything else is a usage error."""
+    import re
+
+    from stageflow.errors import UsageError
+
+    m = re.fullmatch(r"python(3\.\d+)", runtime)
+    if not m:
+        raise UsageError(f"service.runtime {runtime!r} is not a Python runtime", "e.g. python3.11")
+    return m.group(1)
 
 
 def split_tag(ref: str) -> tuple[str, str]:
@@ -192,7 +220,7 @@ def build_key(options: BuildOptions, git: GitInfo, registry_host: str | None, co
     tree, Dockerfile included), the targets, the build args (commit, version, base image) and where it
     is pushed. Equal keys build equal images."""
     h = hashlib.sha256()
-    args = build_args(git, options.base_image, options.app_dir)
+    args = options_build_args(options, git)
     head = [options.service, options.dockerfile, ",".join(options.targets), registry_host or "-"]
     head += [f"{k}={v}" for k, v in sorted(args.items())] + [str(options.push), str(options.no_cache)]
     h.update("\0".join(head).encode() + b"\0")

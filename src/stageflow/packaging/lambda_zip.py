@@ -108,14 +108,22 @@ ROLLBACK_MODULES = (
     "history/dynamo.py",
     "history/items.py",
     "history/locks.py",
+    "incidents/__init__.py",
+    "incidents/model.py",
     "notify.py",
     "ports.py",
     "deploy/__init__.py",
     "deploy/records.py",
+    "deploy/release.py",
     "deploy/traffic.py",
     "rollback/__init__.py",
     "rollback/core.py",
+    "rollback/model.py",
+    "rollback/records.py",
+    "rollback/restore.py",
     "rollback/handler.py",
+    "rollback/several.py",
+    "rollback/trigger.py",
 )
 ROLLBACK_ZIP = "stageflow-rollback.zip"
 ROLLBACK_HANDLER = "stageflow.rollback.handler.handler"

@@ -46,6 +46,7 @@ def rollback(
         now=ctx.clock.now(),
         started=t0,
         sleep=ctx.clock.sleep,
+        release=ctx.release,
     )
 
 

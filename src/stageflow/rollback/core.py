@@ -1,7 +1,9 @@
 """The one rollback core: choose the target, restore the alias (retried, each attempt verified),
 close the in-flight deployment, record the event, notify. ``stageflow rollback`` (:mod:`.cli`), the
 rollback function Terraform deploys (:mod:`.handler`) and the canary driver's roll-back action
-(:func:`restore`) all use it.
+(:func:`restore`) all use it. Its parts: :mod:`.model` (request, result, alarm events, retry policy),
+:mod:`.restore` (one alias back, verified), :mod:`.records` (what a rollback writes), :mod:`.several`
+(a release of several functions).
 
 This module and everything it imports need only the standard library and boto3/botocore (the Lambda
 runtime's), because it runs inside ``build/lambda/stageflow-rollback.zip`` (see
@@ -11,91 +13,46 @@ runtime's), because it runs inside ``build/lambda/stageflow-rollback.zip`` (see
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
-from stageflow.aws import aws_error
-from stageflow.deploy.records import TERMINAL, RollbackEvent, Transition
-from stageflow.errors import EnvironmentFailure, RollbackFailed, UsageError
-from stageflow.isotime import iso
-from stageflow.notify import Message
+from stageflow.errors import RollbackFailed, UsageError
+from stageflow.rollback.model import (
+    DEFAULT_RETRY,
+    FAILED_KIND,
+    AlarmEvent,
+    Retry,
+    RollbackRequest,
+    RollbackResult,
+    parse_alarm_event,
+)
+from stageflow.rollback.records import await_close, close_in_flight, moved_but_open, record_rollback
+from stageflow.rollback.restore import (
+    LostRace,
+    RestoreFailed,
+    failure_text,
+    notify_failure,
+    restore,
+    restore_or_page,
+)
+from stageflow.rollback.several import rollback_release
 
-FAILED_KIND = "rollback_failed"
-
-
-@dataclass(frozen=True)
-class RollbackResult:
-    environment: str
-    changed: bool
-    from_weights: dict[str, int]
-    to_version: str
-    reason: str
-    trigger: str  # "manual" | "alarm"
-    deployment_id: str | None = None
-    seconds_to_restore: float | None = None  # tool time from the request to the alias verified
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class RollbackRequest:
-    environment: str
-    service: str
-    to: str | None = None  # a version to go to; None: in-flight previous / already rolled back / LKG
-    reason: str = "manual rollback"
-    trigger: str = "manual"  # "manual" | "alarm"
-    who: str = "unknown"
-
-
-@dataclass(frozen=True)
-class AlarmEvent:
-    alarm_name: str
-    new_state: str
-    reason: str
-    time: str | None
-
-
-def parse_alarm_event(raw: str | dict) -> list[AlarmEvent]:
-    """Accept the shapes SNS delivers: a Lambda SNS event ({"Records": [{"Sns": {"Message": ...}}]}),
-    an SNS HTTP/SQS notification ({"Type": "Notification", "Message": ...}), or the alarm JSON itself."""
-    try:
-        data = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError as exc:
-        raise UsageError(f"alarm event is not JSON: {exc}") from None
-    messages: list[Any] = []
-    if isinstance(data, dict) and isinstance(data.get("Records"), list):
-        messages = [(r.get("Sns") or {}).get("Message") for r in data["Records"]]
-    elif isinstance(data, dict) and "Message" in data:
-        messages = [data["Message"]]
-    else:
-        messages = [data]
-    events = []
-    for msg in messages:
-        try:
-            body = json.loads(msg) if isinstance(msg, str) else msg
-        except ValueError:
-            raise UsageError("alarm event: the SNS Message is not a CloudWatch alarm notification") from None
-        if not isinstance(body, dict) or "AlarmName" not in body or "NewStateValue" not in body:
-            raise UsageError(
-                "alarm event: no AlarmName/NewStateValue in the message",
-                "expected a CloudWatch alarm notification delivered by SNS",
-            )
-        events.append(
-            AlarmEvent(
-                body["AlarmName"],
-                body["NewStateValue"],
-                body.get("NewStateReason", ""),
-                body.get("StateChangeTime"),
-            )
-        )
-    if not events:
-        raise UsageError("alarm event has no records")
-    return events
+__all__ = [
+    "FAILED_KIND",
+    "AlarmEvent",
+    "LostRace",
+    "RestoreFailed",
+    "Retry",
+    "RollbackRequest",
+    "RollbackResult",
+    "choose_target",
+    "failure_text",
+    "notify_failure",
+    "parse_alarm_event",
+    "restore",
+    "rollback",
+]
 
 
 def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> str:
@@ -125,6 +82,12 @@ def choose_target(req: RollbackRequest, history, traffic, alias, in_flight) -> s
     if good is None and not alias.settled:
         return alias.primary  # nothing recorded: the stable side of the split is what served
     if good is None:
+        recorded = history.list(limit=25)
+        if not recorded:
+            return alias.primary  # a fresh environment: its only version serves; nothing to roll back to
+        serving = next((d for d in recorded if d.status == "succeeded" and d.version == alias.primary), None)
+        if serving is not None and serving.previous_version:
+            return serving.previous_version  # what served before the serving version's canary
         raise UsageError(
             f"no last known good version recorded for {req.environment}",
             "name one: stageflow rollback ENV --to VERSION",
@@ -152,15 +115,6 @@ def already_rolled_back_to(history) -> str | None:
     return max(candidates)[1] or None
 
 
-@dataclass(frozen=True)
-class Retry:
-    """How often the alias restore is tried (each try with botocore's own retries), and the wait
-    before the second try (doubling after each)."""
-
-    attempts: int = 3
-    first_wait: float = 1.0
-
-
 def rollback(
     req: RollbackRequest,
     *,
@@ -170,131 +124,26 @@ def rollback(
     reporter,
     now: datetime,
     started: float | None = None,
-    retry: Retry = Retry(),
+    retry: Retry = DEFAULT_RETRY,
     sleep: Callable[[float], None] = time.sleep,
+    release=None,
 ) -> RollbackResult:
     """All traffic to the chosen version, verified, recorded and notified. Idempotent.
 
     A failure that may leave traffic on a bad version (:class:`RollbackFailed`), and any failure of an
     unattended (``trigger="alarm"``) rollback, is published as a ``rollback_failed`` message — "automatic
-    rollback FAILED — page a person" — before it is re-raised."""
+    rollback FAILED — page a person" — before it is re-raised.
+
+    ``release`` (deploy/release.py): a service of several functions, every one rolled back to the same
+    recorded release; None or one function: ``traffic`` alone."""
     try:
+        if release is not None and not release.single:
+            return rollback_release(req, history, release, notifier, reporter, now, started, retry, sleep)
         return _rollback(req, history, traffic, notifier, reporter, now, started, retry, sleep)
     except Exception as exc:
         if req.trigger != "manual" or isinstance(exc, RollbackFailed):
             notify_failure(notifier, req, exc)
         raise
-
-
-def notify_failure(notifier, req: RollbackRequest, exc: BaseException) -> None:
-    what = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
-    label = "automatic rollback" if req.trigger != "manual" else "rollback"
-    notifier.send(
-        Message(
-            kind=FAILED_KIND,
-            environment=req.environment,
-            service=req.service,
-            deployment_id="-",
-            text=f"{label} FAILED — page a person: {req.service} {req.environment}: {what}",
-            data={"trigger": req.trigger, "reasons": [req.reason], "error": what, "page": True},
-        )
-    )
-
-
-class RestoreFailed(Exception):
-    """Every attempt failed: ``tried`` says when and how, one line each; ``last`` is the last reason."""
-
-    def __init__(self, target: str, tried: list[str], last: str):
-        super().__init__(last)
-        self.target = target
-        self.tried = tried
-        self.last = last
-
-
-def failure_text(exc: BaseException) -> str:
-    """One line for a failed call: the mapped AWS error, or the exception's name and text."""
-    failure = exc if isinstance(exc, EnvironmentFailure) else aws_error(exc)
-    if failure is not None and hasattr(failure, "one_line"):
-        return failure.one_line()
-    return f"{type(exc).__name__}: {exc}"
-
-
-def restore(
-    traffic,
-    target: str,
-    *,
-    retry: Retry,
-    sleep: Callable[[float], None],
-    now: Callable[[], datetime],
-    warn: Callable[[str], None],
-):
-    """All traffic on ``target``, verified: an attempt succeeds when the alias then serves ``target``
-    alone. Retried per ``retry``; :class:`RestoreFailed` after the last attempt."""
-    tried: list[str] = []
-    wait = retry.first_wait
-    attempts = max(1, retry.attempts)
-    for attempt in range(1, attempts + 1):
-        try:
-            after = traffic.restore(target)
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded; the last one is raised
-            text = failure_text(exc)
-        else:
-            if after.settled and after.primary == target:
-                return after
-            text = f"alias shows {after.weights} after restoring v{target}"
-        tried.append(
-            f"{iso(now())} attempt {attempt}/{attempts}: restore alias {traffic.alias} of "
-            f"{traffic.function} to v{target}: {text}"
-        )
-        warn(f"attempt {attempt}/{attempts} failed: {text}")
-        if attempt < attempts:
-            sleep(wait)
-            wait *= 2
-    raise RestoreFailed(target, tried, text)
-
-
-def _restore_or_page(req: RollbackRequest, traffic, target: str, reporter, retry, sleep, clock_now):
-    env_name = req.environment
-    if req.to is None and not traffic.version_exists(target):
-        raise RollbackFailed(
-            f"rollback of {env_name}: the recorded good version v{target} no longer exists",
-            "page a person: traffic is still where it was; name a version with --to",
-        )
-    try:
-        return restore(
-            traffic,
-            target,
-            retry=retry,
-            sleep=sleep,
-            now=clock_now,
-            warn=lambda text: reporter.warn(f"rollback {env_name}: {text}"),
-        )
-    except RestoreFailed as exc:
-        raise RollbackFailed(
-            f"rollback of {env_name} to v{target} failed after {len(exc.tried)} attempts: {exc.last}",
-            "page a person: traffic may still be on the bad version",
-        ) from None
-
-
-def _close_in_flight(req: RollbackRequest, history, in_flight, now: datetime) -> str | None:
-    """The in-flight deployment ends rolled back (its lock released); its id, or None."""
-    if in_flight is None or in_flight.state.phase in TERMINAL:
-        return None
-    history.update(
-        in_flight,
-        state=in_flight.state.rolled_back(f"{req.trigger}: {req.reason}"),
-        phase="rolled_back",
-        status="rolled_back",
-        ended_at=iso(now),
-        transition=Transition(
-            iso(now),
-            in_flight.state.phase,
-            "rolled_back",
-            f"{req.trigger} rollback by {req.who}: {req.reason}",
-        ),
-    )
-    history.release_lock(in_flight.deployment_id)
-    return in_flight.deployment_id
 
 
 def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sleep) -> RollbackResult:
@@ -306,37 +155,41 @@ def _rollback(req, history, traffic, notifier, reporter, now, started, retry, sl
     before = alias.weights
     restored_in = 0.0
     changed = not (alias.settled and alias.primary == target)
+    lost = False
     if changed:
-        _restore_or_page(req, traffic, target, reporter, retry, sleep, lambda: now)
+        try:
+            restore_or_page(req, traffic, target, reporter, retry, sleep, lambda: now)
+        except LostRace:
+            changed, lost = False, True
+    elif moved_but_open(in_flight, alias):
+        in_flight, lost = await_close(history, in_flight, sleep)
+    if lost:
+        reporter.info(
+            "rollback",
+            env_name,
+            f"nothing moved by this run: another rollback moved all traffic to v{target} at the same "
+            "time and records it",
+        )
+        return RollbackResult(
+            env_name, False, before, target, req.reason, req.trigger, moved_by_another_run=True
+        )
+    if changed:
         restored_in = time.monotonic() - t0
         reporter.info(
             "rollback",
             env_name,
             f"all traffic on v{target} (was {before}) in {restored_in:.2f} s: {req.reason}",
         )
+    elif not history.list(limit=1):
+        reporter.info(
+            "rollback",
+            env_name,
+            f"nothing to roll back to: no deployment recorded; v{target}, the only version, serves all",
+        )
     else:
         reporter.info("rollback", env_name, f"nothing to do: all traffic already on v{target}")
-    dep_id = _close_in_flight(req, history, in_flight, now)
-    if changed or dep_id is not None:
-        event = RollbackEvent(iso(now), req.trigger, req.reason, req.who, target, before, dep_id or "")
-        data = event.to_json()
-        del data["at"], data["kind"]
-        history.record_event(event.kind, now, data)
-        notifier.send(
-            Message(
-                kind="rolled_back",
-                environment=env_name,
-                service=req.service,
-                deployment_id=dep_id or "-",
-                text=f"{req.trigger} rollback to v{target}: {req.reason}",
-                data={
-                    "to_version": target,
-                    "from_weights": before,
-                    "trigger": req.trigger,
-                    "reasons": [req.reason],
-                },
-            )
-        )
+    dep_id = close_in_flight(req, history, in_flight, now)
+    record_rollback(req, history, notifier, now, before, target, dep_id, changed=changed, in_flight=in_flight)
     return RollbackResult(
         env_name,
         changed,

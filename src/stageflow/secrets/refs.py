@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from stageflow.errors import UsageError
 
 AWSCURRENT = "AWSCURRENT"
+# A function's environment carries ``STAGEFLOW_SECRET_<NAME> = <pinned reference>``, never a value; the
+# service reads it with stageflow/data/stageflow_secrets.py (the same prefix, kept in step by a test).
+ENV_PREFIX = "STAGEFLOW_SECRET_"
 SECRETSMANAGER = "secretsmanager"
 SSM = "ssm"
 REFERENCE_FORMS = "'secretsmanager:NAME[#KEY]' or 'ssm:/PATH'"
@@ -81,6 +84,11 @@ def parse_ref(name: str, text: str) -> SecretRef:
     if hash_ and not JSON_KEY_RE.match(key):
         raise MalformedSecretReference(name, text, "the key after '#' must be non-empty, without spaces")
     return SecretRef(name, SECRETSMANAGER, secret_id, key or None)
+
+
+def env_var(name: str) -> str:
+    """The function's environment variable that carries secret ``name``'s pinned reference."""
+    return ENV_PREFIX + name
 
 
 def parse_refs(table: Mapping[str, str]) -> tuple[SecretRef, ...]:

@@ -212,6 +212,7 @@ def _merge_once(
     secrets: Mapping[str, Secret],
     plain: Mapping[str, str],
     only: Collection[str] | None,
+    drop: Collection[str] = (),
 ) -> LambdaEnvUpdate | None:
     """One read-merge-write guarded by the revision id; None when the function changed under us."""
     from botocore.exceptions import ClientError
@@ -219,7 +220,7 @@ def _merge_once(
     _wait_updated(client, function_name)
     conf = client.get_function_configuration(FunctionName=function_name)
     current = dict((conf.get("Environment") or {}).get("Variables") or {})
-    kept = {k: v for k, v in current.items() if only is None or k in only}
+    kept = {k: v for k, v in current.items() if (only is None or k in only) and k not in drop}
     merged = {**kept, **plain, **child_env(secrets)}
     written = (*secrets, *(n for n in plain if n not in secrets))
     others = tuple(sorted(k for k in kept if k not in written))
@@ -250,17 +251,19 @@ def update_lambda_env(
     *,
     plain: Mapping[str, str] | None = None,
     only: Collection[str] | None = None,
+    drop: Collection[str] = (),
 ) -> LambdaEnvUpdate:
     """Merge the secrets (and the ``plain`` variables) into the function's ``Environment.Variables``
     (``client``: a Lambda client), guarded by the revision id against a concurrent change, and wait
     until the update is done. Other keys are kept, unless ``only`` names the keys the environment may
-    hold: then the others are removed. Nothing is written when the environment already holds it."""
+    hold: then the others are removed; names in ``drop`` are removed too (a secret's value left under
+    its own name). Nothing is written when the environment already holds it."""
     from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
     doing = f"Lambda function {function_name}: merging the secrets into its environment"
     try:
         for _attempt in range(3):
-            update = _merge_once(client, function_name, secrets, dict(plain or {}), only)
+            update = _merge_once(client, function_name, secrets, dict(plain or {}), only, drop)
             if update is not None:
                 return update
     except ClientError as exc:

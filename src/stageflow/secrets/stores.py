@@ -98,8 +98,11 @@ def _extract_key(ref: SecretRef, document: str) -> str | Problem:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _secret_document(client, ref: SecretRef, stage: str, redactor: Redactor) -> str | Problem:
-    """The whole secret (``SecretString``, or ``SecretBinary`` as UTF-8 text), registered at once."""
+def _secret_document(
+    client, ref: SecretRef, stage: str, redactor: Redactor, pins: dict | None = None
+) -> str | Problem:
+    """The whole secret (``SecretString``, or ``SecretBinary`` as UTF-8 text), registered at once;
+    its ARN and VersionId go into ``pins`` (``{secret id: (arn, version id)}``)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -119,14 +122,18 @@ def _secret_document(client, ref: SecretRef, stage: str, redactor: Redactor) -> 
         except UnicodeDecodeError:
             return Problem(ref, "invalid", "binary secret is not UTF-8 text")
     redactor.add(doc)  # before anything else happens to it
+    if pins is not None and resp.get("ARN") and resp.get("VersionId"):
+        pins[ref.id] = (resp["ARN"], resp["VersionId"])
     return doc
 
 
-def _fetch_secretsmanager(client, refs, stage: str, redactor: Redactor, out: dict, problems: list) -> None:
+def _fetch_secretsmanager(
+    client, refs, stage: str, redactor: Redactor, out: dict, problems: list, pins: dict | None = None
+) -> None:
     documents: dict[str, str | Problem] = {}
     for ref in refs:
         if ref.id not in documents:
-            documents[ref.id] = _secret_document(client, ref, stage, redactor)
+            documents[ref.id] = _secret_document(client, ref, stage, redactor, pins)
         doc = documents[ref.id]
         if isinstance(doc, Problem):
             problems.append(Problem(ref, doc.kind, doc.detail))
@@ -139,7 +146,9 @@ def _fetch_secretsmanager(client, refs, stage: str, redactor: Redactor, out: dic
         out[ref.name] = value
 
 
-def _parameter_one_by_one(client, ref: SecretRef, redactor: Redactor) -> str | Problem:
+def _parameter_one_by_one(
+    client, ref: SecretRef, redactor: Redactor, pins: dict | None = None
+) -> str | Problem:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -150,10 +159,12 @@ def _parameter_one_by_one(client, ref: SecretRef, redactor: Redactor) -> str | P
         raise aws_error(exc, READING) from None
     value = resp["Parameter"]["Value"]
     redactor.add(value)
+    if pins is not None and resp["Parameter"].get("Version") is not None:
+        pins[ref.id] = (ref.id, str(resp["Parameter"]["Version"]))
     return value
 
 
-def _parameters(client, refs, redactor: Redactor) -> dict[str, str | Problem]:
+def _parameters(client, refs, redactor: Redactor, pins: dict | None = None) -> dict[str, str | Problem]:
     """``{path: value or Problem}``: batches of GetParameters; a batch that fails is asked again one
     parameter at a time to find out which ones."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -171,18 +182,20 @@ def _parameters(client, refs, redactor: Redactor) -> dict[str, str | Problem]:
             if error_code(exc) in CREDENTIAL_CODES:
                 raise aws_error(exc, READING) from None
             for path in batch:
-                values[path] = _parameter_one_by_one(client, first[path], redactor)
+                values[path] = _parameter_one_by_one(client, first[path], redactor, pins)
             continue
         except BotoCoreError as exc:
             raise aws_error(exc, READING) from None
         for param in resp.get("Parameters", []):
             redactor.add(param["Value"])
             values[param["Name"]] = param["Value"]
+            if pins is not None and param.get("Version") is not None:
+                pins[param["Name"]] = (param["Name"], str(param["Version"]))
     return values
 
 
-def _fetch_ssm(client, refs, redactor: Redactor, out: dict, problems: list) -> None:
-    values = _parameters(client, refs, redactor)
+def _fetch_ssm(client, refs, redactor: Redactor, out: dict, problems: list, pins: dict | None = None) -> None:
+    values = _parameters(client, refs, redactor, pins)
     for ref in refs:
         value = values.get(ref.id) or Problem(ref, "missing", "not found")
         if isinstance(value, Problem):
@@ -198,17 +211,20 @@ def fetch(
     ssm=None,
     version_stage: str = AWSCURRENT,
     redactor: Redactor = REDACTOR,
+    pins: dict | None = None,
 ) -> tuple[dict[str, Secret], list[Problem]]:
     """Read every reference; return the values found and every problem. Values are registered with
-    the redactor as they arrive. Clients are needed only for the sources the references use."""
+    the redactor as they arrive. Clients are needed only for the sources the references use. With
+    ``pins`` (a dict), what each value was read from goes into it: ``{secret id or parameter path:
+    (ARN or path, version)}`` (:func:`pinned_reference`)."""
     found: dict[str, str] = {}
     problems: list[Problem] = []
     sm_refs = [r for r in refs if r.source == SECRETSMANAGER]
     ssm_refs = [r for r in refs if r.source == SSM]
     if sm_refs:
-        _fetch_secretsmanager(secretsmanager, sm_refs, version_stage, redactor, found, problems)
+        _fetch_secretsmanager(secretsmanager, sm_refs, version_stage, redactor, found, problems, pins)
     if ssm_refs:
-        _fetch_ssm(ssm, ssm_refs, redactor, found, problems)
+        _fetch_ssm(ssm, ssm_refs, redactor, found, problems, pins)
     for name, value in list(found.items()):
         if len(value) < MIN_LEN:
             ref = next(r for r in refs if r.name == name)
@@ -232,6 +248,39 @@ def raise_for_problems(env_name: str, total: int, problems: Sequence[Problem]) -
             message, "check the IAM policy for secretsmanager:GetSecretValue / ssm:GetParameters"
         )
     raise SecretsNotFound(message, f"create them, or fix environments.{env_name}.secrets in stageflow.toml")
+
+
+def pinned_reference(ref: SecretRef, where: str, version: str) -> str:
+    """The reference the function's environment carries: the value's exact version, never the value.
+    ``secretsmanager:ARN?versionId=ID[#KEY]`` or ``ssm:/PATH:VERSION`` (read by the runtime helper,
+    ``stageflow/data/stageflow_secrets.py``)."""
+    if ref.source == SSM:
+        return f"ssm:{where}:{version}"
+    return f"secretsmanager:{where}?versionId={version}" + (f"#{ref.key}" if ref.key else "")
+
+
+def resolve_pinned(
+    env_name: str,
+    references: Mapping[str, str],
+    *,
+    secretsmanager=None,
+    ssm=None,
+    version_stage: str = AWSCURRENT,
+) -> tuple[dict[str, Secret], dict[str, str]]:
+    """Every secret of the environment read at its current version (values registered with the
+    redactor, one error listing every failure, as :func:`resolve`), and ``{NAME: pinned reference}``."""
+    refs = parse_refs(references)
+    if not refs:
+        return {}, {}
+    check_version_stage(version_stage)
+    pins: dict = {}
+    secrets, problems = fetch(
+        refs, secretsmanager=secretsmanager, ssm=ssm, version_stage=version_stage, pins=pins
+    )
+    missing = [r for r in refs if r.name in secrets and r.id not in pins]
+    problems += [Problem(r, "unavailable", "the store did not say which version it read") for r in missing]
+    raise_for_problems(env_name, len(refs), problems)
+    return secrets, {r.name: pinned_reference(r, *pins[r.id]) for r in refs}
 
 
 def resolve(

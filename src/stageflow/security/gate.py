@@ -24,6 +24,7 @@ from stageflow.security.bandit import Bandit
 from stageflow.security.cache import ResultCache, fingerprint
 from stageflow.security.checkov import Checkov
 from stageflow.security.detect_secrets import DetectSecrets
+from stageflow.security.image import NOT_SCANNED, ImageScan
 from stageflow.security.interface import (
     DEFAULT_TIMEOUT,
     AdvisorySource,
@@ -41,7 +42,8 @@ from stageflow.security.trivy import Trivy, packaged_bin_dirs
 REPORT_NAME = "security.json"
 
 SCANNERS: Mapping[str, Scanner] = {
-    s.name: s for s in (Bandit(), Checkov(), DetectSecrets(), Trivy(), PipAudit(), ServiceDeps(), Sbom())
+    s.name: s
+    for s in (Bandit(), Checkov(), DetectSecrets(), Trivy(), ImageScan(), PipAudit(), ServiceDeps(), Sbom())
 }
 
 
@@ -71,6 +73,21 @@ class SecurityReport:
     def cached(self) -> tuple[str, ...]:
         """Scanners whose result came from the cache (inputs unchanged since it was computed)."""
         return tuple(r.name for r in self.results if r.cached)
+
+    @property
+    def not_scanned(self) -> bool:
+        """An image was given but could not be scanned (never a pass)."""
+        return any(r.name == "image" and r.detail == NOT_SCANNED for r in self.results)
+
+    def require_image_scan(self) -> None:
+        """``--require-image-scan`` (the pipeline's image project): an image not scanned fails (exit 7)."""
+        image = next((r for r in self.results if r.name == "image"), None)
+        if image is None or image.status is not Status.PASS and image.status is not Status.FAIL:
+            why = image.summary if image is not None else "the image scanner did not run"
+            raise SecurityGateFailed(
+                f"security gate: the image was not scanned: {why}",
+                "give --image REF and a trivy vulnerability database (trivy image --download-db-only)",
+            )
 
     @property
     def passed(self) -> bool:
@@ -119,6 +136,8 @@ class SecurityReport:
         unaudited = [r.name for r in self.results if r.detail in ("not_audited", "partially_audited")]
         if unaudited:
             head += f"; NOT AUDITED (no advisory source answered): {', '.join(unaudited)}"
+        if self.not_scanned:
+            head += "; image NOT SCANNED (no vulnerability database or no trivy): not a pass"
         return "\n".join([head, *lines])
 
     def raise_for_status(self) -> None:
@@ -179,6 +198,8 @@ def run_gate(
     advisory_source: AdvisorySource | None = None,
     service_source: str | None = None,
     cache_dir: Path | None = None,
+    image: str | None = None,
+    trivy_cache: Path | None = None,
 ) -> SecurityReport:
     """Run the scanners over ``root``, write the merged report, return it. Never raises for findings:
     call :meth:`SecurityReport.raise_for_status` to turn a failed gate into the documented error.
@@ -202,6 +223,8 @@ def run_gate(
         artifact=artifact,
         advisory_source=advisory_source,
         reports_dir=reports_dir,
+        image=image,
+        trivy_cache=trivy_cache,
     )
     t0 = time.monotonic()
     started = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -179,6 +179,8 @@ class GateContext:
     artifact: bytes | None = None  # the packaged zip, when the pipeline built it
     advisory_source: AdvisorySource | None = None  # None: pip-audit (see pip_audit.PipAuditSource)
     reports_dir: Path | None = None  # where the SBOM is written (None: ROOT/reports)
+    image: str | None = None  # the container image the `image` scanner scans (None: skipped)
+    trivy_cache: Path | None = None  # trivy's cache with its vulnerability DB (None: trivy's default)
 
     def which(self, name: str) -> str | None:
         for d in self.bin_dirs:

@@ -259,12 +259,16 @@ class TerraformService:
                 env_name,
                 f"{kind} (workspace {target.workspace}, var files: {len(var_files)})",
             )
-            changes = tf.plan(PlanOptions(out=str(plan_file), var_files=var_files))
-            # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core
-            # machine): only a plan with changes has anything to show. Exit 0 of -detailed-exitcode
-            # means no resource and no output changes, so the summary is empty and the outputs are
-            # the state's.
-            summary = summarize(tf.show_plan(str(plan_file))) if changes else summarize({})
+            try:
+                changes = tf.plan(PlanOptions(out=str(plan_file), var_files=var_files))
+                # `show -json` loads every provider schema (20 s for hashicorp/aws on a loaded 2-core
+                # machine): only a plan with changes has anything to show. Exit 0 of -detailed-exitcode
+                # means no resource and no output changes, so the summary is empty and the outputs are
+                # the state's.
+                summary = summarize(tf.show_plan(str(plan_file))) if changes else summarize({})
+            except BaseException:
+                plan_file.unlink(missing_ok=True)  # a failed plan leaves no file behind
+                raise
         policy = check_policy(
             summary, env_name=env_name, protected=target.protected, allow_destroy=allow_destroy
         )
@@ -388,11 +392,15 @@ def _init_fingerprint(
 
 
 def _new_plan_file(work_dir: Path, kind: str) -> Path:
-    """A fresh file per plan (a reviewed plan is never overwritten by a later one); old ones pruned."""
+    """A fresh file per plan (a reviewed plan is never overwritten by a later one); old ones pruned.
+    Created empty with mode 0600 before Terraform writes it (Terraform truncates an existing file and
+    keeps its mode), so a plan is never readable by others, whatever the umask."""
     old = sorted(work_dir.glob(f"{kind}-*.tfplan"))
     for stale in old[: max(0, len(old) - KEEP_PLANS + 1)]:
         stale.unlink(missing_ok=True)
-    return work_dir / f"{kind}-{time.time_ns()}.tfplan"
+    path = work_dir / f"{kind}-{time.time_ns()}.tfplan"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
 
 
 def _sha256(path: Path) -> str:

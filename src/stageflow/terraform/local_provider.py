@@ -10,6 +10,7 @@ the endpoint is checked to be on loopback before anything is written.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,12 +53,18 @@ def uses_aws(root: Path) -> bool:
     )
 
 
+def hcl_string(value: str) -> str:
+    """``value`` as an HCL string literal: JSON escapes for quotes, backslashes and control characters,
+    and template sequences (``${``, ``%{``) doubled so nothing in it is interpolated."""
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
 def override_hcl(endpoint: str, region: str) -> str:
     check_local_endpoint(endpoint)
     lines = [
         "# Written by stageflow for a local-mode run against the emulator; removed afterwards.",
         'provider "aws" {',
-        f'  region                      = "{region}"',
+        f"  region                      = {hcl_string(region)}",
         f'  access_key                  = "{LOCAL_ACCESS_KEY}"',
         f'  secret_key                  = "{LOCAL_SECRET_KEY}"',
         "  skip_credentials_validation = true",
@@ -66,7 +73,7 @@ def override_hcl(endpoint: str, region: str) -> str:
         "  skip_region_validation      = true",
         "  s3_use_path_style           = true",
         "  endpoints {",
-        *[f'    {name} = "{endpoint}"' for name in AWS_ENDPOINTS],
+        *[f"    {name} = {hcl_string(endpoint)}" for name in AWS_ENDPOINTS],
         "  }",
         "}",
     ]

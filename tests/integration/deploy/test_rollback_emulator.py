@@ -175,7 +175,9 @@ def test_manual_rollback_notifies_sns_and_slack(project, emulator_state, aws, cl
     assert posts and "rolled back" in posts[0]["text"] and "pager" in posts[0]["text"]
 
 
-def test_rollback_without_history_of_good_versions_is_a_clear_error(project, emulator_state, aws, cli):
+def test_rollback_of_a_fresh_environment_says_its_only_version_serves_and_exits_0(
+    project, emulator_state, aws, cli
+):
     f = Factory(
         config_path=project / "stageflow.toml",
         local=True,
@@ -186,11 +188,10 @@ def test_rollback_without_history_of_good_versions_is_a_clear_error(project, emu
     before = aws.client("lambda").get_alias(FunctionName="sample-api-dev", Name="live")
     env = {"STAGEFLOW_STATE_DIR": str(emulator_state)}
     r = cli("--config", str(project / "stageflow.toml"), "--local", "rollback", "dev", env=env)
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.splitlines()[-1] == (
-        "stageflow: error: no last known good version recorded for dev "
-        "(name one: stageflow rollback ENV --to VERSION)"
-    )
+    assert r.returncode == 0, r.stderr  # `make rollback` on a fresh environment is not a failed session
+    v = before["FunctionVersion"]
+    assert f"nothing to roll back to: no deployment recorded; v{v}, the only version, serves all" in r.stderr
+    assert f"dev: already on v{v}; nothing changed" in r.stdout
     after = aws.client("lambda").get_alias(FunctionName="sample-api-dev", Name="live")
     assert after["FunctionVersion"] == before["FunctionVersion"] and not after.get("RoutingConfig")
 

@@ -155,7 +155,10 @@ def test_on_call_rollback_mid_canary_closes_the_deployment_and_restores_stable(m
     assert res.changed and res.to_version == "1" and ctx.traffic.state().weights == {"1": 100}
     dep = ctx.history.list(1)[0]
     assert dep.status == "rolled_back" and ctx.history.lock() is None
-    assert ctx.history.events()[0]["kind"] == "rollback" and notifier.kinds[-1] == "rolled_back"
+    assert ctx.history.events()[0]["kind"] == "rollback" and notifier.kinds[-2:] == [
+        "rolled_back",
+        "incident",
+    ]
     again = rollback(ctx, reason="second alarm", trigger="alarm")
     assert not again.changed  # idempotent
 
@@ -210,7 +213,10 @@ def test_a_failed_alias_shift_rolls_back_to_stable_and_exits_3(fail_at, applied)
     assert chain[-2:] == ["rolling_back", "rolled_back"], chain
     assert all(a["to"] == b["from"] for a, b in zip(dep.transitions, dep.transitions[1:], strict=False))
     assert "alias shift" in dep.transitions[-2]["reason"]
-    assert notifier.kinds[-1] == "rolled_back" and ctx.history.lock() is None
+    # traffic may have moved (the step had begun): the rollback opens an incident, notified after it
+    assert notifier.kinds[-2:] == ["rolled_back", "incident"] and ctx.history.lock() is None
+    (inc,) = ctx.history.incidents()
+    assert inc["deployment_id"] == dep.deployment_id and inc["status"] == "restored"
 
 
 def test_a_failed_shift_whose_rollback_fails_too_pages_and_exits_5():

@@ -132,3 +132,56 @@ def test_a_resumed_run_takes_its_own_lock_again():
     assert h.lock()["pid"] == 5151 and h.lock()["who"] == "bob"
     with pytest.raises(LockedError):
         h.acquire_lock("d2", "carol", T0)
+
+
+# --- issue 24 finding 9: unlock refuses while the holder is alive ---------------------------------------
+
+
+def test_unlock_refuses_while_the_holder_runs_on_this_host_unless_forced(monkeypatch):
+    import socket
+
+    h = InMemoryHistory()
+    h.host = socket.gethostname()  # the holder runs here
+    _held(h)
+    ctx = fake_context(config_env("dev"), history=h)
+    with pytest.raises(LockedError) as exc:
+        locks.unlock(ctx, "looks stuck", "bob", T0, alive=lambda pid: pid == 4242)
+    line = exc.value.one_line()
+    assert exc.value.exit_code == ExitCode.LOCKED and "pid 4242" in line and "is running" in line
+    assert "--force --reason" in line
+    assert h.lock() is not None and not h.events()  # nothing changed
+    res = locks.unlock(ctx, "it hangs on a dead socket", "bob", T0, force=True, alive=lambda pid: True)
+    assert res.broken["holder"] == "20260101T000000Z-aaaaaa" and h.lock() is None
+    (ev,) = [e for e in h.events() if e["kind"] == "lock_broken"]
+    assert (
+        ev["forced"] is True
+        and "pid 4242" in ev["holder_alive"]
+        and ev["reason"] == "it hangs on a dead socket"
+    )
+
+
+def test_unlock_of_a_dead_holder_on_this_host_needs_no_force():
+    import socket
+
+    h = InMemoryHistory()
+    h.host = socket.gethostname()
+    _held(h)
+    res = locks.unlock(
+        fake_context(config_env("dev"), history=h), "killed", "bob", T0, alive=lambda pid: False
+    )
+    assert res.broken is not None and "forced" not in h.events()[0]
+
+
+def test_another_hosts_holder_is_alive_while_its_heartbeat_is_fresh():
+    from datetime import UTC, datetime
+
+    from stageflow.history.locks import HEARTBEAT_FRESH, holder_alive
+
+    now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    lock = {"holder": "d", "host": "ci-runner-7", "pid": "99", "heartbeat": iso(now - timedelta(seconds=40))}
+    never = pytest.fail
+    assert "ci-runner-7" in holder_alive(lock, alive=never, host="laptop", now=now)
+    old = {**lock, "heartbeat": iso(now - HEARTBEAT_FRESH - timedelta(seconds=1))}
+    assert holder_alive(old, alive=never, host="laptop", now=now) is None
+    assert holder_alive({**lock, "heartbeat": None}, alive=never, host="laptop", now=now) is None
+    assert holder_alive({**lock, "heartbeat": "garbage"}, alive=never, host="laptop", now=now) is None

@@ -24,22 +24,28 @@ def lam():
         stub.assert_no_pending_responses()
 
 
-def _get_alias(stub, version, weights=None):
-    resp = {"Name": ALIAS, "FunctionVersion": version}
+def _get_alias(stub, version, weights=None, revision="r1"):
+    resp = {"Name": ALIAS, "FunctionVersion": version, "RevisionId": revision}
     if weights is not None:
         resp["RoutingConfig"] = {"AdditionalVersionWeights": weights}
     stub.add_response("get_alias", resp, {"FunctionName": FN, "Name": ALIAS})
 
 
-def _update_alias(stub, version, weights):
+def _update_alias(stub, version, weights, revision="r1", new_revision="r2"):
+    """The UpdateAlias carrying ``revision`` (the alias state it was computed from); Lambda answers
+    with the alias as updated and its new revision."""
+    answer = {"Name": ALIAS, "FunctionVersion": version, "RevisionId": new_revision}
+    if weights:
+        answer["RoutingConfig"] = {"AdditionalVersionWeights": weights}
     stub.add_response(
         "update_alias",
-        {"Name": ALIAS, "FunctionVersion": version},
+        answer,
         {
             "FunctionName": FN,
             "Name": ALIAS,
             "FunctionVersion": version,
             "RoutingConfig": {"AdditionalVersionWeights": weights},
+            "RevisionId": revision,
         },
     )
 
@@ -51,7 +57,7 @@ def test_state_reads_primary_and_weights(lam):
     client, stub = lam
     _get_alias(stub, "3", {"4": 0.25})
     st = AliasTraffic(client, FN, ALIAS).state()
-    assert st == AliasState("3", {"4": 0.25})
+    assert st == AliasState("3", {"4": 0.25}) and st.revision == "r1"
     assert st.weights == {"4": 25, "3": 75} and not st.settled
 
 
@@ -71,8 +77,8 @@ def test_state_without_routing_is_settled(lam):
 @pytest.mark.parametrize(("weight", "fraction"), [(1, 0.01), (10, 0.1), (33, 0.33), (50, 0.5), (99, 0.99)])
 def test_set_canary_routes_the_weight_to_the_canary_and_keeps_stable_primary(lam, weight, fraction):
     client, stub = lam
+    _get_alias(stub, "3")
     _update_alias(stub, "3", {"4": fraction})
-    _get_alias(stub, "3", {"4": fraction})
     st = AliasTraffic(client, FN, ALIAS).set_canary("3", "4", weight)
     assert st == AliasState("3", {"4": fraction})
     assert st.weights == {"4": weight, "3": 100 - weight}
@@ -80,29 +86,59 @@ def test_set_canary_routes_the_weight_to_the_canary_and_keeps_stable_primary(lam
 
 def test_set_canary_zero_clears_the_weights(lam):
     client, stub = lam
+    _get_alias(stub, "3", {"4": 0.1})
     _update_alias(stub, "3", {})
-    _get_alias(stub, "3")
     assert AliasTraffic(client, FN, ALIAS).set_canary("3", "4", 0) == AliasState("3", {})
 
 
 @pytest.mark.parametrize("weight", [100, 150])
 def test_set_canary_at_100_promotes_the_canary(lam, weight):
     client, stub = lam
+    _get_alias(stub, "3", {"4": 0.5})
     _update_alias(stub, "4", {})
-    _get_alias(stub, "4")
     st = AliasTraffic(client, FN, ALIAS).set_canary("3", "4", weight)
     assert st == AliasState("4", {}) and st.weights == {"4": 100}
 
 
 def test_restore_sends_everything_to_the_version(lam):
     client, stub = lam
+    _get_alias(stub, "3", {"4": 0.5})
     _update_alias(stub, "3", {})
-    _get_alias(stub, "3")
     assert AliasTraffic(client, FN, ALIAS).restore("3") == AliasState("3", {})
+
+
+def test_each_update_carries_the_revision_it_was_computed_from(lam):
+    """Issue 24 item 6: the second step is guarded by the revision the first step made, not re-read."""
+    client, stub = lam
+    _get_alias(stub, "3", revision="r1")
+    _update_alias(stub, "3", {"4": 0.1}, revision="r1", new_revision="r2")
+    _update_alias(stub, "3", {"4": 0.5}, revision="r2", new_revision="r3")
+    t = AliasTraffic(client, FN, ALIAS)
+    t.set_canary("3", "4", 10)
+    assert t.set_canary("3", "4", 50).revision == "r3"
+
+
+def test_a_stale_revision_is_changed_by_another_run_and_moves_nothing(lam):
+    from stageflow.deploy.traffic import AliasChanged
+
+    client, stub = lam
+    _get_alias(stub, "3", {"4": 0.1}, revision="r1")
+    stub.add_client_error(
+        "update_alias", "PreconditionFailedException", "The Revision Id provided does not match", 412
+    )
+    _get_alias(stub, "3", revision="r9")  # what the alias is now: a rollback put it on v3
+    t = AliasTraffic(client, FN, ALIAS)
+    t.state()
+    with pytest.raises(AliasChanged) as info:
+        t.set_canary("3", "4", 50)
+    assert info.value.exit_code == ExitCode.ENVIRONMENT
+    assert "changed by another run" in info.value.one_line() and "nothing moved" in info.value.one_line()
+    assert info.value.now == AliasState("3", {}) and t.revision == "r9"
 
 
 def test_update_alias_error_is_one_line_exit_3(lam):
     client, stub = lam
+    _get_alias(stub, "3")
     stub.add_client_error(
         "update_alias",
         "ResourceConflictException",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from pathlib import Path
 
 import boto3
 import pytest
@@ -15,6 +16,7 @@ from stageflow.packaging import docker_build as db
 from stageflow.packaging import docker_engine as de
 from stageflow.packaging import images as im
 from stageflow.redact import REDACTOR
+from tests.conftest import REPO
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 GIT = im.GitInfo(sha=SHA, version="v1.2.0-3-g0123456", created="2026-01-02T03:04:05Z")
@@ -246,6 +248,7 @@ def test_failing_test_stage_names_the_stage(tmp_path):
     assert err.stage == "test"
     assert err.exit_code == ExitCode.ENVIRONMENT
     assert err.one_line().startswith("docker build failed in stage 'test' (target runtime): the app's unit")
+    assert "unit tests failed: 1 failed, 3 passed (1)" in err.one_line()  # what the step said, its code
     assert "Step 11/33 : FROM builder AS test" in lines
     assert "1 failed, 3 passed" in lines
     assert api.build_kwargs["network_mode"] == "host"
@@ -370,3 +373,22 @@ def test_recorded_build_is_reused_only_when_key_image_and_pushed_digest_all_matc
 
 def _client(images):
     return type("Client", (), {"images": images})()
+
+
+def test_python_version_and_handler_come_from_stageflow_toml():
+    """The Dockerfile's PYTHON_VERSION and HANDLER build args are [service] runtime and handler."""
+    opts = im.BuildOptions(
+        root=Path("."),
+        service="svc",
+        python_version=im.python_version_of("python3.12"),
+        handler="api.main.run",
+    )
+    args = im.options_build_args(opts, GIT)
+    assert (args["PYTHON_VERSION"], args["HANDLER"]) == ("3.12", "api.main.run")
+    other = im.BuildOptions(root=Path("."), service="svc", python_version="3.11", handler="api.main.run")
+    assert im.build_key(opts, GIT, None, b"ctx") != im.build_key(other, GIT, None, b"ctx")  # a rebuild
+    with pytest.raises(UsageError):
+        im.python_version_of("nodejs20.x")
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    assert "ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim" in dockerfile
+    assert 'CMD ["service.handler.handler"]' not in dockerfile and "$STAGEFLOW_HANDLER" in dockerfile

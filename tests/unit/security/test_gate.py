@@ -44,6 +44,7 @@ def test_report_file_and_record(tree, bins, no_trivy):
         "checkov": "pass",
         "secrets": "pass",
         "trivy": "skipped",
+        "image": "skipped",  # no --image given
         "pip-audit": "info",
         "service-deps": "skipped",  # no app/ in this tree
         "sbom": "info",

@@ -1,0 +1,215 @@
+# AWS FIS experiment templates for the chaos stage (stageflow chaos ENV, docs/testing.md).
+#
+# FIS's Lambda actions inject faults through the AWS FIS extension: a Lambda layer on the function
+# (ARN per region and architecture, published by AWS), AWS_LAMBDA_EXEC_WRAPPER=/opt/aws-fis/bootstrap
+# and AWS_FIS_CONFIGURATION_LOCATION set to an S3 location (output `extension_environment`). FIS
+# writes each running experiment's fault configuration there; the extension polls it and applies the
+# fault to the invocations of the versions that carry the layer. Stop conditions: the environment's
+# alarms — one in ALARM stops the experiment (the rollback function restores the alias on the same alarm).
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  name       = "${var.service_name}-${var.environment}-fis"
+  prefix     = "FisConfigs"
+  tags       = merge(var.tags, { Service = var.service_name, Environment = var.environment, ManagedBy = "terraform" })
+  config_arn = "${aws_s3_bucket.config.arn}/${local.prefix}/"
+  action_ids = {
+    latency             = "aws:lambda:invocation-add-delay"
+    timeout             = "aws:lambda:invocation-add-delay"
+    error               = "aws:lambda:invocation-error"
+    dependency_throttle = "aws:lambda:invocation-http-integration-response"
+  }
+  parameters = {
+    for name, e in var.experiments : name => merge(
+      { duration = "PT${e.duration_minutes}M", invocationPercentage = tostring(e.percent) },
+      e.fault == "latency" ? { startupDelayMilliseconds = tostring(e.latency_ms) } : {},
+      e.fault == "timeout" ? { startupDelayMilliseconds = tostring((var.timeout_seconds + 1) * 1000) } : {},
+      e.fault == "error" ? { preventExecution = "true" } : {},
+      e.fault == "dependency_throttle" ? { statusCode = tostring(e.status_code), contentTypeHeader = "application/json", preventExecution = "true" } : {},
+    )
+  }
+}
+
+# The configuration location FIS writes and the extension reads: nothing else, no data of the service.
+resource "aws_s3_bucket" "config" {
+  #checkov:skip=CKV2_AWS_62:Nothing consumes object events from this bucket; FIS writes it and the extension polls it
+  #checkov:skip=CKV_AWS_144:Single-region deployment; FIS needs the configuration bucket in the experiment's region
+  #checkov:skip=CKV_AWS_145:SSE-S3: the bucket holds only FIS's fault configuration; the function's role reads it without a KMS grant
+  #checkov:skip=CKV_AWS_18:Holds only FIS's fault configuration; FIS's own experiment log and CloudTrail record who changed it
+  bucket_prefix = substr("${local.name}-config-", 0, 37)
+  force_destroy = true
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket_versioning" "config" {
+  bucket = aws_s3_bucket.config.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+#trivy:ignore:AVD-AWS-0132
+resource "aws_s3_bucket_server_side_encryption_configuration" "config" {
+  bucket = aws_s3_bucket.config.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "config" {
+  bucket                  = aws_s3_bucket.config.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "config" {
+  bucket = aws_s3_bucket.config.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "config" {
+  bucket = aws_s3_bucket.config.id
+
+  rule {
+    id     = "expire-old-configurations"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = 7
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+# FIS's role: write the configuration, read the function.
+data "aws_iam_policy_document" "fis_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["fis.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "fis" {
+  name_prefix        = substr("${local.name}-", 0, 38)
+  assume_role_policy = data.aws_iam_policy_document.fis_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "fis" {
+  statement {
+    sid       = "ReadTheTargetFunction"
+    actions   = ["lambda:GetFunction"]
+    resources = [var.function_arn, "${var.function_arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteTheFaultConfiguration"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.config.arn}/${local.prefix}/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "fis" {
+  name   = "fis-lambda-faults"
+  role   = aws_iam_role.fis.id
+  policy = data.aws_iam_policy_document.fis.json
+}
+
+# The extension runs as the function: it reads the configuration location.
+data "aws_iam_policy_document" "extension" {
+  statement {
+    sid       = "ReadTheFaultConfiguration"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.config.arn}/${local.prefix}/*"]
+  }
+
+  statement {
+    sid       = "ListTheFaultConfiguration"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.config.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.prefix}/*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "extension" {
+  name   = "fis-extension-config"
+  role   = var.function_role_name
+  policy = data.aws_iam_policy_document.extension.json
+}
+
+resource "aws_fis_experiment_template" "this" {
+  for_each = var.experiments
+
+  description = "stageflow chaos ${each.key}: ${each.value.fault} on ${each.value.percent}% of ${var.service_name}-${var.environment}'s invocations for ${each.value.duration_minutes} min"
+  role_arn    = aws_iam_role.fis.arn
+
+  action {
+    name      = replace(each.key, "-", "_")
+    action_id = local.action_ids[each.value.fault]
+
+    dynamic "parameter" {
+      for_each = local.parameters[each.key]
+      content {
+        key   = parameter.key
+        value = parameter.value
+      }
+    }
+
+    target {
+      key   = "Functions"
+      value = "function"
+    }
+  }
+
+  target {
+    name           = "function"
+    resource_type  = "aws:lambda:function"
+    resource_arns  = [var.function_arn]
+    selection_mode = "ALL"
+  }
+
+  dynamic "stop_condition" {
+    for_each = length(var.stop_alarm_arns) > 0 ? var.stop_alarm_arns : ["none"]
+    content {
+      source = stop_condition.value == "none" ? "none" : "aws:cloudwatch:alarm"
+      value  = stop_condition.value == "none" ? null : stop_condition.value
+    }
+  }
+
+  tags = merge(local.tags, {
+    Name                    = "${local.name}-${each.key}"
+    "stageflow:service"     = var.service_name
+    "stageflow:environment" = var.environment
+    "stageflow:experiment"  = each.key
+  })
+}
