@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     default_user_config["lambda"]["use_docker"] = False
     default_user_config["batch"]["use_docker"] = False
 
-    from stageflow.local import fidelity, moto_fixes
+    from stageflow.local import apigateway_fidelity, fidelity, moto_fixes
 
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
+    apigateway_fidelity.apply()  # the same for the front door's REST API (and its UpdateIntegration)
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
     from stageflow.local import iam_enforcement
 
