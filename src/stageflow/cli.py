@@ -164,6 +164,7 @@ def _register_commands() -> None:
 
     for module in (
         "stageflow.commands.canary",
+        "stageflow.commands.approvals",
         "stageflow.commands.freeze",
         "stageflow.commands.incidents",
         "stageflow.commands.pipeline",

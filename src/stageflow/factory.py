@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 IMPLICIT_LOCAL = "no AWS credentials found"
 # Never run against the emulator just because no credentials were found: an on-call engineer with
 # expired credentials must not get a rollback of nothing.
-ON_CALL = ("rollback", "approve", "reject", "unlock", "resume", "freeze", "unfreeze")
+ON_CALL = ("rollback", "approve", "reject", "unlock", "resume", "freeze", "unfreeze", "tick")
 ON_CALL_COMMANDS = frozenset(ON_CALL)
 # Commands that read or act on what is deployed: they never start the emulator or build anything.
 NEVER_START = frozenset({*ON_CALL, "status", "history", "report", "dora", "incidents"})
@@ -435,7 +435,7 @@ class Factory:
         from stageflow.dora.publish import publish_delivery_metrics
         from stageflow.history import DynamoHistory
         from stageflow.metrics.cloudwatch import CloudWatchAlarms
-        from stageflow.wiring import release
+        from stageflow.wiring import decision_links, release
 
         env = self.env(env_name)
         out = self._front_door(outputs) or self.outputs(env_name)
@@ -474,5 +474,6 @@ class Factory:
             delivery=lambda dep: publish_delivery_metrics(self.aws.client("cloudwatch"), dep),
             functions=release(self, out, gates),
         )
+        ctx.decision_links = decision_links(self, env.name, ctx)
         self._envs[env_name] = ctx
         return ctx

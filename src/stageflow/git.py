@@ -112,3 +112,36 @@ def required(root: Path, *args: str) -> str:
             "build from a git checkout with at least one commit",
         )
     return res.stdout.strip()
+
+
+def has_commit(root: Path, commit: str) -> bool:
+    """Whether ``commit`` names a commit of the repository ``root`` is in."""
+    if not commit or commit.startswith("-"):
+        return False
+    res = _git(root, "cat-file", "-e", f"{commit}^{{commit}}")
+    return res is not None and res.returncode == 0
+
+
+def export_tree(root: Path, commit: str, dest: Path) -> Path:
+    """The tree of ``root`` (a directory of a work tree) at ``commit``, written into ``dest`` through
+    ``git archive`` (the repository and its work tree are left as they are); returns ``dest``. Raises
+    like :func:`required` (no git: exit 3; no such commit: exit 2)."""
+    import tarfile
+
+    if not has_commit(root, commit):
+        raise UsageError(
+            f"commit {commit} is not in the repository at {root}", "fetch it, or run from a clone"
+        )
+    prefix = required(root, "rev-parse", "--show-prefix")
+    top = Path(required(root, "rev-parse", "--show-toplevel"))
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest.parent / f".{dest.name}.tar"
+    try:
+        required(
+            top, "archive", "--format=tar", "-o", str(archive), f"{commit}:{prefix}" if prefix else commit
+        )
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")
+    finally:
+        archive.unlink(missing_ok=True)
+    return dest

@@ -149,6 +149,10 @@ class InfraResult:
     secrets: Mapping[str, str]  # name -> pinned reference (never a value), read once for the whole run
     plan: Any = None  # terraform.models.PlanResult
     apply: Any = None  # terraform.models.ApplyResult
+    # what restores this release's infrastructure besides its commit and plan hash (the deployment
+    # record's ``extra.release``): the inputs' digest (terraform/inputs.py) and the secret references
+    # pinned to the versions this deploy read (never a value)
+    release: Mapping[str, Any] | None = None
 
     @property
     def summary(self) -> str:
@@ -274,8 +278,22 @@ def stage_infrastructure(
     out = terraform.outputs_after(planned, applied)  # no changes: read from the plan itself
     outputs.remember(env.name, out)
     return InfraResult(
-        out, planned.plan_sha256, applied.applied, planned.summary.headline(), pins, planned, applied
+        out,
+        planned.plan_sha256,
+        applied.applied,
+        planned.summary.headline(),
+        pins,
+        planned,
+        applied,
+        release_inputs(env, terraform, pins),
     )
+
+
+def release_inputs(env: EnvironmentConfig, terraform: TerraformService, pins: Mapping[str, str]) -> dict:
+    """``{"infra_digest", "secrets"}`` of the release being deployed (see :class:`InfraResult`): each
+    secret as configured and pinned to the version this deploy read (never a value)."""
+    secrets = [{"name": n, "ref": env.secrets.get(n), "pinned": pin} for n, pin in pins.items()]
+    return {"infra_digest": terraform.inputs_digest(env.name), "secrets": secrets}
 
 
 def redact_deployed_secrets(
@@ -358,6 +376,8 @@ def stage_canary(
         extra["security"] = dict(security.report)
     if emergency:
         extra["emergency"] = dict(emergency)
+    if infra.release is not None:
+        extra["release"] = dict(infra.release)
     res = start(
         ctx,
         config,

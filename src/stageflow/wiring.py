@@ -198,3 +198,113 @@ def chaos_runner(factory: Factory, env_name: str):
 
     artifact = build_packages(cfg).service
     return LocalChaos(ctx, cfg, artifact=artifact, feed_for=feed_for, supports=injector.supports)
+
+
+def approver(factory: Factory, as_name: str | None) -> tuple[str, tuple[str, ...]]:
+    """Who answers a pause, and the roles ``[approvers]`` gives them. On AWS: the caller (STS
+    GetCallerIdentity: its role session name or user name); ``--as`` is refused there (exit 2). In
+    local mode: ``--as NAME``, else this machine's user."""
+    from stageflow.deploy.approvals import identity_from_arn
+    from stageflow.errors import UsageError
+    from stageflow.history.locks import default_who
+
+    if factory.local:
+        who = (as_name or "").strip() or default_who()
+    elif as_name is not None:
+        raise UsageError(
+            "--as NAME is for local mode only: on AWS the approver is the AWS caller", "drop --as"
+        )
+    else:
+        from stageflow.aws import aws_error
+
+        try:
+            who = identity_from_arn(factory.aws.client("sts").get_caller_identity()["Arn"])
+        except Exception as exc:
+            raise (aws_error(exc, "STS GetCallerIdentity") or exc) from None
+    return who, tuple(factory.config.approvers.get(who, ()))
+
+
+def decision_links(factory: Factory, env_name: str, ctx):
+    """The approval notice's links for one environment (deploy/decision.py): the deployment's HTML
+    report (deployment_report/) uploaded to the report bucket (``STAGEFLOW_REPORT_BUCKET``, else
+    ``[environments.NAME.notifications] report_bucket``; the emulator's S3 locally) behind a presigned
+    URL that expires at the pause's deadline, and the environment's CloudWatch dashboard
+    (``{service}-{env}``, infrastructure/modules/service/dashboard.tf). A link that cannot be made is a
+    ``problem`` line in the notice, never a failed deploy."""
+    import os
+
+    from stageflow.deploy.decision import report_key
+    from stageflow.isotime import parse_iso
+
+    region = factory.aws.target.region
+    dashboard = f"{factory.config.service.name}-{env_name}"
+    console = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+    bucket = os.environ.get("STAGEFLOW_REPORT_BUCKET", "").strip() or ctx.env.notifications.report_bucket
+
+    def links(dep, state) -> dict:
+        out: dict = {"dashboard_url": f"{console}#dashboards:name={dashboard}", "report_url": None}
+        if not bucket:
+            out["problem"] = "no report bucket ([environments.NAME.notifications] report_bucket)"
+            return out
+        from stageflow.deployment_report.data import gather
+        from stageflow.deployment_report.render import render_html
+
+        now = ctx.clock.now()
+        seconds = int((parse_iso(state.deadline) - now).total_seconds()) if state.deadline else 3600
+        key = report_key(dep, state)
+        try:
+            html = render_html(gather(ctx.history, dep, ctx.env.gates))
+            s3 = factory.aws.client("s3")
+            s3.put_object(Bucket=bucket, Key=key, Body=html.encode(), ContentType="text/html; charset=utf-8")
+            out["report_url"] = s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=min(max(seconds, 60), 604800)
+            )
+        except Exception as exc:  # noqa: BLE001 - the notice goes out with what there is
+            out["problem"] = f"report not stored in s3://{bucket}/{key}: {type(exc).__name__}: {exc}"
+        return out
+
+    return links
+
+
+def infra_rollback(factory: Factory, env_name: str, *, allow_destroy: bool, reason: str):
+    """``stageflow rollback ENV --infra`` (:mod:`stageflow.rollback.infra`): the old commit's Terraform
+    (:mod:`stageflow.rollback.reapply`) on this target — the same endpoint, state directory and tools
+    as the working tree's — then the traffic rollback."""
+    import os
+
+    from stageflow import git
+    from stageflow.rollback.cli import rollback
+    from stageflow.rollback.infra import rollback_infra
+    from stageflow.rollback.reapply import Reapply
+    from stageflow.services import SecretStore
+    from stageflow.terraform import binary
+    from stageflow.terraform.api import TerraformService
+
+    cfg = factory.config
+    tools = binary.tools_dir(cfg.root)  # the old tree has no .tools of its own
+    environ = {**os.environ, "STAGEFLOW_TOOLS_DIR": str(tools)}
+    reapply = Reapply(
+        project_root=cfg.root,
+        config_name=cfg.path.name,
+        work=factory.state_dir / "rollback-infra",
+        terraform_for=lambda old: TerraformService(
+            config=old,
+            state_dir=factory.state_dir,
+            endpoint=factory.terraform_endpoint,
+            reporter=factory.reporter,
+            environ=environ,
+        ),
+        secrets_for=lambda old: SecretStore(old, lambda: factory.aws),
+        outputs=factory.outputs_store,
+        env_name=env_name,
+        allow_destroy=allow_destroy,
+        protected=cfg.env(env_name).protected,
+    )
+    return rollback_infra(
+        factory.environment(env_name),
+        has_commit=lambda commit: git.has_commit(cfg.root, commit),
+        working_tree_digest=lambda: factory.terraform.inputs_digest(env_name),
+        reapply=reapply,
+        traffic=rollback,
+        reason=reason,
+    )

@@ -89,6 +89,9 @@ class FakeTerraform:
         self.calls.append(("apply", plan.plan_file, extra_env))
         return self.applied
 
+    def inputs_digest(self, env_name, *, root=None):
+        return f"inputs-of-{env_name}"
+
     def outputs(self, env_name, **_):
         if self.out is None:
             raise AssertionError("terraform output must not run after a plan without changes")

@@ -90,11 +90,45 @@ def test_production_is_a_canary_with_approvals_between_steps(stages):
     for a in actions:
         if attr(a, "category") == "Approval":
             assert attr(a, "provider") == "Manual"
-            assert attr(a, "timeout_in_minutes") == "${var.canary_approval_timeout_minutes}"
+            assert attr(a, "timeout_in_minutes") == "${local.canary_approval_window_minutes}"
         if attr(a, "category") == "Build":
             assert _env(a)["STAGEFLOW_ENV"] == "prod"
     run_orders = [int(attr(a, "run_order")) for a in actions]
     assert run_orders == sorted(set(run_orders)), "each production action runs after the previous one"
+
+
+def test_stageflows_deadline_and_codepipelines_window_come_from_one_setting(cfg, stages):
+    """Issue 26: every production canary run records var.canary_approval_timeout_minutes as stageflow's
+    deadline (STAGEFLOW_APPROVAL_TIMEOUT_MINUTES, read by config/approvals.py), and CodePipeline's
+    approval window is the same variable plus a fixed margin: stageflow's deadline acts first."""
+    setting = "var.canary_approval_timeout_minutes"
+    window = cfg.locals["canary_approval_window_minutes"]
+    assert re.fullmatch(
+        r"\$\{var\.canary_approval_timeout_minutes \+ local\.approval_margin_minutes\}", window
+    )
+    assert int(cfg.locals["approval_margin_minutes"]) > 0
+    prod = _actions(stages[STAGES.index("DeployProduction")])
+    for a in prod:
+        if attr(a, "category") == "Approval":
+            assert attr(a, "timeout_in_minutes") == "${local.canary_approval_window_minutes}"
+        if attr(a, "category") == "Build":
+            assert _env(a)["STAGEFLOW_APPROVAL_TIMEOUT_MINUTES"] == "${tostring(" + setting + ")}"
+    # the bound CodePipeline allows (7 days) holds for the window, not only for the deadline
+    (rule,) = blocks(cfg.variables["canary_approval_timeout_minutes"], "validation")
+    assert "+ 15 <= 10080" in attr(rule, "condition")
+
+
+def test_the_deadline_setting_reaches_stageflows_approvals(monkeypatch, tmp_path):
+    from stageflow.config import load
+
+    toml = tmp_path / "stageflow.toml"
+    toml.write_text('[service]\nname = "svc"\n')
+    monkeypatch.setenv("STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", "45")
+    assert load(toml).env("prod").approvals.timeout_minutes == 45
+    assert load(toml).env("prod").approvals.deadline_minutes("step:0") == 45
+    monkeypatch.setenv("STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", "nan")
+    with pytest.raises(Exception, match="STAGEFLOW_APPROVAL_TIMEOUT_MINUTES"):
+        load(toml)
 
 
 def test_approval_timeouts_are_the_designs(cfg):
@@ -394,3 +428,14 @@ def test_the_slack_webhook_comes_from_secrets_manager_in_the_notifying_projects(
     assert attr(cfg.variables["slack_webhook_secret_arn"], "default") == ""
     reads = [s for s in _role_policies(cfg, "deployer") if "secretsmanager:GetSecretValue" in s["Action"]]
     assert ["${var.slack_webhook_secret_arn}"] in [s["Resource"] for s in reads]
+
+
+def test_the_deploy_project_stores_approval_reports_in_the_artifact_bucket(cfg):
+    """Issue 26: the approval notice's HTML report goes to the pipeline's artifact bucket."""
+    env = block(cfg.resource("aws_codebuild_project", "pipeline"), "environment")
+    found = {}
+    for dyn in blocks(env, "dynamic"):
+        for body in blocks(dyn, "environment_variable"):
+            content = block(body, "content")
+            found[attr(content, "name")] = attr(body, "for_each")
+    assert "aws_s3_bucket.artifacts.bucket" in found["STAGEFLOW_REPORT_BUCKET"]

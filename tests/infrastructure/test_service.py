@@ -267,3 +267,17 @@ def test_the_pager_gets_only_critical_events(cfg):
         assert not _sns_matches(policy, {"kind": kind, "environment": "prod"}), kind
     email = cfg.resource("aws_sns_topic_subscription", "email")
     assert attr(email, "filter_policy", None) is None  # e-mail keeps every message
+
+
+def test_a_schedule_runs_the_deadline_check_in_the_rollback_function(cfg):
+    """Issue 26: approval deadlines act with nobody running anything: EventBridge invokes the rollback
+    function (its zip has stageflow.rollback.tick) with {"stageflow": "tick"}, allowed only from that rule."""
+    rule = cfg.resource("aws_cloudwatch_event_rule", "approval_deadlines")
+    assert attr(rule, "schedule_expression").startswith("rate(${var.deadline_check_minutes}")
+    target = cfg.resource("aws_cloudwatch_event_target", "approval_deadlines")
+    assert attr(target, "arn") == "${aws_lambda_function.rollback.arn}"
+    assert jsonencoded(attr(target, "input")) == {"stageflow": "tick"}
+    perm = cfg.resource("aws_lambda_permission", "rollback_from_schedule")
+    assert attr(perm, "principal") == "events.amazonaws.com"
+    assert attr(perm, "source_arn") == "${aws_cloudwatch_event_rule.approval_deadlines.arn}"
+    assert _default(cfg, "deadline_check_minutes") == 5

@@ -410,9 +410,12 @@ def test_lambda_unknown_function_exit_2(setup, run):
 def test_action_env_order_is_accepted_and_unknown_action_refused(setup, run):
     proc = run(setup, "secrets", "validate", "dev")
     assert proc.returncode == 0, proc.stderr
-    bad = run(setup, "secrets", "dev", "rotate")
+    bad = run(setup, "secrets", "dev", "renew")
     assert bad.returncode == 2
     assert "unknown secrets action" in _one_error_line(bad)
+    no_name = run(setup, "secrets", "dev", "rotate")  # rotate is an action: it names one secret
+    assert no_name.returncode == 2
+    assert "rotate needs exactly one NAME" in _one_error_line(no_name)
 
 
 def test_url_form_of_value_in_child_output(setup, run):

@@ -206,6 +206,7 @@ ENV_COMMANDS = [
     ["freeze", "nope", "--until", "1h", "--reason", "x"],
     ["unfreeze", "nope"],
     ["incidents", "nope"],
+    ["tick", "nope"],
 ]
 ROWS = [(f"unknown-env-{argv[0]}", argv, {}, USAGE) for argv in ENV_COMMANDS]
 CONFIG_COMMANDS = [
@@ -312,6 +313,8 @@ ROWS += [
     ("unfreeze-unknown-option", ["unfreeze", "dev", "--until", "1h"], {}, USAGE),
     ("incidents-unknown-postmortem", ["incidents", "dev", "--postmortem", "nope"], {}, USAGE),
     ("package-bad-image-digest", ["package", "--out", "{files}/out", "--image-digest", "latest"], {}, USAGE),
+    ("approve-as-blank", ["approve", "dev", "--as", " "], {}, USAGE),
+    ("approve-extend-not-finite", ["approve", "dev", "--extend", "nan"], {}, USAGE),
     ("unknown-command", ["launch", "dev"], {}, USAGE),
 ]
 

@@ -144,7 +144,8 @@ def test_the_issue_sessions_are_called(sessions):
     assert 'nox -s load -- "$STAGEFLOW_ENV"' in integration
     # smoke right after production's promotion (step 3)
     assert re.search(
-        r'3\)\s+nox -s approve -- "\$STAGEFLOW_ENV" && nox -s smoke', "\n".join(_commands(_load("deploy")))
+        r'3\)\s+(\w+="[^"]*"\s+)?nox -s approve -- "\$STAGEFLOW_ENV" && nox -s smoke',
+        "\n".join(_commands(_load("deploy"))),
     )
     deploy = " ".join(_commands(_load("deploy")))
     assert 'nox -s deploy -- "$STAGEFLOW_ENV"' in deploy

@@ -63,6 +63,17 @@ def test_terraform_stage_applies_the_reviewed_plan_and_terraform_gets_no_secret(
         "DB_PASSWORD": "secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:DB_PASSWORD-x?versionId=v1"
     }
     assert "s3cr3t-value" not in repr(res)
+    # what restores the release besides commit and plan hash: the inputs' digest, the pinned references
+    assert res.release == {
+        "infra_digest": "inputs-of-staging",
+        "secrets": [
+            {
+                "name": "DB_PASSWORD",
+                "ref": "secretsmanager:svc/staging/db#password",
+                "pinned": res.secrets["DB_PASSWORD"],
+            }
+        ],
+    }
 
 
 def test_terraform_stage_without_changes_reads_outputs_from_the_plan(tmp_path):

@@ -56,6 +56,15 @@ resource "aws_codebuild_project" "pipeline" {
       value = var.service_name
     }
 
+    # approval notices carry the deployment's HTML report, stored here behind a presigned URL (issue 26)
+    dynamic "environment_variable" {
+      for_each = contains(local.notifying_projects, each.key) ? [aws_s3_bucket.artifacts.bucket] : []
+      content {
+        name  = "STAGEFLOW_REPORT_BUCKET"
+        value = environment_variable.value
+      }
+    }
+
     # the Slack webhook: read from Secrets Manager when the build starts, never stored in Terraform
     dynamic "environment_variable" {
       for_each = contains(local.notifying_projects, each.key) && var.slack_webhook_secret_arn != "" ? [var.slack_webhook_secret_arn] : []

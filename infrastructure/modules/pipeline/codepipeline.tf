@@ -6,15 +6,22 @@
 #   STAGEFLOW_SUITE       integration | full | chaos (buildspecs/integration.yml)
 #   STAGEFLOW_CHAOS_SUITE basic | full: the chaos suite (chaos: stageflow chaos ENV --suite SUITE)
 locals {
+  # One value sets both windows of a canary approval (issue 26): stageflow's deadline is
+  # var.canary_approval_timeout_minutes (STAGEFLOW_APPROVAL_TIMEOUT_MINUTES on the production runs, which
+  # record it when the canary pauses), and CodePipeline's manual approval stays open a little longer, so
+  # stageflow's deadline always acts first (the scheduled check rolls back) and an approval given after
+  # it is refused by `stageflow approve` (exit 2) instead of racing it.
+  approval_margin_minutes        = 15
+  canary_approval_window_minutes = var.canary_approval_timeout_minutes + local.approval_margin_minutes
   env_vars = {
     deploy_dev      = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     integration_dev = jsonencode([{ name = "STAGEFLOW_ENV", value = "dev", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "integration", type = "PLAINTEXT" }])
     deploy_staging  = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "all", type = "PLAINTEXT" }])
     full_staging    = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "full", type = "PLAINTEXT" }])
     chaos_staging   = jsonencode([{ name = "STAGEFLOW_ENV", value = "staging", type = "PLAINTEXT" }, { name = "STAGEFLOW_SUITE", value = "chaos", type = "PLAINTEXT" }, { name = "STAGEFLOW_CHAOS_SUITE", value = "full", type = "PLAINTEXT" }])
-    prod_step_1     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "1", type = "PLAINTEXT" }])
-    prod_step_2     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "2", type = "PLAINTEXT" }])
-    prod_step_3     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "3", type = "PLAINTEXT" }])
+    prod_step_1     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "1", type = "PLAINTEXT" }, { name = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", value = tostring(var.canary_approval_timeout_minutes), type = "PLAINTEXT" }])
+    prod_step_2     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "2", type = "PLAINTEXT" }, { name = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", value = tostring(var.canary_approval_timeout_minutes), type = "PLAINTEXT" }])
+    prod_step_3     = jsonencode([{ name = "STAGEFLOW_ENV", value = "prod", type = "PLAINTEXT" }, { name = "STAGEFLOW_CANARY_STEP", value = "3", type = "PLAINTEXT" }, { name = "STAGEFLOW_APPROVAL_TIMEOUT_MINUTES", value = tostring(var.canary_approval_timeout_minutes), type = "PLAINTEXT" }])
   }
 }
 
@@ -221,11 +228,11 @@ resource "aws_codepipeline" "this" {
       provider           = "Manual"
       version            = "1"
       run_order          = 3
-      timeout_in_minutes = var.canary_approval_timeout_minutes
+      timeout_in_minutes = local.canary_approval_window_minutes
 
       configuration = {
         NotificationArn = aws_sns_topic.notifications.arn
-        CustomData      = "Canary at 10 %: approve to raise to 50 %, reject to roll back (rolled back after ${var.canary_approval_timeout_minutes} min)."
+        CustomData      = "Canary at 10 %: approve to raise to 50 %, reject to roll back (rolled back after ${var.canary_approval_timeout_minutes} min; approvals later than that are refused)."
       }
     }
 
@@ -252,11 +259,11 @@ resource "aws_codepipeline" "this" {
       provider           = "Manual"
       version            = "1"
       run_order          = 5
-      timeout_in_minutes = var.canary_approval_timeout_minutes
+      timeout_in_minutes = local.canary_approval_window_minutes
 
       configuration = {
         NotificationArn = aws_sns_topic.notifications.arn
-        CustomData      = "Canary at 50 %: approve to promote to 100 %, reject to roll back (rolled back after ${var.canary_approval_timeout_minutes} min)."
+        CustomData      = "Canary at 50 %: approve to promote to 100 %, reject to roll back (rolled back after ${var.canary_approval_timeout_minutes} min; approvals later than that are refused)."
       }
     }
 

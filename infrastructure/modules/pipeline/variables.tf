@@ -56,9 +56,14 @@ variable "production_approval_timeout_minutes" {
 }
 
 variable "canary_approval_timeout_minutes" {
-  description = "Approvals between canary steps (design: 2 h, then rolled back)."
+  description = "Approvals between canary steps (design: 2 h, then rolled back): stageflow's deadline; CodePipeline's window is 15 min longer (codepipeline.tf)."
   type        = number
   default     = 120
+
+  validation {
+    condition     = var.canary_approval_timeout_minutes >= 1 && var.canary_approval_timeout_minutes + 15 <= 10080 && floor(var.canary_approval_timeout_minutes) == var.canary_approval_timeout_minutes
+    error_message = "The canary approval timeout is whole minutes from 1 to 10065 (CodePipeline's longest approval, 7 days, less the 15-minute margin)."
+  }
 }
 
 variable "notification_email" {

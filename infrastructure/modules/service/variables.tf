@@ -204,3 +204,14 @@ variable "permissions_boundary_name" {
     error_message = "The permissions_boundary_name is a policy name (no wildcard, no path)."
   }
 }
+
+variable "deadline_check_minutes" {
+  description = "How often the scheduled check ends approval pauses whose deadline passed (approvals.tf)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.deadline_check_minutes >= 2 && var.deadline_check_minutes <= 60 && floor(var.deadline_check_minutes) == var.deadline_check_minutes
+    error_message = "The deadline check runs every whole number of minutes from 2 to 60."
+  }
+}

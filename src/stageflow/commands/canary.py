@@ -1,4 +1,4 @@
-"""CLI: canary, approve, reject, resume, rollback, status, history, unlock, demo."""
+"""CLI: canary, resume, rollback, status, history, unlock, demo (approve, reject, tick: approvals.py)."""
 
 from __future__ import annotations
 
@@ -36,16 +36,19 @@ def _outcome_json(outcome) -> dict:
         "paused": outcome.paused,
         "weight": outcome.state.weight,
         "reason": outcome.state.reason,
+        "deadline": outcome.state.deadline,
+        "approved_by": [a["who"] for a in outcome.state.answers],
         "last_verdict": dep.verdicts[-1] if dep.verdicts else None,
     }
 
 
-def _report_outcome(factory, outcome) -> None:
+def report_outcome(factory, outcome) -> None:
     d = _outcome_json(outcome)
     if outcome.paused:
         human = (
             f"{d['environment']}: deployment {d['deployment_id']} (v{d['version']}) awaits approval at "
-            f"{d['weight']}%: {d['reason']}\n  continue: stageflow approve {d['environment']}\n"
+            f"{d['weight']}%: {d['reason']}\n  deadline: {d['deadline']}\n"
+            f"  continue: stageflow approve {d['environment']} [--extend MINUTES | --skip-to-full]\n"
             f"  roll back: stageflow reject {d['environment']}"
         )
     else:
@@ -111,31 +114,10 @@ def _register_canary(cli: click.Group) -> None:
                 },
             )
             return
-        _report_outcome(factory, res.outcome)
+        report_outcome(factory, res.outcome)
 
 
 def _register_continue(cli: click.Group) -> None:
-    @cli.command("approve")
-    @ENV
-    @click.option("--no-input", is_flag=True, help="Never prompt at later approval pauses.")
-    @click.pass_obj
-    def approve_cmd(factory, env, no_input):
-        """Approve the paused deployment in ENV and continue it."""
-        from stageflow.deploy import canary
-
-        ctx = factory.environment(env)
-        _report_outcome(factory, canary.run_cont(ctx, "approve", interactive=_interactive(no_input)))
-
-    @cli.command("reject")
-    @ENV
-    @click.option("--reason", default="rejected by a person", help="Why (recorded and notified).")
-    @click.pass_obj
-    def reject_cmd(factory, env, reason):
-        """Reject the paused deployment in ENV: all traffic back on the previous version (exit 4)."""
-        from stageflow.deploy import canary
-
-        _report_outcome(factory, canary.run_cont(factory.environment(env), "reject", reason=reason))
-
     @cli.command("resume")
     @ENV
     @click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -147,7 +129,7 @@ def _register_continue(cli: click.Group) -> None:
 
         _check_inputs(factory, env, scenario)
         ctx = factory.environment(env)
-        _report_outcome(
+        report_outcome(
             factory, canary.run_cont(ctx, None, scenario=scenario, interactive=_interactive(no_input))
         )
 
@@ -164,12 +146,22 @@ def _register_rollback(cli: click.Group) -> None:
         default=None,
         help="A CloudWatch alarm notification as delivered by SNS (FILE or - for stdin).",
     )
+    @click.option(
+        "--infra",
+        is_flag=True,
+        help="Also re-apply the last good release's infrastructure from its recorded commit, then traffic.",
+    )
+    @click.option(
+        "--allow-destroy", is_flag=True, help="--infra on a protected environment: allow deletions."
+    )
     @click.pass_obj
-    def rollback_cmd(factory, env, to, reason, alarm_file):
+    def rollback_cmd(factory, env, to, reason, alarm_file, infra, allow_destroy):
         """All traffic of ENV back on the last known good version, now. No analysis, no approval."""
         from stageflow.errors import UsageError
         from stageflow.rollback.cli import from_alarm_event, rollback
 
+        if infra:
+            return _rollback_infra(factory, env, to, alarm_file, allow_destroy, reason)
         if alarm_file is not None:
             results = from_alarm_event(
                 alarm_file.read(),
@@ -198,6 +190,30 @@ def _register_rollback(cli: click.Group) -> None:
         )
 
 
+def _rollback_infra(factory, env, to, alarm_file, allow_destroy, reason) -> None:
+    from stageflow.errors import UsageError
+    from stageflow.wiring import infra_rollback
+
+    if env is None or to is not None or alarm_file is not None:
+        raise UsageError(
+            "--infra takes an environment and no --to or --from-alarm-event",
+            "stageflow rollback ENV --infra [--allow-destroy]",
+        )
+    res = infra_rollback(factory, env, allow_destroy=allow_destroy, reason=reason)
+    t = res.traffic
+    what = (
+        f"infrastructure of commit {res.commit} ({res.reapplied.headline})"
+        if res.reapplied.applied
+        else "no infrastructure change to roll back"
+    )
+    moved = (
+        f"all traffic on v{t.to_version} (was {t.from_weights})"
+        if t.changed
+        else f"already on v{t.to_version}"
+    )
+    factory.reporter.result(f"{env}: {what}; {moved}", res.to_json())
+
+
 def _register_reads(cli: click.Group) -> None:
     @cli.command("status")
     @ENV
@@ -220,7 +236,7 @@ def _register_reads(cli: click.Group) -> None:
         ctx = factory.environment(env)
         deps = ctx.history.list(limit=limit)
         # what happened outside deployments: rollbacks, broken locks, freezes, with who and why
-        kinds = ("rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
+        kinds = ("rollback", "infra_rollback", "lock_broken", "freeze", "unfreeze", "freeze_override")
         events = [e for e in ctx.history.events(limit=limit) if e.get("kind") in kinds]
         lines = history_lines(deps, events)
         factory.reporter.result(

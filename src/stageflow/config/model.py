@@ -115,15 +115,31 @@ class Gates:
 
 @dataclass(frozen=True)
 class Approvals:
+    """Who must answer a pause and how long it waits (``[environments.NAME.approvals]``).
+
+    ``required`` distinct identities approve before the pause continues; each of ``roles`` needs one
+    approver who holds it (``[approvers]`` maps identities to roles). A pause that passes its deadline
+    ends by itself: before the canary ``before_canary_timeout_minutes`` (design: 24 h) then rejected,
+    at a canary step ``timeout_minutes`` (design: 2 h) then rolled back."""
+
     before_canary: bool = False
     between_steps: bool = False
-    timeout_minutes: float = 120.0
+    timeout_minutes: float = 120.0  # a pause at a canary step (between steps, inconclusive)
+    before_canary_timeout_minutes: float = 1440.0  # the pause before production's canary
+    required: int = 1  # distinct approvers
+    roles: tuple[str, ...] = ()  # each needs one approver holding it
+
+    def deadline_minutes(self, approval_for: str) -> float:
+        return self.before_canary_timeout_minutes if approval_for == "before_canary" else self.timeout_minutes
 
 
 @dataclass(frozen=True)
 class Notifications:
     sns_topic_arn: str | None = FROM_TERRAFORM  # an ARN, "from-terraform", or "" for none
     slack_webhook_env: str | None = "STAGEFLOW_SLACK_WEBHOOK"  # env var holding the webhook URL
+    # the S3 bucket the approval notice's HTML report goes to (presigned until the pause's deadline);
+    # "" for none. STAGEFLOW_REPORT_BUCKET (the pipeline sets its artifact bucket) takes precedence.
+    report_bucket: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,6 +250,8 @@ class Config:
     tests: ServiceTests = field(default_factory=ServiceTests)
     # the [functions.KEY] tables in file order; empty: one function from [service] (see ``functions``)
     function_tables: tuple[FunctionConfig, ...] = ()
+    # [approvers]: identity (AWS role session name or user name; --as NAME locally) -> its roles
+    approvers: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def functions(self) -> tuple[FunctionConfig, ...]:
@@ -299,7 +317,8 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         xray=True,
         protected=True,
         canary=CanaryPolicy(_steps((15, 15), True), post_promotion_minutes=30),
-        approvals=Approvals(before_canary=True, between_steps=True),
+        # the design: DevOps and the product owner, two people
+        approvals=Approvals(before_canary=True, between_steps=True, required=2),
         tests=EnvironmentTests(),
         api=ApiSettings(rate_limit=10000, burst_limit=5000, cache_ttl_s=900),
     ),

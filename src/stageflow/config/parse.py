@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from stageflow.config.approvals import parse_approvals, parse_approvers
 from stageflow.config.model import (
     DEFAULT_ENVIRONMENTS,
     ENV_NAME_RE,
@@ -37,6 +39,8 @@ from stageflow.errors import ConfigError
 from stageflow.freeze.windows import parse_freeze
 from stageflow.pythons import runtime_problem
 from stageflow.secrets.refs import reference_problem
+
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 # -- validation helpers ----------------------------------------------------------------------------
@@ -120,20 +124,6 @@ def _parse_steps(r: _Reader, raw: Any, key: str, default_approval: bool) -> tupl
     if steps[-1].weight != 100:
         raise r.fail(f"{key}[{len(steps) - 1}].weight", f"the last step must be 100, got {steps[-1].weight}")
     return tuple(steps)
-
-
-def _parse_approvals(r: _Reader, raw: dict, key: str, base: dict) -> Approvals:
-    approvals_raw = r.table(raw.get("approvals", {}), f"{key}.approvals")
-    r.check_keys(approvals_raw, f"{key}.approvals", _field_names(Approvals))
-    ab: Approvals = base["approvals"]
-    approvals = Approvals(
-        before_canary=r.get(approvals_raw, f"{key}.approvals", "before_canary", bool, ab.before_canary),
-        between_steps=r.get(approvals_raw, f"{key}.approvals", "between_steps", bool, ab.between_steps),
-        timeout_minutes=r.get(
-            approvals_raw, f"{key}.approvals", "timeout_minutes", float, ab.timeout_minutes, lo=1
-        ),
-    )
-    return approvals
 
 
 def _parse_canary(r: _Reader, raw: dict, key: str, base: dict, approvals: Approvals) -> CanaryPolicy:
@@ -249,7 +239,10 @@ def _parse_notifications(r: _Reader, raw: dict, key: str) -> Notifications:
     notifications = Notifications(
         sns_topic_arn=r.get(n_raw, nk, "sns_topic_arn", str, FROM_TERRAFORM) or None,
         slack_webhook_env=r.get(n_raw, nk, "slack_webhook_env", str, "STAGEFLOW_SLACK_WEBHOOK") or None,
+        report_bucket=r.get(n_raw, nk, "report_bucket", str, ""),
     )
+    if notifications.report_bucket and not BUCKET_RE.match(notifications.report_bucket):
+        raise r.fail(f"{nk}.report_bucket", "must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
     return notifications
 
 
@@ -302,7 +295,9 @@ def _parse_tests(r: _Reader, raw: dict, key: str, base: dict) -> EnvironmentTest
     return tests
 
 
-def _parse_environment(r: _Reader, name: str, raw: dict, service: ServiceConfig) -> EnvironmentConfig:
+def _parse_environment(
+    r: _Reader, name: str, raw: dict, service: ServiceConfig, approvers: Mapping[str, tuple[str, ...]]
+) -> EnvironmentConfig:
     key = f"environments.{name}"
     if not ENV_NAME_RE.match(name):
         raise r.fail(key, "environment names are lowercase letters, digits and '-'")
@@ -332,7 +327,7 @@ def _parse_environment(r: _Reader, name: str, raw: dict, service: ServiceConfig)
     }
     r.check_keys(raw, key, simple | tables)
 
-    approvals = _parse_approvals(r, raw, key, base)
+    approvals = parse_approvals(r, raw, key, base, approvers)
     canary = _parse_canary(r, raw, key, base, approvals)
     gates = _parse_gates(r, raw, key, canary)
     terraform = _parse_terraform(r, raw, key, name)
@@ -406,7 +401,7 @@ def _parse_requirements(r: _Reader, raw: dict, source: Path) -> tuple[str, ...] 
 
 def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r = _Reader(path)
-    r.check_keys(data, "", {"service", "environments", "tests"})
+    r.check_keys(data, "", {"service", "environments", "tests", "approvers"})
     if "service" not in data:
         raise r.fail("service", "is required (a [service] table with at least name)")
     svc_raw = r.table(data["service"], "service")
@@ -444,13 +439,15 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     )
     envs_raw = r.table(data.get("environments", {}), "environments")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
-    environments = {n: _parse_environment(r, n, envs_raw.get(n, {}), service) for n in names}
+    approvers = parse_approvers(r, data)
+    environments = {n: _parse_environment(r, n, envs_raw.get(n, {}), service, approvers) for n in names}
     config = Config(
         path=path,
         root=(root or path.parent).resolve(),
         service=service,
         environments=MappingProxyType(environments),
         tests=service_tests,
+        approvers=approvers,
     )
     return _check_http_function(r, config)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,8 @@ from pathlib import Path
 from stageflow.clock import Clock, VirtualClock
 from stageflow.config import Config, EnvironmentConfig
 from stageflow.deploy import machine as m
+from stageflow.deploy.approvals import answer_problem
+from stageflow.deploy.decision import package as decision_package
 from stageflow.deploy.driver import Driver, RunOutcome
 from stageflow.deploy.gates import GateReader
 from stageflow.deploy.publish import Published
@@ -77,6 +79,8 @@ class Context:
     delivery: Callable[[Deployment], object] | None = None  # Stageflow/Delivery metrics when a run ends
     # several functions (wired by the root): every one's ports; None: the one function of the fields above
     functions: Release | None = None
+    # the approval notice's links (report URL presigned until the deadline, dashboard), from the root
+    decision_links: Callable[[Deployment, m.State], Mapping[str, str | None]] | None = None
 
     @property
     def release(self) -> Release:
@@ -103,6 +107,7 @@ def make_driver(
     pre_approved_by: str | None = None,
 ) -> Driver:
     prompt = approve_prompt or (_tty_prompt if interactive else None)
+    prompt_who = default_who() if approve_prompt is None else "rehearsal"
     rel, now = ctx.release, ctx.clock.now()
     feeds = None
     if not rel.single:
@@ -118,10 +123,15 @@ def make_driver(
         pre_traffic=ctx.function_check,
         feed=ctx.feed_for(scenario, now) if rel.single else None,
         approve_prompt=prompt,
+        prompt_who=prompt_who,
+        prompt_waives=approve_prompt is not None,  # rehearsals and chaos answer for the people
         stop_after=_failpoint(),
         pre_approved_by=pre_approved_by,
         release=None if rel.single else rel,
         feeds=feeds,
+        decision=lambda dep, st: decision_package(
+            dep, st, ctx.decision_links(dep, st) if ctx.decision_links else None
+        ),
     )
 
 
@@ -289,11 +299,73 @@ def _close_unpublished(ctx: Context, dep_id: str) -> None:
     ctx.history.release_lock(dep_id)
 
 
-def _in_flight(ctx: Context, env_name: str) -> Deployment:
+def _in_flight(ctx: Context, env_name: str, answering: bool = False) -> Deployment:
     dep = ctx.history.in_flight()
     if dep is None:
+        newest = next(iter(ctx.history.list(limit=1)), None)
+        if answering and newest is not None and newest.status in ("rolled_back", "failed", "succeeded"):
+            # a late answer: say what already happened (the deadline acted, someone rejected, ...)
+            raise UsageError(
+                f"too late: deployment {newest.deployment_id} already ended {newest.status} at "
+                f"{newest.ended_at}: {newest.state.reason}; this answer changed nothing",
+                f"see: stageflow status {env_name}",
+            )
         raise UsageError(f"no deployment in flight in {env_name}", f"see: stageflow status {env_name}")
     return dep
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A person's answer at a pause: ``approve`` (option ``approve`` | ``extend`` | ``skip_to_full``) or
+    ``reject``; ``who`` is the caller's identity (the composition root resolves it), ``roles`` what
+    ``[approvers]`` maps it to."""
+
+    kind: str  # "approve" | "reject"
+    who: str
+    option: str = "approve"
+    minutes: float | None = None
+    roles: tuple[str, ...] = ()
+    reason: str = ""
+    waived: bool = False  # given upstream for the people (CodePipeline's approval action): the rule is met
+
+
+def deadline_of(dep: Deployment, env: EnvironmentConfig) -> datetime | None:
+    """When the pause of ``dep`` ends by itself: its recorded deadline, or (records written before
+    deadlines were recorded) the pause's start plus the pause kind's setting."""
+    state = dep.state
+    if state.phase != "awaiting_approval":
+        return None
+    if state.deadline:
+        return parse_iso(state.deadline)
+    if not dep.transitions:
+        return None
+    minutes = env.approvals.deadline_minutes(state.approval_for or "")
+    return parse_iso(dep.transitions[-1].at) + timedelta(minutes=minutes)
+
+
+def _answer_event(ctx: Context, dep: Deployment, answer: Answer, now: datetime) -> m.Event:
+    """The answer as the machine's event, or exit 2 (nothing changes) when it cannot count."""
+    state, env_name = dep.state, ctx.env.name
+    if state.phase != "awaiting_approval":
+        raise UsageError(
+            f"deployment {dep.deployment_id} is {state.phase}, not awaiting approval",
+            f"see: stageflow status {env_name}",
+        )
+    if answer.kind == "reject":
+        return m.Rejected(now, answer.who, answer.reason or "rejected")
+    event = m.Approved(
+        now,
+        answer.who,
+        answer.option,
+        answer.minutes,
+        tuple(answer.roles),
+        answer.reason,
+        answer.waived,  # type: ignore[arg-type]
+    )
+    problem = answer_problem(state, event)
+    if problem:
+        raise UsageError(f"{env_name}: {problem}; nothing changed", f"see: stageflow status {env_name}")
+    return event
 
 
 def run_cont(
@@ -304,13 +376,17 @@ def run_cont(
     who: str | None = None,
     reason: str = "",
     interactive: bool = False,
+    answer: Answer | None = None,
 ) -> RunOutcome:
-    """Continue the deployment in flight: resume (event_kind None), approve or reject."""
+    """Continue the deployment in flight: resume (event_kind None), approve or reject. A pause whose
+    deadline passed ends by itself here (recorded) before anything else; an answer to it is then
+    refused (exit 2) saying what happened."""
     env_name = ctx.env.name
-    dep = _in_flight(ctx, env_name)
+    if answer is None and event_kind in ("approve", "reject"):
+        answer = Answer(event_kind, who or default_who(), reason=reason)
+    dep = _in_flight(ctx, env_name, answering=answer is not None)
     clock = ctx.clock
-    state = dep.state
-    who = who or default_who()
+    who = answer.who if answer is not None else (who or default_who())
     if dep.phase == "publishing" or not dep.version:
         # Killed before the canary began: no traffic moved. Close it and free the lock.
         ctx.history.update(
@@ -330,31 +406,32 @@ def run_cont(
             f"deployment {dep.deployment_id} stopped before publishing finished; no traffic moved",
             f"start again: stageflow canary {env_name}",
         )
+    now = clock.now()
+    deadline = deadline_of(dep, ctx.env)
+    late = deadline is not None and now >= deadline
     event: m.Event | None = None
-    if event_kind in ("approve", "reject"):
-        if state.phase != "awaiting_approval":
-            raise UsageError(
-                f"deployment {dep.deployment_id} is {state.phase}, not awaiting approval",
-                f"see: stageflow status {env_name}",
-            )
-        event = (
-            m.Approved(clock.now(), who)
-            if event_kind == "approve"
-            else m.Rejected(clock.now(), who, reason or "rejected")
-        )
-    if state.phase == "awaiting_approval" and dep.transitions:
-        paused_at = parse_iso(dep.transitions[-1].at)
-        limit = ctx.env.approvals.timeout_minutes
-        if clock.now() - paused_at > timedelta(minutes=limit):
-            ctx.reporter.info(
-                "canary", env_name, f"the approval pause passed its {limit:g} min timeout: rolling back"
-            )
-            event = m.Rejected(clock.now(), "timeout", f"no approval within {limit:g} min")
+    if late:
+        ctx.reporter.info("canary", env_name, f"the approval pause passed its deadline ({iso(deadline)})")
+        event = m.DeadlinePassed(now)
+    elif answer is not None:
+        event = _answer_event(ctx, dep, answer, now)
     lock = ctx.history.lock()
     if lock is None or lock.get("holder") == dep.deployment_id:
         # take it (again): the lock then names this process, so a killed run's lock looks stale
         ctx.history.acquire_lock(dep.deployment_id, who, clock.now())
     driver = make_driver(ctx, scenario=scenario, interactive=interactive)
+    if late and answer is not None:
+        try:
+            outcome = _finish(ctx, driver.run(dep, event))
+        except (ReleaseRejected, RollbackFailed, AwsError) as exc:
+            what = exc.one_line()
+        else:
+            what = f"{outcome.state.phase}: {outcome.state.reason}"
+        raise UsageError(
+            f"too late: the approval deadline of deployment {dep.deployment_id} passed at {iso(deadline)} "
+            f"— {what}; this {answer.kind} changed nothing",
+            f"see: stageflow status {env_name}",
+        )
     return _finish(ctx, driver.run(dep, event))
 
 

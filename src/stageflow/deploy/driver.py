@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from stageflow.clock import Clock
 from stageflow.config import EnvironmentConfig
 from stageflow.deploy import machine as m
+from stageflow.deploy.decision import lines as decision_lines
 from stageflow.deploy.gates import GateReader, combine_verdicts, verdict_minutes, verdict_results
 from stageflow.deploy.records import Deployment, Transition, VerdictRecord, status_for
 from stageflow.deploy.release import Member, Release, Versions
@@ -45,11 +46,15 @@ class Driver:
     approve_prompt: Callable[[str], bool | None] | None = None  # interactive approvals on a TTY
     stop_after: Callable[[m.State], bool] | None = None  # tests: stop (as if killed) after recording
     pre_approved_by: str | None = None  # the approval before the canary was given upstream (CodePipeline)
+    prompt_who: str = "prompt"  # whose answer the prompt gives
+    prompt_waives: bool = False  # a programmatic prompt (rehearsal, chaos) stands in for the people
     rollback_attempts: int = 3  # tries of the alias restore (each with botocore's own retries)
     rollback_retry_seconds: float = 5.0  # wait between them (doubles), on the run's clock
     # several functions: every one of them, with each one's traffic feed; None: the one function above
     release: Release | None = None
     feeds: Mapping[str, TrafficFeed | None] | None = None
+    # the approval notice's decision package (deploy/decision.py) with the root's links; None: none
+    decision: Callable[[Deployment, m.State], Mapping] | None = None
     _stop_requested: bool = field(default=False, init=False, repr=False)
     _rollback_tried: list[str] = field(default_factory=list, init=False, repr=False)
 
@@ -82,14 +87,23 @@ class Driver:
         return self.history.update(dep, **changes)
 
     def _notify(self, dep: Deployment, action: m.Notify, state: m.State, reasons=()) -> None:
+        text, package = action.message, None
+        if action.kind == "approval_needed" and self.decision is not None:
+            try:
+                package = dict(self.decision(dep, state))
+            except Exception as exc:  # noqa: BLE001 - a notice without its package beats none
+                self.reporter.warn(f"approval notice: no decision package ({type(exc).__name__}: {exc})")
+            else:
+                text = "\n".join([text, *decision_lines(package)])
         self.notifier.send(
             Message(
                 kind=action.kind,
                 environment=dep.environment,
                 service=dep.service,
                 deployment_id=dep.deployment_id,
-                text=action.message,
+                text=text,
                 data={
+                    **({"decision": package} if package is not None else {}),
                     "version": dep.version,
                     "previous_version": dep.previous_version,
                     "phase": state.phase,
@@ -166,6 +180,9 @@ class Driver:
         if new != state:
             checked = isinstance(event, m.PreTrafficPassed | m.PreTrafficFailed)
             extra = {"pre_traffic": dict(event.result)} if checked else None
+            if isinstance(event, m.Approved | m.Rejected | m.DeadlinePassed):
+                # every answer (and a deadline acting) in the record, with the transition it caused
+                extra = {"approvals": [*dep.extra.get("approvals", ()), _answer_record(event, state, new)]}
             dep = self._record(dep, state, new, new.reason, extra)
             if self.stop_after is not None and self.stop_after(new):
                 self._stop_requested = True
@@ -413,21 +430,48 @@ class Driver:
         return ", ".join(out)
 
     def _await_approval(self, dep: Deployment, state: m.State, gate: str) -> m.Event | None:
+        """The waiting process acts on the pause's deadline; a prompt answers for a person (the TTY:
+        one identity of the rule) or stands in for the people (a rehearsal's prompt: ``prompt_waives``)."""
+        if state.deadline and self.clock.now() >= parse_iso(state.deadline):
+            return m.DeadlinePassed(self.clock.now())
         if gate == "before_canary" and self.pre_approved_by:
-            return m.Approved(self.clock.now(), self.pre_approved_by)
-        if self.approve_prompt is not None:
+            return m.Approved(self.clock.now(), self.pre_approved_by, waived=True, reason="approved upstream")
+        answered = any(a.get("who") == self.prompt_who for a in state.answers)
+        if self.approve_prompt is not None and not answered:
             answer = self.approve_prompt(f"{dep.environment}: {state.reason}. Approve?")
+            now = self.clock.now()
+            if answer is not None and state.deadline and now >= parse_iso(state.deadline):
+                self.reporter.warn(
+                    f"canary {dep.environment}: answered after the deadline ({state.deadline})"
+                )
+                return m.DeadlinePassed(now)
             if answer is True:
-                return m.Approved(self.clock.now(), "prompt")
+                return m.Approved(now, self.prompt_who, waived=self.prompt_waives)
             if answer is False:
-                return m.Rejected(self.clock.now(), "prompt", "rejected at the prompt")
+                return m.Rejected(now, self.prompt_who, "rejected at the prompt")
         self.reporter.info(
             "canary",
             dep.environment,
-            f"awaiting approval ({gate}): run `stageflow approve {dep.environment}` to continue "
-            f"or `stageflow reject {dep.environment}` to roll back",
+            f"awaiting approval ({gate}, deadline {state.deadline}): run `stageflow approve "
+            f"{dep.environment}` to continue or `stageflow reject {dep.environment}` to roll back",
         )
         return None
+
+
+def _answer_record(event, old: m.State, new: m.State) -> dict:
+    """One answer as the deployment record keeps it: who, when, which option, why, at which pause, and
+    what it did."""
+    at = iso(event.at)
+    where = {"pause": old.approval_for, "step": old.step, "weight": old.weight, "result": new.phase}
+    if isinstance(event, m.DeadlinePassed):
+        return {"who": "deadline", "at": at, "option": "deadline", "reason": new.reason, **where}
+    if isinstance(event, m.Rejected):
+        return {"who": event.who, "at": at, "option": "reject", "reason": event.reason, **where}
+    out = {"who": event.who, "at": at, "option": event.option, "reason": event.reason, **where}
+    out.update({"roles": list(event.roles)} if event.roles else {})
+    out.update({"minutes": event.minutes} if event.minutes is not None else {})
+    out.update({"waived": True} if event.waived else {})
+    return out
 
 
 def _environment_failure(exc: BaseException):

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from stageflow.config import Approvals, CanaryPolicy
+from stageflow.deploy.approvals import answer_problem, deadline_reason, rule_gap
 from stageflow.deploy.records import TERMINAL, State
 from stageflow.isotime import iso, parse_iso
 
@@ -90,10 +91,24 @@ class ShiftFailed:
     error: str
 
 
+Option = Literal["approve", "extend", "skip_to_full"]
+
+
 @dataclass(frozen=True)
 class Approved:
+    """One approval of the pause by ``who`` (holding ``roles``). The pause goes on only when the
+    approvals given so far meet the environment's rule (:func:`rule_gap`), with their ``option``:
+    ``approve`` (the next step), ``extend`` (bake ``minutes`` longer at this step, judged as usual),
+    ``skip_to_full`` (straight to 100 %, still monitored). ``waived``: the rule is met by this answer
+    alone (a rehearsal's stand-in for the people, CodePipeline's approval upstream); recorded as such."""
+
     at: datetime
     who: str
+    option: Option = "approve"
+    minutes: float | None = None
+    roles: tuple[str, ...] = ()
+    reason: str = ""
+    waived: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,14 @@ class Rejected:
     at: datetime
     who: str
     reason: str = "rejected"
+
+
+@dataclass(frozen=True)
+class DeadlinePassed:
+    """The pause's deadline passed with no decision: before the canary the release is rejected, at a
+    canary step it is rolled back."""
+
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -130,6 +153,7 @@ Event = (
     | ShiftFailed
     | Approved
     | Rejected
+    | DeadlinePassed
     | AbortRequested
     | RolledBack
     | Failed
@@ -207,20 +231,32 @@ def _shift_to(state: State, policy: CanaryPolicy, step: int) -> State:
         window_start=None,
         window_end=None,
         approval_for=None,
+        approved_here=False,
+        deadline=None,
+        answers=(),
         reason=f"step {step + 1}/{len(policy.steps)}: weight {policy.steps[step].weight}%",
     )
 
 
-def _after_step(state: State, policy: CanaryPolicy) -> State:
+def _pause(state: State, gate: str, reason: str, approvals: Approvals, at: datetime) -> State:
+    """Wait for people at ``gate``, until a deadline from the pause kind's one setting."""
+    minutes = approvals.deadline_minutes(gate)
+    return replace(
+        state,
+        phase="awaiting_approval",
+        approval_for=gate,
+        answers=(),
+        deadline=iso(at + timedelta(minutes=minutes)),
+        reason=f"{reason} (deadline in {minutes:g} min)",
+    )
+
+
+def _after_step(state: State, policy: CanaryPolicy, approvals: Approvals, at: datetime) -> State:
     """The bake of the current step passed: pause for approval if configured, else shift on."""
     step = policy.steps[state.step]
-    if step.approval and state.approval_for != f"step:{state.step}":
-        return replace(
-            state,
-            phase="awaiting_approval",
-            approval_for=f"step:{state.step}",
-            reason=f"step {state.step + 1} passed at {state.weight}%: approval needed to continue",
-        )
+    if step.approval and not state.approved_here:
+        why = f"step {state.step + 1} passed at {state.weight}%: approval needed to continue"
+        return _pause(state, f"step:{state.step}", why, approvals, at)
     return _shift_to(state, policy, state.step + 1)
 
 
@@ -289,7 +325,7 @@ def _weight_set(state: State, event: WeightSet, policy: CanaryPolicy) -> State:
     )
 
 
-def _baking_checked(state: State, event: Checked, policy: CanaryPolicy) -> State:
+def _baking_checked(state: State, event: Checked, policy: CanaryPolicy, approvals: Approvals) -> State:
     """A look during a bake: roll back, hold until the window ends, go on, or extend when the data
     is not enough to judge (then a person decides)."""
     at, decision, reasons = event.at, event.decision, event.reasons
@@ -298,7 +334,7 @@ def _baking_checked(state: State, event: Checked, policy: CanaryPolicy) -> State
     if at < parse_iso(state.window_end):
         return state
     if decision == "continue":
-        return _after_step(state, policy)
+        return _after_step(state, policy, approvals, at)
     # extend: not enough data to judge at the end of the window
     if state.extensions < policy.max_extensions:
         bake = max(policy.steps[state.step].bake_minutes, policy.check_interval_seconds / 60)
@@ -310,13 +346,11 @@ def _baking_checked(state: State, event: Checked, policy: CanaryPolicy) -> State
             reason=f"inconclusive ({'; '.join(reasons)}): bake extended "
             f"{state.extensions + 1}/{policy.max_extensions}",
         )
-    return replace(
-        state,
-        phase="awaiting_approval",
-        approval_for=f"inconclusive:{state.step}",
-        reason=f"still inconclusive after {policy.max_extensions} extensions: "
-        "a person must decide (approve to continue, reject to roll back)",
+    why = (
+        f"still inconclusive after {policy.max_extensions} extensions: "
+        "a person must decide (approve to continue, reject to roll back)"
     )
+    return _pause(state, f"inconclusive:{state.step}", why, approvals, at)
 
 
 def _begin(
@@ -324,11 +358,8 @@ def _begin(
 ) -> State:
     """The canary begins (its pre-traffic check passed): an approval before it, or the first step."""
     if approvals.before_canary:
-        new = replace(
-            state,
-            phase="awaiting_approval",
-            approval_for="before_canary",
-            reason="approval needed before the canary takes traffic",
+        new = _pause(
+            state, "before_canary", "approval needed before the canary takes traffic", approvals, event.at
         )
     else:
         new = _shift_to(state, policy, 0)
@@ -368,7 +399,7 @@ def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
         case "shifting", WeightSet(weight=w) if w == state.weight:
             return _weight_set(state, event, policy)
         case "baking", Checked():
-            return _baking_checked(state, event, policy)
+            return _baking_checked(state, event, policy, approvals)
         case "monitoring", Checked(at=at, decision=decision, reasons=reasons):
             if decision == "rollback":
                 return replace(
@@ -379,17 +410,65 @@ def _next(state: State, event: Event, policy: CanaryPolicy, approvals: Approvals
             if at < parse_iso(state.window_end):
                 return state
             return replace(state, phase="succeeded", reason="monitoring window passed")
-        case "awaiting_approval", Approved(who=who):
-            if state.approval_for == "before_canary":
-                return replace(_shift_to(state, policy, 0), reason=f"approved by {who}: step 1")
-            if (state.approval_for or "").startswith("inconclusive:"):
-                return replace(
-                    _shift_to(state, policy, state.step + 1) if state.step + 1 < len(policy.steps) else state,
-                    reason=f"approved by {who} despite inconclusive data",
-                )
-            return replace(_shift_to(state, policy, state.step + 1), reason=f"approved by {who}")
+        case "awaiting_approval", Approved() | Rejected() if _late(state, event):
+            return _deadline_passed(state, event.at)
+        case "awaiting_approval", DeadlinePassed(at=at) if _late(state, event):
+            return _deadline_passed(state, at)
+        case "awaiting_approval", Approved():
+            return _approved(state, event, policy, approvals)
         case "awaiting_approval", Rejected(who=who, reason=why):
-            return replace(state, phase="rolling_back", reason=f"rejected by {who}: {why}")
+            return replace(state, phase="rolling_back", deadline=None, reason=f"rejected by {who}: {why}")
         case "rolling_back", RolledBack():
             return replace(state, phase="rolled_back", weight=0)
     raise InvalidTransition(f"{type(event).__name__} is not valid in phase {phase!r}")
+
+
+# -- approvals ---------------------------------------------------------------------------------------
+def _late(state: State, event: Approved | Rejected | DeadlinePassed) -> bool:
+    return state.deadline is not None and event.at >= parse_iso(state.deadline)
+
+
+def _deadline_passed(state: State, at: datetime) -> State:
+    return replace(state, phase="rolling_back", reason=deadline_reason(state))
+
+
+def _approved(state: State, event: Approved, policy: CanaryPolicy, approvals: Approvals) -> State:
+    problem = answer_problem(state, event)
+    if problem:
+        raise InvalidTransition(problem)
+    answer = {
+        "who": event.who,
+        "roles": list(event.roles),
+        "option": event.option,
+        "minutes": event.minutes,
+        "at": iso(event.at),
+        "reason": event.reason,
+        **({"waived": True} if event.waived else {}),
+    }
+    answers = (*state.answers, answer)
+    gap = rule_gap(answers, approvals)
+    names = ", ".join(a["who"] for a in answers)
+    if gap:
+        return replace(state, answers=answers, reason=f"approved by {names}; waiting for {gap}")
+    gate = state.approval_for or ""
+    done = replace(state, answers=(), deadline=None, approved_here=True)
+    if event.option == "extend":
+        end = event.at + timedelta(minutes=event.minutes or 0)
+        return replace(
+            done,
+            phase="baking",
+            approval_for=None,
+            window_end=iso(end),
+            reason=f"approved by {names}: bake extended {event.minutes:g} min at {state.weight}%",
+        )
+    if event.option == "skip_to_full":
+        last = len(policy.steps) - 1
+        return replace(_shift_to(state, policy, last), reason=f"approved by {names}: straight to 100%")
+    if gate == "before_canary":
+        return replace(_shift_to(state, policy, 0), reason=f"approved by {names}: step 1")
+    if gate.startswith("inconclusive:"):
+        return replace(
+            _shift_to(state, policy, state.step + 1) if state.step + 1 < len(policy.steps) else done,
+            reason=f"approved by {names} despite inconclusive data",
+        )
+    return replace(_shift_to(state, policy, state.step + 1), reason=f"approved by {names}")

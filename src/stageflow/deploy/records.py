@@ -69,6 +69,11 @@ class State(_JsonKeys):
     reason: str = ""
     errors: int = 0  # consecutive looks whose metric read failed (reset by a good look)
     fault: str = ""  # an AWS failure that ended the canary (a failed alias shift): exit 3, not 4
+    approved_here: bool = False  # people approved at this step (an --extend bake then goes on unpaused)
+    deadline: str | None = None  # awaiting_approval: when the pause ends by itself (iso)
+    # awaiting_approval: the approvals given at this pause so far, each {"who", "roles", "option",
+    # "minutes", "at", "reason"}; the pause goes on when they meet the environment's rule
+    answers: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def terminal(self) -> bool:
@@ -78,9 +83,22 @@ class State(_JsonKeys):
         """This state ended by a rollback from outside the canary (on-call, an alarm)."""
         return State(phase="rolled_back", step=self.step, weight=0, reason=reason)
 
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["answers"] = [dict(a) for a in self.answers]
+        return out
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> State:
-        return cls(**_known(cls, data or {}))
+        values = _known(cls, data or {})
+        values["answers"] = tuple(_plain_answer(a) for a in values.get("answers") or ())
+        return cls(**values)
+
+
+def _plain_answer(a: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    out["roles"] = list(out.get("roles") or ())
+    return out
 
 
 @dataclass(frozen=True)
@@ -250,6 +268,14 @@ def check_line(result: Mapping[str, Any] | None) -> str | None:
     if status == "not run":
         return f"{where} not run here" + (f" ({reason})" if reason else "")
     return f"{where} {status}" + (f": {reason}" if reason else "")
+
+
+def deadline_reason(state: State) -> str:
+    """What a pause's deadline did, in words: before the canary the release is rejected, at a canary
+    step it is rolled back."""
+    if state.approval_for == "before_canary":
+        return f"no approval before the deadline ({state.deadline}): rejected"
+    return f"no approval before the deadline ({state.deadline}): rolled back"
 
 
 def status_for(phase: str) -> str:

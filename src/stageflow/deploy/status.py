@@ -62,6 +62,8 @@ def status(ctx: Context) -> tuple[str, dict]:
         "reason": dep.state.reason if dep else None,
         "pre_traffic": dep.extra.get("pre_traffic") if dep else None,
         "last_verdicts": [v.to_json() for v in recent],
+        "deadline": dep.state.deadline if dep else None,
+        "approvals": list(dep.extra.get("approvals") or ()) if dep else [],
         "last_known_good": good.version if good else None,
         "transitions": [t.to_json() for t in dep.transitions] if dep else [],
         "last_rollback": last_rb,
@@ -129,6 +131,8 @@ def _event_what(e: dict) -> str:
         return f"until {e.get('until')}"
     if kind == "unfreeze":
         return f"lifted {e.get('lifted')!r}"
+    if kind == "infra_rollback":
+        return f"infrastructure of v{e.get('to_version')} from commit {e.get('commit')} ({e.get('summary')})"
     if kind == "freeze_override":
         return f"emergency deploy through {(e.get('freeze') or {}).get('reason')!r}"
     return f"lock of {e.get('holder')}"
@@ -165,7 +169,9 @@ def _deployment_lines(
             lines.append(
                 f"  verdict {v.at}: {v.decision} at {v.weight}% ({'; '.join(v.reasons) or 'all gates pass'})"
             )
+        lines += [f"  answer: {answer_line(a)}" for a in data["approvals"]]
         if current and dep.phase == "awaiting_approval":
+            lines.append(f"  deadline: {dep.state.deadline} (then {_then(dep.state.approval_for)})")
             lines.append(f"  next: stageflow approve {env_name}  |  stageflow reject {env_name}")
         elif current and view and not view.stale:
             lines.append(
@@ -177,6 +183,22 @@ def _deployment_lines(
                 f"stageflow rollback {env_name}"
             )
     return lines
+
+
+def answer_line(a: dict) -> str:
+    """One recorded answer at a pause: when, who (roles), which option, why, what it did."""
+    roles = f" ({', '.join(a['roles'])})" if a.get("roles") else ""
+    option = a.get("option")
+    if option == "extend":
+        option = f"approve --extend {a.get('minutes'):g}"
+    elif option == "skip_to_full":
+        option = "approve --skip-to-full"
+    why = f": {a['reason']}" if a.get("reason") else ""
+    return f"{a.get('at')} {a.get('who')}{roles} {option} at {a.get('pause')} -> {a.get('result')}{why}"
+
+
+def _then(gate: str | None) -> str:
+    return "rejected" if gate == "before_canary" else "rolled back"
 
 
 def _weights(weights: dict[str, int]) -> str:

@@ -123,6 +123,7 @@ ROLLBACK_MODULES = (
     "rollback/restore.py",
     "rollback/handler.py",
     "rollback/several.py",
+    "rollback/tick.py",
     "rollback/trigger.py",
 )
 ROLLBACK_ZIP = "stageflow-rollback.zip"

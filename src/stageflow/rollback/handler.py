@@ -134,7 +134,11 @@ def _clients():
 
 
 def handler(event: dict, context: object = None) -> dict:
-    """Lambda entry point (``stageflow.rollback.handler.handler``)."""
+    """Lambda entry point (``stageflow.rollback.handler.handler``). The scheduled check of approval
+    deadlines (an EventBridge schedule with the input ``{"stageflow": "tick"}``) goes to
+    :func:`stageflow.rollback.tick.handler`."""
+    if isinstance(event, dict) and event.get("stageflow") == "tick":
+        return tick_handler()
     started = time.monotonic()
     log = LogReporter()
     settings = Settings.from_env(os.environ)
@@ -179,3 +183,28 @@ def handler(event: dict, context: object = None) -> dict:
         )
         results.append(result.to_json())
     return {"rolled_back": results, "at": datetime.now(UTC).isoformat()}
+
+
+def tick_handler() -> dict:
+    """The scheduled check of approval deadlines (:func:`stageflow.rollback.tick.tick`) with this
+    function's settings and clients, on the system clock."""
+    from stageflow.rollback.tick import tick
+
+    log = LogReporter()
+    settings = Settings.from_env(os.environ)
+    lam, ddb, sns, _cloudwatch = _clients()
+    notifier = Notifiers([SnsNotifier(sns, settings.topic_arn)], reporter=log)
+    history = DynamoHistory(ddb, settings.history_table, settings.service, settings.environment)
+    release = settings.release(lam)
+    result = tick(
+        settings.environment,
+        settings.service,
+        history=history,
+        traffic=release.first.traffic,
+        notifier=notifier,
+        reporter=log,
+        now=datetime.now(UTC),
+        release=release,
+    )
+    log.info("tick", settings.environment, result.text)
+    return result.to_json()

@@ -214,6 +214,12 @@ class TerraformService:
             return ()
         return (str(write_var_file(target.work_dir, values)),)
 
+    def inputs_digest(self, env_name: str, *, root: str | Path | None = None) -> str:
+        """The digest of the environment's infrastructure inputs (:mod:`stageflow.terraform.inputs`)."""
+        from stageflow.terraform.inputs import environment_digest
+
+        return environment_digest(self.config, env_name, None if root is None else Path(root))
+
     # -- plan, apply, outputs ----------------------------------------------------------------------------
     def plan(
         self,

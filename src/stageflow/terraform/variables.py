@@ -83,10 +83,15 @@ def root_variables(config: Config, env_name: str, root: Path) -> dict[str, Any]:
     return {k: v for k, v in service_variables(config, env_name, root).items() if k in declared}
 
 
+def var_file_text(values: dict[str, Any]) -> str:
+    """The generated variables file's text (also what the infrastructure inputs' digest reads)."""
+    return json.dumps(values, indent=2, sort_keys=True) + "\n"
+
+
 def write_var_file(work_dir: Path, values: dict[str, Any]) -> Path:
     """``<work_dir>/stageflow.tfvars.json`` (rewritten only when it changed)."""
     path = Path(work_dir) / VAR_FILE
-    text = json.dumps(values, indent=2, sort_keys=True) + "\n"
+    text = var_file_text(values)
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         tmp = path.with_name(f".{VAR_FILE}.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")

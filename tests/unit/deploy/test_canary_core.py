@@ -84,6 +84,8 @@ def test_prod_pauses_for_approval_then_approve_and_reject():
     assert ctx.traffic.moves == []  # approval before the canary: nothing moved yet
     assert ctx.history.lock() is not None  # still held by the paused deployment
     out = canary.run_cont(ctx, "approve", who="alice")
+    assert out.paused and ctx.traffic.moves == []  # prod needs two approvers: still nothing moved
+    out = canary.run_cont(ctx, "approve", who="carol")
     assert out.paused and ctx.traffic.state().weights == {"1": 90, "2": 10}  # paused between steps
     with pytest.raises(ReleaseRejected):
         canary.run_cont(ctx, "reject", who="bob", reason="latency looks odd")
