@@ -136,7 +136,15 @@ def test_a_service_on_another_runtime_builds_with_that_python_and_its_handler(cl
     files = client.containers.run(
         image.id, ["-c", "ls /var/task"], entrypoint=["sh"], network_mode="none", remove=True
     )
-    assert files.decode().split() == ["orders"]  # the handler's package only: no tests, no requirements
+    # what the zip ships at its top level (its default selection: no tests, no tooling), nothing else
+    from stageflow.packaging.selection import Selection
+
+    source = cfg.root / cfg.service.source
+    sel = Selection(cfg.service.include, cfg.service.exclude)
+    shipped = {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()}
+    zip_top = sorted({rel.split("/")[0] for rel in shipped if sel.ships(rel)})
+    assert "orders" in zip_top and "tests" not in zip_top
+    assert files.decode().split() == zip_top
 
 
 def test_a_base_image_with_another_python_than_the_runtime_fails_the_build_clearly(client, engine, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -392,3 +393,16 @@ def test_python_version_and_handler_come_from_stageflow_toml():
     dockerfile = (REPO / "docker" / "Dockerfile").read_text(encoding="utf-8")
     assert "ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim" in dockerfile
     assert 'CMD ["service.handler.handler"]' not in dockerfile and "$STAGEFLOW_HANDLER" in dockerfile
+
+
+def test_the_images_code_stage_leaves_out_what_the_zip_leaves_out():
+    """The image ships what the zip ships by default: the Dockerfile's code stage excludes exactly the
+    selection's default directories (a helper at the source root, like stageflow_secrets.py, ships)."""
+    from stageflow.packaging.selection import ANY_DEPTH_DIRS, EXCLUDE_SUFFIXES, TOP_DIRS
+
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    stage = dockerfile[dockerfile.index("FROM base AS code") : dockerfile.index("FROM base AS builder")]
+    top = set(re.findall(r"--exclude=\./([\w.]+)", stage))
+    anywhere = set(re.findall(r"--exclude=(\w+)\b(?!/)", stage))
+    suffixes = set(re.findall(r"--exclude='\*(\.\w+)'", stage))
+    assert top == set(TOP_DIRS) and anywhere == set(ANY_DEPTH_DIRS) and suffixes == set(EXCLUDE_SUFFIXES)
