@@ -41,3 +41,4 @@
 #   }
 #
 # and in outputs.tf: outputs = { orders_table = aws_dynamodb_table.orders.name }
+# and table_names = [aws_dynamodb_table.orders.name] (the root gives it a throttling alarm that gates canaries)

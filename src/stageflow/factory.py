@@ -23,9 +23,9 @@ pointed at a temporary state directory, or build the parts from the fakes in ``t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from stageflow.deploy.canary import Context
     from stageflow.outputs import DeployOutputs
     from stageflow.outputs_store import OutputsStore
-    from stageflow.services import DeployServices, SecretStore
+    from stageflow.services import DeployServices, SecretStore, ServiceEndpoint
     from stageflow.terraform.api import TerraformEndpoint, TerraformService
 
 IMPLICIT_LOCAL = "no AWS credentials found"
@@ -49,17 +49,6 @@ ON_CALL = ("rollback", "approve", "reject", "unlock", "resume", "freeze", "unfre
 ON_CALL_COMMANDS = frozenset(ON_CALL)
 # Commands that read or act on what is deployed: they never start the emulator or build anything.
 NEVER_START = frozenset({*ON_CALL, "status", "history", "report", "dora", "incidents"})
-
-
-@dataclass(frozen=True)
-class ServiceEndpoint:
-    """The deployed service, for the integration suite and load tests: an HTTP base URL, or a function
-    alias to invoke."""
-
-    url: str | None
-    lambda_client: object | None = None
-    function: str | None = None
-    alias: str | None = None
 
 
 class Factory:
@@ -274,27 +263,12 @@ class Factory:
             prepare=lambda: bootstrap(self.aws, self.region),
         )
 
-    # -- seam: service endpoint ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def service_endpoint(self, env_name: str) -> Iterator[ServiceEndpoint]:
-        """Where the integration suite and load tests reach the service. AWS: the function through its
-        alias. Emulator: the app served on 127.0.0.1 for the block's duration (smoke no longer uses this:
-        it invokes the alias, see :meth:`function_check`)."""
-        cfg = self.config
-        self.env(env_name)
-        if self.local:
-            from stageflow.checks.server import local_service
+    # -- seam: front door URL (integration, load, status) ------------------------------------------------
+    def service_endpoint(self, env_name: str) -> AbstractContextManager[ServiceEndpoint]:
+        """Where the integration suite and load tests reach the service (:func:`wiring.service_endpoint`)."""
+        from stageflow.wiring import service_endpoint
 
-            with local_service(cfg.root / cfg.service.source, self.reporter) as url:
-                yield ServiceEndpoint(url=url)
-            return
-        out = self.outputs(env_name)
-        yield ServiceEndpoint(
-            url=None,
-            lambda_client=self.aws.client("lambda"),
-            function=out.function_name,
-            alias=out.alias_name,
-        )
+        return contextlib.nullcontext(service_endpoint(self, env_name))
 
     # -- seam: function check (pre-traffic, smoke) ----------------------------------------------------
     def function_check(self, function: str):
@@ -413,7 +387,13 @@ class Factory:
         )
 
     def outputs(self, env_name: str, *, cached_only: bool = False) -> DeployOutputs | None:
-        return self.outputs_store.get(env_name, cached_only=cached_only)  # see OutputsStore.get
+        return self._front_door(self.outputs_store.get(env_name, cached_only=cached_only))  # OutputsStore.get
+
+    def _front_door(self, out: DeployOutputs | None) -> DeployOutputs | None:
+        from stageflow.wiring import front_door_url  # the seam "front door URL"
+
+        url = None if out is None else front_door_url(self, out.url)
+        return out if out is None or url == out.url else dataclasses.replace(out, url=url)
 
     @cached_property
     def secret_store(self) -> SecretStore:
@@ -458,7 +438,7 @@ class Factory:
         from stageflow.wiring import decision_links, release
 
         env = self.env(env_name)
-        out = outputs or self.outputs(env_name)
+        out = self._front_door(outputs) or self.outputs(env_name)
         lam = self.aws.client("lambda")
         service = self.config.service.name
         history = DynamoHistory(self.aws.client("dynamodb"), out.history_table, service, env.name)

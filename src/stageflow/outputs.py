@@ -32,6 +32,9 @@ class DeployOutputs:
     # every function of the release, in a stable order (the ``functions`` output; without it, the one
     # function named by function_name/alias_name, keyed by the function name)
     functions: tuple[FunctionTarget, ...] = ()
+    # the HTTP front door's base URL (the optional ``url`` output: API Gateway's stage; in local mode the
+    # composition root turns it into the emulator's loopback front door)
+    url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.functions:
@@ -67,7 +70,12 @@ def parse_outputs(
             if not isinstance(v, str) or not v:
                 raise EnvironmentFailure(f"{where}: output {name!r} must be a non-empty string")
             out[name] = v
-    return DeployOutputs(**out, source=source, functions=_functions(raw.get("functions"), where))
+    url = value("url") if "url" in raw else None
+    if url is not None and (not isinstance(url, str) or not url.startswith(("https://", "http://"))):
+        raise EnvironmentFailure(f"{where}: output 'url' must be an http(s) URL")
+    return DeployOutputs(
+        **out, source=source, functions=_functions(raw.get("functions"), where), url=url or None
+    )
 
 
 def _functions(raw: Any, where: str) -> tuple[FunctionTarget, ...]:

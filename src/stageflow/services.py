@@ -112,3 +112,14 @@ class DeployServices:
     start_canary: Callable[..., Any]  # deploy.canary.start: (ctx, config, **options) -> StartResult
     checks: ServiceChecks
     describe_target: Callable[[str], tuple[str, list[str]]]
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    """The deployed service, for the integration suite and load tests: its HTTP base URL (the front
+    door, or ``tests.url`` on AWS) and the function alias behind it."""
+
+    url: str | None
+    lambda_client: object | None = None
+    function: str | None = None
+    alias: str | None = None

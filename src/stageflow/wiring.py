@@ -89,6 +89,31 @@ def freeze_check(factory: Factory, env_name: str, emergency: str | None):
     )
 
 
+def front_door_url(factory: Factory, url: str | None) -> str | None:
+    """The seam "front door URL": the root's ``url`` output is the stage's invoke URL. AWS: that URL.
+    Emulator: the loopback front door of that API and stage (:mod:`stageflow.local.frontdoor`, served by
+    the emulator process), where requests become Invokes of the alias through the local runtime."""
+    if not factory.local or not url:
+        return url
+    from stageflow.local.frontdoor import local_url
+
+    return local_url(factory.aws_target.endpoint, url) or url
+
+
+def service_endpoint(factory: Factory, env_name: str):
+    """Where the integration suite and load tests reach the service: the front door's URL (its
+    ``tests.url`` instead, when set, on AWS), and the function alias behind it."""
+    from stageflow.services import ServiceEndpoint
+
+    env = factory.env(env_name)
+    out = factory.outputs(env_name)
+    url = out.url if factory.local else (env.tests.url or out.url)
+    fn = next((f for f in out.functions if f.key == factory.config.service.http_function), out.functions[0])
+    return ServiceEndpoint(
+        url=url, lambda_client=factory.aws.client("lambda"), function=fn.function_name, alias=fn.alias_name
+    )
+
+
 def deploy_services(factory: Factory) -> DeployServices:
     from stageflow.checks import stages as checks
     from stageflow.deploy import canary

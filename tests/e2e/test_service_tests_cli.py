@@ -51,7 +51,8 @@ def test_deploy_dev_runs_the_service_suites_where_the_design_puts_them(project, 
 def test_load_writes_html_and_json_recorded_and_a_slow_service_fails_the_gate(project, deployed):
     change_code(project, "load")
     assert run(project, deployed, "canary", "dev").returncode == 0
-    r = run(project, deployed, "--json", "load", "dev", "--users", "3", "--seconds", "3")
+    # through the front door: the first requests pay the new version's cold starts (as on AWS)
+    r = run(project, deployed, "--json", "load", "dev", "--users", "3", "--seconds", "8")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["requests"] > 0 and res["users"] == 3 and res["within_gates"] and res["deployment_id"]
@@ -70,9 +71,11 @@ def test_load_writes_html_and_json_recorded_and_a_slow_service_fails_the_gate(pr
         .replace("    query = query or {}\n", "    query = query or {}\n    time.sleep(0.3)\n", 1)
         .replace("import os\n", "import os\nimport time\n", 1)
     )
+    # load goes through the front door to the deployed zip: the slowed version must be deployed
+    assert run(project, deployed, "canary", "dev").returncode == 0
     with (project / "stageflow.toml").open("a") as fh:
         fh.write("\n[environments.dev.gates]\nmax_p95_ms = 150\n")
-    slow = run(project, deployed, "load", "dev", "--users", "2", "--seconds", "3")
+    slow = run(project, deployed, "load", "dev", "--users", "2", "--seconds", "8")
     assert slow.returncode == 1, slow.stderr
     assert (
         "stageflow: error: load test on dev outside the gates:" in slow.stderr and "> 150 ms" in slow.stderr

@@ -38,6 +38,16 @@ ESCALATION_ACTIONS = (
 # AWS-managed policies a role of ours may carry, with what they allow (none is an IAM action).
 KNOWN_MANAGED = {
     "AWSXRayDaemonWriteAccess": ("xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSampling*"),
+    # API Gateway's account logging role (infrastructure/bootstrap/api_gateway.tf): logs only
+    "AmazonAPIGatewayPushToCloudWatchLogs": (
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+        "logs:PutLogEvents",
+        "logs:GetLogEvents",
+        "logs:FilterLogEvents",
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from tests.helpers.orders import require_mirror
 
 pytestmark = [pytest.mark.terraform, pytest.mark.emulator, pytest.mark.timeout(1500)]
 # main before the for_each (the last one merged): one function at module.service.aws_lambda_function.service
-BEFORE = "ca8b5a0"
+BEFORE = "18d9d8e"
 
 
 def _cli(project, state, *args, timeout=900):

@@ -361,13 +361,13 @@ def _canary_in_flight(deployed) -> tuple[str, str]:
 
 
 def test_the_rollback_function_rolls_back_under_its_own_role(deployed, principals, tmp_path):
-    from tests.e2e.test_rollback_function import alarm_sns_event
+    from tests.e2e.test_rollback_function import alarm_in, alarm_sns_event
 
     out = deployed.raw_outputs
     good, _ = _canary_in_flight(deployed)
     event = alarm_sns_event(deployed.aws, out["alarm_names"][0], out["topic_arn"])
     run = _rollback_zip_run(deployed, principals.credentials(principals.rollback_role), tmp_path, event)
-    with enforcing(deployed.endpoint):
+    with alarm_in(deployed.aws, out["alarm_names"][0]), enforcing(deployed.endpoint):  # a real alarm
         r = run()
     assert r.returncode == 0, r.stderr[-3000:]
     alias = deployed.lam().get_alias(FunctionName=out["function_name"], Name=out["alias_name"])
@@ -376,7 +376,7 @@ def test_the_rollback_function_rolls_back_under_its_own_role(deployed, principal
 
 
 def test_without_update_alias_the_rollback_function_fails_with_access_denied(deployed, principals, tmp_path):
-    from tests.e2e.test_rollback_function import alarm_sns_event
+    from tests.e2e.test_rollback_function import alarm_in, alarm_sns_event
 
     out = deployed.raw_outputs
     good, bad = _canary_in_flight(deployed)
@@ -391,7 +391,7 @@ def test_without_update_alias_the_rollback_function_fails_with_access_denied(dep
         RoleName=principals.rollback_role, PolicyName=principals.rollback_role, PolicyDocument=json.dumps(doc)
     )
     try:
-        with enforcing(deployed.endpoint):
+        with alarm_in(deployed.aws, out["alarm_names"][0]), enforcing(deployed.endpoint):
             r = run()
     finally:
         principals.restore_rollback_policy()

@@ -112,10 +112,12 @@ def _secrets_stage_ships_a_changed_variable(project, state, lam) -> None:
         command="deploy",
     )
     said: list[str] = []
-    from stageflow.outputs import DeployOutputs
+    from stageflow.outputs import FunctionTarget
 
-    outputs = DeployOutputs("orders-api-dev", "live", (), "", "")
-    infra = SimpleNamespace(outputs=outputs, secrets={})
+    target = FunctionTarget("orders", "orders-api-dev", "live")
+    infra = SimpleNamespace(
+        outputs=SimpleNamespace(function_name=target.function_name, functions=(target,)), secrets={}
+    )
     res = stage_secrets(factory.secret_store, infra, wanted(factory.config, "dev"), say=said.append)
     assert said == [] and res.differs == ()
     assert res.variables == ("LOG_LEVEL", "ORDERS_TABLE")

@@ -37,3 +37,16 @@ def test_functions_output_lists_every_function_and_survives_the_cache_round_trip
 def test_malformed_functions_output_is_one_clear_error(bad):
     with pytest.raises(EnvironmentFailure, match="output 'functions' must map"):
         parse_outputs({**BASE, "functions": bad})
+
+
+def test_the_front_doors_url_is_optional_and_survives_the_cache_round_trip():
+    assert parse_outputs(BASE).url is None
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1-dev"
+    out = parse_outputs({**{k: {"value": v} for k, v in BASE.items()}, "url": {"value": url}})
+    assert out.url == url and parse_outputs(out.to_json()).url == url
+
+
+@pytest.mark.parametrize("bad", [3, "ftp://x", ["https://x"]])
+def test_a_url_output_that_is_not_an_http_url_is_exit_3(bad):
+    with pytest.raises(EnvironmentFailure, match="output 'url' must be an http"):
+        parse_outputs({**BASE, "url": bad})

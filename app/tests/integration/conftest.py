@@ -1,7 +1,7 @@
 """The deployed service under test, from what `stageflow integration ENV` (nox -s integration -- ENV)
 passes in the environment:
 
-- ``SERVICE_URL``: the service's HTTP base URL (local mode: the app server on 127.0.0.1), or
+- ``SERVICE_URL``: the service's HTTP base URL (its front door; local mode: the emulator's), or
 - ``SERVICE_FUNCTION`` and ``SERVICE_ALIAS``: the Lambda function and alias from the environment's
   outputs, invoked with an HTTP-API style event (``AWS_REGION`` / ``AWS_ENDPOINT_URL`` as usual).
 """

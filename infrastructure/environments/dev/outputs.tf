@@ -16,7 +16,7 @@ output "alias_name" {
 
 output "alarm_names" {
   description = "CloudWatch alarms that veto a canary when in ALARM."
-  value       = module.service.alarm_names
+  value       = concat(module.service.alarm_names, module.front_door.alarm_names)
 }
 
 output "topic_arn" {
@@ -42,4 +42,9 @@ output "parameter_prefix" {
 output "service_resources" {
   description = "What the service's own Terraform (infrastructure/service) outputs."
   value       = module.resources.outputs
+}
+
+output "url" {
+  description = "The front door's invoke URL (the stage): the target of smoke, integration and load."
+  value       = module.front_door.url
 }

@@ -110,3 +110,19 @@ variable "rollback_package_path" {
   description = "The rollback handler's Lambda zip."
   type        = string
 }
+
+# The front door's stage (stageflow.toml [environments.NAME.api]; the design's defaults per environment).
+variable "api_throttle_rate_limit" {
+  description = "The API stage's steady-state rate limit (requests per second)."
+  type        = number
+}
+
+variable "api_throttle_burst_limit" {
+  description = "The API stage's burst limit (requests)."
+  type        = number
+}
+
+variable "api_cache_ttl_seconds" {
+  description = "The API stage's cache TTL in seconds; 0: no cache."
+  type        = number
+}

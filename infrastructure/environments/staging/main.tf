@@ -30,6 +30,7 @@ module "service" {
   canary_traffic_percent = var.canary_traffic_percent
   reserved_concurrency   = var.reserved_concurrency
   tracked_versions       = var.tracked_versions
+  data_table_names       = module.resources.table_names
   # the pipeline's boundary on the function roles (docs/security.md)
   permissions_boundary_name = "${var.service_name}-function-boundary"
 }
@@ -44,4 +45,24 @@ module "resources" {
   function_name      = module.service.function_name
   function_names     = module.service.function_names
   function_role_name = module.service.function_role_name
+}
+
+# The HTTP front door (modules/front_door): API Gateway in front of the live alias, the environment's
+# throttling and caching from stageflow.toml ([environments.NAME.api]).
+module "front_door" {
+  source = "../../modules/front_door"
+
+  service_name         = var.service_name
+  environment          = var.environment
+  stage_name           = var.api_version_stage
+  function_name        = module.service.function_name
+  function_arn         = module.service.function_arn
+  alias_name           = module.service.alias_name
+  throttle_rate_limit  = var.api_throttle_rate_limit
+  throttle_burst_limit = var.api_throttle_burst_limit
+  cache_ttl_seconds    = var.api_cache_ttl_seconds
+  xray_enabled         = var.enable_xray_tracing
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = module.service.kms_key_arn
+  topic_arn            = module.service.topic_arn
 }

@@ -50,7 +50,11 @@ data "aws_iam_policy_document" "kms" {
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["${local.log_group_arn_prefix}/${var.service_name}-*"]
+      # the functions' log groups, and the front door's access log group (modules/front_door)
+      values = [
+        "${local.log_group_arn_prefix}/${var.service_name}-*",
+        "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/apigateway/${var.service_name}-*",
+      ]
     }
   }
 

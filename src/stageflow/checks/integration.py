@@ -1,8 +1,8 @@
 """The service's integration suite against a deployed environment.
 
-The suite gets the target in its environment: ``SERVICE_URL`` (an HTTP base URL: in local mode the app
-server on 127.0.0.1, on AWS ``environments.NAME.tests.url`` when set) and ``SERVICE_FUNCTION`` /
-``SERVICE_ALIAS`` (from the environment's outputs, on AWS).
+The suite gets the target in its environment: ``SERVICE_URL`` (the front door's HTTP base URL: in local
+mode the emulator's loopback front door, on AWS API Gateway's stage, or ``environments.NAME.tests.url``
+when set) and ``SERVICE_FUNCTION`` / ``SERVICE_ALIAS`` (the function behind it, from the outputs).
 """
 
 from __future__ import annotations

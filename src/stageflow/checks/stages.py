@@ -123,7 +123,8 @@ def stage_load(
         if not target.url:
             raise UsageError(
                 f"load test on {env_name} needs the service's HTTP endpoint",
-                f"set environments.{env_name}.tests.url, or tests.load = false",
+                f"the environment root's url output (modules/front_door), environments.{env_name}.tests.url, "
+                "or tests.load = false",
             )
         res = run_load(config, env_name, target.url, reporter, record=lambda data: record("load", data))
     return CheckResult(f"{res.result.detail}: within the gates ({res.html})", res.to_json())

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 
 class Endpoint(Protocol):
-    """The deployed service as the composition root finds it (``factory.ServiceEndpoint``)."""
+    """The deployed service as the composition root finds it (``services.ServiceEndpoint``)."""
 
     url: str | None
     lambda_client: Any
@@ -18,8 +18,8 @@ class Endpoint(Protocol):
     alias: str | None
 
 
-# Opens the environment's endpoint for a block: the app served on 127.0.0.1 in local mode (stopped when
-# the block ends), the function and alias from the outputs on AWS.
+# Opens the environment's endpoint for a block: the front door's URL (the emulator's loopback front door
+# in local mode, API Gateway's stage or tests.url on AWS) and the function and alias from the outputs.
 OpenEndpoint = Callable[[], AbstractContextManager[Endpoint]]
 
 
@@ -54,9 +54,8 @@ class ServiceTarget:
 def service_target(
     open_endpoint: OpenEndpoint, *, tests_url: str | None, region: str, url: str | None = None
 ) -> Iterator[ServiceTarget]:
-    """``url`` when given; else the environment's endpoint (the emulator: the app served on 127.0.0.1
-    for the block's duration; AWS: the function and alias from the outputs), plus the environment's
-    ``tests.url`` (``tests_url``) on AWS."""
+    """``url`` when given; else the environment's endpoint: the front door's URL (``tests_url``, the
+    environment's ``tests.url``, when the endpoint has none) and the function and alias behind it."""
     if url:
         yield ServiceTarget(url=url)
         return
@@ -65,5 +64,5 @@ def service_target(
             url=ep.url or tests_url,
             function=ep.function,
             alias=ep.alias,
-            region=None if ep.url else region,
+            region=region,
         )

@@ -121,9 +121,10 @@ def _load(
     with service_target(
         lambda: factory.service_endpoint(env), tests_url=tests_url, region=cfg.service.region, url=url
     ) as target:
-        if target.url is None:  # AWS without tests.url: the function has no HTTP endpoint of its own
+        if target.url is None:  # a root without the front door's url output, and no tests.url
             raise UsageError(
-                "load needs the service's HTTP endpoint", f"--url, or environments.{env}.tests.url"
+                "load needs the service's HTTP endpoint",
+                f"--url, the root's url output (modules/front_door), or environments.{env}.tests.url",
             )
         run = run_load(
             cfg,

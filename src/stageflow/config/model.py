@@ -160,7 +160,7 @@ class EnvironmentTests:
     users: int = 5
     spawn_rate: float = 5.0
     seconds: int = 10
-    url: str | None = None  # the service's HTTP base URL on AWS (load needs one; local mode: loopback)
+    url: str | None = None  # on AWS, instead of the front door's URL (local mode: the loopback front door)
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,16 @@ class ServiceTests:
     locustfile: str = "app/tests/load/locustfile.py"
     coverage_floor: float = 80.0  # percent of the service's lines the unit tests must cover
     requirements: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP front door's stage (``[environments.NAME.api]``): API Gateway's steady-state rate and burst
+    limits (requests per second / requests) and the GET cache's TTL in seconds (0: no cache)."""
+
+    rate_limit: int = 1000
+    burst_limit: int = 2000
+    cache_ttl_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,7 @@ class EnvironmentConfig:
     alias: str = "live"
     registry: str | None = None  # image registry; None: ECR in AWS, the local registry in local mode
     tests: EnvironmentTests = field(default_factory=EnvironmentTests)
+    api: ApiSettings = field(default_factory=ApiSettings)
     freeze: tuple[FreezeWindow, ...] = ()  # [environments.NAME.freeze] windows: deploys refused inside
 
 
@@ -212,6 +223,8 @@ class ServiceConfig:
     # globs relative to source: what is packaged (packaging/selection.py; default: all but tests/tooling)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # the function the HTTP front door invokes (a [functions.KEY] key); None: the first function
+    http_function: str | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +300,7 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         canary=CanaryPolicy(_steps((5, 5), False), post_promotion_minutes=5),
         approvals=Approvals(False, False),
         tests=EnvironmentTests(integration=True),
+        api=ApiSettings(rate_limit=1000, burst_limit=2000, cache_ttl_s=0),
     ),
     "staging": dict(
         memory_mb=512,
@@ -297,6 +311,8 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         approvals=Approvals(False, False),
         # the design's full suite on staging: integration, then 100 users for 5 minutes
         tests=EnvironmentTests(integration=True, load=True, users=100, spawn_rate=10.0, seconds=300),
+        # the design's API throttling and caching; burst: AWS's account default (5,000) caps it
+        api=ApiSettings(rate_limit=5000, burst_limit=5000, cache_ttl_s=300),
     ),
     "prod": dict(
         memory_mb=512,
@@ -307,6 +323,7 @@ DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
         # the design: DevOps and the product owner, two people
         approvals=Approvals(before_canary=True, between_steps=True, required=2),
         tests=EnvironmentTests(),
+        api=ApiSettings(rate_limit=10000, burst_limit=5000, cache_ttl_s=900),
     ),
 }
 GENERIC_ENVIRONMENT: dict[str, Any] = dict(
@@ -317,4 +334,5 @@ GENERIC_ENVIRONMENT: dict[str, Any] = dict(
     canary=CanaryPolicy(_steps((10, 10), False), post_promotion_minutes=15),
     approvals=Approvals(False, False),
     tests=EnvironmentTests(),
+    api=ApiSettings(),
 )

@@ -22,6 +22,7 @@ from stageflow.config.model import (
     LAMBDA_RESERVED_VARIABLES,
     TERRAFORM_VARIABLES,
     VARIABLE_NAME_RE,
+    ApiSettings,
     Approvals,
     CanaryPolicy,
     CanaryStep,
@@ -313,8 +314,18 @@ def _parse_environment(
         "alias",
         "registry",
     }
-    tables = {"terraform", "canary", "gates", "approvals", "notifications", "secrets", "environment", "tests"}
-    tables.add("freeze")
+    tables = {
+        "terraform",
+        "canary",
+        "gates",
+        "approvals",
+        "notifications",
+        "secrets",
+        "environment",
+        "tests",
+        "api",
+        "freeze",
+    }
     r.check_keys(raw, key, simple | tables)
 
     approvals = parse_approvals(r, raw, key, base, approvers)
@@ -329,6 +340,7 @@ def _parse_environment(
     return EnvironmentConfig(
         name=name,
         tests=tests,
+        api=_parse_api(r, raw, key, base),
         freeze=parse_freeze(r, raw, key),
         terraform=terraform,
         canary=canary,
@@ -407,6 +419,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         architecture=r.get(svc_raw, "service", "architecture", str, "x86_64"),
         timeout_s=r.get(svc_raw, "service", "timeout_s", int, ServiceConfig.timeout_s, lo=1, hi=900),
         smoke=parse_smoke(r, svc_raw.get("smoke"), "service.smoke", (root or path.parent).resolve()),
+        http_function=r.get(svc_raw, "service", "http_function", str, None),
         **_parse_package_globs(r, svc_raw),
     )
     if service.architecture not in ("x86_64", "arm64"):
@@ -431,7 +444,7 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     environments = {n: _parse_environment(r, n, envs_raw.get(n, {}), service, approvers) for n in names}
     base = (root or path.parent).resolve()
     functions = parse_functions(r, data, svc_raw, service, environments, base, _parse_variables)
-    return Config(
+    config = Config(
         path=path,
         root=base,
         service=service,
@@ -439,4 +452,27 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
         tests=service_tests,
         function_tables=functions,
         approvers=approvers,
+    )
+    return _check_http_function(r, config)
+
+
+def _check_http_function(r: _Reader, config: Config) -> Config:
+    """``[service] http_function`` names one of the service's functions (their keys)."""
+    wanted, keys = config.service.http_function, [f.key for f in config.functions]
+    if wanted is not None and wanted not in keys:
+        raise r.fail(
+            "service.http_function", f"{wanted!r} is not a function of the service ({', '.join(keys)})"
+        )
+    return config
+
+
+def _parse_api(r: _Reader, raw: dict, key: str, base: dict) -> ApiSettings:
+    """``[environments.NAME.api]``: the front door's stage throttling and cache (the design's defaults)."""
+    b, k = base["api"], f"{key}.api"
+    a_raw = r.table(raw.get("api", {}), k)
+    r.check_keys(a_raw, k, _field_names(ApiSettings))
+    return ApiSettings(
+        rate_limit=r.get(a_raw, k, "rate_limit", int, b.rate_limit, lo=1, hi=10000),
+        burst_limit=r.get(a_raw, k, "burst_limit", int, b.burst_limit, lo=1, hi=5000),
+        cache_ttl_s=r.get(a_raw, k, "cache_ttl_s", int, b.cache_ttl_s, lo=0, hi=3600),
     )

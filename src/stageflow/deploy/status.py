@@ -41,6 +41,7 @@ def status(ctx: Context) -> tuple[str, dict]:
         "environment": env_name,
         "function": ctx.outputs.function_name,
         "alias": ctx.outputs.alias_name,
+        "url": ctx.outputs.url,
         "resources": ctx.outputs.source,
         "weights": alias.weights,
         "functions": [
@@ -150,6 +151,8 @@ def _deployment_lines(
             f"  {f['key']}: {f['function']}:{f['alias']} serves {_weights(f['weights'])}"
             for f in data["functions"]
         ]
+    if ctx.outputs.url:
+        lines.append(f"  url: {ctx.outputs.url}")
     if dep is None:
         lines.append("  no deployments recorded")
     else:

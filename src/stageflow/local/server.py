@@ -44,17 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     default_user_config["lambda"]["use_docker"] = False
     default_user_config["batch"]["use_docker"] = False
 
-    from stageflow.local import fidelity, moto_fixes
+    from stageflow.local import apigateway_fidelity, fidelity, moto_fixes
 
     fidelity.apply()  # fields AWS keeps and moto drops (no perpetual Terraform diff)
+    apigateway_fidelity.apply()  # the same for the front door's REST API (and its UpdateIntegration)
     moto_fixes.apply()  # a long-lived emulator stays as fast as a fresh one (see the module)
     from stageflow.local import iam_enforcement
 
     iam_enforcement.apply()  # resources and AWS's statement semantics for moto's IAM check (off by default)
 
+    from stageflow.local import frontdoor
     from stageflow.local.faults import control_app
 
-    app = control_app(DomainDispatcherApplication(create_backend_app))  # the chaos stage's fault hooks
+    # the chaos stage's fault hooks; /_frontdoor/{api}/{stage}/...: the REST API's Lambda proxy through
+    # the local runtime
+    app = frontdoor.wrap(control_app(DomainDispatcherApplication(create_backend_app)))
     # threads: Terraform's provider opens a dozen connections at once while it applies
     server = create_server(app, host="127.0.0.1", port=args.port, threads=8, ident="stageflow-emulator")
     server.channel_class = one_write_channel()

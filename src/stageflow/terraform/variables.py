@@ -57,6 +57,10 @@ def service_variables(config: Config, env_name: str, root: Path) -> dict[str, An
         "architectures": [first.architecture],
         "log_retention_days": env.log_retention_days,
         "enable_xray_tracing": env.xray,
+        # the front door's stage ([environments.NAME.api]; modules/front_door)
+        "api_throttle_rate_limit": env.api.rate_limit,
+        "api_throttle_burst_limit": env.api.burst_limit,
+        "api_cache_ttl_seconds": env.api.cache_ttl_s,
         "functions": {
             key: {
                 "handler": spec.handler,

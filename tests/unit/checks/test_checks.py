@@ -12,11 +12,11 @@ from stageflow import config as config_mod
 from stageflow.checks import stages, suite
 from stageflow.checks.integration import run_integration
 from stageflow.checks.lint import run_lint
-from stageflow.checks.server import local_service
 from stageflow.checks.target import ServiceTarget
 from stageflow.checks.unit import run_unit
 from stageflow.errors import CheckFailed, ExitCode, UsageError
 from tests.conftest import REPO
+from tests.helpers.appserver import local_service
 
 FIXTURES = REPO / "tests" / "fixtures" / "service"
 

@@ -72,6 +72,9 @@ def test_every_service_value_comes_from_stageflow_toml(tmp_path):
         "architectures": ["arm64"],
         "log_retention_days": 7,
         "enable_xray_tracing": True,
+        "api_throttle_rate_limit": 1000,
+        "api_throttle_burst_limit": 2000,
+        "api_cache_ttl_seconds": 0,
         "functions": {
             "orders-api": {
                 "handler": "orders.api.handler",

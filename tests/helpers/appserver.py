@@ -1,5 +1,6 @@
-"""The sample service's HTTP server on 127.0.0.1 as a child process: the local-mode target of smoke,
-integration and load (the emulator cannot run Lambda code offline)."""
+"""The sample service's HTTP server on 127.0.0.1 as a child process: a test helper for the service's
+own suites over real HTTP without deploying (stageflow itself reaches a deployed service through the
+front door: the emulator's loopback front door in local mode, API Gateway on AWS)."""
 
 from __future__ import annotations
 
