@@ -2,9 +2,9 @@
 
 Goal (issue 23): a two-function release within 1.3x of a one-function one. On the fakes nothing waits
 (virtual clock, no network), so this measures only stageflow's own per-function work: publish, check,
-alias moves, and one judge per function per look (the judge's statistics dominate). The emulator
-comparison (where Lambda calls and Terraform dominate) needs the [functions.*] Terraform; it is to be
-run after that merge. Usage: python bench/release_functions.py [--runs 7]
+alias moves, and one judge per function per look (the judge's statistics dominate). The comparison
+on the emulator, through the CLI (build, Lambda calls, the local runtime running each function's
+pre-traffic check): bench/release_emulator.py. Usage: python bench/release_functions.py [--runs 7]
 """
 
 from __future__ import annotations

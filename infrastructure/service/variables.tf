@@ -10,8 +10,13 @@ variable "environment" {
 }
 
 variable "function_name" {
-  description = "The service function's name."
+  description = "The service function's name (the first function's, for a service of several)."
   type        = string
+}
+
+variable "function_names" {
+  description = "Every function's name by key (stageflow.toml [functions.KEY]; a one-function service: its name)."
+  type        = map(string)
 }
 
 variable "function_role_name" {

@@ -320,8 +320,8 @@ class Factory:
         from stageflow.deploy.canary import DEFAULT_SCENARIO
         from stageflow.local.simulator import SimulatorFeed, load_scenario
 
-        return SimulatorFeed(
-            load_scenario(scenario or DEFAULT_SCENARIO),
+        return SimulatorFeed(  # each function plays its own part of the scenario (``functions.KEY``)
+            load_scenario(scenario or DEFAULT_SCENARIO, function=outputs.functions[0].key),
             self.aws.client("cloudwatch"),
             outputs.function_name,
             outputs.alias_name,

@@ -1,24 +1,28 @@
-"""What ``stageflow.toml`` says the service's function is, in one environment, and how the live function
-differs from it.
+"""What ``stageflow.toml`` says the service's functions are, in one environment, and how each live
+function differs from it.
 
-:func:`wanted` is the one reading of the configuration that both Terraform's variables
-(:mod:`stageflow.terraform.variables`) and the deploy's comparison use, so what Terraform creates and
-what the deploy checks cannot disagree. :func:`differences` compares it with ``GetFunctionConfiguration``
-and returns one line per difference (plain variables with their values; secret variables are not
-compared here: the secrets stage writes them).
+:func:`wanted_all` (every function by key; :func:`wanted` the first) is the one reading of the
+configuration that both Terraform's variables (:mod:`stageflow.terraform.variables`) and the deploy's
+comparison use, so what Terraform creates and what the deploy checks cannot disagree.
+:func:`differences` compares one spec with ``GetFunctionConfiguration`` and returns one line per
+difference (plain variables with their values; secret variables are not compared here: the secrets
+stage writes them); :func:`write_environments` does it for every function of the release.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stageflow.config.model import TERRAFORM_VARIABLES
+from stageflow.errors import ConfigError
 from stageflow.secrets.refs import env_var
 
 if TYPE_CHECKING:
     from stageflow.config import Config
+    from stageflow.outputs import FunctionTarget
     from stageflow.services import SecretStore
 
 
@@ -43,18 +47,31 @@ class FunctionSpec:
         return frozenset(TERRAFORM_VARIABLES) | frozenset(self.environment) | refs
 
 
-def wanted(config: Config, env_name: str) -> FunctionSpec:
+def wanted_all(config: Config, env_name: str) -> dict[str, FunctionSpec]:
+    """Every function of the service in ``env_name``, by key, in the file's order: memory and timeout
+    the function's or else the environment's, plain variables the environment's with the function's
+    over them (:func:`stageflow.config.functions.merged_environment`)."""
+    from stageflow.config.functions import merged_environment
+
     env = config.env(env_name)
     svc = config.service
-    return FunctionSpec(
-        handler=svc.handler,
-        runtime=svc.runtime,
-        architecture=svc.architecture,
-        memory_mb=env.memory_mb,
-        timeout_s=env.timeout_s,
-        environment=dict(sorted(env.environment.items())),
-        secret_names=tuple(sorted(env.secrets)),
-    )
+    return {
+        fn.key: FunctionSpec(
+            handler=fn.handler,
+            runtime=svc.runtime,
+            architecture=svc.architecture,
+            memory_mb=fn.memory_mb if fn.memory_mb is not None else env.memory_mb,
+            timeout_s=fn.timeout_s if fn.timeout_s is not None else env.timeout_s,
+            environment=dict(sorted(merged_environment(env, fn).items())),
+            secret_names=tuple(sorted(env.secrets)),
+        )
+        for fn in config.functions
+    }
+
+
+def wanted(config: Config, env_name: str) -> FunctionSpec:
+    """The first function's (the only one of a one-function service)."""
+    return next(iter(wanted_all(config, env_name).values()))
 
 
 def differences(spec: FunctionSpec, live: Mapping) -> tuple[str, ...]:
@@ -163,3 +180,54 @@ def write_environment(
         tuple(getattr(update, "removed", ()) or ()),
         differs,
     )
+
+
+def write_environments(
+    store: SecretStore,
+    targets: Sequence[FunctionTarget],
+    secrets: Mapping[str, Any],
+    specs: Mapping[str, FunctionSpec],
+    *,
+    say: Callable[[str], None] | None = None,
+) -> SecretsResult:
+    """:func:`write_environment` for every function of the release (``targets``, the ``functions``
+    output) with its spec by key; one function (or outputs without keys) takes the only spec. With
+    several, each difference line starts with the function's name. One result for the stage: the
+    names of every function, the differences of all."""
+    pairs = _pair(targets, specs)
+    if len(pairs) == 1:
+        ((target, spec),) = pairs
+        return write_environment(store, target.function_name, secrets, spec, say=say)
+    results = []
+    for target, spec in pairs:
+        prefix = f"{target.function_name}: "
+        res = write_environment(store, target.function_name, secrets, spec, say=None)
+        res = dataclasses.replace(res, differs=tuple(prefix + line for line in res.differs))
+        for line in res.differs:
+            if say is not None:
+                say(line)
+        results.append(res)
+    return SecretsResult(
+        names=tuple(sorted({n for r in results for n in r.names})),
+        function=", ".join(t.function_name for t, _ in pairs),
+        kept=tuple(sorted({n for r in results for n in r.kept})),
+        variables=tuple(sorted({n for r in results for n in r.variables})),
+        removed=tuple(sorted({n for r in results for n in r.removed})),
+        differs=tuple(line for r in results for line in r.differs),
+    )
+
+
+def _pair(
+    targets: Sequence[FunctionTarget], specs: Mapping[str, FunctionSpec]
+) -> list[tuple[FunctionTarget, FunctionSpec | None]]:
+    if len(targets) == 1 and len(specs) <= 1:
+        return [(targets[0], next(iter(specs.values()), None))]
+    missing = [t.key for t in targets if t.key not in specs]
+    if missing:
+        raise ConfigError(
+            "stageflow.toml",
+            "functions",
+            f"Terraform's outputs name functions stageflow.toml does not have: {', '.join(missing)}",
+            "plan and apply the environment from this stageflow.toml first",
+        )
+    return [(t, specs[t.key]) for t in targets]

@@ -330,21 +330,19 @@ def redact_deployed_secrets(
 def stage_secrets(
     secret_store: SecretStore,
     infra: InfraResult,
-    spec: FunctionSpec | None = None,
+    spec: FunctionSpec | Mapping[str, FunctionSpec] | None = None,
     *,
     say: Callable[[str], None] | None = None,
 ) -> SecretsResult:
-    """Every function's environment as stageflow.toml says (the secrets' pinned references and the
-    plain variables), so the version the canary publishes carries it, and the live configuration
-    compared with ``spec``: each difference is one line through ``say``
-    (:func:`stageflow.function_config.write_environment`). The first function's result is returned."""
-    from stageflow.function_config import write_environment
+    """Each function's environment as stageflow.toml says (the secrets' pinned references and the plain
+    variables), so the versions the canary publishes carry it, and the live configuration compared with
+    its spec (``spec``: one function's, or every function's by key): each difference is one line through
+    ``say``, naming the function when there are several
+    (:func:`stageflow.function_config.write_environments`)."""
+    from stageflow.function_config import FunctionSpec, write_environments
 
-    results = [
-        write_environment(secret_store, fn.function_name, infra.secrets, spec, say=say)
-        for fn in infra.outputs.functions
-    ]
-    return results[0]
+    specs = {} if spec is None else spec if not isinstance(spec, FunctionSpec) else {"": spec}
+    return write_environments(secret_store, infra.outputs.functions, infra.secrets, specs, say=say)
 
 
 def stage_canary(
@@ -392,11 +390,11 @@ def stage_canary(
 
 
 def _wanted(services: DeployServices, env_name: str) -> dict[str, Any]:
-    from stageflow.function_config import wanted
+    from stageflow.function_config import wanted_all
 
     subject = f"{services.config.service.name}/{env_name}"
     return {
-        "spec": wanted(services.config, env_name),
+        "spec": wanted_all(services.config, env_name),
         "say": lambda line: services.reporter.info("config", subject, line),
     }
 

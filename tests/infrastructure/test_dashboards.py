@@ -22,8 +22,10 @@ SAMPLES = {
     "region": "us-east-1",
     "service": "sample-api",
     "environment": "dev",
-    "function_name": "sample-api-dev",
-    "alias_resource": "sample-api-dev:live",
+    "alias": "live",
+    "functions": ["orders-api-dev", "orders-worker-dev"],  # two: each widget has every function's lines
+    "ids": ["0", "1"],
+    "labels": ["orders-api-dev ", "orders-worker-dev "],
     "alarms": [f"{ARN}sample-api-errors-dev", f"{ARN}sample-api-throttles-dev"],
     "projects": ["sample-api-build", "sample-api-deploy", "sample-api-integration", "sample-api-rollback"],
     "environments": ["dev", "staging", "prod"],
@@ -175,3 +177,23 @@ def test_the_deployer_may_publish_delivery_metrics_and_manage_the_dashboards_onl
     assert all(r.endswith(":dashboard/${var.service_name}-*") for r in dash["Resource"])
     role = cfg.resource("aws_iam_role_policy", "deployer_delivery")
     assert attr(role, "role") == "${aws_iam_role.deployer.id}"
+
+
+@pytest.mark.terraform
+def test_service_dashboard_has_every_functions_lines(tmp_path):
+    body = render("service", tmp_path)
+    for w in body["widgets"]:
+        rows = w["properties"].get("metrics", [])
+        if not any(
+            r
+            and r[0] == "AWS/Lambda"
+            or (isinstance(r[0], dict) and "AWS/Lambda" in r[0].get("expression", ""))
+            for r in rows
+        ):
+            continue
+        text = json.dumps(rows)
+        for fn in SAMPLES["functions"]:
+            assert f'"{fn}"' in text or f'\\"{fn}\\"' in text, (w["properties"]["title"], fn)
+    traffic = next(w for w in body["widgets"] if "traffic per version" in w["properties"]["title"].lower())
+    assert [r[0]["id"] for r in traffic["properties"]["metrics"]] == ["versions0", "versions1"]
+    assert 'Resource=\\"orders-worker-dev:live\\"' in json.dumps(traffic)

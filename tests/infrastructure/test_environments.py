@@ -13,17 +13,14 @@ DESIGN = {
     "staging": {"memory": 512, "retention": 30, "xray": True, "email": True, "quota": 100},
     "prod": {"memory": 512, "retention": 90, "xray": True, "email": True, "quota": 200},
 }
-# module argument <- root expression (the parameter file's names, and the function from var.functions)
+# module argument <- root expression (the parameter file's names, and every function: var.functions)
 WIRING = {
     "service_name": "var.service_name",
     "package_path": "var.package_path",
     "rollback_package_path": "var.rollback_package_path",
     "runtime": "var.runtime",
     "architectures": "var.architectures",
-    "handler": "local.function.handler",
-    "memory_size": "local.function.memory_size",
-    "timeout_seconds": "local.function.timeout_seconds",
-    "environment_variables": "local.function.environment",
+    "functions": "var.functions",
     "log_retention_days": "var.log_retention_days",
     "xray_enabled": "var.enable_xray_tracing",
     "daily_quota_limit": "var.daily_quota_limit",
@@ -104,12 +101,27 @@ def test_root_calls_the_services_own_terraform(env):
     assert attr(resources, "source") == "../../service"
     assert attr(resources, "function_role_name") == "${module.service.function_role_name}"
     assert attr(resources, "function_name") == "${module.service.function_name}"
+    assert attr(resources, "function_names") == "${module.service.function_names}"
     assert attr(resources, "service_name") == "${var.service_name}"
     assert attr(resources, "environment") == "${var.environment}"
     assert attr(cfg.outputs["service_resources"], "value") == "${module.resources.outputs}"
     own = load_dir(INFRA / "service")
-    assert set(own.variables) == {"service_name", "environment", "function_name", "function_role_name"}
+    assert set(own.variables) == {
+        "service_name",
+        "environment",
+        "function_name",
+        "function_names",
+        "function_role_name",
+    }
     assert "outputs" in own.outputs
+
+
+def test_root_takes_any_number_of_functions_and_outputs_them(env):
+    """No "exactly one" validation any more; the root outputs every function (the contract's functions)."""
+    cfg = load_dir(_root(env))
+    assert not blocks(cfg.variables["functions"], "validation")
+    assert attr(cfg.outputs["functions"], "value") == "${module.service.functions}"
+    assert attr(cfg.outputs["function_name"], "value") == "${module.service.function_name}"
 
 
 def test_root_refuses_another_environments_parameter_file(env):

@@ -33,9 +33,12 @@ def _default(cfg, name):
 def test_function_runs_python311_with_per_environment_memory_timeout_and_tracing(cfg):
     fn = cfg.resource("aws_lambda_function", "service")
     assert _default(cfg, "runtime") == "python3.11"
+    assert attr(fn, "for_each") == "${var.functions}"  # one per function, each with its own values
     assert attr(fn, "runtime") == "${var.runtime}"
-    assert attr(fn, "memory_size") == "${var.memory_size}"
-    assert attr(fn, "timeout") == "${var.timeout_seconds}"
+    assert attr(fn, "handler") == "${each.value.handler}"
+    assert attr(fn, "memory_size") == "${each.value.memory_size}"
+    assert attr(fn, "timeout") == "${each.value.timeout_seconds}"
+    assert attr(fn, "function_name") == "${local.function_names[each.key]}"
     assert attr(block(fn, "tracing_config"), "mode") == "${local.tracing_mode}"
     assert cfg.locals["tracing_mode"] == '${var.xray_enabled ? "Active" : "PassThrough"}'
     assert attr(fn, "publish") is True
@@ -47,9 +50,9 @@ def test_function_takes_architectures_and_plain_variables_from_its_inputs(cfg):
     fn = cfg.resource("aws_lambda_function", "service")
     assert attr(fn, "architectures") == "${var.architectures}"
     assert _default(cfg, "architectures") == ["x86_64"]
-    assert _default(cfg, "environment_variables") == {}
+    assert "functions" in cfg.variables and "default" not in cfg.variables["functions"]
     variables = attr(block(fn, "environment"), "variables")
-    assert variables.startswith("${merge(var.environment_variables,") and "SERVICE_NAME" in variables
+    assert variables.startswith("${merge(each.value.environment,") and "SERVICE_NAME" in variables
     # the deploy step's secrets stage writes the environment after create (secrets and plain values)
     assert "${environment}" in as_list(attr(block(fn, "lifecycle"), "ignore_changes"))
     assert attr(cfg.outputs["function_role_name"], "value") == "${aws_iam_role.service.name}"
@@ -57,6 +60,8 @@ def test_function_takes_architectures_and_plain_variables_from_its_inputs(cfg):
 
 def test_live_alias_routing_belongs_to_the_deploy_step(cfg):
     alias = cfg.resource("aws_lambda_alias", "live")
+    assert attr(alias, "for_each") == "${aws_lambda_function.service}"  # one per function
+    assert attr(alias, "function_name") == "${each.value.function_name}"
     assert cfg.locals["alias_name"] == "live"
     assert attr(alias, "name") == "${local.alias_name}"
     ignored = as_list(attr(block(alias, "lifecycle"), "ignore_changes"))
@@ -108,8 +113,7 @@ def test_latency_alarms_p95_over_5s_for_10_min_and_over_10s_for_5_min(cfg):
 
 def test_duration_alarm_at_80_percent_of_timeout_and_any_throttling(cfg):
     near = _alarm(cfg, "duration_near_timeout")
-    assert attr(near, "threshold") == "${local.duration_limit_ms}"
-    assert cfg.locals["duration_limit_ms"] == "${var.timeout_seconds * 1000 * 0.8}"
+    assert attr(near, "threshold") == "${each.value.timeout_seconds * 1000 * 0.8}"  # each function's
     throttles = _alarm(cfg, "throttles")
     assert attr(throttles, "metric_name") == "Throttles"
     assert attr(throttles, "threshold") == 0
@@ -138,6 +142,7 @@ def test_every_alarm_notifies_the_topic_and_is_in_alarm_names(cfg):
     listed = attr(cfg.outputs["alarm_names"], "value")
     assert listed == "${local.alarm_names}"
     names = "".join(str(v) for v in as_list(cfg.locals["alarm_names"]))
+    names += "".join(str(v) for v in as_list(cfg.locals["function_alarms"]))
     for name, body in alarms.items():
         assert as_list(attr(body, "alarm_actions")) == ["${aws_sns_topic.alerts.arn}"], name
         assert attr(body, "actions_enabled") is True
@@ -171,6 +176,9 @@ def test_topic_encrypted_and_rollback_handler_subscribed(cfg):
         "STAGEFLOW_ROLLBACK_ALARM",
     }
     assert env["STAGEFLOW_ROLLBACK_ALARM"] == "${local.rollback_alarm_name}"
+    # every function by key (the rollback handler restores all of them); the first one as before
+    assert env["STAGEFLOW_FUNCTIONS"] == "${jsonencode(local.function_names)}"
+    assert env["STAGEFLOW_FUNCTION_NAME"] == "${local.function_name}"
 
 
 def test_rollback_subscription_takes_only_alarm_messages_and_not_its_own_errors_alarm(cfg):
@@ -224,6 +232,51 @@ def test_function_roles_are_least_privilege(cfg, document):
         assert "*" not in st["Resource"], st["Sid"]
     for attachment in cfg.of_type("aws_iam_role_policy_attachment").values():
         assert re.search(r"AWSXRayDaemonWriteAccess", attr(attachment, "policy_arn"))
+
+
+PER_FUNCTION_ALARMS = (
+    "errors",
+    "error_rate",
+    "p95_duration",
+    "p95_critical",
+    "duration_near_timeout",
+    "throttles",
+)
+
+
+def test_every_function_has_its_own_alarms_log_group_and_names(cfg):
+    for name in PER_FUNCTION_ALARMS:
+        a = _alarm(cfg, name)
+        assert attr(a, "for_each") == "${var.functions}", name
+        assert "${local.alarm_infix[each.key]}" in attr(a, "alarm_name"), name
+        dims = [attr(m, "dimensions") for q in blocks(a, "metric_query") for m in blocks(q, "metric")]
+        for d in dims or [attr(a, "dimensions")]:
+            assert d["FunctionName"] == "${local.function_names[each.key]}", name
+    group = cfg.resource("aws_cloudwatch_log_group", "service")
+    assert attr(group, "for_each") == "${local.function_names}"
+    assert attr(group, "name") == "/aws/lambda/${each.value}"
+    names = cfg.locals["function_names"]
+    # {service}-{key}-{env}; the service-named key (a one-function service) keeps {service}-{env}
+    assert "${var.service_name}-${k}-${var.environment}" in names and "k == var.service_name" in names
+    assert "sort(keys(var.functions))[0]" in cfg.locals["primary_key"]
+
+
+def test_function_role_and_rollback_cover_every_function(cfg):
+    service = {st["Sid"]: st for st in statements(cfg.policy_document("service"))}
+    assert service["WriteOwnLogs"]["Resource"] == [
+        '${[for g in aws_cloudwatch_log_group.service : "${g.arn}:*"]}'
+    ]
+    rollback = {st["Sid"]: st for st in statements(cfg.policy_document("rollback"))}
+    assert "for arn in local.service_function_arns" in str(rollback["MoveTheLiveAlias"]["Resource"])
+    assert "for n in values(local.function_names)" in str(cfg.locals["service_function_arns"])
+
+
+def test_functions_output_maps_each_key_to_its_function_and_alias(cfg):
+    value = str(attr(cfg.outputs["functions"], "value"))
+    assert "'function_name': '${f.function_name}'" in value and "aws_lambda_alias.live[k].name" in value
+    assert attr(cfg.outputs["function_name"], "value") == (
+        "${aws_lambda_function.service[local.primary_key].function_name}"
+    )
 
 
 def test_only_this_environments_alarms_may_publish_and_trigger_rollback(cfg):

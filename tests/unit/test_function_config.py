@@ -10,6 +10,7 @@ from botocore.stub import ANY, Stubber
 
 from stageflow.config import load
 from stageflow.function_config import FunctionSpec, differences, wanted, write_environment
+from stageflow.outputs import DeployOutputs
 from stageflow.pipeline import stage_secrets
 from stageflow.secrets.sinks import update_lambda_env
 
@@ -132,8 +133,7 @@ def test_write_environment_writes_plain_values_and_secret_references_never_value
 
 def test_stage_secrets_without_a_spec_merges_only_secrets():
     store = Store(LIVE)
-    one = SimpleNamespace(function_name="fn")
-    infra = SimpleNamespace(outputs=SimpleNamespace(function_name="fn", functions=(one,)), secrets={})
+    infra = SimpleNamespace(outputs=DeployOutputs("fn", "live", (), "t", "h"), secrets={})
     assert stage_secrets(store, infra).summary == "none configured" and not store.calls
     ok = stage_secrets(store, infra, SPEC)
     assert ok.summary.endswith("; configuration as in stageflow.toml") and ok.differs == ()
@@ -194,3 +194,82 @@ def test_update_lambda_env_writes_nothing_when_the_environment_is_already_right(
         res = update_lambda_env(lam, fn, {}, plain=SPEC.environment, only=SPEC.managed_names)
         s.assert_no_pending_responses()
     assert not res.changed and res.removed == ()
+
+
+def test_wanted_all_merges_each_functions_values_over_the_environments():
+    from pathlib import Path
+
+    from stageflow.function_config import wanted_all
+
+    cfg = load(Path(__file__).resolve().parents[2] / "tests/fixtures/services/orders/stageflow.toml")
+    specs = wanted_all(cfg, "dev")
+    assert list(specs) == ["api", "worker"]
+    api, worker = specs["api"], specs["worker"]
+    assert (api.handler, api.runtime, api.memory_mb, api.timeout_s) == (
+        "orders.api.handler",
+        "python3.12",
+        256,
+        10,
+    )
+    assert api.environment == {"GREETING": "hello from orders", "LOG_LEVEL": "DEBUG", "STAGE": "dev"}
+    assert (worker.handler, worker.memory_mb, worker.timeout_s) == ("orders.worker.handler", 512, 30)
+    assert worker.environment == {"BATCH_SIZE": "10", "LOG_LEVEL": "DEBUG", "STAGE": "dev"}
+    assert wanted(cfg, "dev") == api  # the first function's, for one-function callers
+
+
+def test_wanted_all_falls_back_to_the_environments_memory_and_timeout(tmp_path):
+    from stageflow.function_config import wanted_all
+
+    (tmp_path / "stageflow.toml").write_text(
+        '[service]\nname = "svc"\ntimeout_s = 12\n[functions.a]\nhandler = "a.h"\n'
+        '[functions.a.environment]\nXX = "fn"\n[environments.staging]\nmemory_mb = 1024\n'
+        '[environments.staging.environment]\nXX = "env"\nYY = "env"\n'
+    )
+    (spec,) = wanted_all(load(tmp_path / "stageflow.toml"), "staging").values()
+    assert (spec.memory_mb, spec.timeout_s, spec.environment) == (1024, 12, {"XX": "fn", "YY": "env"})
+
+
+REF = "ssm:/orders/token:3"
+
+
+class MultiStore(Store):
+    def __init__(self, live_by_name):
+        super().__init__(None)
+        self.by_name = live_by_name
+
+    def function_configuration(self, fn):
+        return self.by_name[fn]
+
+
+def test_stage_secrets_writes_every_function_and_names_it_in_each_difference():
+    from stageflow.outputs import FunctionTarget
+
+    worker = FunctionSpec("orders.worker.handler", "python3.12", "x86_64", 512, 30, {"LOG_LEVEL": "info"})
+    live_worker = {**LIVE, "Handler": "orders.worker.handler", "MemorySize": 256, "Timeout": 30}
+    live_worker["Environment"] = {"Variables": {"LOG_LEVEL": "info"}}
+    store = MultiStore({"orders-api-dev": LIVE, "orders-worker-dev": live_worker})
+    targets = (
+        FunctionTarget("api", "orders-api-dev", "live"),
+        FunctionTarget("worker", "orders-worker-dev", "live"),
+    )
+    infra = SimpleNamespace(outputs=SimpleNamespace(functions=targets), secrets={"API_TOKEN": REF})
+    said = []
+    res = stage_secrets(store, infra, {"api": SPEC, "worker": worker}, say=said.append)
+    assert [c[0] for c in store.calls] == ["orders-api-dev", "orders-worker-dev"]
+    ref = {"STAGEFLOW_SECRET_API_TOKEN": REF}
+    assert [c[2] for c in store.calls] == [{**SPEC.environment, **ref}, {**worker.environment, **ref}]
+    assert said == ["orders-worker-dev: memory_mb: 256 on the function, 512 in stageflow.toml"]
+    assert res.differs == tuple(said) and res.function == "orders-api-dev, orders-worker-dev"
+    assert res.variables == ("LOG_LEVEL", "TABLE")
+
+
+def test_outputs_naming_a_function_the_config_lacks_is_a_config_error():
+    import pytest
+
+    from stageflow.errors import ConfigError
+    from stageflow.outputs import FunctionTarget
+
+    targets = (FunctionTarget("api", "o-api-dev", "live"), FunctionTarget("old", "o-old-dev", "live"))
+    infra = SimpleNamespace(outputs=SimpleNamespace(functions=targets), secrets={})
+    with pytest.raises(ConfigError, match="does not have: old"):
+        stage_secrets(Store(LIVE), infra, {"api": SPEC, "worker": SPEC})

@@ -1,7 +1,12 @@
-# The outputs contract (docs/contracts.md): the deploy step reads these five.
+# The outputs contract (docs/contracts.md): the deploy step reads these (functions: every function).
 output "function_name" {
-  description = "The Lambda function."
+  description = "The first Lambda function (the only one of a one-function service)."
   value       = module.service.function_name
+}
+
+output "functions" {
+  description = "Every function by key: {function_name, alias_name}."
+  value       = module.service.functions
 }
 
 output "alias_name" {

@@ -10,10 +10,6 @@ provider "aws" {
   }
 }
 
-locals {
-  function = values(var.functions)[0] # one function per service (validated in variables.tf)
-}
-
 module "service" {
   source = "../../modules/service"
 
@@ -23,10 +19,7 @@ module "service" {
   rollback_package_path  = var.rollback_package_path
   runtime                = var.runtime
   architectures          = var.architectures
-  handler                = local.function.handler
-  memory_size            = local.function.memory_size
-  timeout_seconds        = local.function.timeout_seconds
-  environment_variables  = local.function.environment
+  functions              = var.functions
   log_retention_days     = var.log_retention_days
   xray_enabled           = var.enable_xray_tracing
   advanced_security      = var.enable_advanced_security
@@ -50,6 +43,7 @@ module "resources" {
   service_name       = var.service_name
   environment        = var.environment
   function_name      = module.service.function_name
+  function_names     = module.service.function_names
   function_role_name = module.service.function_role_name
 }
 

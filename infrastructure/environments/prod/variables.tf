@@ -94,20 +94,16 @@ variable "architectures" {
   type        = list(string)
 }
 
-# A map so that a service of several functions needs no new inputs; one function per service for now.
+# Every function of the service by key (stageflow.toml [functions.KEY]; a one-function service: its name).
+# The service module creates each with its alias, log group and alarms (for_each).
 variable "functions" {
-  description = "The service's functions by name: handler, memory_size (MB), timeout_seconds, environment (plain variables)."
+  description = "The service's functions by key: handler, memory_size (MB), timeout_seconds, environment (plain variables)."
   type = map(object({
     handler         = string
     memory_size     = number
     timeout_seconds = number
     environment     = map(string)
   }))
-
-  validation {
-    condition     = length(var.functions) == 1
-    error_message = "One function per service: functions must have exactly one entry."
-  }
 }
 
 variable "rollback_package_path" {

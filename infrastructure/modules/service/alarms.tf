@@ -1,17 +1,20 @@
 # CloudWatch alarms that veto a canary when in ALARM (output alarm_names) and notify the alerts topic,
 # whose subscriber rolls the alias back. Thresholds are the design's (docs/infrastructure.md).
+# One set per function (for_each over var.functions): errors, error rate, p95, critical p95, duration
+# near the timeout, throttles; the per-version alarms watch the first function's alias.
 locals {
-  alias_resource    = "${local.function_name}:${local.alias_name}"
-  duration_limit_ms = var.timeout_seconds * 1000 * 0.8
+  alias_resource = "${local.function_name}:${local.alias_name}"
 }
 
 # Lambda errors > 5 in 5 minutes.
 resource "aws_cloudwatch_metric_alarm" "errors" {
-  alarm_name          = "${local.prefix}-errors-${local.suffix}"
-  alarm_description   = "Lambda errors > ${var.errors_threshold} in 5 minutes"
+  for_each = var.functions
+
+  alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}errors-${local.suffix}"
+  alarm_description   = "${local.alarm_subject[each.key]}Lambda errors > ${var.errors_threshold} in 5 minutes"
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
-  dimensions          = { FunctionName = local.function_name }
+  dimensions          = { FunctionName = local.function_names[each.key] }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -25,8 +28,10 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
 
 # Error rate > 1 % for 10 minutes (metric math over Errors and Invocations, per minute).
 resource "aws_cloudwatch_metric_alarm" "error_rate" {
-  alarm_name          = "${local.prefix}-error-rate-${local.suffix}"
-  alarm_description   = "Error rate > ${var.error_rate_threshold_percent} % for 10 minutes"
+  for_each = var.functions
+
+  alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}error-rate-${local.suffix}"
+  alarm_description   = "${local.alarm_subject[each.key]}Error rate > ${var.error_rate_threshold_percent} % for 10 minutes"
   evaluation_periods  = 10
   datapoints_to_alarm = 10
   threshold           = var.error_rate_threshold_percent
@@ -48,7 +53,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
     metric {
       namespace   = "AWS/Lambda"
       metric_name = "Errors"
-      dimensions  = { FunctionName = local.function_name }
+      dimensions  = { FunctionName = local.function_names[each.key] }
       stat        = "Sum"
       period      = 60
     }
@@ -59,7 +64,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
     metric {
       namespace   = "AWS/Lambda"
       metric_name = "Invocations"
-      dimensions  = { FunctionName = local.function_name }
+      dimensions  = { FunctionName = local.function_names[each.key] }
       stat        = "Sum"
       period      = 60
     }
@@ -68,11 +73,13 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
 
 # p95 duration > 5 s for 10 minutes (two 5-minute periods).
 resource "aws_cloudwatch_metric_alarm" "p95_duration" {
-  alarm_name          = "${local.prefix}-p95-duration-${local.suffix}"
-  alarm_description   = "p95 duration > ${var.p95_threshold_ms} ms for 10 minutes"
+  for_each = var.functions
+
+  alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}p95-duration-${local.suffix}"
+  alarm_description   = "${local.alarm_subject[each.key]}p95 duration > ${var.p95_threshold_ms} ms for 10 minutes"
   namespace           = "AWS/Lambda"
   metric_name         = "Duration"
-  dimensions          = { FunctionName = local.function_name }
+  dimensions          = { FunctionName = local.function_names[each.key] }
   extended_statistic  = "p95"
   period              = 300
   evaluation_periods  = 2
@@ -87,11 +94,13 @@ resource "aws_cloudwatch_metric_alarm" "p95_duration" {
 
 # p95 duration > 10 s for 5 minutes: immediate rollback.
 resource "aws_cloudwatch_metric_alarm" "p95_critical" {
-  alarm_name          = "${local.prefix}-p95-critical-${local.suffix}"
-  alarm_description   = "CRITICAL: p95 duration > ${var.p95_critical_threshold_ms} ms for 5 minutes"
+  for_each = var.functions
+
+  alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}p95-critical-${local.suffix}"
+  alarm_description   = "${local.alarm_subject[each.key]}CRITICAL: p95 duration > ${var.p95_critical_threshold_ms} ms for 5 minutes"
   namespace           = "AWS/Lambda"
   metric_name         = "Duration"
-  dimensions          = { FunctionName = local.function_name }
+  dimensions          = { FunctionName = local.function_names[each.key] }
   extended_statistic  = "p95"
   period              = 300
   evaluation_periods  = 1
@@ -105,15 +114,17 @@ resource "aws_cloudwatch_metric_alarm" "p95_critical" {
 
 # Duration > 80 % of the timeout.
 resource "aws_cloudwatch_metric_alarm" "duration_near_timeout" {
-  alarm_name          = "${local.prefix}-duration-near-timeout-${local.suffix}"
-  alarm_description   = "Maximum duration > 80 % of the ${var.timeout_seconds} s timeout"
+  for_each = var.functions
+
+  alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}duration-near-timeout-${local.suffix}"
+  alarm_description   = "${local.alarm_subject[each.key]}Maximum duration > 80 % of the ${each.value.timeout_seconds} s timeout"
   namespace           = "AWS/Lambda"
   metric_name         = "Duration"
-  dimensions          = { FunctionName = local.function_name }
+  dimensions          = { FunctionName = local.function_names[each.key] }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 1
-  threshold           = local.duration_limit_ms
+  threshold           = each.value.timeout_seconds * 1000 * 0.8
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   actions_enabled     = true
@@ -123,11 +134,13 @@ resource "aws_cloudwatch_metric_alarm" "duration_near_timeout" {
 
 # Any throttling.
 resource "aws_cloudwatch_metric_alarm" "throttles" {
-  alarm_name          = "${local.prefix}-throttles-${local.suffix}"
-  alarm_description   = "Any Lambda throttling"
+  for_each = var.functions
+
+  alarm_name          = "${local.prefix}-${local.alarm_infix[each.key]}throttles-${local.suffix}"
+  alarm_description   = "${local.alarm_subject[each.key]}Any Lambda throttling"
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
-  dimensions          = { FunctionName = local.function_name }
+  dimensions          = { FunctionName = local.function_names[each.key] }
   statistic           = "Sum"
   period              = 60
   evaluation_periods  = 1
@@ -281,15 +294,19 @@ resource "aws_cloudwatch_metric_alarm" "rollback_errors" {
 }
 
 locals {
+  # per function: the six alarms of each function, function by function (sorted keys)
+  function_alarms = flatten([
+    for k in sort(keys(var.functions)) : [
+      aws_cloudwatch_metric_alarm.errors[k],
+      aws_cloudwatch_metric_alarm.error_rate[k],
+      aws_cloudwatch_metric_alarm.p95_duration[k],
+      aws_cloudwatch_metric_alarm.p95_critical[k],
+      aws_cloudwatch_metric_alarm.duration_near_timeout[k],
+      aws_cloudwatch_metric_alarm.throttles[k],
+    ]
+  ])
   alarm_names = concat(
-    [
-      aws_cloudwatch_metric_alarm.errors.alarm_name,
-      aws_cloudwatch_metric_alarm.error_rate.alarm_name,
-      aws_cloudwatch_metric_alarm.p95_duration.alarm_name,
-      aws_cloudwatch_metric_alarm.p95_critical.alarm_name,
-      aws_cloudwatch_metric_alarm.duration_near_timeout.alarm_name,
-      aws_cloudwatch_metric_alarm.throttles.alarm_name,
-    ],
+    [for a in local.function_alarms : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.version_error_rate : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.version_p95_duration : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.dynamodb_throttles : a.alarm_name],

@@ -2,8 +2,9 @@
 # functions' permissions boundary when one is named (the pipeline module creates it; the deployer may
 # create and change these roles only with it): docs/security.md.
 locals {
-  # known at plan time (not aws_lambda_function.service.arn), so the policy walk sees it before an apply
-  service_function_arn     = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_name}"
+  # every function's, known at plan time (not aws_lambda_function.service[*].arn), so the policy walk
+  # sees them before an apply
+  service_function_arns    = [for n in values(local.function_names) : "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${n}"]
   permissions_boundary_arn = var.permissions_boundary_name == "" ? null : "arn:${local.partition}:iam::${local.account_id}:policy/${var.permissions_boundary_name}"
 }
 
@@ -36,7 +37,7 @@ data "aws_iam_policy_document" "service" {
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.service.arn}:*"]
+    resources = [for g in aws_cloudwatch_log_group.service : "${g.arn}:*"]
   }
 
   statement {
@@ -100,7 +101,7 @@ data "aws_iam_policy_document" "rollback" {
       "lambda:GetFunctionConfiguration",
       "lambda:ListVersionsByFunction",
     ]
-    resources = [local.service_function_arn, "${local.service_function_arn}:*"]
+    resources = flatten([for arn in local.service_function_arns : [arn, "${arn}:*"]])
   }
 
   statement {

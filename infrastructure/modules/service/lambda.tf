@@ -1,19 +1,21 @@
-# The service function and its `live` alias. Terraform creates them; from then on the deploy step owns
+# The service's functions (one per entry of var.functions) and each one's `live` alias. Terraform creates them; from then on the deploy step owns
 # the code (it publishes versions), the function's environment (the secrets stage merges secret values
 # into it) and the alias's routing (the canary), so Terraform ignores those (docs/infrastructure.md).
 resource "aws_lambda_function" "service" {
+  for_each = var.functions
+
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
   #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
-  function_name                  = local.function_name
-  description                    = "${var.service_name} (${var.environment})"
+  function_name                  = local.function_names[each.key]
+  description                    = each.key == var.service_name ? "${var.service_name} (${var.environment})" : "${var.service_name} ${each.key} (${var.environment})"
   role                           = aws_iam_role.service.arn
   runtime                        = var.runtime
-  handler                        = var.handler
+  handler                        = each.value.handler
   architectures                  = var.architectures
   filename                       = var.package_path
   publish                        = true
-  memory_size                    = var.memory_size
-  timeout                        = var.timeout_seconds
+  memory_size                    = each.value.memory_size
+  timeout                        = each.value.timeout_seconds
   reserved_concurrent_executions = var.reserved_concurrency
   kms_key_arn                    = aws_kms_key.this.arn
 
@@ -30,7 +32,7 @@ resource "aws_lambda_function" "service" {
   # The first version carries the plain variables of stageflow.toml; from then on the deploy step's
   # secrets stage writes them (with the secrets) and publishes a version when they change.
   environment {
-    variables = merge(var.environment_variables, {
+    variables = merge(each.value.environment, {
       SERVICE_NAME     = var.service_name
       ENVIRONMENT      = var.environment
       PARAMETER_PREFIX = local.parameter_prefix
@@ -53,10 +55,12 @@ resource "aws_lambda_function" "service" {
 }
 
 resource "aws_lambda_alias" "live" {
+  for_each = aws_lambda_function.service
+
   name             = local.alias_name
   description      = "Takes the traffic; the deploy step shifts it between versions (canary)"
-  function_name    = aws_lambda_function.service.function_name
-  function_version = aws_lambda_function.service.version
+  function_name    = each.value.function_name
+  function_version = each.value.version
 
   lifecycle {
     ignore_changes = [function_version, routing_config]
@@ -65,7 +69,9 @@ resource "aws_lambda_alias" "live" {
 
 resource "aws_cloudwatch_log_group" "service" {
   #checkov:skip=CKV_AWS_338:Retention is the design's per-environment figure (dev 14, staging 30, prod 90 days)
-  name              = "/aws/lambda/${local.function_name}"
+  for_each = local.function_names
+
+  name              = "/aws/lambda/${each.value}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this.arn
   tags              = local.tags
@@ -73,12 +79,13 @@ resource "aws_cloudwatch_log_group" "service" {
 
 # The rollback function: alarm -> SNS (filtered, sns.tf) -> this function -> alias back on the last good
 # version, recorded in the history table, notified on the topic. Its code is stageflow's self-contained
-# rollback zip (src/stageflow/rollback/handler.py); it reads only these environment variables.
+# rollback zip (src/stageflow/rollback/handler.py); it reads only these environment variables
+# (STAGEFLOW_FUNCTIONS: every function by key, as JSON; STAGEFLOW_FUNCTION_NAME: the first).
 resource "aws_lambda_function" "rollback" {
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs and no private network resources; a VPC would add NAT cost and cold-start latency without isolating anything
   #checkov:skip=CKV_AWS_272:The deploy step publishes the zip built and digested in this pipeline (digest recorded in the history); AWS Signer code signing is not adopted yet
   function_name                  = local.rollback_name
-  description                    = "Rolls ${local.function_name}:${local.alias_name} back when an alarm fires"
+  description                    = length(local.function_names) == 1 ? "Rolls ${local.function_name}:${local.alias_name} back when an alarm fires" : "Rolls ${join(", ", values(local.function_names))} (alias ${local.alias_name}) back when an alarm fires"
   role                           = aws_iam_role.rollback.arn
   runtime                        = var.runtime
   handler                        = var.rollback_handler
@@ -104,6 +111,7 @@ resource "aws_lambda_function" "rollback" {
       STAGEFLOW_SERVICE        = var.service_name
       STAGEFLOW_ENVIRONMENT    = var.environment
       STAGEFLOW_FUNCTION_NAME  = local.function_name
+      STAGEFLOW_FUNCTIONS      = jsonencode(local.function_names)
       STAGEFLOW_ALIAS_NAME     = local.alias_name
       STAGEFLOW_HISTORY_TABLE  = local.history_name
       STAGEFLOW_TOPIC_ARN      = aws_sns_topic.alerts.arn

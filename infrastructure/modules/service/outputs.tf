@@ -1,17 +1,30 @@
 # The outputs contract (docs/contracts.md) plus what the pipeline and operators need.
 output "function_name" {
-  description = "The Lambda function."
-  value       = aws_lambda_function.service.function_name
+  description = "The first Lambda function (the only one of a one-function service)."
+  value       = aws_lambda_function.service[local.primary_key].function_name
 }
 
 output "function_arn" {
-  description = "The Lambda function's ARN (unqualified)."
-  value       = aws_lambda_function.service.arn
+  description = "The first Lambda function's ARN (unqualified)."
+  value       = aws_lambda_function.service[local.primary_key].arn
 }
 
 output "alias_name" {
   description = "The alias that takes traffic."
-  value       = aws_lambda_alias.live.name
+  value       = aws_lambda_alias.live[local.primary_key].name
+}
+
+output "functions" {
+  description = "Every function by key: {function_name, alias_name} (the outputs contract's functions)."
+  value = {
+    for k, f in aws_lambda_function.service :
+    k => { function_name = f.function_name, alias_name = aws_lambda_alias.live[k].name }
+  }
+}
+
+output "function_names" {
+  description = "Every function's name by key."
+  value       = { for k, f in aws_lambda_function.service : k => f.function_name }
 }
 
 output "alarm_names" {

@@ -4,7 +4,7 @@ locals {
   parameters = {
     "environment"            = var.environment
     "api-version-stage"      = var.api_version_stage
-    "memory-size"            = tostring(var.memory_size)
+    "memory-size"            = tostring(var.functions[local.primary_key].memory_size)
     "xray-tracing"           = tostring(var.xray_enabled)
     "advanced-security"      = tostring(var.advanced_security)
     "daily-quota-limit"      = tostring(var.daily_quota_limit)

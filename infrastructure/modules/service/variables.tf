@@ -23,12 +23,6 @@ variable "package_path" {
   type        = string
 }
 
-variable "handler" {
-  description = "The service's Lambda handler."
-  type        = string
-  default     = "service.handler.handler"
-}
-
 variable "runtime" {
   description = "The Lambda runtime of the service and the rollback handler."
   type        = string
@@ -46,31 +40,39 @@ variable "architectures" {
   }
 }
 
-variable "environment_variables" {
-  description = "Plain variables of the service function's environment at create (stageflow.toml [environments.NAME.environment]); the deploy step keeps them current."
-  type        = map(string)
-  default     = {}
+variable "functions" {
+  description = "The service's functions by key (stageflow.toml [functions.KEY], or the service's name for a one-function service): handler, memory_size (MB; design: dev 256, staging 512, prod 512), timeout_seconds (the duration alarm fires at 80 % of it), environment (plain variables at create; the deploy step keeps them current). Each is named {service}-{key}-{environment}; the key equal to the service's name keeps {service}-{environment}."
+  type = map(object({
+    handler         = string
+    memory_size     = number
+    timeout_seconds = number
+    environment     = map(string)
+  }))
 
   validation {
-    condition     = alltrue([for name in keys(var.environment_variables) : can(regex("^[A-Za-z][A-Za-z0-9_]+$", name))])
+    condition     = length(var.functions) >= 1
+    error_message = "The functions map needs at least one function."
+  }
+
+  validation {
+    condition     = alltrue([for k in keys(var.functions) : can(regex("^[a-z][a-z0-9-]{0,40}$", k))])
+    error_message = "Function keys are lower-case letters, digits and dashes."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.memory_size >= 128 && f.memory_size <= 10240])
+    error_message = "Each function's memory_size must be between 128 and 10240 MB."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.timeout_seconds >= 1 && f.timeout_seconds <= 900])
+    error_message = "Each function's timeout_seconds must be between 1 and 900."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for f in values(var.functions) : [for name in keys(f.environment) : can(regex("^[A-Za-z][A-Za-z0-9_]+$", name))]]))
     error_message = "Environment variable names are a letter, then letters, digits or underscores."
   }
-}
-
-variable "memory_size" {
-  description = "Lambda memory in MB (design: dev 256, staging 512, prod 512)."
-  type        = number
-
-  validation {
-    condition     = var.memory_size >= 128 && var.memory_size <= 10240
-    error_message = "The memory_size must be between 128 and 10240 MB."
-  }
-}
-
-variable "timeout_seconds" {
-  description = "Lambda timeout in seconds; the duration alarm fires at 80 % of it."
-  type        = number
-  default     = 30
 }
 
 variable "xray_enabled" {
@@ -89,7 +91,7 @@ variable "log_retention_days" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions of the service function."
+  description = "Reserved concurrent executions of each service function."
   type        = number
   default     = 100
 }

@@ -229,7 +229,9 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class FunctionConfig:
-    """One function of the service: a ``[functions.KEY]`` table, or the one function of a service
+    """One function of the service: a ``[functions.KEY]`` table (``config/functions.py``: handler
+    required; memory and timeout in the environment's ranges; plain variables merged over the
+    environment's, the function's win; smoke as ``service.smoke``), or the one function of a service
     configured by ``[service] handler`` (its key is then the service's name). ``None``: the
     environment's (memory, timeout) or no function-specific variables/smoke."""
 
@@ -264,8 +266,9 @@ class Config:
 
     @property
     def multi_function(self) -> bool:
-        """Functions are named ``<service>-<key>-<env>`` when the service has ``[functions.*]`` tables;
-        a one-function service keeps ``<service>-<env>``."""
+        """The service has ``[functions.*]`` tables: its functions are named ``<service>-<key>-<env>``
+        (a table keyed by the service's own name keeps ``<service>-<env>``); a one-function service keeps
+        ``<service>-<env>`` (:func:`stageflow.config.functions.lambda_function_name`)."""
         return bool(self.function_tables)
 
     def env(self, name: str) -> EnvironmentConfig:

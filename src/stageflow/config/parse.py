@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stageflow.config.approvals import parse_approvals, parse_approvers
+from stageflow.config.functions import parse_functions
 from stageflow.config.model import (
     DEFAULT_ENVIRONMENTS,
     ENV_NAME_RE,
@@ -401,7 +402,7 @@ def _parse_requirements(r: _Reader, raw: dict, source: Path) -> tuple[str, ...] 
 
 def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     r = _Reader(path)
-    r.check_keys(data, "", {"service", "environments", "tests", "approvers"})
+    r.check_keys(data, "", {"service", "environments", "tests", "functions", "approvers"})
     if "service" not in data:
         raise r.fail("service", "is required (a [service] table with at least name)")
     svc_raw = r.table(data["service"], "service")
@@ -441,12 +442,15 @@ def parse(data: dict, path: Path, root: Path | None = None) -> Config:
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
     approvers = parse_approvers(r, data)
     environments = {n: _parse_environment(r, n, envs_raw.get(n, {}), service, approvers) for n in names}
+    base = (root or path.parent).resolve()
+    functions = parse_functions(r, data, svc_raw, service, environments, base, _parse_variables)
     config = Config(
         path=path,
-        root=(root or path.parent).resolve(),
+        root=base,
         service=service,
         environments=MappingProxyType(environments),
         tests=service_tests,
+        function_tables=functions,
         approvers=approvers,
     )
     return _check_http_function(r, config)

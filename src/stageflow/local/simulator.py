@@ -58,8 +58,7 @@ class ScenarioError(UsageError):
 
     def __init__(self, source: str, key: str, reason: str):
         super().__init__(f"scenario {source}: {key}: {reason}", "see scenarios/README.md for the format")
-        self.source = source
-        self.key = key
+        self.source, self.key, self.reason = source, key, reason
 
 
 # -- the scenario ----------------------------------------------------------------------------------
@@ -100,6 +99,13 @@ class Scenario:
     cold_start: ColdStart | None = None
     expect: Literal["promote", "rollback"] | None = None
     source: str = "<scenario>"
+    # several functions, one release: ``functions.KEY`` overrides (stable/canary/changes/cold_start) for
+    # the function of that key in stageflow.toml; the others play the scenario as written
+    functions: tuple[tuple[str, Scenario], ...] = ()
+
+    def for_function(self, key: str | None) -> Scenario:
+        """The scenario the function ``key`` plays (its ``functions.KEY`` override, else this one)."""
+        return dict(self.functions).get(key, self) if key else self
 
     def behaviour(self, role: Role, minute: int) -> Behaviour:
         """How ``role`` behaves at canary minute ``minute`` (changes applied in order of at_minute)."""
@@ -172,7 +178,7 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     """Validate a scenario document strictly; a bad one raises :class:`ScenarioError` naming the key."""
     src = source
     allowed = {"name", "seed", "traffic_per_minute", "stable", "canary", "changes", "cold_start", "expect"}
-    r = _check_keys(data, "", src, allowed)
+    r = _check_keys(data, "", src, allowed | {"functions"})
     name = r.get("name", Path(source).stem)
     if isinstance(name, str) and (len(name) > MAX_NAME_CHARS or not name.isprintable()):
         raise ScenarioError(src, "name", f"must be printable and at most {MAX_NAME_CHARS} characters")
@@ -217,10 +223,28 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     expect = r.get("expect")
     if expect is not None and expect not in ("promote", "rollback"):
         raise ScenarioError(src, "expect", f"must be 'promote' or 'rollback', got {json.dumps(expect)}")
-    return Scenario(name, seed, traffic, stable, canary, tuple(changes), cold, expect, source)
+    functions = _function_overrides(r, src)
+    return Scenario(name, seed, traffic, stable, canary, tuple(changes), cold, expect, source, functions)
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def _function_overrides(r: dict, src: str) -> tuple[tuple[str, Scenario], ...]:
+    """``functions``: ``{KEY: {stable?, canary?, changes?, cold_start?}}``, each the whole scenario with
+    those keys replaced (errors name ``functions.KEY.…``)."""
+    out, base, raw = [], {k: v for k, v in r.items() if k != "functions"}, r.get("functions", {})
+    keys = set(raw) if isinstance(raw, dict) else set()
+    for key, over in _check_keys(raw, "functions.", src, keys).items():
+        over = _check_keys(over, f"functions.{key}.", src, {"stable", "canary", "changes", "cold_start"})
+        try:
+            out.append((key, parse_scenario({**base, **over}, src)))
+        except ScenarioError as exc:
+            raise ScenarioError(src, f"functions.{key}.{exc.key}", exc.reason) from None
+    return tuple(out)
+
+
+def load_scenario(path: str | Path, *, function: str | None = None) -> Scenario:
+    """The scenario in ``path``; with ``function``, the one that function plays (``functions.KEY``)."""
+    if function is not None:
+        return load_scenario(path).for_function(function)
     p = Path(path)
     try:
         with p.open("rb") as fh:

@@ -3,8 +3,9 @@ of the same recorded release, so the functions stay consistent with each other.
 
 Which release: the in-flight deployment's previous versions / the previous versions of a canary that
 ended ``failed`` with an alias still split / the last known good release (the newest succeeded
-deployment that differs from what the aliases serve). ``--to`` names one version, which has no meaning
-across several functions: exit 2. Standard library only (the rollback function's zip carries it).
+deployment that differs from what the aliases serve and was not rolled back from later,
+``marked_bad``). ``--to`` names one version, which has no meaning across several functions: exit 2.
+Standard library only (the rollback function's zip carries it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def choose_targets(req, history, release: Release, states: dict[str, Any], in_fl
         return serving
     for dep in history.list(limit=25):
         if dep.status != "succeeded" or dep.phase == "no_change" or not dep.functions:
+            continue
+        if dep.extra.get("marked_bad"):  # rolled back from later: never a target (as last_known_good)
             continue
         wanted = {k: _to(dep, k) or v for k, v in serving.items()}
         if wanted != serving:

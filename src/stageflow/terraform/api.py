@@ -36,6 +36,7 @@ from stageflow.terraform.models import (
     Runtime,
     TerraformEndpoint,
 )
+from stageflow.terraform.moves import moved_blocks, state_moves
 from stageflow.terraform.runner import SubprocessRunner
 from stageflow.terraform.summary import check_policy, summarize
 
@@ -257,8 +258,10 @@ class TerraformService:
         target = self.resolve_target(env_name, root=root)
         tf = self.open(target, extra_env=extra_env, runtime=runtime)
         var_files = (*target.var_files, *self.service_var_file(target))
-        with self.provider_override(target):
+        with self.provider_override(target), moved_blocks(target.root, self.config, tf.version):
             self.prepare(target, tf)
+            for old, new in state_moves(tf, target.root, self.config):
+                self.reporter.info("terraform", env_name, f"state: moved {old} to {new}")
             plan_file = _new_plan_file(target.work_dir, kind)
             self.reporter.info(
                 "terraform",
@@ -317,7 +320,7 @@ class TerraformService:
             )
         target = self.resolve_target(env_name, root=plan_result.root)
         tf = self.open(target, extra_env=extra_env, runtime=runtime)
-        with self.provider_override(target):
+        with self.provider_override(target), moved_blocks(target.root, self.config, tf.version):
             self.prepare(target, tf)
             self.reporter.info(
                 "terraform",

@@ -156,6 +156,21 @@ class Terraform:
         res = self.run(A.build_output_args(A.OutputOptions(), self.version), stream=False)
         return _json(res, "output -json")
 
+    def state_list(self) -> list[str]:
+        """Every address in the state (none before the first apply: Terraform then says "No state file
+        was found" with exit 1)."""
+        res = self.run(["state", "list", "-no-color"], ok=(0, 1), stream=False)
+        if res.returncode != 0:
+            if "no state file was found" in (res.stderr + res.stdout).lower():
+                return []
+            raise classify([self.binary, "state", "list"], res.returncode, res.stderr or res.stdout)
+        return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
+    def state_mv(self, source: str, destination: str) -> RunResult:
+        """Rename one object in the state (under the state lock); no resource changes."""
+        lock = [f"-lock-timeout={self.lock_timeout}"] if self.lock_timeout else []
+        return self.run(["state", "mv", *lock, source, destination], stream=False)
+
     def state_version(self) -> StateVersion:
         res = self.run(A.build_state_pull_args(), stream=False)
         if not res.stdout.strip():

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stageflow.function_config import wanted
+from stageflow.function_config import wanted_all
 
 if TYPE_CHECKING:
     from stageflow.config import Config
@@ -40,9 +40,12 @@ def service_variables(config: Config, env_name: str, root: Path) -> dict[str, An
     relative to ``root`` (Terraform's working directory), as a hand-written tfvars would have them:
     the same checkout anywhere gives the same plan.
 
-    ``functions`` is a map of the service's functions (one today, keyed by the service's name) so that
-    several can come without changing the roots' inputs."""
-    spec = wanted(config, env_name)
+    ``functions`` maps every function's key (``[functions.KEY]``; the service's name for a
+    one-function service) to its handler, memory, timeout and plain variables (the environment's with
+    the function's over them); the service module names each ``<service>-<key>-<env>``, the key equal
+    to the service's name ``<service>-<env>``."""
+    specs = wanted_all(config, env_name)
+    first = next(iter(specs.values()))
     env = config.env(env_name)
     service_zip, rollback_zip = package_paths(config)
     return {
@@ -50,8 +53,8 @@ def service_variables(config: Config, env_name: str, root: Path) -> dict[str, An
         "region": config.service.region,
         "package_path": os.path.relpath(service_zip, root),
         "rollback_package_path": os.path.relpath(rollback_zip, root),
-        "runtime": spec.runtime,
-        "architectures": [spec.architecture],
+        "runtime": first.runtime,
+        "architectures": [first.architecture],
         "log_retention_days": env.log_retention_days,
         "enable_xray_tracing": env.xray,
         # the front door's stage ([environments.NAME.api]; modules/front_door)
@@ -59,12 +62,13 @@ def service_variables(config: Config, env_name: str, root: Path) -> dict[str, An
         "api_throttle_burst_limit": env.api.burst_limit,
         "api_cache_ttl_seconds": env.api.cache_ttl_s,
         "functions": {
-            config.service.name: {
+            key: {
                 "handler": spec.handler,
                 "memory_size": spec.memory_mb,
                 "timeout_seconds": spec.timeout_s,
                 "environment": dict(spec.environment),
             }
+            for key, spec in specs.items()
         },
     }
 

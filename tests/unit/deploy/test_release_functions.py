@@ -165,6 +165,20 @@ def test_rollback_with_nothing_in_flight_goes_back_to_the_last_good_release_and_
     assert _weights(ctx) == {"api": {API_NEW: 100}, "worker": {WORKER_NEW: 100}}
 
 
+def test_a_release_rolled_back_from_is_never_a_rollback_target_again():
+    """v2 shipped, v3 shipped and rolled back (marked bad), v4 shipped: rolling back v4 goes to v2,
+    never to the release on-call already rolled back from (found by tests/e2e/test_orders_release.py)."""
+    ctx = release_context(config_env("dev"))
+    canary.run_start(ctx, FakeArtifact("code-v2"))
+    canary.run_start(ctx, FakeArtifact("code-v3"))
+    rollback_cli.rollback(ctx, reason="bad release")
+    assert _weights(ctx) == {"api": {API_NEW: 100}, "worker": {WORKER_NEW: 100}}
+    canary.run_start(ctx, FakeArtifact("code-v4"))
+    assert _weights(ctx) == {"api": {"4": 100}, "worker": {"6": 100}}
+    rollback_cli.rollback(ctx, reason="worse")
+    assert _weights(ctx) == {"api": {API_NEW: 100}, "worker": {WORKER_NEW: 100}}
+
+
 def test_the_alarm_rollback_rolls_back_every_function(monkeypatch):
     ctx = release_context(config_env("dev"))
     _killed_mid_shift(monkeypatch, ctx)

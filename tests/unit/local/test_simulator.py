@@ -64,6 +64,13 @@ def test_shared_scenarios_load(path):
         ({"cold_start": {"minutes": 1}}, "cold_start.latency_factor"),
         ({"cold_start": {"minutes": 1, "latency_factor": 2, "x": 1}}, "cold_start.x"),
         ({"expect": "maybe"}, "expect"),
+        ({"functions": 5}, "functions"),
+        ({"functions": {"worker": 3}}, "functions.worker"),
+        ({"functions": {"worker": {"seed": 3}}}, "functions.worker.seed"),
+        (
+            {"functions": {"worker": {"canary": {"error_rate": 2, "latency_ms": {"median": 1, "p95": 2}}}}},
+            "functions.worker.canary.error_rate",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_key(patch, key):
@@ -87,6 +94,18 @@ def test_missing_required_and_bad_files(tmp_path):
         load_scenario(bad)
     with pytest.raises(UsageError, match="not found"):
         load_scenario(tmp_path / "nope.json")
+
+
+def test_a_function_plays_its_own_part_and_the_others_the_scenario(tmp_path):
+    """Several functions, one release: ``functions.KEY`` replaces stable/canary/changes for that one."""
+    bad = {"error_rate": 0.3, "latency_ms": {"median": 120, "p95": 450}}
+    path = tmp_path / "worker-fails.json"
+    path.write_text(json.dumps({**BASE, "functions": {"worker": {"canary": bad}}}))
+    worker = load_scenario(path, function="worker")
+    assert worker.canary.error_rate == 0.3 and worker.stable.error_rate == 0.005 and worker.seed == 7
+    for other in ("api", None):
+        assert load_scenario(path, function=other).canary.error_rate == 0.005
+    assert scenario().for_function("worker") == scenario()  # no overrides: everyone plays it
 
 
 def test_split_traffic():

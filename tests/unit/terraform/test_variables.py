@@ -162,3 +162,30 @@ def test_a_root_that_declares_none_of_them_gets_no_file(tmp_path):
     _service(tmp_path, TerraformEndpoint("aws"), run, {"PATH": "/bin"}).plan("dev")
     argv, _cwd, _env = run.sub("plan")
     assert not [a for a in argv if a.startswith("-var-file=")]
+
+
+def test_every_function_of_a_service_with_several_reaches_terraform():
+    orders = Path(__file__).resolve().parents[2] / "fixtures/services/orders/stageflow.toml"
+    cfg = load(orders)
+    root = cfg.root / "infrastructure" / "environments" / "dev"
+    values = service_variables(cfg, "dev", root)
+    assert values["functions"] == {
+        "api": {
+            "handler": "orders.api.handler",
+            "memory_size": 256,
+            "timeout_seconds": 10,
+            "environment": {"GREETING": "hello from orders", "LOG_LEVEL": "DEBUG", "STAGE": "dev"},
+        },
+        "worker": {
+            "handler": "orders.worker.handler",
+            "memory_size": 512,
+            "timeout_seconds": 30,
+            "environment": {"BATCH_SIZE": "10", "LOG_LEVEL": "DEBUG", "STAGE": "dev"},
+        },
+    }
+    assert (values["runtime"], values["service_name"]) == ("python3.12", "orders")
+    # staging: no [environments.staging]: the functions keep their own memory, the environment's variables
+    # are none
+    staging = service_variables(cfg, "staging", root)["functions"]
+    assert staging["api"]["environment"] == {"GREETING": "hello from orders"}
+    assert staging["worker"]["memory_size"] == 512
