@@ -52,7 +52,7 @@ def rotate(factory, env_name: str, *, args, stdin: bool, length: int, **_) -> No
 def _ship(factory, env_name: str, rotated) -> None:
     """The canary, as `stageflow canary ENV`: the new reference is a configuration change, so a new
     version is published and baked; gates and approvals as configured (never prompting)."""
-    from stageflow.commands.canary import _git_commit, _outcome_json, _report_outcome
+    from stageflow.commands.canary import _git_commit, _outcome_json, report_outcome
     from stageflow.deploy import canary
 
     res = canary.start(
@@ -67,4 +67,4 @@ def _ship(factory, env_name: str, rotated) -> None:
     factory.reporter.info(
         "secrets", env_name, f"{rotated.name}: shipped as v{_outcome_json(res.outcome)['version']}"
     )
-    _report_outcome(factory, res.outcome)
+    report_outcome(factory, res.outcome)
