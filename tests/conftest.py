@@ -94,19 +94,21 @@ def make_project(dst: Path) -> Path:
         if (REPO / sub).exists():
             shutil.copytree(REPO / sub, dst / sub, ignore=shutil.ignore_patterns(".terraform", "__pycache__"))
     # a checkout with one commit, as in real use (image tags and deploy records carry the commit)
-    git = [
-        "git",
-        "-c",
-        "user.name=stageflow-tests",
-        "-c",
-        "user.email=tests@localhost",
-        "-c",
-        "commit.gpgsign=false",
-    ]
     subprocess.run(["git", "init", "-q", str(dst)], check=True)
-    subprocess.run([*git, "-C", str(dst), "add", "-A"], check=True)
-    subprocess.run([*git, "-C", str(dst), "commit", "-qm", "test project"], check=True)
+    commit_all(dst, "test project")
     return dst
+
+
+GIT = ["git", "-c", "user.name=stageflow-tests", "-c", "user.email=tests@localhost"]
+GIT += ["-c", "commit.gpgsign=false"]
+
+
+def commit_all(project: Path, message: str) -> str:
+    """Commit everything in ``project`` (a test checkout); its new HEAD."""
+    subprocess.run([*GIT, "-C", str(project), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(project), "commit", "-qm", message], check=True)
+    out = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], check=True, capture_output=True)
+    return out.stdout.decode().strip()
 
 
 # -- one Terraform-built environment for the whole session ------------------------------------------

@@ -15,28 +15,16 @@ import subprocess
 
 import pytest
 
+from tests.conftest import commit_all
 from tests.e2e.test_canary_cli import run
 from tests.helpers import policy
 from tests.helpers.policy import FAST_POLICY, change_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.terraform, pytest.mark.timeout(1800)]
 
-GIT = [
-    "git",
-    "-c",
-    "user.name=stageflow-tests",
-    "-c",
-    "user.email=tests@localhost",
-    "-c",
-    "commit.gpgsign=false",
-]
-
 
 def commit(project, message: str) -> str:
-    subprocess.run([*GIT, "-C", str(project), "add", "-A"], check=True)
-    subprocess.run([*GIT, "-C", str(project), "commit", "-qm", message], check=True)
-    out = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], check=True, capture_output=True)
-    return out.stdout.decode().strip()
+    return commit_all(project, message)
 
 
 def retention(deployed) -> int:
