@@ -180,7 +180,13 @@ def test_function_configuration_is_readable_only_by_the_roles_that_need_it(plans
     assert not _allowed_on(
         _role(plans, "sample-api-codebuild-builder"), "lambda:GetFunctionConfiguration", dev
     )
-    assert _allowed_on(_role(plans, "sample-api-codebuild-builder"), "lambda:InvokeFunction", f"{dev}:live")
+    builder = _role(plans, "sample-api-codebuild-builder")
+    assert _allowed_on(builder, "lambda:InvokeFunction", f"{dev}:live")
+    # a service of several functions (<service>-<function>-<env>): its tested functions, never prod's
+    fn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:sample-api"
+    assert _allowed_on(builder, "lambda:InvokeFunction", f"{fn}-worker-staging:live")
+    assert not _allowed_on(builder, "lambda:InvokeFunction", f"{fn}-worker-prod:live")
+    assert not _allowed_on(builder, "lambda:InvokeFunction", f"{fn}-prod:live")
 
 
 def test_the_deployer_reads_exactly_the_referenced_secrets(plans):

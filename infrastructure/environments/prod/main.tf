@@ -55,8 +55,8 @@ module "front_door" {
   service_name         = var.service_name
   environment          = var.environment
   stage_name           = var.api_version_stage
-  function_name        = module.service.function_name
-  function_arn         = module.service.function_arn
+  function_name        = var.http_function == "" ? module.service.function_name : module.service.function_names[var.http_function]
+  function_arn         = var.http_function == "" ? module.service.function_arn : module.service.function_arns[var.http_function]
   alias_name           = module.service.alias_name
   throttle_rate_limit  = var.api_throttle_rate_limit
   throttle_burst_limit = var.api_throttle_burst_limit

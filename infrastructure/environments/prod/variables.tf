@@ -126,3 +126,9 @@ variable "api_cache_ttl_seconds" {
   description = "The API stage's cache TTL in seconds; 0: no cache."
   type        = number
 }
+
+variable "http_function" {
+  description = "The function the front door invokes ([service] http_function, a key of var.functions); empty: the first function."
+  type        = string
+  default     = "" # stageflow checks it names a function when it loads stageflow.toml
+}

@@ -29,10 +29,14 @@ locals {
   ])
   # Functions the integration project tests (never a protected environment's: their configuration
   # carries the references to its secrets).
+  # a service of several functions names them <service>-<function>-<env> (docs/your-service.md): the
+  # pattern stays inside the service's names and ends in the tested environment, never prod
   tested_function_arns = flatten([
     for env in var.integration_environments : [
       "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.service_name}-${env}",
       "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.service_name}-${env}:*",
+      "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.service_name}-*-${env}",
+      "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.service_name}-*-${env}:*",
     ]
   ])
   # Secrets the deploy resolves (Secrets Manager names get AWS's six-character suffix), exactly these.

@@ -27,6 +27,11 @@ output "function_names" {
   value       = { for k, f in aws_lambda_function.service : k => f.function_name }
 }
 
+output "function_arns" {
+  description = "Every function's ARN (unqualified) by key."
+  value       = { for k, f in aws_lambda_function.service : k => f.arn }
+}
+
 output "alarm_names" {
   description = "CloudWatch alarms that veto a canary when in ALARM."
   value       = local.alarm_names

@@ -61,6 +61,7 @@ def service_variables(config: Config, env_name: str, root: Path) -> dict[str, An
         "api_throttle_rate_limit": env.api.rate_limit,
         "api_throttle_burst_limit": env.api.burst_limit,
         "api_cache_ttl_seconds": env.api.cache_ttl_s,
+        "http_function": config.service.http_function or "",  # empty: the first function
         "functions": {
             key: {
                 "handler": spec.handler,

@@ -15,6 +15,7 @@ from stageflow.terraform.variables import (
     service_variables,
     write_var_file,
 )
+from tests.conftest import REPO
 from tests.unit.terraform.test_service import FakeRun, _project, _service
 
 
@@ -75,6 +76,7 @@ def test_every_service_value_comes_from_stageflow_toml(tmp_path):
         "api_throttle_rate_limit": 1000,
         "api_throttle_burst_limit": 2000,
         "api_cache_ttl_seconds": 0,
+        "http_function": "",
         "functions": {
             "orders-api": {
                 "handler": "orders.api.handler",
@@ -189,3 +191,18 @@ def test_every_function_of_a_service_with_several_reaches_terraform():
     staging = service_variables(cfg, "staging", root)["functions"]
     assert staging["api"]["environment"] == {"GREETING": "hello from orders"}
     assert staging["worker"]["memory_size"] == 512
+
+
+def test_the_front_door_invokes_the_configured_http_function(tmp_path):
+    """[service] http_function reaches the roots (their front door invokes that function's alias)."""
+    text = CONFIG.replace('handler = "orders.api.handler"\n', "", 1)
+    text += '\n[functions.api]\nhandler = "orders.api.handler"\n'
+    text += '[functions.worker]\nhandler = "orders.worker.run"\n'
+    text = text.replace("[service]\n", '[service]\nhttp_function = "worker"\n', 1)
+    cfg = _config(tmp_path, text)
+    assert service_variables(cfg, "dev", tmp_path)["http_function"] == "worker"
+    for env in ("dev", "staging", "prod"):
+        root = REPO / "infrastructure" / "environments" / env
+        assert "http_function" in declared_variables(root), env
+        main = (root / "main.tf").read_text(encoding="utf-8")
+        assert "module.service.function_arns[var.http_function]" in main, env
