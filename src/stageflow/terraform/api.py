@@ -260,6 +260,7 @@ class TerraformService:
         var_files = (*target.var_files, *self.service_var_file(target))
         with self.provider_override(target), moved_blocks(target.root, self.config, tf.version):
             self.prepare(target, tf)
+            _redact_state_secrets(tf, self.config, env_name)
             for old, new in state_moves(tf, target.root, self.config):
                 self.reporter.info("terraform", env_name, f"state: moved {old} to {new}")
             plan_file = _new_plan_file(target.work_dir, kind)
@@ -438,6 +439,23 @@ def plan_file_outputs(plan_file: Path) -> dict[str, Any] | None:
     if not isinstance(outs, dict) or not all(isinstance(v, dict) and "value" in v for v in outs.values()):
         return None
     return outs
+
+
+def _redact_state_secrets(tf, config: Config, env_name: str) -> None:
+    """Before a plan prints anything: register with the redactor every value the state holds under a
+    secret's name in a function's environment. A value an older stageflow merged there is gone from the
+    function but not from the state, and the refresh note ("changed outside of Terraform") prints it."""
+    names = set(config.env(env_name).secrets) if env_name in config.environments else set()
+    if not names:
+        return
+    for res in tf.state_pull().get("resources") or []:
+        if res.get("type") != "aws_lambda_function":
+            continue
+        for inst in res.get("instances") or []:
+            for env in (inst.get("attributes") or {}).get("environment") or []:
+                for name, value in ((env or {}).get("variables") or {}).items():
+                    if name in names and value:
+                        REDACTOR.add(str(value))
 
 
 def _masked_outputs(raw: dict[str, Any]) -> dict[str, Any]:

@@ -171,11 +171,13 @@ class Terraform:
         lock = [f"-lock-timeout={self.lock_timeout}"] if self.lock_timeout else []
         return self.run(["state", "mv", *lock, source, destination], stream=False)
 
-    def state_version(self) -> StateVersion:
+    def state_pull(self) -> dict[str, Any]:
+        """The state as Terraform holds it (``{}`` before the first apply); kept in memory only."""
         res = self.run(A.build_state_pull_args(), stream=False)
-        if not res.stdout.strip():
-            return StateVersion("", 0)
-        data = _json(res, "state pull")
+        return _json(res, "state pull") if res.stdout.strip() else {}
+
+    def state_version(self) -> StateVersion:
+        data = self.state_pull()
         return StateVersion(str(data.get("lineage") or ""), int(data.get("serial") or 0))
 
 

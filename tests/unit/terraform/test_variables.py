@@ -206,3 +206,20 @@ def test_the_front_door_invokes_the_configured_http_function(tmp_path):
         assert "http_function" in declared_variables(root), env
         main = (root / "main.tf").read_text(encoding="utf-8")
         assert "module.service.function_arns[var.http_function]" in main, env
+
+
+def test_values_under_a_secrets_name_in_the_state_are_redacted_before_a_plan_prints(tmp_path):
+    """An older stageflow merged a secret's value into the function's environment: the function no
+    longer has it, the state still does, and the plan's refresh note would print it."""
+    from stageflow.redact import REDACTOR
+    from stageflow.terraform.api import _redact_state_secrets
+
+    legacy, plain = "legacy-state-value-5e1f", "plain-log-level-debug"  # pragma: allowlist secret
+    env = {"variables": {"API_TOKEN": legacy, "LOG_LEVEL": plain}}
+    state = {
+        "resources": [{"type": "aws_lambda_function", "instances": [{"attributes": {"environment": [env]}}]}]
+    }
+    tf = type("Tf", (), {"state_pull": lambda self: state})()
+    _redact_state_secrets(tf, _config(tmp_path), "dev")  # dev references API_TOKEN
+    assert legacy not in REDACTOR.redact(f"- API_TOKEN = {legacy}")
+    assert plain in REDACTOR.redact(f"LOG_LEVEL = {plain}")  # plain variables are not secrets
