@@ -211,29 +211,34 @@ def test_sigkill_at_every_step_boundary_then_resume_or_rollback(fast_project, de
         _check_history_complete(final)
 
 
-def test_approval_pause_times_out_into_a_rollback(project, deployed):
+def test_approval_pause_times_out_and_a_late_answer_is_refused(project, deployed):
+    """The pause before the canary has a recorded deadline; it passes with nobody answering: the late
+    approve finds the deadline acted first (the release rejected, no traffic moved) and is refused with
+    one line, exit 2, changing nothing more. (At a canary step the deadline rolls back:
+    tests/e2e/test_approvals_cli.py.)"""
     with_policy(project, APPROVALS, FAST_POLICY)
     change_code(project, "timeout")
     first = run(project, deployed, "canary", "dev", "--no-input")
     assert first.returncode == 0 and "awaits approval" in first.stdout, first.stderr
     st = status(project, deployed)
-    # the pause began long ago (the approval timeout is 120 min)
+    assert st["deadline"], st
+    # the pause's deadline passed long ago
     ddb = deployed.aws.client("dynamodb")
     table = deployed.outputs["history_table"]
     key = {"pk": {"S": "sample-api#dev"}, "sk": {"S": f"DEP#{st['deployment_id']}"}}
-    item = ddb.get_item(TableName=table, Key=key)["Item"]
-    last = len(item["transitions"]["L"]) - 1
     ddb.update_item(
         TableName=table,
         Key=key,
-        UpdateExpression=f"SET transitions[{last}].#at = :t",
-        ExpressionAttributeNames={"#at": "at"},
+        UpdateExpression="SET #state.#deadline = :t",
+        ExpressionAttributeNames={"#state": "state", "#deadline": "deadline"},
         ExpressionAttributeValues={":t": {"S": "2020-01-01T00:00:00.000000Z"}},
     )
     late = run(project, deployed, "approve", "dev", "--no-input")
-    assert late.returncode == 4, late.stderr
-    assert "no approval within 120 min" in late.stderr
+    assert late.returncode == 2, late.stderr
+    line = late.stderr.strip().splitlines()[-1]
+    assert "too late" in line and "rejected" in line and "changed nothing" in line, line
     assert deployed.weights() == {deployed.base: 100}
+    assert status(project, deployed)["phase"] != "awaiting_approval"
 
 
 def test_a_changed_secret_value_alone_reaches_traffic_and_leaves_no_trace(project, deployed):
