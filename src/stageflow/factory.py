@@ -246,7 +246,7 @@ class Factory:
         if not self.local:
             return TerraformEndpoint("aws")
         from stageflow.local.bootstrap import LOCK_TABLE, STATE_BUCKET, bootstrap
-        from stageflow.terraform.local_provider import override_hcl
+        from stageflow.terraform.local_provider import EMULATOR_VARIABLES, override_hcl
 
         endpoint = self.aws_target.endpoint
         return TerraformEndpoint(
@@ -259,6 +259,7 @@ class Factory:
             },
             provider_override=override_hcl(endpoint, self.region),
             env=self.child_env(),
+            variables=dict(EMULATOR_VARIABLES),
             # the state bucket and lock table (cheap when present), only once Terraform is about to run
             prepare=lambda: bootstrap(self.aws, self.region),
         )

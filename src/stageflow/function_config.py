@@ -69,6 +69,18 @@ def wanted_all(config: Config, env_name: str) -> dict[str, FunctionSpec]:
     }
 
 
+def with_environment(specs: Mapping[str, FunctionSpec], extra: Mapping[str, str]) -> dict[str, FunctionSpec]:
+    """``specs`` with ``extra`` (the root's ``function_environment`` output) over each one's plain
+    variables: what Terraform wants in every function's environment is written, compared and kept like
+    stageflow.toml's."""
+    if not extra:
+        return dict(specs)
+    return {
+        key: dataclasses.replace(spec, environment=dict(sorted({**spec.environment, **extra}.items())))
+        for key, spec in specs.items()
+    }
+
+
 def wanted(config: Config, env_name: str) -> FunctionSpec:
     """The first function's (the only one of a one-function service)."""
     return next(iter(wanted_all(config, env_name).values()))

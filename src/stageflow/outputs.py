@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stageflow.config.model import VARIABLE_NAME_RE
 from stageflow.errors import EnvironmentFailure
 
 REQUIRED = ("function_name", "alias_name", "alarm_names", "topic_arn", "history_table")
@@ -35,6 +36,10 @@ class DeployOutputs:
     # the HTTP front door's base URL (the optional ``url`` output: API Gateway's stage; in local mode the
     # composition root turns it into the emulator's loopback front door)
     url: str | None = None
+    # variables Terraform wants in every function's environment besides stageflow.toml's (the optional
+    # ``function_environment`` output: the staging root's AWS FIS extension variables); the deploy's
+    # secrets stage writes them with the plain ones
+    function_environment: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.functions:
@@ -73,9 +78,25 @@ def parse_outputs(
     url = value("url") if "url" in raw else None
     if url is not None and (not isinstance(url, str) or not url.startswith(("https://", "http://"))):
         raise EnvironmentFailure(f"{where}: output 'url' must be an http(s) URL")
+    extra = value("function_environment") if "function_environment" in raw else None
     return DeployOutputs(
-        **out, source=source, functions=_functions(raw.get("functions"), where), url=url or None
+        **out,
+        source=source,
+        functions=_functions(raw.get("functions"), where),
+        url=url or None,
+        function_environment=_environment(extra, where),
     )
+
+
+def _environment(raw: Any, where: str) -> dict[str, str]:
+    """The optional ``function_environment`` output: variable name -> value, strings only."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and VARIABLE_NAME_RE.match(k) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise EnvironmentFailure(f"{where}: output 'function_environment' must map variable names to strings")
+    return dict(sorted(raw.items()))
 
 
 def _functions(raw: Any, where: str) -> tuple[FunctionTarget, ...]:

@@ -338,10 +338,13 @@ def stage_secrets(
     variables), so the versions the canary publishes carry it, and the live configuration compared with
     its spec (``spec``: one function's, or every function's by key): each difference is one line through
     ``say``, naming the function when there are several
-    (:func:`stageflow.function_config.write_environments`)."""
-    from stageflow.function_config import FunctionSpec, write_environments
+    (:func:`stageflow.function_config.write_environments`). The root's ``function_environment`` output
+    (the FIS extension's variables where the environment runs chaos) joins every spec's plain variables
+    (Terraform's value wins over a same-named one of stageflow.toml)."""
+    from stageflow.function_config import FunctionSpec, with_environment, write_environments
 
     specs = {} if spec is None else spec if not isinstance(spec, FunctionSpec) else {"": spec}
+    specs = with_environment(specs, infra.outputs.function_environment)
     return write_environments(secret_store, infra.outputs.functions, infra.secrets, specs, say=say)
 
 

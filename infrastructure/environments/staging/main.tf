@@ -31,6 +31,8 @@ module "service" {
   reserved_concurrency   = var.reserved_concurrency
   tracked_versions       = var.tracked_versions
   data_table_names       = module.resources.table_names
+  # the chaos stage's FIS extension on every function (below; staging only)
+  layers = local.fis_extension_layers
   # the pipeline's boundary on the function roles (docs/security.md)
   permissions_boundary_name = "${var.service_name}-function-boundary"
 }
@@ -65,4 +67,34 @@ module "front_door" {
   log_retention_days   = var.log_retention_days
   kms_key_arn          = module.service.kms_key_arn
   topic_arn            = module.service.topic_arn
+}
+
+# The chaos stage (docs/testing.md): staging runs both suites, the basic one (FullTestSuite) and the full
+# one before production (PreProductionChaos runs it against staging). Only this root calls
+# modules/chaos: dev has no canary gates worth testing and production never gets faults injected.
+# FIS's Lambda actions need the AWS FIS extension on the functions: its layer (AWS publishes its ARN per
+# region and architecture in a public SSM parameter; var.fis_extension_layer_arn overrides it) and the
+# two variables of module.chaos.extension_environment, which the deploy step writes into every
+# function's environment (output function_environment) as it does stageflow.toml's plain ones.
+data "aws_ssm_parameter" "fis_extension" {
+  count = var.fis_extension_layer && var.fis_extension_layer_arn == "" ? 1 : 0
+  name  = "/aws/service/fis/lambda-extension/AWS-FIS-extension-${var.architectures[0]}/1.x.x"
+}
+
+locals {
+  fis_extension_layers = !var.fis_extension_layer ? [] : [
+    var.fis_extension_layer_arn != "" ? var.fis_extension_layer_arn : data.aws_ssm_parameter.fis_extension[0].insecure_value
+  ]
+}
+
+module "chaos" {
+  source = "../../modules/chaos"
+
+  service_name       = var.service_name
+  environment        = var.environment
+  function_arns      = values(module.service.function_arns)
+  function_role_name = module.service.function_role_name
+  stop_alarm_names   = concat(module.service.alarm_names, module.front_door.alarm_names)
+  # a timeout fault outlasts the longest timeout of the service's functions
+  timeout_seconds = max([for f in values(var.functions) : f.timeout_seconds]...)
 }

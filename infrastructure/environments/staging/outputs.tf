@@ -48,3 +48,13 @@ output "url" {
   description = "The front door's invoke URL (the stage): the target of smoke, integration and load."
   value       = module.front_door.url
 }
+
+output "function_environment" {
+  description = "Variables the deploy step writes into every function's environment besides stageflow.toml's: the AWS FIS extension's (chaos)."
+  value       = module.chaos.extension_environment
+}
+
+output "chaos_templates" {
+  description = "The FIS experiment template id of every chaos experiment (stageflow chaos finds them by tag)."
+  value       = module.chaos.template_ids
+}

@@ -132,3 +132,22 @@ variable "http_function" {
   type        = string
   default     = "" # stageflow checks it names a function when it loads stageflow.toml
 }
+
+# The chaos stage's FIS extension layer (main.tf). stageflow's generated variables set
+# fis_extension_layer = false on the emulator only (no layers there: the local runtime injects faults).
+variable "fis_extension_layer" {
+  description = "Attach the AWS FIS extension layer to the functions (true on AWS: FIS's Lambda actions need it)."
+  type        = bool
+  default     = true
+}
+
+variable "fis_extension_layer_arn" {
+  description = "The AWS FIS extension's layer version ARN; empty: AWS's public parameter /aws/service/fis/lambda-extension/AWS-FIS-extension-<architecture>/1.x.x of the region."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.fis_extension_layer_arn == "" || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:aws-fis-extension-(x86_64|arm64):[0-9]+$", var.fis_extension_layer_arn))
+    error_message = "The fis_extension_layer_arn must be an AWS FIS extension layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:aws-fis-extension-ARCH:VERSION) or empty."
+  }
+}

@@ -4,8 +4,10 @@
 # (ARN per region and architecture, published by AWS), AWS_LAMBDA_EXEC_WRAPPER=/opt/aws-fis/bootstrap
 # and AWS_FIS_CONFIGURATION_LOCATION set to an S3 location (output `extension_environment`). FIS
 # writes each running experiment's fault configuration there; the extension polls it and applies the
-# fault to the invocations of the versions that carry the layer. Stop conditions: the environment's
-# alarms — one in ALARM stops the experiment (the rollback function restores the alias on the same alarm).
+# fault to the invocations of the versions that carry the layer. Stop condition: one composite alarm
+# over the environment's alarms — any of them in ALARM stops the experiment (the rollback function
+# restores the alias on the same alarm). One composite rather than an alarm per stop condition: FIS
+# caps the stop conditions of a template, and an environment has more alarms than that.
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
@@ -122,9 +124,9 @@ resource "aws_iam_role" "fis" {
 
 data "aws_iam_policy_document" "fis" {
   statement {
-    sid       = "ReadTheTargetFunction"
+    sid       = "ReadTheTargetFunctions"
     actions   = ["lambda:GetFunction"]
-    resources = [var.function_arn, "${var.function_arn}:*"]
+    resources = concat(var.function_arns, [for arn in var.function_arns : "${arn}:*"])
   }
 
   statement {
@@ -167,6 +169,17 @@ resource "aws_iam_role_policy" "extension" {
   policy = data.aws_iam_policy_document.extension.json
 }
 
+# The experiments' stop condition: ALARM when any of the environment's alarms is (no actions of its own:
+# the alarms it watches notify and roll back).
+resource "aws_cloudwatch_composite_alarm" "stop" {
+  count = length(var.stop_alarm_names) > 0 ? 1 : 0
+
+  alarm_name        = "${local.name}-stop"
+  alarm_description = "Stops ${var.service_name}-${var.environment}'s chaos experiments: one of the environment's alarms is in ALARM"
+  alarm_rule        = join(" OR ", [for n in var.stop_alarm_names : "ALARM(${jsonencode(n)})"])
+  tags              = local.tags
+}
+
 resource "aws_fis_experiment_template" "this" {
   for_each = var.experiments
 
@@ -194,12 +207,12 @@ resource "aws_fis_experiment_template" "this" {
   target {
     name           = "function"
     resource_type  = "aws:lambda:function"
-    resource_arns  = [var.function_arn]
+    resource_arns  = var.function_arns
     selection_mode = "ALL"
   }
 
   dynamic "stop_condition" {
-    for_each = length(var.stop_alarm_arns) > 0 ? var.stop_alarm_arns : ["none"]
+    for_each = length(aws_cloudwatch_composite_alarm.stop) > 0 ? [aws_cloudwatch_composite_alarm.stop[0].arn] : ["none"]
     content {
       source = stop_condition.value == "none" ? "none" : "aws:cloudwatch:alarm"
       value  = stop_condition.value == "none" ? null : stop_condition.value

@@ -8,9 +8,14 @@ variable "environment" {
   type        = string
 }
 
-variable "function_arn" {
-  description = "The function the faults go into (every version that carries the FIS extension layer)."
-  type        = string
+variable "function_arns" {
+  description = "The service's functions the faults go into (unqualified ARNs; every version that carries the FIS extension layer)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.function_arns) > 0
+    error_message = "The experiments need at least one function."
+  }
 }
 
 variable "function_role_name" {
@@ -18,8 +23,8 @@ variable "function_role_name" {
   type        = string
 }
 
-variable "stop_alarm_arns" {
-  description = "The environment's alarms (the canary's gate alarms): any of them in ALARM stops an experiment."
+variable "stop_alarm_names" {
+  description = "The environment's alarms (the canary's gate alarms, the root's alarm_names): any of them in ALARM stops an experiment (one composite alarm over them is the templates' stop condition)."
   type        = list(string)
 }
 

@@ -18,6 +18,8 @@ resource "aws_lambda_function" "service" {
   timeout                        = each.value.timeout_seconds
   reserved_concurrent_executions = var.reserved_concurrency
   kms_key_arn                    = aws_kms_key.this.arn
+  # where the environment runs chaos experiments: the AWS FIS extension (the root decides; none elsewhere)
+  layers = var.layers
 
   # X-Ray is off in dev by the design (PassThrough); staging and prod set xray_enabled (Active).
   #trivy:ignore:AVD-AWS-0066

@@ -217,3 +217,14 @@ variable "deadline_check_minutes" {
     error_message = "The deadline check runs every whole number of minutes from 2 to 60."
   }
 }
+
+variable "layers" {
+  description = "Lambda layer version ARNs on every function of the service (the staging root: the AWS FIS extension, for the chaos stage); empty: none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.layers) <= 5 && alltrue([for l in var.layers : can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", l))])
+    error_message = "Each layer is a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION); at most 5."
+  }
+}

@@ -15,7 +15,7 @@ from stageflow.errors import UsageError
 
 
 def rotate(factory, env_name: str, *, args, stdin: bool, length: int, **_) -> None:
-    from stageflow.function_config import wanted, write_environment
+    from stageflow.function_config import wanted, with_environment, write_environment
     from stageflow.secrets import rotate as R
     from stageflow.secrets.refs import parse_refs
 
@@ -37,7 +37,8 @@ def rotate(factory, env_name: str, *, args, stdin: bool, length: int, **_) -> No
     how = "read from stdin" if stdin else "generated"
     factory.reporter.info("secrets", env_name, f"{name}: new version {rotated.version} stored ({how})")
     pins = factory.secret_store.resolve_pinned(env_name)[1]
-    spec = wanted(factory.config, env_name)
+    # stageflow.toml's plain variables and the root's function_environment (kept, never removed)
+    spec = with_environment({"": wanted(factory.config, env_name)}, outputs.function_environment)[""]
     for fn in outputs.functions:
         write_environment(
             factory.secret_store,

@@ -205,12 +205,16 @@ class TerraformService:
         return provider_override(target.root, override)
 
     def service_var_file(self, target: EnvTarget) -> tuple[str, ...]:
-        """The service's values from stageflow.toml (terraform/variables.py), written into the working
-        directory and passed after the root's own var file, so they win over it; none when the root
-        declares none of them."""
-        from stageflow.terraform.variables import root_variables, write_var_file
+        """The service's values from stageflow.toml (terraform/variables.py) and the target's own (the
+        terraform-endpoint seam's ``variables``), written into the working directory and passed after
+        the root's own var file, so they win over it; none when the root declares none of them."""
+        from stageflow.terraform.variables import declared_variables, root_variables, write_var_file
 
         values = root_variables(self.config, target.env_name, target.root)
+        own = self.endpoint().variables or {}
+        if own:
+            declared = declared_variables(target.root)
+            values.update({k: v for k, v in own.items() if k in declared})
         if not values:
             return ()
         return (str(write_var_file(target.work_dir, values)),)

@@ -33,6 +33,7 @@ AWS_ENDPOINTS = (
     "ec2",
     "ecr",
     "events",
+    "fis",
     "iam",
     "kms",
     "lambda",
@@ -44,6 +45,10 @@ AWS_ENDPOINTS = (
     "ssm",
     "sts",
 )
+# The emulator's values for root variables (the terraform-endpoint seam, docs/architecture.md): no
+# Lambda layers there, so the FIS extension's layer is not attached (the staging root's chaos stage);
+# the local runtime's fault hooks stand in for it.
+EMULATOR_VARIABLES = {"fis_extension_layer": False}
 _AWS_PROVIDER = re.compile(r'provider\s+"aws"|hashicorp/aws')
 
 

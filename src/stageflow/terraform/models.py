@@ -26,6 +26,9 @@ class TerraformEndpoint:
     provider_override: str | None = None  # HCL merged into roots that use the AWS provider
     env: dict | None = None  # extra child environment (dummy credentials, endpoint) or None
     prepare: Callable[[], object] | None = None  # before `init`: create what the backend needs
+    # the target's own values for root variables (after stageflow.toml's, only where the root declares
+    # them): the emulator's {"fis_extension_layer": False}, no Lambda layers there
+    variables: dict | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
