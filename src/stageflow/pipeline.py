@@ -344,7 +344,7 @@ def stage_secrets(
     from stageflow.function_config import FunctionSpec, with_environment, write_environments
 
     specs = {} if spec is None else spec if not isinstance(spec, FunctionSpec) else {"": spec}
-    specs = with_environment(specs, infra.outputs.function_environment)
+    specs = with_environment(specs, getattr(infra.outputs, "function_environment", None) or {})
     return write_environments(secret_store, infra.outputs.functions, infra.secrets, specs, say=say)
 
 

@@ -227,3 +227,54 @@ def test_too_little_traffic_for_the_first_step_is_said_before_the_canary_runs():
     assert too_little_traffic(cfg.env("staging"), exp) == ""  # 60/min at 10 % for 10 min: 60 >= 50
     thin = exp.__class__(**{**exp.__dict__, "invocations_per_minute": 20})
     assert "about 20 canary invocations, the gates need 50" in too_little_traffic(cfg.env("staging"), thin)
+
+
+def test_fis_chaos_on_botocores_stubber_pages_templates_by_tag_and_reads_a_stop_condition():
+    """The real client's shapes: ListExperimentTemplates paged by nextToken (a template of another
+    environment skipped), StartExperiment with the template id and a tag, GetExperiment until it ends."""
+    import boto3
+    from botocore.stub import Stubber
+
+    fis = boto3.client(
+        "fis", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    tags = {
+        "stageflow:service": "svc",
+        "stageflow:environment": "staging",
+        "stageflow:experiment": "canary-errors",
+    }
+    with Stubber(fis) as stub:
+        stub.add_response(
+            "list_experiment_templates",
+            {
+                "experimentTemplates": [{"id": "EXTdev", "tags": {**tags, "stageflow:environment": "dev"}}],
+                "nextToken": "p2",
+            },
+            {},
+        )
+        stub.add_response(
+            "list_experiment_templates",
+            {"experimentTemplates": [{"id": "EXTstg", "tags": tags}]},
+            {"nextToken": "p2"},
+        )
+        stub.add_response(
+            "start_experiment",
+            {"experiment": {"id": "EXP9"}},
+            {"experimentTemplateId": "EXTstg", "tags": {"stageflow:chaos": "canary-errors"}},
+        )
+        stub.add_response(
+            "get_experiment", {"experiment": {"id": "EXP9", "state": {"status": "running"}}}, {"id": "EXP9"}
+        )
+        stub.add_response(
+            "get_experiment",
+            {
+                "experiment": {
+                    "id": "EXP9",
+                    "state": {"status": "stopped", "reason": "Experiment stopped by stop condition"},
+                }
+            },
+            {"id": "EXP9"},
+        )
+        out = FisChaos(fis, "svc", "staging", sleep=lambda s: None).run(_exp())
+        stub.assert_no_pending_responses()
+    assert out.happened == "rollback" and out.ok and "FIS EXP9 stopped" in out.detail

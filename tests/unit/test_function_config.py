@@ -273,3 +273,30 @@ def test_outputs_naming_a_function_the_config_lacks_is_a_config_error():
     infra = SimpleNamespace(outputs=SimpleNamespace(functions=targets), secrets={})
     with pytest.raises(ConfigError, match="does not have: old"):
         stage_secrets(Store(LIVE), infra, {"api": SPEC, "worker": SPEC})
+
+
+def test_the_roots_function_environment_is_written_kept_and_not_a_difference():
+    """The staging root's function_environment output (the FIS extension's variables) joins every
+    function's plain variables: written, in ``only`` (never removed as left over), compared."""
+    fis = {
+        "AWS_LAMBDA_EXEC_WRAPPER": "/opt/aws-fis/bootstrap",
+        "AWS_FIS_CONFIGURATION_LOCATION": "arn:aws:s3:::orders-staging-fis-config-1/FisConfigs/",
+    }
+    live = {**LIVE, "Environment": {"Variables": {**LIVE["Environment"]["Variables"], **fis}}}
+    store = Store(live)
+    outputs = DeployOutputs("orders-dev", "live", (), "t", "h", function_environment=fis)
+    infra = SimpleNamespace(outputs=outputs, secrets={"API_TOKEN": "ssm:/orders/token:3"})
+    res = stage_secrets(store, infra, SPEC)
+    ((_fn, _secrets, plain, only),) = store.calls
+    assert {k: plain[k] for k in fis} == fis and set(fis) <= set(only)
+    assert res.differs == ()
+    # without the output (dev, prod) the same live variables are left over: removed and named
+    res = stage_secrets(
+        Store(live),
+        SimpleNamespace(
+            outputs=DeployOutputs("orders-dev", "live", (), "t", "h"),
+            secrets={"API_TOKEN": "ssm:/orders/token:3"},
+        ),
+        SPEC,
+    )
+    assert "environment AWS_LAMBDA_EXEC_WRAPPER: set on the function, not in stageflow.toml" in res.differs

@@ -35,6 +35,7 @@ def test_local_mode_uses_the_override_everywhere_and_starts_no_emulator(tmp_path
     assert f.child_env()["AWS_ENDPOINT_URL"] == PROXY  # terraform and other children
     tf = f.terraform_endpoint()
     assert tf.backend["endpoint"] == PROXY and f'= "{PROXY}"' in tf.provider_override
+    assert tf.variables == {"fis_extension_layer": False}  # the seam: no Lambda layers on the emulator
     assert not (tmp_path / "state" / "local" / "emulator.json").exists()  # nothing started
 
 
@@ -51,6 +52,7 @@ def test_the_override_is_ignored_on_aws(tmp_path, monkeypatch):
     monkeypatch.delenv("STAGEFLOW_AWS_ENDPOINT", raising=False)
     f = make(tmp_path, local=False)
     assert f.local_endpoint_override is None and f.aws_target.endpoint is None
+    assert f.terraform_endpoint().variables is None  # on AWS the roots attach the FIS layer
 
 
 def test_outputs_remembered_through_the_override_name_the_state_not_the_proxy(tmp_path, monkeypatch):

@@ -50,3 +50,25 @@ def test_the_front_doors_url_is_optional_and_survives_the_cache_round_trip():
 def test_a_url_output_that_is_not_an_http_url_is_exit_3(bad):
     with pytest.raises(EnvironmentFailure, match="output 'url' must be an http"):
         parse_outputs({**BASE, "url": bad})
+
+
+FIS = {
+    "AWS_LAMBDA_EXEC_WRAPPER": "/opt/aws-fis/bootstrap",
+    "AWS_FIS_CONFIGURATION_LOCATION": "arn:aws:s3:::orders-staging-fis-config-1/FisConfigs/",
+}
+
+
+def test_the_function_environment_output_is_optional_and_survives_the_cache_round_trip():
+    assert parse_outputs(BASE).function_environment == {}
+    out = parse_outputs(
+        {**{k: {"value": v} for k, v in BASE.items()}, "function_environment": {"value": FIS}}
+    )
+    assert out.function_environment == FIS
+    assert parse_outputs(out.to_json()).function_environment == FIS
+
+
+@pytest.mark.parametrize("bad", [{"AWS_LAMBDA_EXEC_WRAPPER": 3}, {"1BAD": "x"}, ["x"], "x"])
+def test_a_malformed_function_environment_output_is_exit_3(bad):
+    with pytest.raises(EnvironmentFailure, match="output 'function_environment' must map") as exc:
+        parse_outputs({**BASE, "function_environment": bad})
+    assert exc.value.exit_code == 3

@@ -97,4 +97,6 @@ module "chaos" {
   stop_alarm_names   = concat(module.service.alarm_names, module.front_door.alarm_names)
   # a timeout fault outlasts the longest timeout of the service's functions
   timeout_seconds = max([for f in values(var.functions) : f.timeout_seconds]...)
+  # the pipeline's boundary on FIS's role (docs/security.md)
+  permissions_boundary_name = "${var.service_name}-fis-boundary"
 }

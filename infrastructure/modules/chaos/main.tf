@@ -116,10 +116,13 @@ data "aws_iam_policy_document" "fis_assume" {
   }
 }
 
+# An exact name ({service}-fis-{env}) under a permissions boundary (the pipeline's fis boundary): the
+# deployer may create and change exactly this role, and only with that boundary (docs/security.md).
 resource "aws_iam_role" "fis" {
-  name_prefix        = substr("${local.name}-", 0, 38)
-  assume_role_policy = data.aws_iam_policy_document.fis_assume.json
-  tags               = local.tags
+  name                 = "${var.service_name}-fis-${var.environment}"
+  assume_role_policy   = data.aws_iam_policy_document.fis_assume.json
+  permissions_boundary = var.permissions_boundary_name == "" ? null : "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:policy/${var.permissions_boundary_name}"
+  tags                 = local.tags
 }
 
 data "aws_iam_policy_document" "fis" {

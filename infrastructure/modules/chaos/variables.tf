@@ -71,3 +71,9 @@ variable "timeout_seconds" {
   description = "The function's timeout: a timeout fault delays invocations by this long plus one second."
   type        = number
 }
+
+variable "permissions_boundary_name" {
+  description = "The managed policy FIS's role carries as its permissions boundary (the pipeline's {service}-fis-boundary); empty: none."
+  type        = string
+  default     = ""
+}

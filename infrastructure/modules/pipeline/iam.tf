@@ -410,6 +410,7 @@ data "aws_iam_policy_document" "deployer" {
     sid = "ServiceAlarms"
     actions = [
       "cloudwatch:PutMetricAlarm",
+      "cloudwatch:PutCompositeAlarm",
       "cloudwatch:DeleteAlarms",
       "cloudwatch:DescribeAlarms",
       "cloudwatch:TagResource",

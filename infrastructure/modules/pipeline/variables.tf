@@ -164,3 +164,14 @@ variable "deploy_parameter_names" {
     error_message = "Parameter names are exact names: no wildcard."
   }
 }
+
+variable "chaos_environments" {
+  description = "The environments whose root instantiates modules/chaos (the design: staging): the deployer may manage exactly their FIS role, configuration bucket and experiment templates."
+  type        = list(string)
+  default     = ["staging"]
+
+  validation {
+    condition     = alltrue([for e in var.chaos_environments : can(regex("^[a-z][a-z0-9-]*$", e)) && e != "prod"])
+    error_message = "Environment names are lower-case letters, digits and dashes (no wildcards); prod never gets faults injected."
+  }
+}

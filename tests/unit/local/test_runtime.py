@@ -55,3 +55,40 @@ def test_child_environment_is_hermetic_and_points_at_the_emulator(tmp_path: Path
     assert env["GREETING"] == "hi"
     assert env["AWS_REGION"] == "eu-west-1"  # Lambda's reserved variables win over the function's
     assert "HTTPS_PROXY" not in env  # nothing of the emulator's own environment leaks in
+
+
+def test_a_function_carrying_the_fis_extensions_wrapper_still_runs_its_zip(tmp_path: Path):
+    """The chaos stage's staging functions carry AWS_LAMBDA_EXEC_WRAPPER=/opt/aws-fis/bootstrap (the FIS
+    extension's, a layer on AWS). No layers are mounted locally and the local runtime never runs an exec
+    wrapper: it starts the handler itself, so the deployed zip runs as before and sees the variable."""
+    import io
+    import sys
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(
+            "app.py",
+            "import os\ndef handler(event, context):\n"
+            "    return {'wrapper': os.environ.get('AWS_LAMBDA_EXEC_WRAPPER'), 'echo': event}\n",
+        )
+    wrapper = (
+        ("AWS_LAMBDA_EXEC_WRAPPER", "/opt/aws-fis/bootstrap"),
+        ("AWS_FIS_CONFIGURATION_LOCATION", "arn:aws:s3:::svc-staging-fis-config-1/FisConfigs/"),
+    )
+    rt = LocalRuntime("http://127.0.0.1:5999", tmp_path, environ={"PATH": str(Path(sys.executable).parent)})
+    fn = spec(
+        runtime=f"python3.{sys.version_info.minor}",
+        handler="app.handler",
+        code_sha="fis",
+        environment=wrapper,
+    )
+    try:
+        answer, _ms = rt.invoke(fn, buf.getvalue(), '{"n": 1}', invoked_arn=fn.arn)
+    finally:
+        rt.close()
+    assert "error" not in answer, answer
+    import json
+
+    assert json.loads(answer["payload"]) == {"wrapper": "/opt/aws-fis/bootstrap", "echo": {"n": 1}}
+    assert not Path("/opt/aws-fis/bootstrap").exists()  # nothing was mounted: the wrapper never ran

@@ -223,3 +223,44 @@ def test_values_under_a_secrets_name_in_the_state_are_redacted_before_a_plan_pri
     _redact_state_secrets(tf, _config(tmp_path), "dev")  # dev references API_TOKEN
     assert legacy not in REDACTOR.redact(f"- API_TOKEN = {legacy}")
     assert plain in REDACTOR.redact(f"LOG_LEVEL = {plain}")  # plain variables are not secrets
+
+
+def test_the_targets_own_variables_follow_stageflow_tomls_where_the_root_declares_them(tmp_path):
+    """The terraform-endpoint seam's ``variables`` (the emulator: no FIS extension layer) go into the
+    generated file, over stageflow.toml's, and only for a root that declares them."""
+    root = tmp_path / "infra"
+    root.mkdir()
+    (root / "main.tf").write_text(
+        'terraform {\n  backend "s3" {}\n}\nvariable "service_name" {}\nvariable "fis_extension_layer" {}\n'
+    )
+    (root / "backend.hcl").write_text('bucket = "b"\n')
+    (tmp_path / "stageflow.toml").write_text(
+        CONFIG.replace("[environments.dev]\n", '[environments.dev]\nterraform = { root = "infra" }\n')
+    )
+    run = PlanRun()
+    own = {"fis_extension_layer": False, "not_declared": 1}
+    TerraformService(
+        config=load(tmp_path / "stageflow.toml"),
+        state_dir=tmp_path / "state",
+        endpoint=lambda: TerraformEndpoint("local", variables=own),
+        reporter=Reporter(quiet=True),
+        run=run,
+        binary=lambda: "/opt/tf/terraform",
+        environ={"PATH": "/bin"},
+    ).plan("dev")
+    argv, _cwd, _env = run.sub("plan")
+    (generated,) = [Path(a.split("=", 1)[1]) for a in argv if a.startswith("-var-file=")]
+    assert json.loads(generated.read_text()) == {"service_name": "orders-api", "fis_extension_layer": False}
+
+
+def test_the_emulators_terraform_endpoint_attaches_no_fis_layer_and_reaches_fis():
+    from stageflow.terraform.local_provider import AWS_ENDPOINTS, EMULATOR_VARIABLES, override_hcl
+
+    assert EMULATOR_VARIABLES == {"fis_extension_layer": False}
+    assert "fis" in AWS_ENDPOINTS and '    fis = "http://127.0.0.1:5000"' in override_hcl(
+        "http://127.0.0.1:5000", "us-east-1"
+    )
+    staging = REPO / "infrastructure" / "environments" / "staging"
+    assert "fis_extension_layer" in declared_variables(staging)
+    assert not any("fis_extension_layer" in declared_variables(REPO / "infrastructure" / "environments" / e)
+                   for e in ("dev", "prod"))  # fmt: skip
