@@ -1,6 +1,9 @@
 """infrastructure/modules/chaos: FIS experiment templates in step with the chaos stage's experiments
 (src/stageflow/data/chaos.toml), stop conditions on the environment's alarms, least privilege, and
-`terraform init` + `validate` of the module with the pinned Terraform and the offline provider mirror."""
+`terraform init` + `validate` of the module with the pinned Terraform and the offline provider mirror.
+Where it is called: the staging root only (both suites run on staging; production never gets faults),
+with every function of the service, the FIS extension's layer and variables on the functions, and the
+deployer's rights to apply it."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pytest
 
 from stageflow.chaos.model import BUILTIN_FILE, load_plan
 from tests.conftest import require
-from tests.infrastructure.hcl import MODULES, REPO, attr, block, blocks, load_dir
+from tests.infrastructure.hcl import MODULES, REPO, attr, block, blocks, load_dir, statements
 from tests.infrastructure.test_tools import AWS_PROVIDER, MIRROR, _env, terraform_binaries
 
 CHAOS = MODULES / "chaos"
@@ -45,7 +48,7 @@ def test_each_fault_is_the_fis_lambda_action_the_runner_names(cfg):
     assert attr(template, "for_each") == "${var.experiments}"
     target = block(template, "target")
     assert attr(target, "resource_type") == "aws:lambda:function"
-    assert attr(target, "resource_arns") == ["${var.function_arn}"]
+    assert attr(target, "resource_arns") == "${var.function_arns}"  # every function of the service
     params = cfg.locals["parameters"]
     for key in (
         "duration",
@@ -60,7 +63,12 @@ def test_each_fault_is_the_fis_lambda_action_the_runner_names(cfg):
 def test_stop_conditions_are_the_environments_alarms_and_templates_are_found_by_tag(cfg):
     template = cfg.resource("aws_fis_experiment_template", "this")
     (stop,) = [d for d in blocks(template, "dynamic") if "stop_condition" in d]
-    assert "var.stop_alarm_arns" in attr(stop["stop_condition"], "for_each")
+    assert "aws_cloudwatch_composite_alarm.stop[0].arn" in attr(stop["stop_condition"], "for_each")
+    # one composite alarm over every alarm of the environment: ALARM when any of them is
+    composite = cfg.resource("aws_cloudwatch_composite_alarm", "stop")
+    assert "var.stop_alarm_names" in attr(composite, "count")
+    rule = attr(composite, "alarm_rule")
+    assert "var.stop_alarm_names" in rule and '" OR "' in rule and "ALARM(" in rule
     tags = attr(template, "tags")
     for key in ("stageflow:service", "stageflow:environment", "stageflow:experiment"):
         assert key in tags
@@ -88,3 +96,82 @@ def test_the_module_inits_and_validates(tmp_path):
             out = subprocess.run([binary, f"-chdir={work}", *cmd], capture_output=True, text=True, env=env,
                                  timeout=600)  # fmt: skip
             assert out.returncode == 0, f"{binary} {cmd[0]}:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
+
+
+STAGING = REPO / "infrastructure" / "environments" / "staging"
+
+
+def test_only_the_staging_root_runs_chaos_and_production_never_does():
+    """Both suites run on staging (basic: FullTestSuite; full: PreProductionChaos); dev has no faults
+    worth the FIS cost and production never gets faults injected."""
+    for env in ("dev", "prod"):
+        root = load_dir(REPO / "infrastructure" / "environments" / env)
+        assert "chaos" not in root.modules, env
+        assert "layers" not in root.modules["service"], env
+        assert "function_environment" not in root.outputs, env
+    staging = load_dir(STAGING)
+    chaos = staging.modules["chaos"]
+    assert attr(chaos, "source") == "../../modules/chaos"
+    assert attr(chaos, "function_arns") == "${values(module.service.function_arns)}"  # every function
+    assert attr(chaos, "function_role_name") == "${module.service.function_role_name}"
+    stop = _bare(attr(chaos, "stop_alarm_names"))
+    assert stop == "${concat(module.service.alarm_names,module.front_door.alarm_names)}"
+    assert "var.functions" in attr(chaos, "timeout_seconds")  # the longest timeout of them all
+    assert attr(chaos, "permissions_boundary_name") == "${var.service_name}-fis-boundary"
+    assert attr(staging.outputs["function_environment"], "value") == "${module.chaos.extension_environment}"
+    assert attr(staging.outputs["chaos_templates"], "value") == "${module.chaos.template_ids}"
+    pipeline = load_dir(MODULES / "pipeline")
+    validations = str(blocks(pipeline.variables["chaos_environments"], "validation"))
+    assert (
+        attr(pipeline.variables["chaos_environments"], "default") == ["staging"] and '"prod"' in validations
+    )
+
+
+def test_the_fis_extension_layer_is_attached_from_awss_public_parameter_unless_overridden():
+    staging = load_dir(STAGING)
+    assert attr(staging.modules["service"], "layers") == "${local.fis_extension_layers}"
+    param = staging.data[("aws_ssm_parameter", "fis_extension")]
+    assert (
+        attr(param, "name")
+        == "/aws/service/fis/lambda-extension/AWS-FIS-extension-${var.architectures[0]}/1.x.x"
+    )
+    assert "var.fis_extension_layer_arn" in attr(param, "count") and "var.fis_extension_layer" in attr(
+        param, "count"
+    )
+    layers = staging.locals["fis_extension_layers"]
+    assert "!var.fis_extension_layer ? []" in layers and "insecure_value" in layers
+    assert attr(staging.variables["fis_extension_layer"], "default") is True
+    assert attr(staging.variables["fis_extension_layer_arn"], "default") == ""
+    lam = load_dir(MODULES / "service").resource("aws_lambda_function", "service")
+    assert attr(lam, "layers") == "${var.layers}"
+
+
+def test_the_deployer_manages_exactly_the_fis_role_and_passes_it_to_fis_only():
+    pipeline = load_dir(MODULES / "pipeline")
+    sts = {s["Sid"]: s for s in statements(pipeline.policy_document("deployer_chaos"))}
+    writes = sts["FisRolesOnlyUnderTheirBoundary"]
+    assert writes["Resource"] == ["${local.fis_role_arns}"] or writes["Resource"] == "${local.fis_role_arns}"
+    assert attr(writes["Condition"][0], "values") == ["${local.fis_boundary_arn}"]
+    passed = sts["PassFisRolesToFisOnly"]
+    assert passed["Action"] == ["iam:PassRole"]
+    assert attr(passed["Condition"][0], "variable") == "iam:PassedToService"
+    assert attr(passed["Condition"][0], "values") == ["fis.amazonaws.com"]
+    assert all("*" not in a for s in sts.values() for a in s["Action"])
+    assert "role/${var.service_name}-fis-${env}" in pipeline.locals["fis_role_arns"]
+    role = load_dir(CHAOS).resource("aws_iam_role", "fis")
+    assert attr(role, "name") == "${var.service_name}-fis-${var.environment}"
+    assert "var.permissions_boundary_name" in attr(role, "permissions_boundary")
+    boundary = statements(pipeline.policy_document("fis_boundary"))
+    assert not any(a.startswith("iam:") for s in boundary for a in s["Action"])
+    # the bucket the deployer may manage is the one the module names
+    assert 'substr("${var.service_name}-${env}-fis-config-",0,37)' in _bare(
+        pipeline.locals["fis_bucket_arns"]
+    )
+    prefix = attr(load_dir(CHAOS).resource("aws_s3_bucket", "config"), "bucket_prefix")
+    assert _bare(prefix) == '${substr("${local.name}-config-",0,37)}'
+    assert load_dir(CHAOS).locals["name"] == "${var.service_name}-${var.environment}-fis"
+
+
+def _bare(expr) -> str:
+    """An expression without the blanks one parser keeps and the other drops."""
+    return str(expr).replace(" ", "")

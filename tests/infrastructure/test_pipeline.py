@@ -255,9 +255,13 @@ def test_no_administrator_or_wildcard_policies_on_pipeline_and_codebuild_roles(c
 def test_deployer_passes_roles_only_to_lambda_and_attaches_only_xray(cfg):
     by_sid = {st["Sid"]: st for st in _role_policies(cfg, "deployer")}
     passrole = [st for st in by_sid.values() if "iam:PassRole" in st["Action"]]
-    assert [st["Sid"] for st in passrole] == ["PassServiceRolesToLambdaOnly"]
-    cond = passrole[0]["Condition"][0]
-    assert attr(cond, "variable") == "iam:PassedToService"
+    # the function roles to Lambda; the chaos environments' FIS roles to FIS (modules/pipeline/chaos.tf)
+    assert sorted(st["Sid"] for st in passrole) == ["PassFisRolesToFisOnly", "PassServiceRolesToLambdaOnly"]
+    for st in passrole:
+        cond = st["Condition"][0]
+        assert attr(cond, "variable") == "iam:PassedToService"
+        service = "fis" if st["Sid"] == "PassFisRolesToFisOnly" else "lambda"
+        assert as_list(attr(cond, "values")) == [f"{service}.amazonaws.com"]
     attach = [st for st in by_sid.values() if "iam:AttachRolePolicy" in st["Action"]]
     assert len(attach) == 1
     assert any("AWSXRayDaemonWriteAccess" in v for v in as_list(attr(attach[0]["Condition"][0], "values")))
