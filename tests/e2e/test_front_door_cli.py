@@ -214,3 +214,52 @@ def test_the_services_own_tables_get_throttling_alarms_in_the_gate(staging, depl
                 {"Name": "TableName", "Value": table}
             ]
     assert a["Threshold"] == 5 and a["AlarmActions"] == [out["topic_arn"]]
+
+
+def test_staging_applies_the_chaos_stages_fis_templates_and_fis_chaos_finds_them_by_tag(
+    staging, deployed_env
+):
+    """modules/chaos in the staging root, applied to the emulator (moto's FIS): one template per built-in
+    experiment, found by ``FisChaos`` through its tags (another environment's name finds none), each
+    targeting the service's function with the composite stop alarm over the environment's alarms; the
+    function carries the FIS extension's variables but no layer (the emulator's seam), and the version
+    the canary published from it runs (the load test above went through it)."""
+    from stageflow.chaos.model import BUILTIN_FILE, load_plan
+    from stageflow.chaos.run import FisChaos
+    from stageflow.errors import EnvironmentFailure
+
+    aws = deployed_env.aws
+    fis, cw, lam = aws.client("fis"), aws.client("cloudwatch"), aws.client("lambda")
+    st = status_json(staging, deployed_env, "staging")
+    function = st["function"]
+    arn = lam.get_function_configuration(FunctionName=function)["FunctionArn"]
+    plan = load_plan(BUILTIN_FILE.parent, BUILTIN_FILE)
+    runner = FisChaos(fis, "sample-api", "staging")
+    ids = {name: runner.template_id(name) for name in plan.experiments}
+    assert len(set(ids.values())) == len(plan.experiments) == 5
+    (stop,) = cw.describe_alarms(AlarmNames=["sample-api-staging-fis-stop"], AlarmTypes=["CompositeAlarm"])[
+        "CompositeAlarms"
+    ]
+    out = json.loads((deployed_env.state / "outputs" / "local-staging.json").read_text())["outputs"]
+    for name in out["alarm_names"]:
+        assert f'ALARM("{name}")' in stop["AlarmRule"]
+    for name, tid in ids.items():
+        t = fis.get_experiment_template(id=tid)["experimentTemplate"]
+        assert t["stopConditions"] == [{"source": "aws:cloudwatch:alarm", "value": stop["AlarmArn"]}]
+        assert [a["actionId"] for a in t["actions"].values()] == [plan.experiments[name].fis_action]
+        assert [tg["resourceArns"] for tg in t["targets"].values()] == [[arn]]
+        assert t["roleArn"].endswith(":role/sample-api-fis-staging")
+    with pytest.raises(EnvironmentFailure, match="no FIS experiment template for 'canary-errors' in dev"):
+        FisChaos(fis, "sample-api", "dev").template_id("canary-errors")
+    # the function: the extension's variables (the deploy step keeps them: function_environment), no layer
+    extension = out["function_environment"]
+    assert extension["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/aws-fis/bootstrap"
+    bucket = extension["AWS_FIS_CONFIGURATION_LOCATION"].removeprefix("arn:aws:s3:::").split("/")[0]
+    assert bucket.startswith("sample-api-staging-fis-config-")
+    aws.client("s3").head_bucket(Bucket=bucket)
+    (version,) = [v for v, w in st["weights"].items() if w == 100]
+    served = lam.get_function_configuration(FunctionName=function, Qualifier=version)
+    assert not served.get("Layers")  # no layers on the emulator (terraform-endpoint seam)
+    assert {k: served["Environment"]["Variables"][k] for k in extension} == extension
+    code, _body = curl(st["url"] + "/health")
+    assert code == 200  # the zip runs although AWS_LAMBDA_EXEC_WRAPPER names a wrapper that is not there

@@ -32,7 +32,8 @@ module "service" {
   tracked_versions       = var.tracked_versions
   data_table_names       = module.resources.table_names
   # the chaos stage's FIS extension on every function (below; staging only)
-  layers = local.fis_extension_layers
+  layers            = local.fis_extension_layers
+  extra_environment = module.chaos.extension_environment
   # the pipeline's boundary on the function roles (docs/security.md)
   permissions_boundary_name = "${var.service_name}-function-boundary"
 }

@@ -34,7 +34,7 @@ resource "aws_lambda_function" "service" {
   # The first version carries the plain variables of stageflow.toml; from then on the deploy step's
   # secrets stage writes them (with the secrets) and publishes a version when they change.
   environment {
-    variables = merge(each.value.environment, {
+    variables = merge(each.value.environment, var.extra_environment, {
       SERVICE_NAME     = var.service_name
       ENVIRONMENT      = var.environment
       PARAMETER_PREFIX = local.parameter_prefix

@@ -228,3 +228,9 @@ variable "layers" {
     error_message = "Each layer is a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION); at most 5."
   }
 }
+
+variable "extra_environment" {
+  description = "Variables every function gets at create besides stageflow.toml's (the staging root: the AWS FIS extension's); from then on the deploy step writes them with the others (the root's function_environment output)."
+  type        = map(string)
+  default     = {}
+}
