@@ -175,3 +175,13 @@ def test_the_deployer_manages_exactly_the_fis_role_and_passes_it_to_fis_only():
 def _bare(expr) -> str:
     """An expression without the blanks one parser keeps and the other drops."""
     return str(expr).replace(" ", "")
+
+
+def test_the_functions_boundary_lets_the_fis_extension_read_its_configuration():
+    """modules/chaos grants the function role s3:GetObject on the configuration prefix; the functions'
+    permissions boundary must allow it too, or the extension never sees a fault on AWS."""
+    pipeline = load_dir(MODULES / "pipeline")
+    text = str(pipeline.policy_document("function_boundary"))
+    assert "ReadTheFisConfiguration" in text and "s3:GetObject" in text and "/FisConfigs/*" in text
+    extension = str(load_dir(CHAOS).policy_document("extension"))
+    assert "s3:GetObject" in extension and "${local.prefix}/*" in extension

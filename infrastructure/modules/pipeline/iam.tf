@@ -644,6 +644,17 @@ data "aws_iam_policy_document" "function_boundary" {
     ]
   }
 
+  # the AWS FIS extension (a layer on the chaos environments' functions) reads the fault configuration
+  # FIS writes (modules/chaos grants it on the function role; this is the most it may be)
+  dynamic "statement" {
+    for_each = length(local.fis_bucket_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadTheFisConfiguration"
+      actions   = ["s3:GetObject", "s3:ListBucket"]
+      resources = concat(local.fis_bucket_arns, [for b in local.fis_bucket_arns : "${b}/FisConfigs/*"])
+    }
+  }
+
   statement {
     sid       = "XRayWrites"
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"]
