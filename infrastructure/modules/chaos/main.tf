@@ -183,49 +183,54 @@ resource "aws_cloudwatch_composite_alarm" "stop" {
   tags              = local.tags
 }
 
-resource "aws_fis_experiment_template" "this" {
-  for_each = var.experiments
-
-  description = "stageflow chaos ${each.key}: ${each.value.fault} on ${each.value.percent}% of ${var.service_name}-${var.environment}'s invocations for ${each.value.duration_minutes} min"
-  role_arn    = aws_iam_role.fis.arn
-
-  action {
-    name      = replace(each.key, "-", "_")
-    action_id = local.action_ids[each.value.fault]
-
-    dynamic "parameter" {
-      for_each = local.parameters[each.key]
-      content {
-        key   = parameter.key
-        value = parameter.value
+# The templates, one per experiment, as one CloudFormation stack rather than aws_fis_experiment_template:
+# the hashicorp/aws provider refuses an action's "Functions" target at plan time until its fix (#41209,
+# issue #41208) — the offline mirror's 5.x has not got it — while CloudFormation has taken Lambda targets
+# since FIS's Lambda actions launched. Terraform still owns them: plan shows the stack's template body,
+# apply creates, replaces and deletes the templates with the stack. Each template targets every
+# function of the service; its tags let `stageflow chaos` find it.
+locals {
+  # CloudFormation logical ids are alphanumeric: canary-errors -> CanaryErrors
+  logical_ids = { for name in keys(var.experiments) : name => join("", [for part in split("-", name) : title(part)]) }
+  stop_conditions = [merge(
+    { Source = length(aws_cloudwatch_composite_alarm.stop) > 0 ? "aws:cloudwatch:alarm" : "none" },
+    length(aws_cloudwatch_composite_alarm.stop) > 0 ? { Value = aws_cloudwatch_composite_alarm.stop[0].arn } : {},
+  )]
+  templates = {
+    for name, e in var.experiments : local.logical_ids[name] => {
+      Type = "AWS::FIS::ExperimentTemplate"
+      Properties = {
+        Description = "stageflow chaos ${name}: ${e.fault} on ${e.percent}% of ${var.service_name}-${var.environment}'s invocations for ${e.duration_minutes} min"
+        RoleArn     = aws_iam_role.fis.arn
+        Actions = {
+          (replace(name, "-", "_")) = {
+            ActionId   = local.action_ids[e.fault]
+            Parameters = local.parameters[name]
+            Targets    = { Functions = "function" }
+          }
+        }
+        Targets = {
+          function = { ResourceType = "aws:lambda:function", ResourceArns = var.function_arns, SelectionMode = "ALL" }
+        }
+        StopConditions = local.stop_conditions
+        Tags = merge(local.tags, {
+          Name                    = "${local.name}-${name}"
+          "stageflow:service"     = var.service_name
+          "stageflow:environment" = var.environment
+          "stageflow:experiment"  = name
+        })
       }
     }
-
-    target {
-      key   = "Functions"
-      value = "function"
-    }
   }
+}
 
-  target {
-    name           = "function"
-    resource_type  = "aws:lambda:function"
-    resource_arns  = var.function_arns
-    selection_mode = "ALL"
-  }
-
-  dynamic "stop_condition" {
-    for_each = length(aws_cloudwatch_composite_alarm.stop) > 0 ? [aws_cloudwatch_composite_alarm.stop[0].arn] : ["none"]
-    content {
-      source = stop_condition.value == "none" ? "none" : "aws:cloudwatch:alarm"
-      value  = stop_condition.value == "none" ? null : stop_condition.value
-    }
-  }
-
-  tags = merge(local.tags, {
-    Name                    = "${local.name}-${each.key}"
-    "stageflow:service"     = var.service_name
-    "stageflow:environment" = var.environment
-    "stageflow:experiment"  = each.key
+resource "aws_cloudformation_stack" "templates" {
+  #checkov:skip=CKV_AWS_124:Terraform owns the stack and shows every change in its plan; stack events would only repeat the apply's output on the alerts topic
+  name = "${local.name}-templates"
+  template_body = jsonencode({
+    Description = "stageflow chaos: ${var.service_name}-${var.environment}'s FIS experiment templates (infrastructure/modules/chaos)"
+    Resources   = local.templates
+    Outputs     = { for name, id in local.logical_ids : id => { Value = { Ref = id } } }
   })
+  tags = local.tags
 }

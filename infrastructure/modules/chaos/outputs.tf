@@ -1,6 +1,6 @@
 output "template_ids" {
   description = "FIS experiment template id by experiment name."
-  value       = { for name, t in aws_fis_experiment_template.this : name => t.id }
+  value       = { for name, id in local.logical_ids : name => aws_cloudformation_stack.templates.outputs[id] }
 }
 
 output "config_bucket" {

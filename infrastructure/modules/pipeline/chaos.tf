@@ -1,8 +1,8 @@
 # What the deploy project needs to apply the chaos stage's Terraform (modules/chaos, called by the roots
 # of var.chaos_environments: staging): FIS's role under its own permissions boundary (exact names, passed
 # to FIS only), the FIS configuration bucket (its name as the module computes it), the composite stop
-# alarm (ServiceAlarms covers its name), the experiment templates (FIS names them by a random id: created
-# only with the Service tag, changed only when they carry it), the AWS FIS extension's layer on the
+# alarm (ServiceAlarms covers its name), the experiment templates' CloudFormation stack and the templates
+# (FIS names them by a random id: created only with the Service tag, changed only when they carry it), the AWS FIS extension's layer on the
 # functions (AWS's public parameter naming it, the layer version itself).
 locals {
   fis_role_arns = [
@@ -11,6 +11,9 @@ locals {
   # modules/chaos: bucket_prefix = substr("{service}-{env}-fis-config-", 0, 37)
   fis_bucket_arns = [
     for env in var.chaos_environments : "arn:${local.partition}:s3:::${substr("${var.service_name}-${env}-fis-config-", 0, 37)}*"
+  ]
+  fis_stack_arns = [
+    for env in var.chaos_environments : "arn:${local.partition}:cloudformation:${local.region}:${local.account_id}:stack/${var.service_name}-${env}-fis-templates/*"
   ]
   fis_boundary_name = "${var.service_name}-fis-boundary"
   fis_boundary_arn  = "arn:${local.partition}:iam::${local.account_id}:policy/${local.fis_boundary_name}"
@@ -80,6 +83,14 @@ data "aws_iam_policy_document" "deployer_chaos" {
       "s3:PutLifecycleConfiguration",
     ]
     resources = concat(local.fis_bucket_arns, [for b in local.fis_bucket_arns : "${b}/*"])
+  }
+
+  # the templates are one CloudFormation stack per chaos environment (modules/chaos); CloudFormation
+  # creates them with the deployer's credentials (the statements below)
+  statement {
+    sid       = "ChaosTemplateStacks"
+    actions   = ["cloudformation:CreateStack", "cloudformation:UpdateStack", "cloudformation:DeleteStack", "cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents", "cloudformation:GetTemplate", "cloudformation:ListStackResources", "cloudformation:TagResource", "cloudformation:UntagResource"]
+    resources = local.fis_stack_arns
   }
 
   statement {

@@ -31,6 +31,9 @@ than the one before, and the emulator, not stageflow, used the time:
   happen under one lock, each update gets a new RevisionId. (A fidelity fix, not a speed fix: listed in
   docs/architecture.md's seam table.)
 
+- **CloudFormation has no ``AWS::FIS::ExperimentTemplate``** in moto: :mod:`stageflow.local.moto_fis`
+  adds it (the chaos module's templates are one CloudFormation stack). A fidelity fix too.
+
 Nothing else changes: moto answers the same requests with the same results. Applied by
 :mod:`stageflow.local.server` before it serves (the emulator process only); tested in
 ``tests/unit/local/test_moto_fixes.py`` against moto's own backends.
@@ -65,6 +68,9 @@ def apply() -> None:
         _patch_query()
         _patch_get_metric_statistics()
         _patch_alias_revisions()
+        from stageflow.local import moto_fis
+
+        moto_fis.register()  # CloudFormation's AWS::FIS::ExperimentTemplate (modules/chaos)
         _APPLIED = True
 
 

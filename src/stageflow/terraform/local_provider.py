@@ -22,6 +22,7 @@ OVERRIDE_NAME = "stageflow_local_override.tf"
 AWS_ENDPOINTS = (
     "acm",
     "apigateway",
+    "cloudformation",
     "cloudwatch",
     "cloudwatchevents",
     "cloudwatchlogs",

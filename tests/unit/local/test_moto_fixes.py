@@ -340,3 +340,58 @@ def test_queries_answer_as_moto_does_without_sorting_the_whole_table(aws):
     dep_page = fixed[0][0][0]
     assert [i["sk"]["S"] for i in dep_page] == [f"DEP#{n:04d}" for n in range(29, 22, -1)]
     assert len(fixed[0]) == 5 and fixed[4] == [([], 0, 0, None)]
+
+
+def test_a_cloudformation_stack_creates_tags_and_deletes_fis_experiment_templates(aws):
+    """modules/chaos's stack of AWS::FIS::ExperimentTemplate (stageflow.local.moto_fis): the template is
+    created in moto's FIS with its tags (FisChaos finds it by them), Ref is its id, the stack's deletion
+    removes it."""
+    import json
+
+    from stageflow.chaos.run import FisChaos
+
+    tags = {
+        "stageflow:service": "svc",
+        "stageflow:environment": "staging",
+        "stageflow:experiment": "canary-errors",
+    }
+    body = {
+        "Resources": {
+            "CanaryErrors": {
+                "Type": "AWS::FIS::ExperimentTemplate",
+                "Properties": {
+                    "Description": "errors",
+                    "RoleArn": "arn:aws:iam::123456789012:role/svc-fis-staging",
+                    "Actions": {
+                        "canary_errors": {
+                            "ActionId": "aws:lambda:invocation-error",
+                            "Parameters": {"duration": "PT30M", "preventExecution": "true"},
+                            "Targets": {"Functions": "function"},
+                        }
+                    },
+                    "Targets": {
+                        "function": {
+                            "ResourceType": "aws:lambda:function",
+                            "ResourceArns": ["arn:aws:lambda:us-east-1:123456789012:function:svc-staging"],
+                            "SelectionMode": "ALL",
+                        }
+                    },
+                    "StopConditions": [{"Source": "aws:cloudwatch:alarm", "Value": "arn:aws:cloudwatch:x"}],
+                    "Tags": tags,
+                },
+            }
+        },
+        "Outputs": {"CanaryErrors": {"Value": {"Ref": "CanaryErrors"}}},
+    }
+    cfn, fis = boto3.client("cloudformation"), boto3.client("fis")
+    cfn.create_stack(StackName="svc-staging-fis-templates", TemplateBody=json.dumps(body))
+    (out,) = cfn.describe_stacks(StackName="svc-staging-fis-templates")["Stacks"][0]["Outputs"]
+    tid = FisChaos(fis, "svc", "staging").template_id("canary-errors")
+    assert out["OutputValue"] == tid
+    t = fis.get_experiment_template(id=tid)["experimentTemplate"]
+    assert t["actions"]["canary_errors"]["targets"] == {"Functions": "function"}
+    assert t["targets"]["function"]["resourceType"] == "aws:lambda:function"
+    assert t["stopConditions"] == [{"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:x"}]
+    assert t["tags"] == tags
+    cfn.delete_stack(StackName="svc-staging-fis-templates")
+    assert fis.list_experiment_templates()["experimentTemplates"] == []
