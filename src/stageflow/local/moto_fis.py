@@ -1,5 +1,6 @@
-"""CloudFormation's ``AWS::FIS::ExperimentTemplate`` in the emulator (moto 5 has FIS but no
-CloudFormation model for its templates: a stack holding them would be created empty).
+"""The chaos module's resources in the emulator: CloudFormation's ``AWS::FIS::ExperimentTemplate`` (moto 5
+has FIS but no CloudFormation model for its templates: a stack holding them would be created empty)
+and CloudWatch's PutCompositeAlarm (see :func:`register`).
 
 Why CloudFormation at all: the hashicorp/aws provider before the release carrying its fix #41209 refuses
 an experiment action's ``Functions`` target at plan time (issue #41208: the key is missing from its
@@ -91,8 +92,16 @@ class FisExperimentTemplateModel(CloudFormationModel):
 
 
 def register() -> None:
-    """Make moto's CloudFormation see the model (its model list is computed once and cached)."""
+    """Make moto's CloudFormation see the model (its model list is computed once and cached), and let
+    moto's CloudWatch answer PutCompositeAlarm (the templates' stop condition, modules/chaos): moto keeps
+    composite alarms (an alarm with a rule, listed under ``CompositeAlarms``) and its PutMetricAlarm
+    already reads ``AlarmRule`` for them, but routes no PutCompositeAlarm to it ("not implemented", which
+    Terraform retries for minutes)."""
     from moto.cloudformation import parsing
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    if not hasattr(CloudWatchResponse, "put_composite_alarm"):
+        CloudWatchResponse.put_composite_alarm = CloudWatchResponse.put_metric_alarm  # type: ignore[attr-defined]
 
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()

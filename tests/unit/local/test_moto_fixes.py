@@ -395,3 +395,19 @@ def test_a_cloudformation_stack_creates_tags_and_deletes_fis_experiment_template
     assert t["tags"] == tags
     cfn.delete_stack(StackName="svc-staging-fis-templates")
     assert fis.list_experiment_templates()["experimentTemplates"] == []
+
+
+def test_put_composite_alarm_creates_a_composite_alarm_as_aws_does(aws):
+    cw = boto3.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName="svc-errors-staging", MetricName="Errors", Namespace="AWS/Lambda",
+                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                        ComparisonOperator="GreaterThanThreshold")  # fmt: skip
+    cw.put_composite_alarm(AlarmName="svc-staging-fis-stop", AlarmRule='ALARM("svc-errors-staging")',
+                           AlarmDescription="stop", Tags=[{"Key": "Service", "Value": "svc"}])  # fmt: skip
+    found = cw.describe_alarms(AlarmNames=["svc-staging-fis-stop"], AlarmTypes=["CompositeAlarm"])
+    (composite,) = found["CompositeAlarms"]
+    assert composite["AlarmRule"] == 'ALARM("svc-errors-staging")' and not found["MetricAlarms"]
+    tags = cw.list_tags_for_resource(ResourceARN=composite["AlarmArn"])["Tags"]
+    assert tags == [{"Key": "Service", "Value": "svc"}]
+    cw.delete_alarms(AlarmNames=["svc-staging-fis-stop"])
+    assert not cw.describe_alarms(AlarmNames=["svc-staging-fis-stop"])["CompositeAlarms"]
