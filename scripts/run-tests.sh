@@ -11,7 +11,13 @@ if engine_env=$(bash scripts/docker-engine.sh up >&2 && bash scripts/docker-engi
 else
   echo "run-tests: no Docker engine (scripts/docker-engine.sh up failed): docker tests will skip" >&2
 fi
-"$BIN/python" -m pytest -p no:cacheprovider --durations=30 --junitxml=reports/junit.xml "$@"
+# Two workers, each taking whole test files (--dist loadfile: a module's Terraform-built environment stays
+# on one worker; a session-wide one is built once per worker that needs it). Most of a Terraform apply on
+# the emulator is the AWS provider's propagation waits, so two workers overlap them even on two cores.
+# STAGEFLOW_TEST_WORKERS=0 runs in one process.
+WORKERS=${STAGEFLOW_TEST_WORKERS:-2}
+"$BIN/python" -m pytest -p no:cacheprovider -n "$WORKERS" --dist loadfile --durations=30 \
+  --junitxml=reports/junit.xml "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "run-tests: pytest collected no tests: that is a failure" >&2
