@@ -299,8 +299,13 @@ class Driver:
         )
         self.reporter.wait(self.clock, (wake - now).total_seconds(), label, progress=progress)
         now = self.clock.now()
+        # every function's look at once (independent reads); the first failure, in order, is the look's
+        answers = at_once([lambda mv=mv: self._look(dep, state, *mv, start, now, now >= until)
+                           for mv in self._active(dep)])  # fmt: skip
         try:
-            looks = [self._look(dep, state, mem, v, start, now, now >= until) for mem, v in self._active(dep)]
+            if failed := next((a for a in answers if isinstance(a, Exception)), None):
+                raise failed
+            looks = answers
         except Exception as exc:
             failure = _environment_failure(exc)
             if failure is None:

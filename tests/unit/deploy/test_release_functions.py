@@ -139,6 +139,29 @@ def test_a_bug_in_one_check_is_raised_not_taken_for_a_failed_release(monkeypatch
     assert ctx.routers["api"].set_canary_calls == [] and ctx.routers["worker"].set_canary_calls == []
 
 
+def test_every_functions_look_at_the_gates_runs_at_once(monkeypatch):
+    """Each look of one function returns only once the other function's look has started."""
+    import threading
+
+    from stageflow.deploy.driver import Driver
+
+    ctx = release_context(config_env("dev"))
+    both = threading.Barrier(2, timeout=10)
+    original = Driver._look
+
+    def look(self, *args, **kwargs):
+        both.wait()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Driver, "_look", look)
+    res = canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert res.outcome is not None and res.outcome.state.phase == "succeeded"
+    verdicts = ctx.history.list(1)[0].verdicts
+    assert verdicts and all({r["function"] for r in v.results} == {"api", "worker"} for v in verdicts)
+    gates = [ln.split(":")[1].strip() for ln in ctx.reporter.lines if ln.startswith("gate dev:")]
+    assert gates[:4] == ["api", "worker", "api", "worker"]  # reported in the release's order
+
+
 def test_one_function_failing_a_gate_rolls_every_function_back_and_the_verdict_names_it():
     def minute(function, version, t):
         if function == "svc-worker-dev" and version == WORKER_NEW:
