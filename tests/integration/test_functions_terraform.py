@@ -70,15 +70,11 @@ def test_an_environment_built_with_one_function_keeps_it(tmp_path):
         assert plan.returncode == 0, plan.stderr[-4000:]
         summary = json.loads(plan.stdout)["summary"]
         changes = {(c["address"], c["action"]) for c in summary["resources"]}
-        # the rollback function learns every function (STAGEFLOW_FUNCTIONS); the front door's API snapshot
-        # is redeployed (create-before-destroy, the stage moves to it: no gap). Not yet explained: see the
-        # session 6 closing note. Nothing of the service module is created, replaced or destroyed.
-        allowed = {
-            ("module.service.aws_lambda_function.rollback", "update"),
-            ("module.front_door.aws_api_gateway_deployment.this", "replace"),
-            ("module.front_door.aws_api_gateway_stage.this", "update"),
-        }
-        assert changes <= allowed, changes
+        # the rollback function learns every function (STAGEFLOW_FUNCTIONS); nothing else changes: no
+        # function, alias, log group or alarm is created, replaced or destroyed, and the front door's API
+        # snapshot is not redeployed (its trigger hashed an empty cache key list as null after the create
+        # and as [] in this plan until modules/front_door normalised it)
+        assert changes == {("module.service.aws_lambda_function.rollback", "update")}, changes
         if "state: moved" in plan.stderr:  # Terraform 1.0: moved in the state before the plan
             assert 'aws_lambda_function.service["sample-api"]' in plan.stderr
         r = _cli(project, state, "apply", "dev")

@@ -98,11 +98,16 @@ resource "aws_lambda_permission" "api" {
 resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
 
+  # An empty cache_key_parameters is null in the state after a create and [] when the plan proposes the
+  # configuration's value (seen when an environment's service resources were moved): hashed raw, that
+  # difference alone redeployed an unchanged API. Empty is hashed as null either way.
   triggers = {
     redeployment = sha1(jsonencode([
       aws_api_gateway_resource.proxy.id,
       [for k, m in aws_api_gateway_method.this : m.id],
-      [for k, i in aws_api_gateway_integration.this : [i.id, i.uri, i.cache_key_parameters]],
+      [for k, i in aws_api_gateway_integration.this : [
+        i.id, i.uri, try(length(i.cache_key_parameters) > 0, false) ? i.cache_key_parameters : null
+      ]],
     ]))
   }
 
