@@ -13,7 +13,7 @@ from stageflow.deploy import machine as m
 from stageflow.deploy.decision import lines as decision_lines
 from stageflow.deploy.gates import GateReader, combine_verdicts, verdict_minutes, verdict_results
 from stageflow.deploy.records import Deployment, Transition, VerdictRecord, status_for
-from stageflow.deploy.release import Member, Release, Versions
+from stageflow.deploy.release import Member, Release, Versions, at_once
 from stageflow.deploy.traffic import AliasChanged
 from stageflow.history.dynamo import ConcurrentUpdate
 from stageflow.isotime import iso, parse_iso
@@ -196,7 +196,12 @@ class Driver:
         BeforeAllowTraffic): the answers decide whether the canary begins; one failing rejects the
         release. Nothing moves here; the result is recorded with the transition it causes, before
         anything else happens."""
-        looks = [self._check_one(dep, mem, str(v.to_version)) for mem, v in self._active(dep)]
+        active = self._active(dep)
+        # at once, each in its own execution environment: the release waits for the slowest cold start,
+        # not their sum; the answers are judged and reported in the release's order
+        answers = at_once([lambda c=mem.check, q=str(v.to_version): c.check(q) for mem, v in active])
+        pairs = zip(active, answers, strict=True)
+        looks = [self._check_one(dep, mem, str(v.to_version), a) for (mem, v), a in pairs]
         if self.rel.single:
             return looks[0]
         if not looks:
@@ -211,15 +216,13 @@ class Driver:
         summary = "; ".join(e.summary for e in looks if isinstance(e, m.PreTrafficPassed))
         return m.PreTrafficPassed(self.clock.now(), summary, result)
 
-    def _check_one(self, dep: Deployment, member: Member, version: str) -> m.Event:
-        """One function's new version, invoked with its smoke event."""
+    def _check_one(self, dep: Deployment, member: Member, version: str, res) -> m.Event:
+        """One function's new version, invoked with its smoke event: its answer (or what it raised)."""
         check = member.check
-        try:
-            res = check.check(version)
-        except Exception as exc:
-            failure = _environment_failure(exc)
+        if isinstance(res, Exception):
+            failure = _environment_failure(res)
             if failure is None:
-                raise  # a bug, not a failed call
+                raise res  # a bug, not a failed call
             why = failure.one_line()
             self.reporter.warn(
                 f"pre-traffic {dep.environment}: {check.function}:{version} not checked: {why}"
@@ -296,8 +299,13 @@ class Driver:
         )
         self.reporter.wait(self.clock, (wake - now).total_seconds(), label, progress=progress)
         now = self.clock.now()
+        # every function's look at once (independent reads); the first failure, in order, is the look's
+        answers = at_once([lambda mv=mv: self._look(dep, state, *mv, start, now, now >= until)
+                           for mv in self._active(dep)])  # fmt: skip
         try:
-            looks = [self._look(dep, state, mem, v, start, now, now >= until) for mem, v in self._active(dep)]
+            if failed := next((a for a in answers if isinstance(a, Exception)), None):
+                raise failed
+            looks = answers
         except Exception as exc:
             failure = _environment_failure(exc)
             if failure is None:

@@ -13,6 +13,7 @@ Standard library only: the rollback function's zip carries this module.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -158,3 +159,19 @@ def check_aliases(release: Release):
     """The smoke check after promotion: every function through its alias with its own smoke event."""
     outcomes = tuple(m.check.check(m.alias) for m in release.members)
     return outcomes[0] if release.single else ReleaseOutcome(outcomes)
+
+
+def at_once(calls: list[Callable[[], object]]) -> list[object]:
+    """Every call's answer, or the Exception it raised, in order; two or more run in threads at once
+    (the functions' pre-traffic checks: each cold start in its own execution environment)."""
+
+    def settle(call: Callable[[], object]) -> object:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller, which judges it
+            return exc
+
+    if len(calls) < 2:
+        return [settle(c) for c in calls]
+    with ThreadPoolExecutor(max_workers=min(8, len(calls)), thread_name_prefix="pre-traffic") as pool:
+        return list(pool.map(settle, calls))

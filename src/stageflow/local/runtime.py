@@ -10,7 +10,8 @@ applied by :mod:`stageflow.local.server`) with what Lambda does:
 - **How**: the version's zip (the bytes the emulator holds, keyed by ``CodeSha256``) is extracted
   once, and a worker process (:mod:`stageflow.local.lambda_worker`) runs it with the runtime's own
   Python (``python3.12`` → CPython 3.12 found on PATH or under pyenv, see :mod:`stageflow.pythons`),
-  ``-S -s``: only the zip, then boto3 (which Lambda's runtime provides) — never the interpreter's or
+  ``-S -s``: only the zip, then boto3 (which Lambda's runtime provides, compiled for that Python:
+  :mod:`stageflow.local.runtime_lib`) — never the interpreter's or
   stageflow's site-packages, so a dependency missing from the zip fails here as it would in Lambda.
   The environment is the function's variables plus what Lambda sets (``AWS_LAMBDA_*``, ``_HANDLER``,
   region) and the emulator's endpoint with dummy credentials; nothing is inherited from the emulator's
@@ -60,12 +61,11 @@ from pathlib import Path
 from typing import Any
 
 from stageflow import process, pythons
-from stageflow.local import faults
+from stageflow.local import faults, runtime_lib
 
 INIT_TIMEOUT_S = 10.0
 MAX_WORKERS_PER_KEY = 8
 LOG_TAIL_BYTES = 4096
-RUNTIME_LIB_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 LAMBDA_NAMESPACE = "AWS/Lambda"
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -193,7 +193,6 @@ class LocalRuntime:
         self._idle: dict[tuple, list[Worker]] = collections.defaultdict(list)
         self._lock = threading.Lock()
         self._extract_lock = threading.Lock()
-        self._lib: Path | None = None
 
     # -- the code ------------------------------------------------------------------------------------
     def task_dir(self, code_sha: str, code: bytes) -> Path:
@@ -208,26 +207,6 @@ class LocalRuntime:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 tmp.rename(target)
         return target
-
-    def runtime_lib(self) -> Path:
-        """boto3 and its dependencies, as Lambda's Python runtime provides them (pure Python)."""
-        if self._lib is None:
-            lib = self.workdir / "runtime-lib"
-            lib.mkdir(parents=True, exist_ok=True)
-            import importlib.util
-
-            for name in RUNTIME_LIB_PACKAGES:
-                spec = importlib.util.find_spec(name)
-                if spec is None or spec.origin is None:
-                    continue
-                src = Path(spec.origin)
-                src = src.parent if src.name == "__init__.py" else src
-                link = lib / src.name
-                if not link.exists():
-                    with contextlib.suppress(FileExistsError):
-                        link.symlink_to(src)
-            self._lib = lib
-        return self._lib
 
     # -- the environment -----------------------------------------------------------------------------
     def child_env(self, spec: FunctionSpec, task: Path) -> dict[str, str]:
@@ -271,7 +250,8 @@ class LocalRuntime:
             raise RuntimeUnavailable(getattr(exc, "message", str(exc))) from None
         task = self.task_dir(spec.code_sha, code)
         worker_py = Path(__file__).with_name("lambda_worker.py")
-        argv = [str(python), "-S", "-s", str(worker_py), str(task), str(self.runtime_lib())]
+        lib = runtime_lib.library(self.workdir, spec.runtime, python)  # compiled, as Lambda ships it
+        argv = [str(python), "-S", "-s", str(worker_py), str(task), str(lib)]
         worker = Worker(argv, self.child_env(spec, task), task)
         try:
             first = worker.next_answer(INIT_TIMEOUT_S)

@@ -86,6 +86,82 @@ def test_a_pre_traffic_failure_in_one_function_rejects_the_release_and_moves_not
     assert ctx.checks["api"].calls == [API_NEW]  # every function was checked; the failing one is named
 
 
+def _hold_until_both_started(monkeypatch, ctx, first_sleeps: float = 0.0):
+    """Each function's check returns only once the other one has started (sequential checks would
+    break the barrier); the first function's answer comes last when ``first_sleeps``."""
+    import threading
+    import time
+
+    both = threading.Barrier(2, timeout=10)
+    for i, chk in enumerate(ctx.checks.values()):
+        original = chk.check
+
+        def check(qualifier, original=original, pause=first_sleeps if i == 0 else 0.0):
+            both.wait()
+            time.sleep(pause)
+            return original(qualifier)
+
+        monkeypatch.setattr(chk, "check", check)
+
+
+def test_every_functions_pre_traffic_check_runs_at_once(monkeypatch):
+    """The release waits for the slowest function's cold start, not the sum of them."""
+    ctx = release_context(config_env("dev"))
+    _hold_until_both_started(monkeypatch, ctx, first_sleeps=0.2)
+    res = canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert res.outcome is not None and res.outcome.state.phase == "succeeded"
+    assert ctx.checks["api"].calls == [API_NEW] and ctx.checks["worker"].calls == [WORKER_NEW]
+    # answers are judged, reported and recorded in the release's order, whichever came first
+    dep = ctx.history.list(1)[0]
+    assert [f["function"] for f in dep.extra["pre_traffic"]["functions"]] == ["svc-api-dev", "svc-worker-dev"]
+    checked = [ln for ln in ctx.reporter.lines if ln.startswith("pre-traffic")]
+    assert ["svc-api-dev" in checked[0], "svc-worker-dev" in checked[1]] == [True, True], checked
+
+
+def test_a_check_that_cannot_be_made_while_the_other_runs_stops_the_release_naming_it(monkeypatch):
+    ctx = release_context(config_env("dev"))
+    ctx.checks["api"].raises = EnvironmentFailure("invoking svc-api-dev:2: ServiceUnavailable (injected)")
+    _hold_until_both_started(monkeypatch, ctx)
+    with pytest.raises(EnvironmentFailure) as exc:
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert exc.value.exit_code == ExitCode.ENVIRONMENT
+    assert "svc-api-dev:2 not checked" in exc.value.one_line()
+    assert ctx.checks["worker"].calls == [WORKER_NEW]
+    assert ctx.routers["api"].set_canary_calls == [] and ctx.routers["worker"].set_canary_calls == []
+
+
+def test_a_bug_in_one_check_is_raised_not_taken_for_a_failed_release(monkeypatch):
+    ctx = release_context(config_env("dev"))
+    ctx.checks["worker"].raises = KeyError("a bug")
+    _hold_until_both_started(monkeypatch, ctx)
+    with pytest.raises(KeyError):
+        canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert ctx.routers["api"].set_canary_calls == [] and ctx.routers["worker"].set_canary_calls == []
+
+
+def test_every_functions_look_at_the_gates_runs_at_once(monkeypatch):
+    """Each look of one function returns only once the other function's look has started."""
+    import threading
+
+    from stageflow.deploy.driver import Driver
+
+    ctx = release_context(config_env("dev"))
+    both = threading.Barrier(2, timeout=10)
+    original = Driver._look
+
+    def look(self, *args, **kwargs):
+        both.wait()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Driver, "_look", look)
+    res = canary.run_start(ctx, FakeArtifact("code-v2"))
+    assert res.outcome is not None and res.outcome.state.phase == "succeeded"
+    verdicts = ctx.history.list(1)[0].verdicts
+    assert verdicts and all({r["function"] for r in v.results} == {"api", "worker"} for v in verdicts)
+    gates = [ln.split(":")[1].strip() for ln in ctx.reporter.lines if ln.startswith("gate dev:")]
+    assert gates[:4] == ["api", "worker", "api", "worker"]  # reported in the release's order
+
+
 def test_one_function_failing_a_gate_rolls_every_function_back_and_the_verdict_names_it():
     def minute(function, version, t):
         if function == "svc-worker-dev" and version == WORKER_NEW:
