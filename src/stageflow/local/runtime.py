@@ -65,6 +65,9 @@ from stageflow.local import faults, runtime_lib
 
 INIT_TIMEOUT_S = 10.0
 MAX_WORKERS_PER_KEY = 8
+# idle execution environments of all functions and versions together; the least recently used goes first
+# (Lambda reclaims idle environments too: old versions' workers no longer pile up in a long-lived emulator)
+MAX_IDLE_WORKERS = 16
 LOG_TAIL_BYTES = 4096
 LAMBDA_NAMESPACE = "AWS/Lambda"
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
@@ -184,6 +187,7 @@ class LocalRuntime:
         environ: Mapping[str, str] | None = None,
         draw: Callable[[], float] = random.random,
         host_arch: str | None = None,
+        max_idle: int = MAX_IDLE_WORKERS,
     ):
         self.endpoint = endpoint
         self.workdir = Path(workdir)
@@ -191,6 +195,8 @@ class LocalRuntime:
         self.draw = draw
         self.host_arch = host_arch or _HOST_ARCH.get(platform.machine().lower(), platform.machine())
         self._idle: dict[tuple, list[Worker]] = collections.defaultdict(list)
+        self._lru: collections.OrderedDict[int, tuple[tuple, Worker]] = collections.OrderedDict()
+        self.max_idle = max_idle
         self._lock = threading.Lock()
         self._extract_lock = threading.Lock()
 
@@ -276,6 +282,8 @@ class LocalRuntime:
         with self._lock:
             idle = self._idle[spec.key]
             worker = idle.pop() if idle else None
+            if worker is not None:
+                del self._lru[id(worker)]
         start = time.monotonic()
         if worker is None:
             worker, init_error = self._start(spec, code)
@@ -303,17 +311,23 @@ class LocalRuntime:
             return {"error": {"errorType": "Runtime.ExitError", "errorMessage": msg}, "log": msg}, took * 1000
         took = (time.monotonic() - began) * 1000
         with self._lock:
-            if len(self._idle[spec.key]) < MAX_WORKERS_PER_KEY:
+            evicted = [] if len(self._idle[spec.key]) < MAX_WORKERS_PER_KEY else [worker]
+            if not evicted:
                 self._idle[spec.key].append(worker)
-                worker = None
-        if worker is not None:
-            worker.stop()
+                self._lru[id(worker)] = (spec.key, worker)
+            while len(self._lru) > self.max_idle:
+                key, oldest = self._lru.popitem(last=False)[1]
+                self._idle[key].remove(oldest)
+                evicted.append(oldest)
+        for w in evicted:
+            w.stop()
         return answer, took
 
     def close(self) -> None:
         with self._lock:
             workers = [w for ws in self._idle.values() for w in ws]
             self._idle.clear()
+            self._lru.clear()
         for w in workers:
             w.stop()
 

@@ -92,3 +92,43 @@ def test_a_function_carrying_the_fis_extensions_wrapper_still_runs_its_zip(tmp_p
 
     assert json.loads(answer["payload"]) == {"wrapper": "/opt/aws-fis/bootstrap", "echo": {"n": 1}}
     assert not Path("/opt/aws-fis/bootstrap").exists()  # nothing was mounted: the wrapper never ran
+
+
+def test_idle_workers_are_capped_across_functions_least_recently_used_first(tmp_path: Path):
+    """Old versions' execution environments do not pile up in a long-lived emulator: over the cap of idle
+    workers (all functions and versions together) the least recently used one is stopped; the next
+    invocation of its version starts cold, the others stay warm."""
+    import io
+    import json
+    import sys
+    import zipfile
+
+    from stageflow.process import pid_alive
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "import os\ndef handler(event, context):\n    return os.getpid()\n")
+    rt = LocalRuntime(
+        "http://127.0.0.1:5999", tmp_path, environ={"PATH": str(Path(sys.executable).parent)}, max_idle=2
+    )
+    fns = {
+        name: spec(runtime=f"python3.{sys.version_info.minor}", handler="app.handler", code_sha=name)
+        for name in ("v1", "v2", "v3")
+    }
+
+    def pid_of(name: str) -> int:
+        answer, _ms = rt.invoke(fns[name], buf.getvalue(), "{}", invoked_arn=fns[name].arn)
+        assert "error" not in answer, answer
+        return json.loads(answer["payload"])
+
+    try:
+        first = {name: pid_of(name) for name in ("v1", "v2", "v3")}
+        assert len(set(first.values())) == 3  # one execution environment each
+        assert not pid_alive(first["v1"])  # the least recently used, stopped when v3's came back idle
+        assert pid_alive(first["v2"]) and pid_alive(first["v3"])
+        assert pid_of("v3") == first["v3"]  # warm
+        assert pid_of("v1") != first["v1"]  # cold again; it evicts v2 now
+        assert not pid_alive(first["v2"])
+    finally:
+        rt.close()
+    assert not pid_alive(first["v3"])
