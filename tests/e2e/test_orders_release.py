@@ -139,8 +139,9 @@ def test_each_function_is_as_configured_and_its_live_alias_runs_the_zip(orders):
     plan = orders.cli("--json", "plan", "dev")
     assert plan.returncode == 0, plan.stderr[-3000:]
     changed = {(c["address"], c["action"]) for c in json.loads(plan.stdout)["summary"]["resources"]}
-    # applied once, from stageflow.toml alone: nothing of the service's functions changes on a second plan
-    assert not {c for c in changed if "module.service." in c[0]}, changed
+    # applied once, from stageflow.toml alone: a second plan changes nothing (the front door's snapshot
+    # was redeployed here until its trigger hashed an empty cache key list one way)
+    assert changed == set(), changed
 
 
 def _version(weights: dict[str, int]) -> str:
