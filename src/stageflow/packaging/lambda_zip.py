@@ -21,7 +21,7 @@ from pathlib import Path
 
 from stageflow import process, zipcheck
 from stageflow.errors import EnvironmentFailure, UsageError
-from stageflow.packaging.requirements import read_requirement_lines
+from stageflow.packaging.requirements import for_target, lambda_environment, read_requirement_lines
 from stageflow.packaging.selection import EXCLUDE_SUFFIXES, Selection
 from stageflow.ports import LambdaZip  # noqa: F401 - defined with the ports, used here
 
@@ -195,19 +195,34 @@ def install_requirements(
     --only-binary=:all:``), as archive name → bytes, cached by requirements content, runtime and
     architecture. Returns (files, cache hit). Pip failing or no wheel for the platform: exit 3."""
     pyver, arch, tags = pip_platforms(runtime, architecture)
-    key = hashlib.sha256(
-        "\n".join([requirements.read_text(encoding="utf-8"), runtime, arch, *tags]).encode()
-    ).hexdigest()[:24]
+    # markers evaluated for the function, not for the interpreter pip runs in (which would drop every
+    # `; python_version >= "3.13"` line of an exported lock file for a python3.13 function, silently)
+    text, applies = for_target(
+        requirements.read_text(encoding="utf-8"), lambda_environment(pyver, arch), requirements.parent
+    )
+    key_of = "\n".join(["markers:function", text, runtime, arch, *tags])
+    key = hashlib.sha256(key_of.encode()).hexdigest()[:24]
     target = cache_dir / f"{runtime}-{arch}-{key}"
     hit = target.is_dir()
     if not hit:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".deps-", dir=cache_dir))
+        resolved = cache_dir / f"{tmp.name}.requirements.txt"  # beside the install, never inside it
+        resolved.write_text(text, encoding="utf-8")
+        platform = f"{runtime}/{architecture}"
         try:
-            _pip_install(requirements, tmp, pyver, tags, runner, timeout, f"{runtime}/{architecture}")
+            _pip_install(resolved, tmp, pyver, tags, runner, timeout, platform, shown=requirements)
+            if applies and not any(tmp.iterdir()):
+                raise EnvironmentFailure(
+                    f"installing {requirements} for {platform} installed nothing, though {applies} "
+                    "requirement(s) apply to it",
+                    "run the same pip install by hand and read its 'Ignoring' lines",
+                )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            resolved.unlink(missing_ok=True)
         try:
             tmp.rename(target)
         except OSError:  # another build put the same key in place first
@@ -231,17 +246,19 @@ def _pip_install(
     runner: process.Runner,
     timeout: float,
     platform: str,
+    *,
+    shown: Path,
 ) -> None:
     argv = pip_argv(requirements, target, pyver, tags)
     try:
         res = runner(argv, timeout=timeout, ok_codes=None)
     except (process.CommandNotFound, process.CommandTimeout) as exc:
-        raise EnvironmentFailure(f"pip for {requirements.name} failed to run: {exc}") from None
+        raise EnvironmentFailure(f"pip for {shown.name} failed to run: {exc}") from None
     if res.returncode != 0:
         lines = [ln.strip() for ln in (res.stderr or res.stdout or "").splitlines() if ln.strip()]
         why = next((ln for ln in lines if ln.startswith("ERROR:")), lines[-1] if lines else "")
         raise EnvironmentFailure(
-            f"installing {requirements} for {platform} failed: {why[:300]}",
+            f"installing {shown} for {platform} failed: {why[:300]}",
             "every requirement needs a wheel for the function's platform (or a pure-Python wheel)",
         )
 

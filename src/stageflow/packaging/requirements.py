@@ -40,19 +40,26 @@ def requirement_lines(text: str) -> list[str]:
 
 
 def _without_options(line: str) -> str:
+    return _split_options(line)[0]
+
+
+def _split_options(line: str) -> tuple[str, list[str]]:
+    """(the requirement, its per-requirement options) of a logical line; a global option line (``-r``,
+    ``--index-url``, ...) is all requirement, as it is."""
     words = line.split()
-    if words and words[0].startswith("-"):  # a global option line (-r, --index-url, ...): as it is
-        return " ".join(words)
-    kept, skip = [], False
+    if words and words[0].startswith("-"):
+        return " ".join(words), []
+    kept, options, takes_value = [], [], False
     for word in words:
-        if skip:
-            skip = False
-            continue
-        if word.startswith(_PER_REQUIREMENT):
-            skip = "=" not in word  # ``--hash sha256:…`` takes the next word
-            continue
-        kept.append(word)
-    return " ".join(kept)
+        if takes_value:
+            options.append(word)
+            takes_value = False
+        elif word.startswith(_PER_REQUIREMENT):
+            options.append(word)
+            takes_value = "=" not in word  # ``--hash sha256:…`` takes the next word
+        else:
+            kept.append(word)
+    return " ".join(kept), options
 
 
 def is_hash_locked(text: str) -> bool:
@@ -88,3 +95,73 @@ def pins(text: str) -> tuple[list[Pin], list[str]]:
         else:
             other.append(line)
     return found, other
+
+
+def lambda_environment(pyver: str, machine: str) -> dict[str, str]:
+    """PEP 508 marker variables of a Lambda runtime (``pyver`` such as "3.13", ``machine`` "x86_64" or
+    "aarch64"): pip evaluates markers against the interpreter it runs in, never the ``--python-version``
+    it installs for, so stageflow evaluates them for the function itself."""
+    full = f"{pyver}.0"
+    return {
+        "python_version": pyver,
+        "python_full_version": full,
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "platform_python_implementation": "CPython",
+        "platform_machine": machine,
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_release": "",
+        "platform_version": "",
+    }
+
+
+_FILE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
+
+
+def for_target(text: str, environment: dict[str, str], base: Path | None = None) -> tuple[str, int]:
+    """``text`` (a requirements file) as pip should install it for ``environment``: a requirement whose
+    marker is false there is left out, a true marker is taken off (``poetry export`` and ``uv export``
+    write ``name==1.0 ; python_version >= "3.13"`` on every line); options and ``--hash``es stay with
+    their requirement; ``-r``/``-c`` paths are made absolute against ``base`` (the file's folder), as the
+    text is installed from elsewhere. Files it includes are not rewritten. Returns (the text, how many
+    requirements apply)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out, applies, pending = [], 0, ""
+    for raw in text.splitlines():
+        line = "" if raw.lstrip().startswith("#") else raw.split(" #", 1)[0]
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        logical, pending = (pending + line).strip(), ""
+        if not logical:
+            continue
+        requirement, options = _split_options(logical)
+        if not options and logical.startswith("-"):
+            out.append(_absolute(logical, base))
+            continue
+        try:
+            req = Requirement(requirement)
+        except InvalidRequirement:
+            out.append(logical)  # pip says what is wrong with it
+            applies += 1
+            continue
+        if req.marker is not None:
+            if not req.marker.evaluate(environment):
+                continue
+            requirement = requirement[: requirement.rindex(";")].rstrip()
+        out.append(" ".join([requirement, *options]))
+        applies += 1
+    return "".join(f"{ln}\n" for ln in out), applies
+
+
+def _absolute(option_line: str, base: Path | None) -> str:
+    words = option_line.split(None, 1)
+    name, _, value = words[0].partition("=")
+    if len(words) == 2 and not value:
+        value = words[1].strip()
+    if base is None or name not in _FILE_OPTIONS or not value or Path(value).is_absolute() or "://" in value:
+        return option_line
+    return f"{name} {base / value}"

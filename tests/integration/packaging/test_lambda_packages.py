@@ -45,3 +45,26 @@ def test_a_requirement_is_importable_from_the_built_zip_and_the_build_is_reprodu
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["six", "1.16.0"]
+
+
+def test_an_exported_lock_files_markers_are_evaluated_for_the_function_not_for_pip(tmp_path):
+    """``poetry export`` / ``uv export`` write a marker on every line. pip evaluates markers against the
+    interpreter it runs in (stageflow's), not the ``--python-version`` it installs for: a python3.13
+    function's ``; python_version >= "3.13"`` requirements were all "Ignoring"-ed and the zip shipped
+    without them, silently. stageflow evaluates them for the function."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "app", project / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    toml = (REPO / "stageflow.toml").read_text().replace('runtime = "python3.11"', 'runtime = "python3.13"')
+    (project / "stageflow.toml").write_text(toml)
+    (project / "app" / "requirements.txt").write_text(
+        f'{REQUIREMENT} ; python_version >= "3.13"\n'
+        'idna==3.7 ; python_version < "3.12"\n'  # for an older Python only: not for this function
+    )
+    cfg = load(project / "stageflow.toml")
+    assert cfg.service.runtime == "python3.13"
+    built = build_packages(cfg, cache_dir=tmp_path / "cache")
+    with zipfile.ZipFile(built.paths[0]) as zf:
+        shipped = zf.namelist()
+    assert "six.py" in shipped, [n for n in shipped if not n.startswith("service/")]
+    assert not any(n.startswith("idna") for n in shipped)
+    assert built.dependencies > 0  # counted: the build line says "N from requirements"

@@ -115,3 +115,69 @@ def test_rollback_zip_holds_exactly_the_rollback_modules_and_is_reproducible():
     a, b = rollback_package(), rollback_package()
     assert a.data == b.data
     assert names(a.data) == sorted(f"stageflow/{m}" for m in ROLLBACK_MODULES)
+
+
+def test_markers_are_evaluated_for_the_function_and_taken_off_before_pip(tmp_path):
+    """pip would evaluate them for its own interpreter: it is given the lines that apply to the function
+    (python3.11 on arm64 here), hashes kept, markers gone."""
+    cfg = make_config(
+        tmp_path,
+        'tinydep==1.0 ; python_version >= "3.11" and platform_machine == "aarch64" \\\n'
+        "    --hash=sha256:aaaa\n"
+        'other==2.0 ; python_version < "3.11" --hash=sha256:bbbb\n'
+        'x86only==1.0 ; platform_machine == "x86_64" --hash=sha256:cccc\n',
+        architecture="arm64",
+    )
+    seen = []
+
+    class Reading(FakePip):
+        def __call__(self, argv, **kwargs):
+            seen.append(Path(argv[argv.index("--requirement") + 1]).read_text())
+            return super().__call__(argv, **kwargs)
+
+    pk = build_packages(cfg, runner=Reading())
+    assert seen == ["tinydep==1.0 --hash=sha256:aaaa\n"]
+    assert "tinydep/__init__.py" in names(pk.service.data)
+    cache = tmp_path / ".stageflow" / "cache" / "lambda-deps"
+    assert not list(cache.glob("*.requirements.txt"))  # the resolved file is gone; the install is cached
+
+
+def test_pip_installing_nothing_for_requirements_that_apply_fails_in_one_line(tmp_path):
+    cfg = make_config(tmp_path, "tinydep==1.0\n")
+
+    class Silent(FakePip):  # exit 0, nothing installed (what pip does when it ignores every line)
+        def __call__(self, argv, **kwargs):
+            self.calls.append(argv)
+            return process.Result(tuple(argv), 0, "", "", 0.0)
+
+    with pytest.raises(EnvironmentFailure) as err:
+        build_packages(cfg, runner=Silent())
+    assert err.value.exit_code == ExitCode.ENVIRONMENT
+    assert "installed nothing, though 1 requirement(s) apply" in err.value.one_line()
+    assert not (tmp_path / "build").exists()
+    assert not list((tmp_path / ".stageflow" / "cache" / "lambda-deps").iterdir())
+
+
+def test_requirements_for_target_keeps_options_and_makes_included_files_absolute(tmp_path):
+    from stageflow.packaging.requirements import for_target, lambda_environment
+
+    text = (
+        "# exported\n"
+        "-r base.txt\n"
+        "--constraint=/abs/c.txt\n"
+        "--index-url https://example.invalid/simple\n"
+        'a==1 ;  python_version >= "3.13" \\\n    --hash sha256:aa \\\n    --hash=sha256:bb\n'
+        'b==2 ; python_version < "3.12"\n'
+        "c>=3  # trailing\n"
+    )
+    out, applies = for_target(text, lambda_environment("3.13", "x86_64"), tmp_path)
+    assert out.splitlines() == [
+        f"-r {tmp_path / 'base.txt'}",
+        "--constraint=/abs/c.txt",
+        "--index-url https://example.invalid/simple",
+        "a==1 --hash sha256:aa --hash=sha256:bb",
+        "c>=3",
+    ]
+    assert applies == 2
+    older, applies = for_target(text, lambda_environment("3.11", "aarch64"))
+    assert "b==2" in older.splitlines() and "a==1" not in older and applies == 2
