@@ -11,7 +11,7 @@ reports/sbom.cdx.json.
 
 \b
 Scanners (each prints one line: pass, fail, skipped, info or error):
-  bandit     src/ and app/ (tests excluded): fails on medium and high findings
+  bandit     src/ and the service's source (tests excluded): fails on medium and high findings
   checkov    infrastructure/: fails on any failed check, and on a skip not in
              infrastructure/.checkov.baseline.yaml with a reason
   secrets    detect-secrets over the repository's files: fails on a finding not in .secrets.baseline

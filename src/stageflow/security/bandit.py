@@ -1,5 +1,5 @@
-"""bandit over ``src`` and ``app`` (tests excluded): fails on a medium or high finding, or a file bandit
-could not parse."""
+"""bandit over the service's source (``service.source``, what the zip ships) and ``src`` when there is one
+(tests excluded): fails on a medium or high finding, or a file bandit could not parse."""
 
 from __future__ import annotations
 
@@ -19,8 +19,14 @@ from stageflow.security.interface import (
     load_json,
 )
 
-TARGETS = ("src", "app")
-EXCLUDE = "*/tests/*,*/test_*.py"
+TARGETS = ("src",)  # besides the service's own source
+
+
+def targets_of(ctx: GateContext) -> list[str]:
+    """The folders scanned: ``src`` and the service's source, each once."""
+    return list(dict.fromkeys([*TARGETS, ctx.service_source.strip("/") or "."]))
+# tests, and what never ships when the service's source is the repository itself
+EXCLUDE = "*/tests/*,*/test_*.py,*/.venv/*,*/.nox/*,*/.stageflow/*,*/node_modules/*,*/cdk.out/*"
 
 
 class Bandit:
@@ -30,12 +36,12 @@ class Bandit:
         exe = ctx.which("bandit")
         if exe is None:
             return None
-        return CacheKey(exe, "bandit", tuple(p for t in TARGETS for p in tree_files(ctx.root / t)))
+        return CacheKey(exe, "bandit", tuple(p for t in targets_of(ctx) for p in tree_files(ctx.root / t)))
 
     def scan(self, ctx: GateContext) -> ScanResult:
-        targets = [t for t in TARGETS if (ctx.root / t).is_dir()]
+        targets = [t for t in targets_of(ctx) if (ctx.root / t).is_dir()]
         if not targets:
-            return ScanResult("bandit", Status.SKIPPED, f"no {' or '.join(TARGETS)} directory")
+            return ScanResult("bandit", Status.SKIPPED, f"no {' or '.join(targets_of(ctx))} directory")
         exe = ctx.require("bandit")
         with tempfile.TemporaryDirectory(prefix="stageflow-bandit-") as tmp:
             out = Path(tmp) / "bandit.json"

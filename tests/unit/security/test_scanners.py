@@ -246,3 +246,19 @@ def test_sbom_is_valid_cyclonedx_of_the_runtime_closure(tmp_path):
     except ImportError:  # pragma: no cover - cyclonedx-python-lib comes with pip-audit and checkov
         pytest.fail("cyclonedx-python-lib (a dependency of pip-audit) is needed to validate the SBOM")
     assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(doc)) is None
+
+
+def test_bandit_scans_the_services_own_source(tree, bins):
+    """A team's service lives where `[service] source` says (not `app/`): bandit scans it beside `src`."""
+    from tests.unit.security.fakes import FakeRunner
+
+    from stageflow.security.gate import run_gate
+
+    (tree / "svc" / "product").mkdir(parents=True)
+    (tree / "svc" / "product" / "handler.py").write_text("import subprocess\n")
+    runner = FakeRunner({"bandit": (0, bandit_json())})
+    run_gate(tree, None, only=["bandit"], runner=runner, bin_dirs=[bins], reports_dir=tree / "out",
+             service_source="svc")  # fmt: skip
+    argv = runner.calls[-1]
+    assert argv[1:4] == ("-r", "src", "svc"), argv
+    assert "*/.venv/*" in argv[argv.index("-x") + 1]
