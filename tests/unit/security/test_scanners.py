@@ -250,9 +250,8 @@ def test_sbom_is_valid_cyclonedx_of_the_runtime_closure(tmp_path):
 
 def test_bandit_scans_the_services_own_source(tree, bins):
     """A team's service lives where `[service] source` says (not `app/`): bandit scans it beside `src`."""
-    from tests.unit.security.fakes import FakeRunner
-
     from stageflow.security.gate import run_gate
+    from tests.unit.security.fakes import FakeRunner
 
     (tree / "svc" / "product").mkdir(parents=True)
     (tree / "svc" / "product" / "handler.py").write_text("import subprocess\n")
