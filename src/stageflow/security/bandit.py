@@ -25,6 +25,8 @@ TARGETS = ("src",)  # besides the service's own source
 def targets_of(ctx: GateContext) -> list[str]:
     """The folders scanned: ``src`` and the service's source, each once."""
     return list(dict.fromkeys([*TARGETS, ctx.service_source.strip("/") or "."]))
+
+
 # tests, and what never ships when the service's source is the repository itself
 EXCLUDE = "*/tests/*,*/test_*.py,*/.venv/*,*/.nox/*,*/.stageflow/*,*/node_modules/*,*/cdk.out/*"
 
