@@ -28,6 +28,7 @@ from stageflow.checks.suite import (
 from stageflow.checks.target import ServiceTarget
 from stageflow.config import Config
 from stageflow.errors import CheckFailed
+from stageflow.testenv import collection_errors
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ def run_integration(
     )
     if reporter is not None:
         reporter.info("integration", env_name, f"{result.summary} (report: {result.junit})")
+    errors = collection_errors(f"{res.stdout}\n{res.stderr}")
+    if errors:  # an ImportError in a conftest is pytest's exit 4, not "no tests"
+        if reporter is not None:
+            for line in errors:
+                reporter.info("integration", "pytest", line)
+        raise CheckFailed(
+            f"service integration tests could not be collected: {' — '.join(errors[:2])}",
+            f"the integration suite runs in stageflow's environment (docs/testing.md); see {result.log}",
+        )
     if res.returncode == 5 or counts.tests == 0:
         raise CheckFailed(f"service integration tests: no tests ran in {result.path}", f"see {result.log}")
     if not result.ok:

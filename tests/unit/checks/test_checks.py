@@ -160,6 +160,17 @@ def test_a_regression_only_the_integration_suite_sees(project):
     assert "test_long_names_are_cut" in exc.value.message
 
 
+def test_an_integration_conftest_that_cannot_import_is_shown_not_no_tests_ran(project):
+    """pytest's exit 4 (an ImportError in the suite's conftest) was reported as "no tests ran"; the
+    error is in the one line now (found by a new-user trial: its suite imported aws_lambda_powertools)."""
+    (project / "app/tests/integration/conftest.py").write_text("import not_installed_anywhere_xyz\n")
+    with local_service(project / "app") as url, pytest.raises(CheckFailed) as exc:
+        run_integration(cfg(project), "dev", ServiceTarget(url=url))
+    assert "could not be collected" in exc.value.message
+    assert "No module named 'not_installed_anywhere_xyz'" in exc.value.message
+    assert "\n" not in exc.value.message
+
+
 def test_integration_target_environment():
     t = ServiceTarget(function="svc-dev", alias="live", region="eu-west-1")
     assert t.env() == {
