@@ -136,8 +136,14 @@ def config_cmd(factory: Factory):
         "service": to_plain(cfg.service),
         "tests": to_plain(cfg.tests),
         "environments": {n: _env_json(e) for n, e in cfg.environments.items()},
+        # every function of the release ([functions.*], or the one [service] describes)
+        "functions": {f.key: to_plain(f) for f in cfg.functions},
     }
-    lines = [f"{cfg.path}: ok — service {cfg.service.name} in {cfg.service.region}"]
+    svc = cfg.service
+    lines = [f"{cfg.path}: ok — service {svc.name} in {svc.region}, {svc.runtime} on {svc.architecture}"]
+    for f in cfg.functions:
+        sized = (f" {f.memory_mb} MB" if f.memory_mb else "") + (f" {f.timeout_s} s" if f.timeout_s else "")
+        lines.append(f"  function {f.key}: {f.handler}{sized}")
     for name, env in cfg.environments.items():
         steps = " → ".join(
             f"{s.weight}%" + (f" ({s.bake_minutes:g} min)" if s.bake_minutes else "")

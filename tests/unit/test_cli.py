@@ -41,6 +41,25 @@ def test_config_error_is_one_line_exit_2(tmp_path, capsys):
     assert err.startswith("stageflow: error: ") and "environments.prod.canary.steps[0].weight" in err
 
 
+def test_config_shows_every_function_with_its_handler(capsys):
+    """A service of several functions sees each one (handler, sizes) in text and --json: the default
+    `[service] handler` of a service that has `[functions.*]` is not what runs."""
+    import json
+
+    from tests.conftest import REPO
+
+    orders = str(REPO / "tests/fixtures/services/orders/stageflow.toml")
+    assert main(["--config", orders, "config"]) == 0
+    out = capsys.readouterr().out
+    assert "python3.12 on x86_64" in out
+    assert "function api: orders.api.handler 256 MB 10 s" in out
+    assert "function worker: orders.worker.handler" in out
+    assert main(["--config", orders, "--json", "config"]) == 0
+    functions = json.loads(capsys.readouterr().out)["functions"]
+    assert sorted(functions) == ["api", "worker"]
+    assert functions["worker"]["handler"] == "orders.worker.handler"
+
+
 def test_unknown_command_is_usage_error(capsys):
     assert main(["frobnicate"]) == ExitCode.USAGE
     assert capsys.readouterr().err.startswith("stageflow: error: ")
